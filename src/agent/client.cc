@@ -1,0 +1,126 @@
+#include "agent/client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "base/fs.h"
+
+namespace paddock::agent {
+
+Result<AgentClient> AgentClient::Connect(const std::string& socket_path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Status::Errno("socket");
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return InvalidArgument("agent socket path too long: " + socket_path);
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Status::Errno("connect " + socket_path);
+  return AgentClient(std::move(fd));
+}
+
+Result<uint64_t> AgentClient::Send(json request, std::string_view payload) {
+  uint64_t id = next_id_++;
+  request["id"] = id;
+  std::string frame = EncodeFrame(request, payload);
+  std::string_view rest = frame;
+  while (!rest.empty()) {
+    ssize_t n = ::send(fd_.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Errno("send to agent");
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  return id;
+}
+
+Result<Frame> AgentClient::Read(int timeout_ms) {
+  int64_t deadline = timeout_ms < 0 ? -1 : MonotonicNanos() + int64_t{timeout_ms} * 1000000;
+  for (;;) {
+    if (auto f = decoder_.Next()) {
+      if (!f->ok()) return f->status();
+      return std::move(*f).value();
+    }
+    int wait = -1;
+    if (deadline >= 0) {
+      int64_t left = deadline - MonotonicNanos();
+      if (left <= 0) return Unavailable("timed out waiting for the sandbox agent");
+      wait = static_cast<int>((left + 999999) / 1000000);
+    }
+    struct pollfd pfd = {fd_.get(), POLLIN, 0};
+    int r = ::poll(&pfd, 1, wait);
+    if (r < 0 && errno != EINTR) return Status::Errno("poll agent socket");
+    if (r <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Errno("recv from agent");
+    if (n == 0) return Unavailable("the sandbox agent closed the connection");
+    decoder_.Feed(buf, static_cast<size_t>(n));
+  }
+}
+
+Result<Frame> AgentClient::Call(json request, std::string_view payload,
+                                const std::function<void(Frame&)>& on_event, int timeout_ms) {
+  PDK_ASSIGN_OR_RETURN(uint64_t id, Send(std::move(request), payload));
+  int64_t deadline = MonotonicNanos() + int64_t{timeout_ms} * 1000000;
+  for (;;) {
+    int left = static_cast<int>((deadline - MonotonicNanos()) / 1000000);
+    PDK_ASSIGN_OR_RETURN(Frame f, Read(left < 0 ? 0 : left));
+    if (f.header.contains("id") && f.header["id"] == id) {
+      PDK_TRY(StatusFromReply(f.header));
+      return f;
+    }
+    if (on_event && f.header.contains("event")) on_event(f);
+  }
+}
+
+Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
+  json req = {{"op", "spawn"}, {"argv", opts.argv}, {"stdin", opts.has_stdin}};
+  if (!opts.env.empty()) req["env"] = opts.env;
+  if (!opts.cwd.empty()) req["cwd"] = opts.cwd;
+  if (!opts.user.empty()) req["user"] = opts.user;
+  if (!opts.tag.empty()) req["tag"] = opts.tag;
+
+  ExecResult result;
+  bool exited = false;
+  auto on_event = [&](Frame& f) {
+    const json& h = f.header;
+    std::string ev = h.value("event", "");
+    if (ev == "output") {
+      (h.value("stream", "") == "stderr" ? result.stderr_data : result.stdout_data) += f.payload;
+    } else if (ev == "exit") {
+      result.exit_code = h.value("exit_code", -1);
+      result.signal = h.value("signal", 0);
+      exited = true;
+    }
+  };
+  PDK_ASSIGN_OR_RETURN(Frame spawned, Call(req, {}, on_event));
+  result.pid = spawned.header.value("pid", 0);
+  if (opts.has_stdin) {
+    if (!opts.stdin_data.empty())
+      PDK_TRY(Call({{"op", "stdin"}, {"pid", result.pid}}, opts.stdin_data, on_event).status());
+    PDK_TRY(Call({{"op", "close_stdin"}, {"pid", result.pid}}, {}, on_event).status());
+  }
+  int64_t deadline = MonotonicNanos() + int64_t{opts.timeout_ms} * 1000000;
+  while (!exited) {
+    int64_t left = (deadline - MonotonicNanos()) / 1000000;
+    if (left <= 0 && !result.timed_out) {
+      result.timed_out = true;
+      PDK_TRY(Send({{"op", "signal"}, {"pid", result.pid}, {"signal", "KILL"}}).status());
+      deadline = MonotonicNanos() + int64_t{5000} * 1000000;
+      continue;
+    }
+    if (left <= 0) return Unavailable("process did not exit after SIGKILL");
+    PDK_ASSIGN_OR_RETURN(Frame f, Read(static_cast<int>(left)));
+    if (f.header.contains("event")) on_event(f);
+  }
+  return result;
+}
+
+}  // namespace paddock::agent

@@ -1,0 +1,64 @@
+// AgentClient: the host side of the agent protocol. One blocking connection
+// to a sandbox's paddock-init; not thread-safe (use one per thread or lock).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/protocol.h"
+#include "base/fd.h"
+
+namespace paddock::agent {
+
+struct ExecOptions {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+  std::string user;
+  std::string tag;
+  std::string stdin_data;   // written then closed, when has_stdin
+  bool has_stdin = false;
+  int timeout_ms = 60000;   // the process is killed when it runs past this
+};
+
+struct ExecResult {
+  int pid = 0;
+  int exit_code = -1;
+  int signal = 0;
+  bool timed_out = false;
+  std::string stdout_data;
+  std::string stderr_data;
+};
+
+class AgentClient {
+ public:
+  // Connects to the agent socket. The socket is created by the host before
+  // init starts, so this succeeds as soon as the sandbox exists.
+  static Result<AgentClient> Connect(const std::string& socket_path);
+
+  // Sends `request` (an "id" is assigned) and waits up to `timeout_ms` for its
+  // reply; events that arrive first go to `on_event` (dropped if null).
+  // An error reply comes back as its Status.
+  Result<Frame> Call(json request, std::string_view payload = {},
+                     const std::function<void(Frame&)>& on_event = nullptr,
+                     int timeout_ms = 30000);
+  // The next frame (event or reply), waiting up to `timeout_ms` (-1: forever).
+  Result<Frame> Read(int timeout_ms);
+  // Sends without waiting for the reply.
+  Result<uint64_t> Send(json request, std::string_view payload = {});
+
+  // Runs a process to completion and collects its output.
+  Result<ExecResult> Exec(const ExecOptions& opts);
+
+  int fd() const { return fd_.get(); }
+
+ private:
+  explicit AgentClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  FrameDecoder decoder_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace paddock::agent

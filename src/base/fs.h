@@ -1,0 +1,30 @@
+// File helpers over raw syscalls. All return Status with the path in the message.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace paddock {
+
+Result<std::string> ReadFile(const std::string& path);
+// Writes `data` to an existing file (cgroup knobs, /proc files): no create, no truncate.
+Status WriteExisting(const std::string& path, std::string_view data);
+// Crash-safe replace: writes a temporary sibling, fsyncs it, renames it over `path`.
+Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+// mkdir -p; succeeds if the directory already exists.
+Status MakeDirs(const std::string& path, mode_t mode = 0755);
+// rm -rf without following symlinks (safe on trees written by sandboxes).
+// Succeeds if `path` does not exist.
+Status RemoveTree(const std::string& path);
+bool PathExists(const std::string& path);
+// Joins two path pieces with exactly one '/'.
+std::string JoinPath(std::string_view a, std::string_view b);
+
+// Nanoseconds on CLOCK_MONOTONIC.
+int64_t MonotonicNanos();
+
+}  // namespace paddock

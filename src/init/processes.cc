@@ -1,0 +1,520 @@
+#include "init/processes.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "init/passwd.h"
+
+namespace paddock::init {
+
+namespace {
+
+// How long to wait, once a process has exited, for its pipes to reach EOF
+// before reporting the exit anyway (a background child may hold them open).
+constexpr int kDrainAfterExitMs = 100;
+constexpr size_t kMaxPendingStdin = size_t{16} << 20;
+
+const char* const kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+Result<std::vector<std::string>> StringArray(const json& req, const char* field) {
+  auto it = req.find(field);
+  if (it == req.end() || !it->is_array() || it->empty())
+    return InvalidArgument(std::string("field '") + field +
+                           "' must be a non-empty array of strings");
+  std::vector<std::string> out;
+  for (const auto& v : *it) {
+    if (!v.is_string())
+      return InvalidArgument(std::string("field '") + field + "' must contain only strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+// Finds `name` on `path` the way execvp would, but with the process's own PATH.
+Result<std::string> ResolveExecutable(const std::string& name, const std::string& path,
+                                      const std::string& cwd) {
+  if (name.find('/') != std::string::npos) {
+    std::string full = name[0] == '/' ? name : cwd + "/" + name;
+    if (::access(full.c_str(), F_OK) != 0) return NotFound("executable '" + name + "' not found");
+    return full;
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string full = dir + "/" + name;
+    struct stat st;
+    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) return full;
+    start = end + 1;
+  }
+  return NotFound("executable '" + name + "' not found in PATH=" + path);
+}
+
+int SignalFromJson(const json& v) {
+  if (v.is_number_integer()) return v.get<int>();
+  if (!v.is_string()) return -1;
+  std::string s = v.get<std::string>();
+  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
+  static const struct { const char* name; int sig; } kSignals[] = {
+      {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT}, {"HUP", SIGHUP},
+      {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
+      {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
+  };
+  for (const auto& e : kSignals)
+    if (s == e.name) return e.sig;
+  return -1;
+}
+
+// What a child reports through its close-on-exec pipe when it cannot exec.
+struct ChildFailure {
+  int stage;
+  int err;
+};
+enum ChildStage { kStageTty = 1, kStageIds, kStageCwd, kStageExec };
+
+[[noreturn]] void ChildFail(int fd, int stage) {
+  ChildFailure f{stage, errno};
+  (void)!::write(fd, &f, sizeof f);
+  ::_exit(127);
+}
+
+}  // namespace
+
+struct ProcessTable::Process {
+  pid_t pid = 0;
+  std::string tag;
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::string user;
+  bool pty = false;
+  UniqueFd out;     // stdout pipe, or the pty master
+  UniqueFd err;     // stderr pipe
+  UniqueFd in;      // stdin pipe (not used with a pty: input goes to `out`)
+  std::string stdin_pending;
+  bool close_stdin_after_flush = false;
+  OutputRing ring;
+  bool reaped = false;
+  bool finished = false;
+  int exit_code = -1;
+  int term_signal = 0;
+  uint64_t drain_timer = 0;
+  std::set<ConnId> subscribers;
+
+  explicit Process(size_t ring_bytes) : ring(ring_bytes) {}
+  int input_fd() const { return pty ? out.get() : in.get(); }
+};
+
+ProcessTable::ProcessTable(EventLoop* loop, EventSink* sink, size_t ring_bytes,
+                           size_t keep_exited)
+    : loop_(loop), sink_(sink), ring_bytes_(ring_bytes), keep_exited_(keep_exited) {}
+ProcessTable::~ProcessTable() = default;
+
+Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
+  PDK_ASSIGN_OR_RETURN(std::vector<std::string> argv, StringArray(req, "argv"));
+  std::string user_spec = req.value("user", "");
+  if (req.contains("user") && req["user"].is_number_integer())
+    user_spec = std::to_string(req["user"].get<int64_t>());
+  PDK_ASSIGN_OR_RETURN(User user, LookupUser(user_spec));
+  std::string cwd = req.value("cwd", "");
+  if (cwd.empty()) cwd = user.home;
+
+  std::map<std::string, std::string> env = {
+      {"PATH", kDefaultPath}, {"HOME", user.home}, {"USER", user.name},
+      {"LOGNAME", user.name}, {"SHELL", user.shell}};
+  bool pty = req.contains("pty") && req["pty"].is_object();
+  if (pty) env["TERM"] = "xterm-256color";
+  if (auto it = req.find("env"); it != req.end() && !it->is_null()) {
+    if (!it->is_object()) return InvalidArgument("field 'env' must be an object of strings");
+    for (const auto& [k, v] : it->items()) {
+      if (!v.is_string()) return InvalidArgument("env value for '" + k + "' must be a string");
+      if (k.empty() || k.find('=') != std::string::npos)
+        return InvalidArgument("env name '" + k + "' is not valid");
+      env[k] = v.get<std::string>();
+    }
+  }
+  PDK_ASSIGN_OR_RETURN(std::string exe, ResolveExecutable(argv[0], env["PATH"], cwd));
+
+  struct winsize ws = {};
+  if (pty) {
+    ws.ws_row = static_cast<unsigned short>(req["pty"].value("rows", 24));
+    ws.ws_col = static_cast<unsigned short>(req["pty"].value("cols", 80));
+  }
+  bool want_stdin = req.value("stdin", false);
+
+  // Everything the child needs is prepared here; after fork it only makes syscalls.
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> cenv;
+  for (auto& e : env_strings) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  std::vector<gid_t> groups = user.groups;
+
+  UniqueFd out_r, out_w, err_r, err_w, in_r, in_w, master, slave;
+  int p[2];
+  if (pty) {
+    int m, s;
+    if (::openpty(&m, &s, nullptr, nullptr, &ws) != 0) return Status::Errno("openpty");
+    master.reset(m);
+    slave.reset(s);
+    ::fcntl(m, F_SETFD, FD_CLOEXEC);
+    ::fcntl(s, F_SETFD, FD_CLOEXEC);
+  } else {
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
+    out_r.reset(p[0]);
+    out_w.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
+    err_r.reset(p[0]);
+    err_w.reset(p[1]);
+    if (want_stdin) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
+      in_r.reset(p[0]);
+      in_w.reset(p[1]);
+    } else {
+      in_r.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
+  }
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
+  UniqueFd fail_r(p[0]), fail_w(p[1]);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::Errno("fork");
+  if (pid == 0) {
+    sigset_t all;
+    sigfillset(&all);
+    for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
+    ::setsid();
+    int fw = fail_w.get();
+    if (pty) {
+      if (::ioctl(slave.get(), TIOCSCTTY, 0) != 0) ChildFail(fw, kStageTty);
+      for (int fd = 0; fd < 3; ++fd) ::dup2(slave.get(), fd);
+    } else {
+      ::dup2(in_r.get(), 0);
+      ::dup2(out_w.get(), 1);
+      ::dup2(err_w.get(), 2);
+    }
+    // Children of init inherit its OOM immunity; give it back so the OOM
+    // killer picks the hog, not the sandbox's PID 1.
+    int oom = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom >= 0) {
+      (void)!::write(oom, "0", 1);
+      ::close(oom);
+    }
+    if (::setgroups(groups.size(), groups.data()) != 0 && errno != EPERM) ChildFail(fw, kStageIds);
+    if (::setresgid(user.gid, user.gid, user.gid) != 0) ChildFail(fw, kStageIds);
+    if (::setresuid(user.uid, user.uid, user.uid) != 0) ChildFail(fw, kStageIds);
+    if (::chdir(cwd.c_str()) != 0) ChildFail(fw, kStageCwd);
+    ::execve(exe.c_str(), cargv.data(), cenv.data());
+    ChildFail(fw, kStageExec);
+  }
+  fail_w.reset();
+  slave.reset();
+  ChildFailure failure{};
+  ssize_t n;
+  do n = ::read(fail_r.get(), &failure, sizeof failure);
+  while (n < 0 && errno == EINTR);
+  if (n == sizeof failure) {
+    ::waitpid(pid, nullptr, 0);
+    switch (failure.stage) {
+      case kStageCwd: return Status::Errno("chdir to cwd '" + cwd + "'", failure.err);
+      case kStageIds: return Status::Errno("switch to user '" + user.name + "'", failure.err);
+      case kStageTty: return Status::Errno("set controlling tty", failure.err);
+      default: return Status::Errno("exec " + exe, failure.err);
+    }
+  }
+
+  auto proc = std::make_unique<Process>(ring_bytes_);
+  Process* pr = proc.get();
+  pr->pid = pid;
+  pr->tag = req.value("tag", "");
+  pr->argv = std::move(argv);
+  pr->cwd = cwd;
+  pr->user = user.name;
+  pr->pty = pty;
+  if (pty) {
+    pr->out = std::move(master);
+  } else {
+    pr->out = std::move(out_r);
+    pr->err = std::move(err_r);
+    pr->in = std::move(in_w);
+  }
+  for (int fd : {pr->out.get(), pr->err.get(), pr->in.get()})
+    if (fd >= 0) SetNonBlocking(fd);
+  Stream out_stream = pty ? Stream::kPty : Stream::kStdout;
+  (void)loop_->Add(pr->out.get(), EPOLLIN, [this, pr, out_stream](uint32_t) {
+    OnOutput(pr, pr->out.get(), out_stream);
+  });
+  if (pr->err)
+    (void)loop_->Add(pr->err.get(), EPOLLIN,
+                     [this, pr](uint32_t) { OnOutput(pr, pr->err.get(), Stream::kStderr); });
+  if (req.value("subscribe", true)) pr->subscribers.insert(conn);
+  procs_[pid] = std::move(proc);
+
+  Reply r;
+  r.body["pid"] = pid;
+  return r;
+}
+
+Result<ProcessTable::Process*> ProcessTable::Find(const json& req) {
+  if (auto it = req.find("pid"); it != req.end()) {
+    if (!it->is_number_integer()) return InvalidArgument("field 'pid' must be an integer");
+    auto p = procs_.find(it->get<pid_t>());
+    if (p == procs_.end()) return NotFound("no process with pid " + std::to_string(it->get<int>()));
+    return p->second.get();
+  }
+  if (auto it = req.find("tag"); it != req.end() && it->is_string()) {
+    std::string tag = it->get<std::string>();
+    Process* found = nullptr;
+    for (auto& [pid, p] : procs_)  // prefer a running one, then the newest
+      if (p->tag == tag && (!found || !p->finished)) found = p.get();
+    if (!found) return NotFound("no process with tag '" + tag + "'");
+    return found;
+  }
+  return InvalidArgument("request needs 'pid' (integer) or 'tag' (string)");
+}
+
+Result<Reply> ProcessTable::Attach(const json& req, ConnId conn) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  uint64_t from = req.value("from", uint64_t{0});
+  Reply r;
+  r.body["pid"] = p->pid;
+  r.body["first_offset"] = p->ring.first_offset();
+  r.body["running"] = !p->finished;
+  pid_t pid = p->pid;
+  r.after = [this, pid, conn, from] {
+    auto it = procs_.find(pid);
+    if (it == procs_.end()) return;
+    Process* p = it->second.get();
+    p->ring.ReadFrom(from, [&](Stream s, uint64_t off, std::string_view data) {
+      sink_->Emit(conn, json{{"event", "output"}, {"pid", pid}, {"stream", StreamName(s)},
+                             {"offset", off}},
+                  data);
+    });
+    if (p->finished)
+      sink_->Emit(conn, json{{"event", "exit"}, {"pid", pid}, {"exit_code", p->exit_code},
+                             {"signal", p->term_signal}, {"end_offset", p->ring.end_offset()}});
+    else
+      p->subscribers.insert(conn);
+  };
+  return r;
+}
+
+Result<Reply> ProcessTable::Detach(const json& req, ConnId conn) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  p->subscribers.erase(conn);
+  return Reply{};
+}
+
+Result<Reply> ProcessTable::WriteStdin(const json& req, std::string_view data) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  if (p->finished || p->input_fd() < 0)
+    return FailedPrecondition("process " + std::to_string(p->pid) +
+                              (p->finished ? " has exited" : " was started without stdin"));
+  if (p->close_stdin_after_flush) return FailedPrecondition("stdin is closed");
+  if (p->stdin_pending.size() + data.size() > kMaxPendingStdin)
+    return ResourceExhausted("stdin backlog over 16 MiB; the process is not reading");
+  p->stdin_pending.append(data);
+  FlushStdin(p);
+  return Reply{};
+}
+
+Result<Reply> ProcessTable::CloseStdin(const json& req) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  if (p->pty) {
+    if (!p->finished) p->stdin_pending += '\x04';  // EOF at the line discipline
+  } else {
+    p->close_stdin_after_flush = true;
+  }
+  FlushStdin(p);
+  return Reply{};
+}
+
+void ProcessTable::FlushStdin(Process* p) {
+  int fd = p->input_fd();
+  if (fd < 0) return;
+  while (!p->stdin_pending.empty()) {
+    ssize_t n = ::write(fd, p->stdin_pending.data(), p->stdin_pending.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      p->stdin_pending.clear();  // reader gone (EPIPE): drop what is left
+      break;
+    }
+    p->stdin_pending.erase(0, static_cast<size_t>(n));
+  }
+  if (p->pty) {
+    if (!p->stdin_pending.empty()) {
+      // The pty master is also the output fd: wait for it to become writable.
+      (void)loop_->Modify(fd, EPOLLIN | EPOLLOUT);
+    } else if (p->out) {
+      (void)loop_->Modify(fd, EPOLLIN);
+    }
+    return;
+  }
+  if (!p->stdin_pending.empty()) {
+    loop_->Remove(fd);
+    (void)loop_->Add(fd, EPOLLOUT, [this, p](uint32_t) { FlushStdin(p); });
+    return;
+  }
+  loop_->Remove(fd);
+  if (p->close_stdin_after_flush) p->in.reset();
+}
+
+Result<Reply> ProcessTable::Signal(const json& req) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  int sig = req.contains("signal") ? SignalFromJson(req["signal"]) : SIGKILL;
+  if (sig <= 0 || sig >= NSIG) return InvalidArgument("field 'signal' is not a known signal");
+  if (p->reaped) return FailedPrecondition("process " + std::to_string(p->pid) + " has exited");
+  // The process leads its own session, so signal the whole group: killing
+  // `sh -c 'sleep 100'` must not leave the sleep behind.
+  bool group = req.value("group", true);
+  if (!group || ::kill(-p->pid, sig) != 0) {
+    if (::kill(p->pid, sig) != 0) return Status::Errno("kill " + std::to_string(p->pid));
+  }
+  return Reply{};
+}
+
+Result<Reply> ProcessTable::Resize(const json& req) {
+  PDK_ASSIGN_OR_RETURN(Process * p, Find(req));
+  if (!p->pty) return FailedPrecondition("process " + std::to_string(p->pid) + " has no pty");
+  if (!p->out) return FailedPrecondition("process " + std::to_string(p->pid) + " has exited");
+  int rows = req.value("rows", 0), cols = req.value("cols", 0);
+  if (rows <= 0 || cols <= 0 || rows > 65535 || cols > 65535)
+    return InvalidArgument("fields 'rows' and 'cols' must be integers in 1..65535");
+  struct winsize ws = {};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(cols);
+  if (::ioctl(p->out.get(), TIOCSWINSZ, &ws) != 0) return Status::Errno("TIOCSWINSZ");
+  return Reply{};
+}
+
+json ProcessTable::Describe(const Process& p) const {
+  json j = {{"pid", p.pid},         {"tag", p.tag},       {"argv", p.argv},
+            {"cwd", p.cwd},         {"user", p.user},     {"pty", p.pty},
+            {"running", !p.finished}, {"end_offset", p.ring.end_offset()}};
+  if (p.finished) {
+    j["exit_code"] = p.exit_code;
+    j["signal"] = p.term_signal;
+  }
+  return j;
+}
+
+Result<Reply> ProcessTable::List(const json& req) const {
+  bool include_exited = req.value("all", false);
+  json list = json::array();
+  for (const auto& [pid, p] : procs_)
+    if (include_exited || !p->finished) list.push_back(Describe(*p));
+  Reply r;
+  r.body["processes"] = std::move(list);
+  return r;
+}
+
+void ProcessTable::OnOutput(Process* p, int fd, Stream stream) {
+  char buf[65536];
+  for (int rounds = 0; rounds < 16; ++rounds) {  // bounded: stay fair to other fds
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      std::string_view data(buf, static_cast<size_t>(n));
+      uint64_t off = p->ring.Append(stream, data);
+      json ev = {{"event", "output"}, {"pid", p->pid}, {"stream", StreamName(stream)},
+                 {"offset", off}};
+      for (ConnId c : p->subscribers) sink_->Emit(c, ev, data);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    CloseOutput(p, fd);  // EOF, or EIO from a pty whose slave side is gone
+    return;
+  }
+}
+
+void ProcessTable::CloseOutput(Process* p, int fd) {
+  loop_->Remove(fd);
+  if (p->out.get() == fd) p->out.reset();
+  if (p->err.get() == fd) p->err.reset();
+  MaybeFinish(p);
+}
+
+void ProcessTable::MaybeFinish(Process* p) {
+  if (p->finished || !p->reaped) return;
+  if (!p->out && !p->err) {
+    Finish(p);
+    return;
+  }
+  if (p->drain_timer == 0) {
+    pid_t pid = p->pid;
+    p->drain_timer = loop_->AddTimer(kDrainAfterExitMs, [this, pid] {
+      auto it = procs_.find(pid);
+      if (it == procs_.end() || it->second->finished) return;
+      Process* p = it->second.get();
+      for (int fd : {p->out.get(), p->err.get()})
+        if (fd >= 0) OnOutput(p, fd, fd == p->err.get() ? Stream::kStderr
+                                                         : (p->pty ? Stream::kPty : Stream::kStdout));
+      if (!p->finished) Finish(p);
+    });
+  }
+}
+
+void ProcessTable::Finish(Process* p) {
+  if (p->finished) return;
+  for (int fd : {p->out.get(), p->err.get(), p->in.get()})
+    if (fd >= 0) loop_->Remove(fd);
+  p->out.reset();
+  p->err.reset();
+  p->in.reset();
+  p->stdin_pending.clear();
+  p->finished = true;
+  json ev = {{"event", "exit"}, {"pid", p->pid}, {"exit_code", p->exit_code},
+             {"signal", p->term_signal}, {"end_offset", p->ring.end_offset()}};
+  for (ConnId c : p->subscribers) sink_->Emit(c, ev);
+  p->subscribers.clear();
+  exited_order_.push_back(p->pid);
+  while (exited_order_.size() > keep_exited_) {
+    procs_.erase(exited_order_.front());
+    exited_order_.pop_front();
+  }
+}
+
+bool ProcessTable::ReapChildren() {
+  for (;;) {
+    int status;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0) return true;
+    if (pid < 0) return errno != ECHILD;
+    auto it = procs_.find(pid);
+    if (it == procs_.end()) continue;  // an orphan reparented to us: reaping is all we owe it
+    Process* p = it->second.get();
+    p->reaped = true;
+    if (WIFEXITED(status)) {
+      p->exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      p->term_signal = WTERMSIG(status);
+      p->exit_code = 128 + p->term_signal;
+    }
+    MaybeFinish(p);
+  }
+}
+
+void ProcessTable::SignalAll(int sig) { ::kill(-1, sig); }
+
+void ProcessTable::DropConnection(ConnId conn) {
+  for (auto& [pid, p] : procs_) p->subscribers.erase(conn);
+}
+
+}  // namespace paddock::init
