@@ -49,7 +49,7 @@ Result<Frame> AgentClient::Read(int timeout_ms) {
     int wait = -1;
     if (deadline >= 0) {
       int64_t left = deadline - MonotonicNanos();
-      if (left <= 0) return Unavailable("timed out waiting for the sandbox agent");
+      if (left <= 0) return DeadlineExceeded("timed out waiting for the sandbox agent");
       wait = static_cast<int>((left + 999999) / 1000000);
     }
     struct pollfd pfd = {fd_.get(), POLLIN, 0};
@@ -117,8 +117,10 @@ Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
       continue;
     }
     if (left <= 0) return Unavailable("process did not exit after SIGKILL");
-    PDK_ASSIGN_OR_RETURN(Frame f, Read(static_cast<int>(left)));
-    if (f.header.contains("event")) on_event(f);
+    auto f = Read(static_cast<int>(left));
+    if (!f.ok() && f.status().code() == StatusCode::kDeadlineExceeded) continue;
+    if (!f.ok()) return f.status();
+    if (f->header.contains("event")) on_event(*f);
   }
   return result;
 }

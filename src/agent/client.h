@@ -44,7 +44,8 @@ class AgentClient {
   Result<Frame> Call(json request, std::string_view payload = {},
                      const std::function<void(Frame&)>& on_event = nullptr,
                      int timeout_ms = 30000);
-  // The next frame (event or reply), waiting up to `timeout_ms` (-1: forever).
+  // The next frame (event or reply), waiting up to `timeout_ms` (-1: forever);
+  // kDeadlineExceeded when none came in time.
   Result<Frame> Read(int timeout_ms);
   // Sends without waiting for the reply.
   Result<uint64_t> Send(json request, std::string_view payload = {});

@@ -45,6 +45,7 @@ Status StatusFromReply(const json& reply) {
       {"resource_exhausted", StatusCode::kResourceExhausted},
       {"unavailable", StatusCode::kUnavailable},
       {"unimplemented", StatusCode::kUnimplemented},
+      {"deadline_exceeded", StatusCode::kDeadlineExceeded},
   };
   const json& err = reply.contains("error") ? reply["error"] : json::object();
   std::string code = err.is_object() ? err.value("code", "internal") : "internal";

@@ -15,6 +15,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kResourceExhausted: return "resource_exhausted";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kUnimplemented: return "unimplemented";
+    case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
     case StatusCode::kInternal: return "internal";
   }
   return "internal";
@@ -31,6 +32,7 @@ static StatusCode CodeForErrno(int err) {
     case ENOSPC: case EMFILE: case ENFILE: case ENOMEM: case EAGAIN: case EDQUOT:
       return StatusCode::kResourceExhausted;
     case ENOSYS: case EOPNOTSUPP: return StatusCode::kUnimplemented;
+    case ETIMEDOUT: return StatusCode::kDeadlineExceeded;
     case ECONNREFUSED: case ECONNRESET: case EPIPE: case ENOTCONN:
       return StatusCode::kUnavailable;
     default: return StatusCode::kInternal;

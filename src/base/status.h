@@ -20,6 +20,7 @@ enum class StatusCode {
   kResourceExhausted,   // a limit was hit (host full, fd table, disk)
   kUnavailable,         // the peer is gone or not yet there (agent socket)
   kUnimplemented,       // this build or kernel cannot do it
+  kDeadlineExceeded,    // a wait ran out of time
   kInternal,            // a real fault
 };
 
@@ -58,6 +59,9 @@ inline Status FailedPrecondition(std::string m) {
 }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) {
   return {StatusCode::kResourceExhausted, std::move(m)};

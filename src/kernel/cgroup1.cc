@@ -1,0 +1,210 @@
+// cgroup v1: one folder per hierarchy (memory, cpu, cpuacct, pids, freezer;
+// co-mounted controllers share one folder).
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "base/fs.h"
+#include "kernel/cgroup.h"
+
+namespace paddock::kernel {
+
+namespace {
+
+constexpr const char* kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer"};
+
+Result<std::vector<pid_t>> ReadPids(const std::string& file) {
+  PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  std::vector<pid_t> pids;
+  std::istringstream in(text);
+  pid_t pid;
+  while (in >> pid) pids.push_back(pid);
+  return pids;
+}
+
+Result<uint64_t> ReadNumber(const std::string& file) {
+  PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+class CgroupV1 : public Cgroup {
+ public:
+  CgroupV1(std::string name, std::map<std::string, std::string> dirs)
+      : name_(std::move(name)), dirs_(std::move(dirs)) {}
+  ~CgroupV1() override {
+    if (!keep_) (void)Destroy();
+  }
+  const std::string& name() const override { return name_; }
+
+  Status AddProcess(pid_t pid) override {
+    std::string p = std::to_string(pid);
+    for (const auto& dir : UniqueDirs()) PDK_TRY(WriteExisting(dir + "/cgroup.procs", p));
+    return Status::Ok();
+  }
+
+  Status Freeze() override {
+    PDK_TRY(WriteExisting(Dir("freezer") + "/freezer.state", "FROZEN"));
+    return WaitUntil([this] { return IsFrozen(); }, 5000, "freezing cgroup");
+  }
+
+  Status Thaw() override { return WriteExisting(Dir("freezer") + "/freezer.state", "THAWED"); }
+
+  Result<bool> IsFrozen() override {
+    PDK_ASSIGN_OR_RETURN(std::string state, ReadFile(Dir("freezer") + "/freezer.state"));
+    return state.rfind("FROZEN", 0) == 0;
+  }
+
+  Result<std::vector<pid_t>> Pids() override { return ReadPids(Dir("pids") + "/cgroup.procs"); }
+
+  Result<CgroupStats> Stats() override {
+    CgroupStats s;
+    if (auto v = ReadNumber(Dir("cpuacct") + "/cpuacct.usage"); v.ok()) s.cpu_usage_ns = *v;
+    if (auto v = ReadNumber(Dir("memory") + "/memory.usage_in_bytes"); v.ok()) s.memory_bytes = *v;
+    if (auto v = ReadNumber(Dir("pids") + "/pids.current"); v.ok()) s.pids = *v;
+    if (auto oom = ReadFile(Dir("memory") + "/memory.oom_control"); oom.ok()) {
+      size_t at = oom->find("oom_kill ");
+      if (at != std::string::npos) s.oom_kills = std::strtoull(oom->c_str() + at + 9, nullptr, 10);
+    }
+    return s;
+  }
+
+  Status Destroy() override {
+    if (destroyed_) return Status::Ok();
+    std::string freezer = Dir("freezer");
+    // Frozen tasks cannot act on SIGKILL: send it, then thaw so it lands.
+    for (int round = 0; round < 100; ++round) {
+      auto pids = ReadPids(Dir("pids") + "/cgroup.procs");
+      if (!pids.ok() || pids->empty()) break;
+      for (pid_t pid : *pids) ::kill(pid, SIGKILL);
+      (void)WriteExisting(freezer + "/freezer.state", "THAWED");
+      ::usleep(round < 10 ? 200 : 2000);
+    }
+    Status result;
+    for (const auto& dir : UniqueDirs()) {
+      Status s = WaitUntil(
+          [&dir]() -> Result<bool> {
+            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return true;
+            if (errno == EBUSY) return false;  // a task is still exiting
+            return Status::Errno("rmdir " + dir);
+          },
+          5000, "removing cgroup");
+      if (!s.ok()) result = s;
+    }
+    destroyed_ = result.ok();
+    return result;
+  }
+
+ private:
+  std::string Dir(const std::string& controller) const { return dirs_.at(controller); }
+  std::vector<std::string> UniqueDirs() const {
+    std::vector<std::string> out;
+    for (const auto& [c, d] : dirs_)
+      if (std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+    return out;
+  }
+  std::string name_;
+  std::map<std::string, std::string> dirs_;  // controller -> this cgroup's folder
+  bool destroyed_ = false;
+};
+
+class CgroupV1Driver : public CgroupDriver {
+ public:
+  CgroupV1Driver(std::map<std::string, std::string> mounts, std::string parent)
+      : mounts_(std::move(mounts)), parent_(std::move(parent)) {}
+  const char* version() const override { return "v1"; }
+  bool SupportsLimits() const override { return true; }
+
+  Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
+                                         const CgroupLimits& limits) override {
+    auto dirs = DirsFor(name);
+    std::vector<std::string> made;
+    for (const auto& [c, d] : dirs) {
+      if (std::find(made.begin(), made.end(), d) != made.end()) continue;
+      if (::mkdir(d.c_str(), 0755) != 0) {
+        Status s = Status::Errno("mkdir " + d);
+        for (const auto& m : made) ::rmdir(m.c_str());
+        return s;
+      }
+      made.push_back(d);
+    }
+    auto cg = std::make_unique<CgroupV1>(name, dirs);  // removes itself if a limit fails
+    if (limits.memory_bytes > 0) {
+      std::string v = std::to_string(limits.memory_bytes);
+      PDK_TRY(WriteExisting(dirs["memory"] + "/memory.limit_in_bytes", v));
+      // No swap beyond the limit, where the kernel accounts swap at all.
+      std::string memsw = dirs["memory"] + "/memory.memsw.limit_in_bytes";
+      if (PathExists(memsw)) PDK_TRY(WriteExisting(memsw, v));
+    }
+    if (limits.cpu_millicores > 0) {
+      PDK_TRY(WriteExisting(dirs["cpu"] + "/cpu.cfs_period_us", "100000"));
+      PDK_TRY(WriteExisting(dirs["cpu"] + "/cpu.cfs_quota_us",
+                            std::to_string(limits.cpu_millicores * 100)));
+    }
+    if (limits.pids > 0)
+      PDK_TRY(WriteExisting(dirs["pids"] + "/pids.max", std::to_string(limits.pids)));
+    return std::unique_ptr<Cgroup>(std::move(cg));
+  }
+
+  Result<std::unique_ptr<Cgroup>> Open(const std::string& name) override {
+    auto dirs = DirsFor(name);
+    for (const auto& [c, d] : dirs)
+      if (!PathExists(d)) return NotFound("cgroup " + d + " does not exist");
+    auto cg = std::make_unique<CgroupV1>(name, dirs);
+    cg->Keep();
+    return std::unique_ptr<Cgroup>(std::move(cg));
+  }
+
+  std::vector<std::string> List() override {
+    std::vector<std::string> names;
+    std::string dir = mounts_["memory"] + "/" + parent_;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return names;
+    while (struct dirent* e = ::readdir(d))
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') names.emplace_back(e->d_name);
+    ::closedir(d);
+    return names;
+  }
+
+  Status Init() {
+    for (const char* c : kControllers) {
+      if (!mounts_.count(c)) return Unimplemented(std::string("cgroup v1 controller '") + c +
+                                                  "' is not mounted");
+      PDK_TRY(MakeDirs(mounts_[c] + "/" + parent_));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::map<std::string, std::string> DirsFor(const std::string& name) {
+    std::map<std::string, std::string> dirs;
+    for (const char* c : kControllers) dirs[c] = mounts_[c] + "/" + parent_ + "/" + name;
+    return dirs;
+  }
+  std::map<std::string, std::string> mounts_;  // controller -> hierarchy mount point
+  std::string parent_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CgroupDriver>> NewCgroupV1Driver(const std::string& parent) {
+  PDK_ASSIGN_OR_RETURN(std::vector<CgroupMount> all, ReadCgroupMounts());
+  std::map<std::string, std::string> mounts;
+  for (const auto& m : all) {
+    if (m.fstype != "cgroup") continue;
+    std::istringstream o(m.super_options);
+    std::string opt;
+    while (std::getline(o, opt, ','))
+      for (const char* c : kControllers)
+        if (opt == c && !mounts.count(c)) mounts[c] = m.mount_point;
+  }
+  auto driver = std::make_unique<CgroupV1Driver>(std::move(mounts), parent);
+  PDK_TRY(driver->Init());
+  return std::unique_ptr<CgroupDriver>(std::move(driver));
+}
+
+}  // namespace paddock::kernel

@@ -1,0 +1,188 @@
+// cgroup v2: one folder per sandbox in the unified hierarchy.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "base/fs.h"
+#include "kernel/cgroup.h"
+
+namespace paddock::kernel {
+
+namespace {
+
+Result<std::string> KeyValue(const std::string& file, const std::string& key) {
+  PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  std::istringstream in(text);
+  std::string k, v;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return NotFound("no '" + key + "' in " + file);
+}
+
+class CgroupV2 : public Cgroup {
+ public:
+  CgroupV2(std::string name, std::string dir) : name_(std::move(name)), dir_(std::move(dir)) {}
+  ~CgroupV2() override {
+    if (!keep_) (void)Destroy();
+  }
+  const std::string& name() const override { return name_; }
+
+  Status AddProcess(pid_t pid) override {
+    return WriteExisting(dir_ + "/cgroup.procs", std::to_string(pid));
+  }
+
+  Status Freeze() override {
+    PDK_TRY(WriteExisting(dir_ + "/cgroup.freeze", "1"));
+    return WaitUntil([this] { return IsFrozen(); }, 5000, "freezing cgroup");
+  }
+
+  Status Thaw() override { return WriteExisting(dir_ + "/cgroup.freeze", "0"); }
+
+  Result<bool> IsFrozen() override {
+    auto frozen = KeyValue(dir_ + "/cgroup.events", "frozen");
+    if (!frozen.ok()) return frozen.status();
+    return *frozen == "1";
+  }
+
+  Result<std::vector<pid_t>> Pids() override {
+    PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(dir_ + "/cgroup.procs"));
+    std::vector<pid_t> pids;
+    std::istringstream in(text);
+    pid_t pid;
+    while (in >> pid) pids.push_back(pid);
+    return pids;
+  }
+
+  Result<CgroupStats> Stats() override {
+    CgroupStats s;
+    if (auto v = KeyValue(dir_ + "/cpu.stat", "usage_usec"); v.ok())
+      s.cpu_usage_ns = std::strtoull(v->c_str(), nullptr, 10) * 1000;
+    if (auto v = ReadFile(dir_ + "/memory.current"); v.ok())
+      s.memory_bytes = std::strtoull(v->c_str(), nullptr, 10);
+    if (auto v = KeyValue(dir_ + "/memory.events", "oom_kill"); v.ok())
+      s.oom_kills = std::strtoull(v->c_str(), nullptr, 10);
+    if (auto v = ReadFile(dir_ + "/pids.current"); v.ok())
+      s.pids = std::strtoull(v->c_str(), nullptr, 10);
+    return s;
+  }
+
+  Status Destroy() override {
+    if (destroyed_) return Status::Ok();
+    if (::access(dir_.c_str(), F_OK) != 0) {
+      destroyed_ = true;
+      return Status::Ok();
+    }
+    // cgroup.kill (5.14+) also kills frozen tasks; older kernels get one signal each.
+    if (WriteExisting(dir_ + "/cgroup.kill", "1").ok() == false) {
+      for (int round = 0; round < 100; ++round) {
+        auto pids = Pids();
+        if (!pids.ok() || pids->empty()) break;
+        for (pid_t pid : *pids) ::kill(pid, SIGKILL);
+        (void)Thaw();
+        ::usleep(round < 10 ? 200 : 2000);
+      }
+    }
+    Status s = WaitUntil(
+        [this]() -> Result<bool> {
+          if (::rmdir(dir_.c_str()) == 0 || errno == ENOENT) return true;
+          if (errno == EBUSY) return false;
+          return Status::Errno("rmdir " + dir_);
+        },
+        5000, "removing cgroup");
+    destroyed_ = s.ok();
+    return s;
+  }
+
+ private:
+  std::string name_;
+  std::string dir_;
+  bool destroyed_ = false;
+};
+
+class CgroupV2Driver : public CgroupDriver {
+ public:
+  CgroupV2Driver(std::string mount, std::string parent)
+      : mount_(std::move(mount)), parent_dir_(mount_ + "/" + parent) {}
+  const char* version() const override { return "v2"; }
+  bool SupportsLimits() const override { return memory_ && cpu_ && pids_; }
+
+  Status Init() {
+    PDK_TRY(MakeDirs(parent_dir_));
+    auto available = ReadFile(mount_ + "/cgroup.controllers");
+    std::string enable;
+    if (available.ok()) {
+      std::istringstream in(*available);
+      std::string c;
+      while (in >> c) {
+        if (c == "memory") memory_ = true;
+        if (c == "cpu") cpu_ = true;
+        if (c == "pids") pids_ = true;
+        if (c == "memory" || c == "cpu" || c == "pids") enable += "+" + c + " ";
+      }
+    }
+    if (!enable.empty()) {
+      PDK_TRY(WriteExisting(mount_ + "/cgroup.subtree_control", enable));
+      PDK_TRY(WriteExisting(parent_dir_ + "/cgroup.subtree_control", enable));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
+                                         const CgroupLimits& limits) override {
+    std::string dir = parent_dir_ + "/" + name;
+    if (::mkdir(dir.c_str(), 0755) != 0) return Status::Errno("mkdir " + dir);
+    auto cg = std::make_unique<CgroupV2>(name, dir);
+    if (limits.memory_bytes > 0) {
+      if (!memory_) return Unimplemented("the memory controller is not available (cgroup v2)");
+      PDK_TRY(WriteExisting(dir + "/memory.max", std::to_string(limits.memory_bytes)));
+      if (PathExists(dir + "/memory.swap.max")) PDK_TRY(WriteExisting(dir + "/memory.swap.max", "0"));
+    }
+    if (limits.cpu_millicores > 0) {
+      if (!cpu_) return Unimplemented("the cpu controller is not available (cgroup v2)");
+      PDK_TRY(WriteExisting(dir + "/cpu.max",
+                            std::to_string(limits.cpu_millicores * 100) + " 100000"));
+    }
+    if (limits.pids > 0) {
+      if (!pids_) return Unimplemented("the pids controller is not available (cgroup v2)");
+      PDK_TRY(WriteExisting(dir + "/pids.max", std::to_string(limits.pids)));
+    }
+    return std::unique_ptr<Cgroup>(std::move(cg));
+  }
+
+  Result<std::unique_ptr<Cgroup>> Open(const std::string& name) override {
+    std::string dir = parent_dir_ + "/" + name;
+    if (!PathExists(dir)) return NotFound("cgroup " + dir + " does not exist");
+    auto cg = std::make_unique<CgroupV2>(name, dir);
+    cg->Keep();
+    return std::unique_ptr<Cgroup>(std::move(cg));
+  }
+
+  std::vector<std::string> List() override {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(parent_dir_.c_str());
+    if (!d) return names;
+    while (struct dirent* e = ::readdir(d))
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') names.emplace_back(e->d_name);
+    ::closedir(d);
+    return names;
+  }
+
+ private:
+  std::string mount_;
+  std::string parent_dir_;
+  bool memory_ = false, cpu_ = false, pids_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CgroupDriver>> NewCgroupV2Driver(const std::string& mount,
+                                                        const std::string& parent) {
+  auto driver = std::make_unique<CgroupV2Driver>(mount, parent);
+  PDK_TRY(driver->Init());
+  return std::unique_ptr<CgroupDriver>(std::move(driver));
+}
+
+}  // namespace paddock::kernel

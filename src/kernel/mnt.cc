@@ -1,0 +1,176 @@
+#include "kernel/mnt.h"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/fs.h"
+
+namespace paddock::kernel::mnt {
+
+namespace {
+
+Status SetAttr(int fd, uint64_t attrs, int userns_fd, bool recursive) {
+  struct mount_attr attr = {};
+  attr.attr_set = attrs;
+  if (userns_fd >= 0) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  }
+  unsigned flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+  if (::mount_setattr(fd, "", flags, &attr, sizeof attr) != 0) return Status::Errno("mount_setattr");
+  return Status::Ok();
+}
+
+// A detached clone of `source`, idmapped if the filesystem allows it.
+Result<UniqueFd> CloneTree(const std::string& source, uint64_t attrs, int userns_fd,
+                           bool recursive) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+  UniqueFd fd(::open_tree(AT_FDCWD, source.c_str(), flags));
+  if (!fd) return Status::Errno("open_tree " + source);
+  if (!SetAttr(fd.get(), attrs, userns_fd, recursive).ok()) {
+    // Not idmappable (filesystem or kernel): fall back to a plain clone.
+    PDK_TRY(SetAttr(fd.get(), attrs, -1, recursive).Annotate(source));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<UniqueFd> MakeOverlayRoot(const std::vector<std::string>& lower_dirs,
+                                 const std::string& upper_dir, const std::string& work_dir,
+                                 int userns_fd) {
+  UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fs) return Status::Errno("fsopen overlay");
+  bool plain = false;
+  std::vector<UniqueFd> layers;
+  for (const auto& dir : lower_dirs) {
+    PDK_ASSIGN_OR_RETURN(UniqueFd layer, CloneTree(dir, MOUNT_ATTR_RDONLY, userns_fd, false));
+    if (::fsconfig(fs.get(), FSCONFIG_SET_FD, "lowerdir+", nullptr, layer.get()) != 0) {
+      if (errno != EINVAL) return Status::Errno("overlay lowerdir+ " + dir);
+      plain = true;  // kernel before 6.8
+      break;
+    }
+    layers.push_back(std::move(layer));
+  }
+  if (plain) {
+    std::string joined;
+    for (const auto& dir : lower_dirs) joined += (joined.empty() ? "" : ":") + dir;
+    if (::fsconfig(fs.get(), FSCONFIG_SET_STRING, "lowerdir", joined.c_str(), 0) != 0)
+      return Status::Errno("overlay lowerdir " + joined);
+  }
+  if (::fsconfig(fs.get(), FSCONFIG_SET_STRING, "upperdir", upper_dir.c_str(), 0) != 0)
+    return Status::Errno("overlay upperdir " + upper_dir);
+  if (::fsconfig(fs.get(), FSCONFIG_SET_STRING, "workdir", work_dir.c_str(), 0) != 0)
+    return Status::Errno("overlay workdir " + work_dir);
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    return Status::Errno("create overlay over " + upper_dir);
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, 0));
+  if (!mnt) return Status::Errno("fsmount overlay");
+  return mnt;
+}
+
+Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd) {
+  return CloneTree(source, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, userns_fd,
+                   true);
+}
+
+RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets) {
+  RootfsPlan p;
+  p.rootfs = rootfs;
+  for (const auto& t : bind_targets) p.bind_targets.push_back(JoinPath(rootfs, t));
+  p.proc = rootfs + "/proc";
+  p.dev = rootfs + "/dev";
+  p.dev_pts = rootfs + "/dev/pts";
+  p.dev_shm = rootfs + "/dev/shm";
+  p.sys = rootfs + "/sys";
+  p.tmp = rootfs + "/tmp";
+  for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"})
+    p.dev_nodes.emplace_back(std::string("/dev/") + node, p.dev + "/" + node);
+  p.dev_symlinks = {{"pts/ptmx", p.dev + "/ptmx"},
+                    {"/proc/self/fd", p.dev + "/fd"},
+                    {"/proc/self/fd/0", p.dev + "/stdin"},
+                    {"/proc/self/fd/1", p.dev + "/stdout"},
+                    {"/proc/self/fd/2", p.dev + "/stderr"}};
+  p.masked_files = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                    "/proc/latency_stats", "/proc/kallsyms", "/proc/kmsg"};
+  p.masked_dirs = {"/proc/acpi", "/proc/scsi", "/sys/firmware", "/proc/driver"};
+  p.readonly_dirs = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"};
+  return p;
+}
+
+const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
+  constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return "make / private";
+  if (::move_mount(fds[0], "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return "move overlay root into place";
+  for (size_t i = 1; i < nfds && i - 1 < p.bind_targets.size(); ++i) {
+    const char* target = p.bind_targets[i - 1].c_str();
+    ::mkdir(target, 0755);
+    if (::move_mount(fds[i], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+      return "move read-only bind into place";
+  }
+  ::mkdir(p.proc.c_str(), 0555);
+  if (::mount("proc", p.proc.c_str(), "proc", kSafe, nullptr) != 0) return "mount /proc";
+
+  ::mkdir(p.dev.c_str(), 0755);
+  if (::mount("tmpfs", p.dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k") != 0)
+    return "mount /dev";
+  for (const auto& [host, path] : p.dev_nodes) {
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd < 0) return "create /dev node";
+    ::close(fd);
+    if (::mount(host.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) return "bind /dev node";
+  }
+  ::mkdir(p.dev_pts.c_str(), 0755);
+  if (::mount("devpts", p.dev_pts.c_str(), "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") != 0)
+    return "mount /dev/pts";
+  ::mkdir(p.dev_shm.c_str(), 01777);
+  if (::mount("shm", p.dev_shm.c_str(), "tmpfs", kSafe, "mode=1777,size=65536k") != 0)
+    return "mount /dev/shm";
+  for (const auto& [target, path] : p.dev_symlinks)
+    if (::symlink(target.c_str(), path.c_str()) != 0) return "create /dev symlink";
+
+  ::mkdir(p.sys.c_str(), 0555);
+  if (::mount("sysfs", p.sys.c_str(), "sysfs", kSafe | MS_RDONLY, nullptr) != 0) {
+    // A sysfs of our own needs a network namespace we own; else a read-only view of the host's.
+    if (::mount("/sys", p.sys.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) return "bind /sys";
+    if (::mount(nullptr, p.sys.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe,
+                nullptr) != 0)
+      return "remount /sys read-only";
+  }
+  if (::mkdir(p.tmp.c_str(), 01777) == 0) ::chmod(p.tmp.c_str(), 01777);
+
+  // pivot_root(".", ".") stacks the old root under the new one; detach it.
+  if (::chdir(p.rootfs.c_str()) != 0) return "chdir to new root";
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return "pivot_root";
+  if (::umount2(".", MNT_DETACH) != 0) return "detach old root";
+  if (::chdir("/") != 0) return "chdir /";
+
+  for (const auto& path : p.masked_files)
+    if (::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr) != 0 && errno != ENOENT)
+      return "mask /proc file";
+  for (const auto& path : p.masked_dirs)
+    if (::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | kSafe, "size=0") != 0 &&
+        errno != ENOENT)
+      return "mask directory";
+  for (const auto& path : p.readonly_dirs) {
+    if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) continue;
+      return "bind read-only path";
+    }
+    if (::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe,
+                nullptr) != 0)
+      return "remount path read-only";
+  }
+  errno = 0;
+  return nullptr;
+}
+
+}  // namespace paddock::kernel::mnt

@@ -1,0 +1,52 @@
+// Mounts: the sandbox's root filesystem.
+//
+// Host side (root in the host's user namespace): build detached mounts with
+// the new mount API — the overlay root over the template's read-only layers,
+// and read-only binds such as the host's /usr — idmapped to the sandbox's id
+// range so that files owned by root on disk are owned by root inside.
+// Sandbox side (root in the sandbox's user namespace): move them into place,
+// add /proc, /dev, /sys, pivot_root, and mask what must stay hidden.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/status.h"
+
+namespace paddock::kernel::mnt {
+
+// The overlay root: `lower_dirs` top-most first. Lower layers are idmapped
+// through `userns_fd` where the kernel allows it (6.8+ `lowerdir+`); older
+// kernels get plain lower layers, whose files then show as nobody inside.
+Result<UniqueFd> MakeOverlayRoot(const std::vector<std::string>& lower_dirs,
+                                 const std::string& upper_dir, const std::string& work_dir,
+                                 int userns_fd);
+
+// A read-only, nosuid, nodev recursive bind of `source`, idmapped where possible.
+Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd);
+
+// Everything the sandbox side needs, as paths computed up front: after clone
+// the child must not allocate.
+struct RootfsPlan {
+  std::string rootfs;                      // host path where the overlay goes
+  std::vector<std::string> bind_targets;   // host paths for the ro binds, in fd order
+  std::string proc, dev, dev_pts, dev_shm, sys, tmp;
+  std::vector<std::pair<std::string, std::string>> dev_nodes;     // host node -> rootfs path
+  std::vector<std::pair<std::string, std::string>> dev_symlinks;  // target -> rootfs path
+  // After pivot_root, paths as the sandbox sees them:
+  std::vector<std::string> masked_files;   // /dev/null bound over them
+  std::vector<std::string> masked_dirs;    // empty read-only tmpfs over them
+  std::vector<std::string> readonly_dirs;  // bound read-only onto themselves
+};
+
+// The plan for a sandbox whose root is mounted at `rootfs`, with read-only
+// binds at `bind_targets` (paths inside the sandbox, e.g. "/usr").
+RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets);
+
+// Sandbox side, async-signal-safe. `fds[0]` is the overlay root, `fds[1..]`
+// the binds. Returns nullptr, or the name of the failed step with errno set.
+const char* AssembleRootfs(const RootfsPlan& plan, const int* fds, size_t nfds);
+
+}  // namespace paddock::kernel::mnt

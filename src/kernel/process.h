@@ -1,0 +1,37 @@
+// Process handles that survive pid reuse: a pidfd plus the kernel's start time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "base/fd.h"
+#include "base/status.h"
+
+namespace paddock::kernel {
+
+// Field 22 of /proc/PID/stat (clock ticks since boot): with the pid it names
+// one process for the life of the host, which the store records.
+Result<uint64_t> ProcessStartTime(pid_t pid);
+
+class ProcessHandle {
+ public:
+  ProcessHandle() = default;
+  ProcessHandle(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  // Opens a handle on a running process and checks its start time, so a
+  // recycled pid is never mistaken for the process that was recorded.
+  static Result<ProcessHandle> Open(pid_t pid, uint64_t expected_start_time);
+
+  pid_t pid() const { return pid_; }
+  bool valid() const { return pidfd_.valid(); }
+  Status Signal(int sig) const;
+  // Waits up to `timeout_ms` (-1: forever) for the process to exit and reaps
+  // it if it is our child. Returns true if it has exited.
+  Result<bool> Wait(int timeout_ms) const;
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+}  // namespace paddock::kernel

@@ -1,0 +1,69 @@
+#include "host_clean.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "base/fs.h"
+
+namespace paddock::testing {
+
+namespace {
+
+std::vector<std::string> ListDirs(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d))
+    if (e->d_type == DT_DIR && e->d_name[0] != '.') out.push_back(dir + "/" + e->d_name);
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+HostSnapshot TakeHostSnapshot() {
+  HostSnapshot s;
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mi, line))
+    if (line.find("paddock") != std::string::npos || line.find("pdk") != std::string::npos)
+      s.mounts.push_back(line);
+  for (const auto& hierarchy : ListDirs("/sys/fs/cgroup")) {
+    for (const auto& sub : ListDirs(hierarchy))
+      if (sub.find("paddock") != std::string::npos)
+        for (const auto& cg : ListDirs(sub)) s.cgroups.push_back(cg);
+  }
+  for (const auto& proc : ListDirs("/proc")) {
+    std::ifstream comm(proc + "/comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "paddock-init") s.init_processes.push_back(proc);
+  }
+  return s;
+}
+
+std::string DescribeLeaks(const HostSnapshot& before, const HostSnapshot& after) {
+  std::ostringstream out;
+  auto diff = [&](const char* what, const std::vector<std::string>& a,
+                  const std::vector<std::string>& b) {
+    for (const auto& x : b)
+      if (std::find(a.begin(), a.end(), x) == a.end()) out << "leaked " << what << ": " << x << "\n";
+  };
+  diff("mount", before.mounts, after.mounts);
+  diff("cgroup", before.cgroups, after.cgroups);
+  diff("process", before.init_processes, after.init_processes);
+  return out.str();
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/pdk-test-XXXXXX";
+  path_ = ::mkdtemp(tmpl);
+}
+
+TempDir::~TempDir() { (void)RemoveTree(path_); }
+
+}  // namespace paddock::testing

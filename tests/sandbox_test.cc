@@ -1,0 +1,94 @@
+// The basics: a sandbox runs commands and reports what they did.
+#include "sandbox_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+TEST_F(SandboxTest, RunsCommandAndReturnsOutputAndExitCode) {
+  SandboxInfo sb = Create();
+  auto r = Exec(sb.id, {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(r.stdout_data, "out\n");
+  EXPECT_EQ(r.stderr_data, "err\n");
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST_F(SandboxTest, HostTemplateRunsHostPrograms) {
+  SandboxInfo sb = Create();
+  EXPECT_EQ(Sh(sb.id, "python3 -c 'print(6*7)'"), "42\n");
+}
+
+TEST_F(SandboxTest, BusyboxTemplateHasNoHostUsr) {
+  SandboxSpec spec;
+  spec.template_name = "busybox";
+  SandboxInfo sb = Create(spec);
+  EXPECT_EQ(Sh(sb.id, "echo hi; test -e /usr/bin/python3 || echo no-python"), "hi\nno-python\n");
+}
+
+TEST_F(SandboxTest, UnknownTemplateIsNotFound) {
+  SandboxSpec spec;
+  spec.template_name = "nope";
+  auto r = manager_->Create(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("nope"), std::string::npos);
+}
+
+TEST_F(SandboxTest, NamesAreUniqueAndValidated) {
+  SandboxSpec spec;
+  spec.name = "alpha";
+  SandboxInfo a = Create(spec);
+  EXPECT_EQ(a.name, "alpha");
+  auto dup = manager_->Create(spec);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  spec.name = "../etc";
+  auto bad = manager_->Create(spec);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(manager_->Get("alpha").ok());
+}
+
+TEST_F(SandboxTest, MissingExecutableIsAClearError) {
+  SandboxInfo sb = Create();
+  agent::ExecOptions opts;
+  opts.argv = {"no-such-program"};
+  auto r = manager_->Exec(sb.id, opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("no-such-program"), std::string::npos);
+}
+
+TEST_F(SandboxTest, EnvCwdAndUser) {
+  SandboxSpec spec;
+  spec.env = {{"FROM_SANDBOX", "s"}, {"BOTH", "sandbox"}};
+  SandboxInfo sb = Create(spec);
+  agent::ExecOptions opts;
+  opts.argv = {"/bin/sh", "-c", "echo $FROM_SANDBOX $BOTH $(pwd) $(id -u) $HOME"};
+  opts.env = {{"BOTH", "exec"}};
+  opts.cwd = "/tmp";
+  opts.user = "user";
+  auto r = manager_->Exec(sb.id, opts);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data, "s exec /tmp 1000 /home/user\n");
+}
+
+TEST_F(SandboxTest, StdinIsDelivered) {
+  SandboxInfo sb = Create();
+  agent::ExecOptions opts;
+  opts.argv = {"/bin/cat"};
+  opts.has_stdin = true;
+  opts.stdin_data = std::string(300000, 'x');
+  auto r = manager_->Exec(sb.id, opts);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data.size(), 300000u);
+}
+
+TEST_F(SandboxTest, ExecTimeoutKillsTheProcess) {
+  SandboxInfo sb = Create();
+  auto r = Exec(sb.id, {"/bin/sleep", "30"}, 200);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.signal, 9);
+}
+
+}  // namespace
+}  // namespace paddock::testing
