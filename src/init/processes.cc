@@ -164,6 +164,8 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   for (auto& e : env_strings) cenv.push_back(e.data());
   cenv.push_back(nullptr);
   std::vector<gid_t> groups = user.groups;
+  // Already that user (init run by hand outside a sandbox): nothing to switch.
+  bool switch_ids = user.uid != ::geteuid() || user.gid != ::getegid() || !groups.empty();
 
   UniqueFd out_r, out_w, err_r, err_w, in_r, in_w, master, slave;
   int p[2];
@@ -216,9 +218,11 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
       (void)!::write(oom, "0", 1);
       ::close(oom);
     }
-    if (::setgroups(groups.size(), groups.data()) != 0 && errno != EPERM) ChildFail(fw, kStageIds);
-    if (::setresgid(user.gid, user.gid, user.gid) != 0) ChildFail(fw, kStageIds);
-    if (::setresuid(user.uid, user.uid, user.uid) != 0) ChildFail(fw, kStageIds);
+    if (switch_ids) {
+      if (::setgroups(groups.size(), groups.data()) != 0) ChildFail(fw, kStageIds);
+      if (::setresgid(user.gid, user.gid, user.gid) != 0) ChildFail(fw, kStageIds);
+      if (::setresuid(user.uid, user.uid, user.uid) != 0) ChildFail(fw, kStageIds);
+    }
     if (::chdir(cwd.c_str()) != 0) ChildFail(fw, kStageCwd);
     ::execve(exe.c_str(), cargv.data(), cenv.data());
     ChildFail(fw, kStageExec);
@@ -511,7 +515,17 @@ bool ProcessTable::ReapChildren() {
   }
 }
 
-void ProcessTable::SignalAll(int sig) { ::kill(-1, sig); }
+void ProcessTable::SignalAll(int sig) {
+  // As PID 1 of a pid namespace, -1 means "everything in this sandbox". Run by
+  // hand on a host it would mean every process we may signal: there, signal
+  // only the process groups we started.
+  if (::getpid() == 1) {
+    ::kill(-1, sig);
+    return;
+  }
+  for (const auto& [pid, p] : procs_)
+    if (!p->reaped) ::kill(-pid, sig);
+}
 
 void ProcessTable::DropConnection(ConnId conn) {
   for (auto& [pid, p] : procs_) p->subscribers.erase(conn);

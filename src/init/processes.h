@@ -37,7 +37,8 @@ class ProcessTable {
 
   // Reaps every exited child (SIGCHLD). Returns false once no child is left.
   bool ReapChildren();
-  // Sends `sig` to every process in the sandbox but init itself.
+  // Sends `sig` to every process in the sandbox but init itself (outside a
+  // pid namespace: to the process groups this table started).
   void SignalAll(int sig);
   void DropConnection(ConnId conn);
 

@@ -19,7 +19,14 @@ const char* OpName(uint32_t mask) {
   if (mask & IN_ATTRIB) return "chmod";
   return nullptr;
 }
+// The temporary files of atomic writes: watchers see only the final rename.
+bool IsInternal(const std::string& name) { return name.rfind(".paddock-write-", 0) == 0; }
+
 }  // namespace
+
+void WatchTable::Report(WatchEntry* w, const std::string& name, const char* op) {
+  sink_->Emit(w->conn, json{{"event", "fs"}, {"watch_id", w->id}, {"name", name}, {"op", op}});
+}
 
 Result<Reply> WatchTable::Watch(const json& req, ConnId conn) {
   auto path = req.value("path", "");
@@ -35,7 +42,7 @@ Result<Reply> WatchTable::Watch(const json& req, ConnId conn) {
   w->recursive = req.value("recursive", false);
   w->fd.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!w->fd) return Status::Errno("inotify_init1");
-  AddDir(w.get(), "");
+  AddDir(w.get(), "", /*report_existing=*/false);
   if (w->dirs.empty()) return Status::Errno("inotify_add_watch " + path);
   WatchEntry* raw = w.get();
   PDK_TRY(loop_->Add(raw->fd.get(), EPOLLIN, [this, raw](uint32_t) { OnEvents(raw); }));
@@ -47,7 +54,10 @@ Result<Reply> WatchTable::Watch(const json& req, ConnId conn) {
 }
 
 // Watches root/rel and, for recursive watches, every directory below it.
-void WatchTable::AddDir(WatchEntry* w, const std::string& rel) {
+// A folder that appeared while watched may already hold entries made before
+// its watch existed (inotify's classic race): with `report_existing`, each is
+// reported as created.
+void WatchTable::AddDir(WatchEntry* w, const std::string& rel, bool report_existing) {
   std::string full = rel.empty() ? w->root : w->root + "/" + rel;
   int wd = ::inotify_add_watch(w->fd.get(), full.c_str(), kMask);
   if (wd < 0) return;
@@ -57,8 +67,10 @@ void WatchTable::AddDir(WatchEntry* w, const std::string& rel) {
   if (!d) return;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name == "." || name == ".." || e->d_type != DT_DIR) continue;
-    AddDir(w, rel.empty() ? name : rel + "/" + name);
+    if (name == "." || name == "..") continue;
+    std::string child = rel.empty() ? name : rel + "/" + name;
+    if (report_existing && !IsInternal(name)) Report(w, child, "create");
+    if (e->d_type == DT_DIR) AddDir(w, child, report_existing);
   }
   ::closedir(d);
 }
@@ -82,13 +94,13 @@ void WatchTable::OnEvents(WatchEntry* w) {
       if (!op) continue;
       std::string name = ev->len ? std::string(ev->name) : std::string();
       if (!dir->second.empty()) name = name.empty() ? dir->second : dir->second + "/" + name;
-      if (w->recursive && (ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
-        AddDir(w, name);
+      bool new_dir = w->recursive && (ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO));
       if ((ev->mask & IN_DELETE_SELF) && !dir->second.empty()) continue;  // reported by parent
-      if (name == last_name && op == last_op) continue;  // coalesce bursts of writes
+      if (ev->len && IsInternal(ev->name)) continue;
+      if (!(name == last_name && op == last_op)) Report(w, name, op);  // coalesce write bursts
       last_name = name;
       last_op = op;
-      sink_->Emit(w->conn, json{{"event", "fs"}, {"watch_id", w->id}, {"name", name}, {"op", op}});
+      if (new_dir) AddDir(w, name, /*report_existing=*/true);
     }
   }
 }

@@ -32,7 +32,8 @@ class WatchTable {
     UniqueFd fd;
     std::unordered_map<int, std::string> dirs;  // inotify wd -> path relative to root
   };
-  void AddDir(WatchEntry* w, const std::string& rel);
+  void AddDir(WatchEntry* w, const std::string& rel, bool report_existing);
+  void Report(WatchEntry* w, const std::string& name, const char* op);
   void OnEvents(WatchEntry* w);
 
   EventLoop* loop_;
