@@ -1,1 +1,135 @@
+// Pause/resume, stop/start, delete, and the transitions that are refused.
 #include "sandbox_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+// Reads the counter a sandbox's loop writes to /tmp/c, through the host's
+// view of its writable layer (works while the sandbox is frozen).
+long Counter(const SandboxInfo& sb) {
+  auto v = ReadFile(sb.dir + "/upper/tmp/c");
+  return v.ok() ? std::atol(v->c_str()) : -1;
+}
+
+TEST_F(SandboxTest, PauseStopsACounterAndResumeRestartsIt) {
+  SandboxInfo sb = Create();
+  auto client = manager_->Connect(sb.id);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->Call({{"op", "spawn"},
+                            {"argv", {"/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.01; done"}},
+                            {"subscribe", false}})
+                  .ok());
+  while (Counter(sb) < 3) ::usleep(10000);
+  ASSERT_TRUE(manager_->Pause(sb.id).ok());
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kPaused);
+  long frozen = Counter(sb);
+  ::usleep(300000);
+  EXPECT_EQ(Counter(sb), frozen);
+  // Nothing runs in a paused sandbox, and it says so.
+  agent::ExecOptions opts;
+  opts.argv = {"/bin/true"};
+  EXPECT_EQ(manager_->Exec(sb.id, opts).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager_->Resume(sb.id).ok());
+  for (int i = 0; i < 300 && Counter(sb) <= frozen + 3; ++i) ::usleep(10000);
+  EXPECT_GT(Counter(sb), frozen + 3);
+}
+
+TEST_F(SandboxTest, StopThenStartKeepsFiles) {
+  SandboxInfo sb = Create();
+  Sh(sb.id, "echo kept > /root/file; mkdir -p /opt/app && echo v1 > /opt/app/v");
+  pid_t first_init = sb.init_pid;
+  ASSERT_TRUE(manager_->Stop(sb.id).ok());
+  auto stopped = manager_->Get(sb.id);
+  EXPECT_EQ(stopped->state, SandboxState::kStopped);
+  EXPECT_EQ(stopped->init_pid, 0);
+  EXPECT_EQ(::kill(first_init, 0), -1);  // init is gone
+  agent::ExecOptions opts;
+  opts.argv = {"/bin/true"};
+  EXPECT_EQ(manager_->Exec(sb.id, opts).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager_->Start(sb.id).ok());
+  EXPECT_EQ(Sh(sb.id, "cat /root/file /opt/app/v"), "kept\nv1\n");
+  EXPECT_EQ(Sh(sb.id, "cat /proc/1/comm"), "paddock-init\n");
+}
+
+TEST_F(SandboxTest, StopSendsSigtermFirst) {
+  SandboxInfo sb = Create();
+  auto client = manager_->Connect(sb.id);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->Call({{"op", "spawn"},
+                            {"argv", {"/bin/sh", "-c", "trap 'echo term > /root/got; exit 0' TERM; while :; do sleep 0.05; done"}},
+                            {"subscribe", false}})
+                  .ok());
+  ::usleep(100000);
+  ASSERT_TRUE(manager_->Stop(sb.id, 5000).ok());
+  EXPECT_EQ(*ReadFile(sb.dir + "/upper/root/got"), "term\n");
+}
+
+TEST_F(SandboxTest, StopKillsWhatIgnoresSigterm) {
+  SandboxInfo sb = Create();
+  auto client = manager_->Connect(sb.id);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->Call({{"op", "spawn"},
+                            {"argv", {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}},
+                            {"subscribe", false}})
+                  .ok());
+  ASSERT_TRUE(manager_->Stop(sb.id, 200).ok());
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kStopped);
+}
+
+TEST_F(SandboxTest, InvalidTransitionsAreRefusedAndChangeNothing) {
+  SandboxInfo sb = Create();
+  EXPECT_EQ(manager_->Resume(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Start(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kRunning);
+  ASSERT_TRUE(manager_->Pause(sb.id).ok());
+  EXPECT_EQ(manager_->Pause(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Start(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kPaused);
+  ASSERT_TRUE(manager_->Stop(sb.id).ok());  // a paused sandbox can be stopped
+  EXPECT_EQ(manager_->Stop(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Pause(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Resume(sb.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kStopped);
+  EXPECT_EQ(manager_->Pause("no-such").code(), StatusCode::kNotFound);
+}
+
+TEST_F(SandboxTest, DeleteRemovesEverythingInAnyState) {
+  SandboxInfo running = Create();
+  SandboxInfo paused = Create();
+  SandboxInfo stopped = Create();
+  ASSERT_TRUE(manager_->Pause(paused.id).ok());
+  ASSERT_TRUE(manager_->Stop(stopped.id).ok());
+  for (const auto& sb : {running, paused, stopped}) {
+    ASSERT_TRUE(manager_->Delete(sb.id).ok());
+    EXPECT_FALSE(PathExists(sb.dir));
+    EXPECT_EQ(manager_->Get(sb.id).status().code(), StatusCode::kNotFound);
+  }
+  EXPECT_EQ(manager_->Delete(running.id).code(), StatusCode::kNotFound);
+  // The fixture then checks no mount, cgroup or init process is left.
+}
+
+TEST_F(SandboxTest, ProcessesKeepRunningWithoutAClientAndOutputIsReplayed) {
+  SandboxInfo sb = Create();
+  int pid;
+  {
+    auto client = manager_->Connect(sb.id);
+    ASSERT_TRUE(client.ok());
+    auto spawned = client->Call({{"op", "spawn"}, {"argv", {"/bin/sh", "-c", "echo a; sleep 0.2; echo b"}}});
+    ASSERT_TRUE(spawned.ok());
+    pid = spawned->header["pid"];
+  }
+  ::usleep(400000);
+  auto again = manager_->Connect(sb.id);
+  ASSERT_TRUE(again->Call({{"op", "attach"}, {"pid", pid}}).ok());
+  std::string out;
+  for (;;) {
+    auto f = again->Read(5000);
+    ASSERT_TRUE(f.ok());
+    if (f->header.value("event", "") == "output") out += f->payload;
+    if (f->header.value("event", "") == "exit") break;
+  }
+  EXPECT_EQ(out, "a\nb\n");
+}
+
+}  // namespace
+}  // namespace paddock::testing

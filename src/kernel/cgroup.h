@@ -68,6 +68,8 @@ class CgroupDriver {
   virtual Result<std::unique_ptr<Cgroup>> Open(const std::string& name) = 0;
   // Names of all sandbox cgroups present (to sweep those with no record).
   virtual std::vector<std::string> List() = 0;
+  // Removes the parent folders if no sandbox cgroup is left in them.
+  virtual void RemoveParentIfEmpty() = 0;
   // Which limits this host can enforce (v2 without controllers cannot).
   virtual bool SupportsLimits() const = 0;
 };

@@ -170,6 +170,10 @@ class CgroupV1Driver : public CgroupDriver {
     return names;
   }
 
+  void RemoveParentIfEmpty() override {
+    for (const auto& [c, mount] : mounts_) ::rmdir((mount + "/" + parent_).c_str());
+  }
+
   Status Init() {
     for (const char* c : kControllers) {
       if (!mounts_.count(c)) return Unimplemented(std::string("cgroup v1 controller '") + c +

@@ -109,6 +109,8 @@ class CgroupV2Driver : public CgroupDriver {
   const char* version() const override { return "v2"; }
   bool SupportsLimits() const override { return memory_ && cpu_ && pids_; }
 
+  void RemoveParentIfEmpty() override { ::rmdir(parent_dir_.c_str()); }
+
   Status Init() {
     PDK_TRY(MakeDirs(parent_dir_));
     auto available = ReadFile(mount_ + "/cgroup.controllers");

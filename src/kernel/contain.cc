@@ -119,6 +119,14 @@ int SandboxMain(void* arg) {
       ::dup3(lifted[4], 5, O_CLOEXEC) < 0)
     ChildFail(sync, "arrange fds for init");
   sync = 5;
+  // PID 1 drops signals it has no handler for, unless they are blocked: block
+  // the ones init handles, so a SIGTERM sent before init installs its
+  // handlers waits for it instead of vanishing. The mask survives exec.
+  sigset_t init_signals;
+  sigemptyset(&init_signals);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+    sigaddset(&init_signals, sig);
+  ::sigprocmask(SIG_BLOCK, &init_signals, nullptr);
   ::syscall(SYS_close_range, 6, ~0U, 0);
   ::syscall(SYS_execveat, 4, "", a->argv.data(), a->envp.data(), AT_EMPTY_PATH);
   ChildFail(sync, "exec paddock-init");

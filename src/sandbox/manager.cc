@@ -83,7 +83,9 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       trash_dir_(opts_.state_dir + "/trash"),
       slot_used_(opts_.id_slots, false) {}
 
-SandboxManager::~SandboxManager() = default;
+// Sandboxes outlive the manager (a daemon restart must not kill them); only
+// an empty cgroup parent is tidied away.
+SandboxManager::~SandboxManager() { cgroups_->RemoveParentIfEmpty(); }
 
 Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts) {
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
