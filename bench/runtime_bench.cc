@@ -1,0 +1,230 @@
+// runtime_bench: the sandbox lifecycle, timed, against runc in the same run.
+//
+//   runtime_bench [--count N] [--template busybox|host] [--no-runc]
+//
+// For each of N sandboxes: create (returns when paddock-init runs), first
+// exec ready (create + connect + `true` run to completion), exec round trip of
+// `true` on an open connection and on a new one, pause, resume, stop, delete.
+// Then the same cycle through runc over an OCI bundle whose rootfs is the same
+// template layer. Prints p50/p99 in milliseconds and the ratios; asserts nothing.
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "sandbox/manager.h"
+
+extern char** environ;
+
+using namespace paddock;
+
+namespace {
+
+struct Samples {
+  std::vector<double> ms;
+  void Add(int64_t t0, int64_t t1) { ms.push_back((t1 - t0) / 1e6); }
+  double P(double q) {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    size_t i = static_cast<size_t>(q * (ms.size() - 1) + 0.5);
+    return ms[std::min(i, ms.size() - 1)];
+  }
+};
+
+using Table = std::vector<std::pair<std::string, Samples>>;
+
+Samples& Row(Table& t, const std::string& name) {
+  for (auto& [n, s] : t)
+    if (n == name) return s;
+  t.emplace_back(name, Samples{});
+  return t.back().second;
+}
+
+void Print(const char* title, Table& t) {
+  std::printf("\n%s\n%-34s %10s %10s\n", title, "operation", "p50 ms", "p99 ms");
+  for (auto& [name, s] : t) std::printf("%-34s %10.3f %10.3f\n", name.c_str(), s.P(0.5), s.P(0.99));
+}
+
+void Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "runtime_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::exit(1);
+}
+
+// Runs a command quietly; returns its exit code.
+int Run(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return 127;
+  int status;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+const char* kRuncConfig = R"({
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
+    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+    "noNewPrivileges": true},
+  "root": {"path": "ROOTFS", "readonly": true},
+  "hostname": "runc",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev","ro"]},
+    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
+  ],
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+    "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+    "readonlyPaths": ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]}
+})";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int count = 200;
+  std::string tmpl = "busybox";
+  bool with_runc = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
+    else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
+    else if (a == "--no-runc") with_runc = false;
+    else {
+      std::fprintf(stderr, "usage: runtime_bench [--count N] [--template busybox|host] [--no-runc]\n");
+      return 2;
+    }
+  }
+  char dir_tmpl[] = "/tmp/pdk-bench-XXXXXX";
+  std::string state = ::mkdtemp(dir_tmpl);
+  ManagerOptions opts;
+  opts.state_dir = state;
+  opts.init_path = PADDOCK_INIT_PATH;
+  auto manager = SandboxManager::Open(opts);
+  if (!manager.ok()) Die("open manager", manager.status());
+  SandboxManager& m = **manager;
+  // Build the template once, outside the measurements.
+  SandboxSpec spec;
+  spec.template_name = tmpl;
+  auto warm = m.Create(spec);
+  if (!warm.ok()) Die("create", warm.status());
+  (void)m.Delete(warm->id);
+
+  Table pdk;
+  agent::ExecOptions tru;
+  tru.argv = {"/bin/true"};
+  for (int i = 0; i < count; ++i) {
+    int64_t t0 = MonotonicNanos();
+    auto sb = m.Create(spec);
+    int64_t t1 = MonotonicNanos();
+    if (!sb.ok()) Die("create", sb.status());
+    auto client = m.Connect(sb->id);
+    if (!client.ok()) Die("connect", client.status());
+    auto first = client->Exec(tru);
+    int64_t t2 = MonotonicNanos();
+    if (!first.ok() || first->exit_code != 0) Die("first exec", first.status());
+    Row(pdk, "create (init running)").Add(t0, t1);
+    Row(pdk, "create to first exec done").Add(t0, t2);
+    int64_t t3 = MonotonicNanos();
+    auto again = client->Exec(tru);
+    int64_t t4 = MonotonicNanos();
+    if (!again.ok()) Die("exec", again.status());
+    Row(pdk, "exec true (open connection)").Add(t3, t4);
+    auto fresh = m.Exec(sb->id, tru);
+    int64_t t5 = MonotonicNanos();
+    if (!fresh.ok()) Die("exec", fresh.status());
+    Row(pdk, "exec true (new connection)").Add(t4, t5);
+    Status s = m.Pause(sb->id);
+    int64_t t6 = MonotonicNanos();
+    if (!s.ok()) Die("pause", s);
+    s = m.Resume(sb->id);
+    int64_t t7 = MonotonicNanos();
+    if (!s.ok()) Die("resume", s);
+    Row(pdk, "pause").Add(t5, t6);
+    Row(pdk, "resume").Add(t6, t7);
+    s = m.Stop(sb->id);
+    int64_t t8 = MonotonicNanos();
+    if (!s.ok()) Die("stop", s);
+    s = m.Delete(sb->id);
+    int64_t t9 = MonotonicNanos();
+    if (!s.ok()) Die("delete", s);
+    Row(pdk, "stop").Add(t7, t8);
+    Row(pdk, "delete (stopped)").Add(t8, t9);
+  }
+  std::printf("paddock: %d sandboxes, template %s, cgroup %s\n", count, tmpl.c_str(),
+              m.cgroup_version());
+  Print("paddock", pdk);
+
+  if (with_runc && Run({"runc", "--version"}) == 0) {
+    // The same rootfs: the template's layer, read-only.
+    std::string layer = state + "/templates/" + (tmpl == "busybox" ? "busybox-v1" : "host-v1");
+    std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
+    (void)MakeDirs(bundle);
+    std::string config = kRuncConfig;
+    config.replace(config.find("ROOTFS"), 6, layer);
+    (void)WriteFileAtomic(bundle + "/config.json", config);
+    Table runc;
+    int failures = 0;
+    for (int i = 0; i < count; ++i) {
+      std::string id = "pdk-bench-" + std::to_string(i);
+      int64_t t0 = MonotonicNanos();
+      int rc = Run({"runc", "--root", root, "run", "-d", "--bundle", bundle, id});
+      int64_t t1 = MonotonicNanos();
+      rc |= Run({"runc", "--root", root, "exec", id, "/bin/true"});
+      int64_t t2 = MonotonicNanos();
+      rc |= Run({"runc", "--root", root, "exec", id, "/bin/true"});
+      int64_t t3 = MonotonicNanos();
+      rc |= Run({"runc", "--root", root, "pause", id});
+      int64_t t4 = MonotonicNanos();
+      rc |= Run({"runc", "--root", root, "resume", id});
+      int64_t t5 = MonotonicNanos();
+      rc |= Run({"runc", "--root", root, "kill", id, "KILL"});
+      for (int w = 0; w < 1000 && Run({"runc", "--root", root, "delete", id}) != 0; ++w) ::usleep(1000);
+      int64_t t6 = MonotonicNanos();
+      if (rc != 0) ++failures;
+      Row(runc, "create (init running)").Add(t0, t1);
+      Row(runc, "create to first exec done").Add(t0, t2);
+      Row(runc, "exec true").Add(t2, t3);
+      Row(runc, "pause").Add(t3, t4);
+      Row(runc, "resume").Add(t4, t5);
+      Row(runc, "stop+delete").Add(t5, t6);
+    }
+    std::printf("\nrunc: %d containers over the same rootfs (no user namespace), %d failed\n",
+                count, failures);
+    Print("runc", runc);
+    std::printf("\nratios, runc p50 / paddock p50\n");
+    auto ratio = [&](const char* label, const char* r, const char* p) {
+      std::printf("%-34s %9.1fx\n", label, Row(runc, r).P(0.5) / Row(pdk, p).P(0.5));
+    };
+    ratio("create + first exec", "create to first exec done", "create to first exec done");
+    ratio("exec true", "exec true", "exec true (new connection)");
+    ratio("pause", "pause", "pause");
+    ratio("resume", "resume", "resume");
+    Samples pdk_teardown;
+    for (size_t i = 0; i < Row(pdk, "stop").ms.size(); ++i)
+      pdk_teardown.ms.push_back(Row(pdk, "stop").ms[i] + Row(pdk, "delete (stopped)").ms[i]);
+    std::printf("%-34s %9.1fx\n", "stop + delete", Row(runc, "stop+delete").P(0.5) / pdk_teardown.P(0.5));
+  }
+  manager->reset();
+  (void)RemoveTree(state);
+  return 0;
+}
