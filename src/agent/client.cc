@@ -40,6 +40,15 @@ Result<uint64_t> AgentClient::Send(json request, std::string_view payload) {
 }
 
 Result<Frame> AgentClient::Read(int timeout_ms) {
+  if (!pending_events_.empty()) {
+    Frame f = std::move(pending_events_.front());
+    pending_events_.pop_front();
+    return f;
+  }
+  return ReadWire(timeout_ms);
+}
+
+Result<Frame> AgentClient::ReadWire(int timeout_ms) {
   int64_t deadline = timeout_ms < 0 ? -1 : MonotonicNanos() + int64_t{timeout_ms} * 1000000;
   for (;;) {
     if (auto f = decoder_.Next()) {
@@ -71,12 +80,14 @@ Result<Frame> AgentClient::Call(json request, std::string_view payload,
   int64_t deadline = MonotonicNanos() + int64_t{timeout_ms} * 1000000;
   for (;;) {
     int left = static_cast<int>((deadline - MonotonicNanos()) / 1000000);
-    PDK_ASSIGN_OR_RETURN(Frame f, Read(left < 0 ? 0 : left));
+    PDK_ASSIGN_OR_RETURN(Frame f, ReadWire(left < 0 ? 0 : left));
     if (f.header.contains("id") && f.header["id"] == id) {
       PDK_TRY(StatusFromReply(f.header));
       return f;
     }
-    if (on_event && f.header.contains("event")) on_event(f);
+    if (!f.header.contains("event")) continue;  // a late reply to a request sent with Send
+    if (on_event) on_event(f);
+    else pending_events_.push_back(std::move(f));
   }
 }
 

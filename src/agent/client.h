@@ -2,6 +2,7 @@
 // to a sandbox's paddock-init; not thread-safe (use one per thread or lock).
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -39,7 +40,8 @@ class AgentClient {
   static Result<AgentClient> Connect(const std::string& socket_path);
 
   // Sends `request` (an "id" is assigned) and waits up to `timeout_ms` for its
-  // reply; events that arrive first go to `on_event` (dropped if null).
+  // reply; events that arrive first go to `on_event`, or, if it is null, are
+  // kept for the next Read.
   // An error reply comes back as its Status.
   Result<Frame> Call(json request, std::string_view payload = {},
                      const std::function<void(Frame&)>& on_event = nullptr,
@@ -57,8 +59,10 @@ class AgentClient {
 
  private:
   explicit AgentClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  Result<Frame> ReadWire(int timeout_ms);  // the next frame off the socket
   UniqueFd fd_;
   FrameDecoder decoder_;
+  std::deque<Frame> pending_events_;  // arrived during a Call without a handler
   uint64_t next_id_ = 1;
 };
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing Paddock needs on Debian 12 (run as root).
+set -euo pipefail
+packages=(
+  g++ cmake ninja-build pkg-config      # toolchain
+  libseccomp-dev                        # seccomp profiles
+  nlohmann-json3-dev                    # JSON (agent protocol)
+  libgtest-dev                          # tests
+  busybox-static                        # the built-in busybox template
+  python3 coreutils procps              # programs the tests run inside sandboxes
+  runc                                  # the peer measured by bench/runtime_bench
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
