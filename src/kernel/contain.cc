@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -119,14 +120,14 @@ int SandboxMain(void* arg) {
       ::dup3(lifted[4], 5, O_CLOEXEC) < 0)
     ChildFail(sync, "arrange fds for init");
   sync = 5;
-  // PID 1 drops signals it has no handler for, unless they are blocked: block
-  // the ones init handles, so a SIGTERM sent before init installs its
+  // PID 1 drops signals it has no handler for, unless they are blocked: keep
+  // the ones init handles blocked, so a SIGTERM sent before init installs its
   // handlers waits for it instead of vanishing. The mask survives exec.
   sigset_t init_signals;
   sigemptyset(&init_signals);
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
     sigaddset(&init_signals, sig);
-  ::sigprocmask(SIG_BLOCK, &init_signals, nullptr);
+  ::sigprocmask(SIG_SETMASK, &init_signals, nullptr);
   ::syscall(SYS_close_range, 6, ~0U, 0);
   ::syscall(SYS_execveat, 4, "", a->argv.data(), a->envp.data(), AT_EMPTY_PATH);
   ChildFail(sync, "exec paddock-init");
@@ -200,11 +201,22 @@ Result<Contained> Contain(const ContainSpec& spec) {
   UniqueFd host_end(sp[0]), child_end(sp[1]);
   args.sync_fd = child_end.get();
 
+  // CLONE_VM, as posix_spawn does: copying the caller's page tables would
+  // make every create cost more as the daemon grows. The child then shares
+  // our memory until it execs, so it runs on its own stack, allocates
+  // nothing and writes nothing of ours; `args` and `stack` outlive it here.
+  // All signals are blocked across clone so none of our handlers ever runs
+  // on the child's stack; the child sets its own mask before exec.
   std::vector<char> stack(kStackBytes);
   int pidfd = -1;
-  pid_t pid = ::clone(SandboxMain, stack.data() + stack.size(), kNamespaces | CLONE_PIDFD | SIGCHLD,
-                      &args, &pidfd);
-  if (pid < 0) return Status::Errno("clone sandbox namespaces");
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  pid_t pid = ::clone(SandboxMain, stack.data() + stack.size(),
+                      kNamespaces | CLONE_VM | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
+  int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) return Status::Errno("clone sandbox namespaces", clone_errno);
   ProcessHandle handle(pid, UniqueFd(pidfd));
   child_end.reset();
 
