@@ -226,6 +226,7 @@ TEST_F(AgentTest, WatchReportsChanges) {
   auto other = Connect();
   ASSERT_TRUE(other->Call({{"op", "write"}, {"path", d + "/sub/f"}}, "x").ok());
   ASSERT_TRUE(other->Call({{"op", "write"}, {"path", d + "/sub/f"}, {"append", true}}, "y").ok());
+  ASSERT_TRUE(other->Exec({.argv = {"/bin/chmod", "600", d + "/sub/f"}}).ok());
   ASSERT_TRUE(other->Call({{"op", "rename"}, {"from", d + "/sub/f"}, {"to", d + "/sub/g"}}).ok());
   ASSERT_TRUE(other->Call({{"op", "remove"}, {"path", d + "/sub/g"}}).ok());
   std::set<std::string> seen;
@@ -234,7 +235,7 @@ TEST_F(AgentTest, WatchReportsChanges) {
     ASSERT_TRUE(ev.ok()) << ev.status().ToString() << " seen " << seen.size();
     seen.insert(ev->header["op"].get<std::string>() + " " + ev->header["name"].get<std::string>());
   }
-  for (const char* want : {"create sub", "create sub/f", "write sub/f", "rename sub/f",
+  for (const char* want : {"create sub", "create sub/f", "write sub/f", "chmod sub/f", "rename sub/f",
                            "create sub/g", "remove sub/g"})
     EXPECT_TRUE(seen.count(want)) << want;
 }

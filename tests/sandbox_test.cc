@@ -70,6 +70,19 @@ TEST_F(SandboxTest, EnvCwdAndUser) {
   auto r = manager_->Exec(sb.id, opts);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->stdout_data, "s exec /tmp 1000 /home/user\n");
+  auto client = manager_->Connect(sb.id);
+  ASSERT_TRUE(client.ok());
+  auto spawned = client->Call({{"op", "spawn"}, {"argv", {"/bin/sh", "-c", "id -u; id -g"}},
+                               {"user", 1000}, {"group", "tty"}});
+  ASSERT_TRUE(spawned.ok()) << spawned.status().ToString();
+  std::string out;
+  for (;;) {
+    auto f = client->Read(5000);
+    ASSERT_TRUE(f.ok());
+    if (f->header.value("event", "") == "output") out += f->payload;
+    if (f->header.value("event", "") == "exit") break;
+  }
+  EXPECT_EQ(out, "1000\n5\n");
 }
 
 TEST_F(SandboxTest, StdinIsDelivered) {

@@ -62,4 +62,18 @@ Result<User> LookupUser(const std::string& spec, const std::string& etc_dir) {
   return user;
 }
 
+Result<gid_t> LookupGroup(const std::string& spec, const std::string& etc_dir) {
+  unsigned gid = 0;
+  if (ParseId(spec, &gid)) return static_cast<gid_t>(gid);
+  if (auto group = ReadFile(etc_dir + "/group"); group.ok()) {
+    std::istringstream in(*group);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto f = Split(line, ':');
+      if (f.size() >= 3 && f[0] == spec && ParseId(f[2], &gid)) return static_cast<gid_t>(gid);
+    }
+  }
+  return NotFound("group '" + spec + "' not found in /etc/group");
+}
+
 }  // namespace paddock::init

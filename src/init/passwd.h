@@ -22,5 +22,7 @@ struct User {
 
 // `spec` is a user name or a numeric uid; empty means root.
 Result<User> LookupUser(const std::string& spec, const std::string& etc_dir = "/etc");
+// `spec` is a group name or a numeric gid.
+Result<gid_t> LookupGroup(const std::string& spec, const std::string& etc_dir = "/etc");
 
 }  // namespace paddock::init

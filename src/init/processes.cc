@@ -124,10 +124,15 @@ ProcessTable::~ProcessTable() = default;
 
 Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   PDK_ASSIGN_OR_RETURN(std::vector<std::string> argv, StringArray(req, "argv"));
-  std::string user_spec = req.value("user", "");
-  if (req.contains("user") && req["user"].is_number_integer())
-    user_spec = std::to_string(req["user"].get<int64_t>());
+  std::string user_spec;
+  if (auto u = req.find("user"); u != req.end() && !u->is_null())
+    user_spec = u->is_number_integer() ? std::to_string(u->get<int64_t>()) : u->get<std::string>();
   PDK_ASSIGN_OR_RETURN(User user, LookupUser(user_spec));
+  if (auto g = req.find("group"); g != req.end() && !g->is_null()) {
+    std::string group_spec = g->is_number_integer() ? std::to_string(g->get<int64_t>())
+                                                    : g->get<std::string>();
+    PDK_ASSIGN_OR_RETURN(user.gid, LookupGroup(group_spec));
+  }
   std::string cwd = req.value("cwd", "");
   if (cwd.empty()) cwd = user.home;
 
@@ -197,9 +202,10 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   pid_t pid = ::fork();
   if (pid < 0) return Status::Errno("fork");
   if (pid == 0) {
+    // exec resets caught signals by itself; only ignored ones (SIGPIPE) persist.
+    ::signal(SIGPIPE, SIG_DFL);
     sigset_t all;
     sigfillset(&all);
-    for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
     ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
     ::setsid();
     int fw = fail_w.get();
