@@ -12,23 +12,34 @@
 
 namespace paddock::kernel {
 
-Result<uint64_t> ProcessStartTime(pid_t pid) {
+Result<ProcessStat> ReadProcessStat(pid_t pid) {
   PDK_ASSIGN_OR_RETURN(std::string stat, ReadFile("/proc/" + std::to_string(pid) + "/stat"));
   // The command name (field 2) may hold spaces or parentheses: count from the last ')'.
   size_t close = stat.rfind(')');
-  if (close == std::string::npos) return Internal("malformed /proc/" + std::to_string(pid) + "/stat");
-  const char* p = stat.c_str() + close + 2;  // field 3
+  if (close == std::string::npos || close + 2 >= stat.size())
+    return Internal("malformed /proc/" + std::to_string(pid) + "/stat");
+  ProcessStat out;
+  const char* p = stat.c_str() + close + 2;  // field 3, the state
+  out.state = *p;
   for (int field = 3; field < 22 && *p; ++p)
     if (*p == ' ') ++field;
-  return std::strtoull(p, nullptr, 10);
+  out.start_time = std::strtoull(p, nullptr, 10);
+  return out;
+}
+
+Result<uint64_t> ProcessStartTime(pid_t pid) {
+  PDK_ASSIGN_OR_RETURN(ProcessStat stat, ReadProcessStat(pid));
+  return stat.start_time;
 }
 
 Result<ProcessHandle> ProcessHandle::Open(pid_t pid, uint64_t expected_start_time) {
   UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!fd) return Status::Errno("pidfd_open " + std::to_string(pid));
-  PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(pid));
-  if (start != expected_start_time)
+  PDK_ASSIGN_OR_RETURN(ProcessStat stat, ReadProcessStat(pid));
+  if (stat.start_time != expected_start_time)
     return NotFound("pid " + std::to_string(pid) + " now belongs to another process");
+  if (stat.state == 'Z' || stat.state == 'X')
+    return NotFound("process " + std::to_string(pid) + " has exited");
   return ProcessHandle(pid, std::move(fd));
 }
 

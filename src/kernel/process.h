@@ -10,6 +10,12 @@
 
 namespace paddock::kernel {
 
+struct ProcessStat {
+  char state = '?';         // R, S, D, Z (zombie), ...
+  uint64_t start_time = 0;  // clock ticks since boot
+};
+Result<ProcessStat> ReadProcessStat(pid_t pid);
+
 // Field 22 of /proc/PID/stat (clock ticks since boot): with the pid it names
 // one process for the life of the host, which the store records.
 Result<uint64_t> ProcessStartTime(pid_t pid);
@@ -19,7 +25,8 @@ class ProcessHandle {
   ProcessHandle() = default;
   ProcessHandle(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
   // Opens a handle on a running process and checks its start time, so a
-  // recycled pid is never mistaken for the process that was recorded.
+  // recycled pid is never mistaken for the process that was recorded. A
+  // zombie counts as gone.
   static Result<ProcessHandle> Open(pid_t pid, uint64_t expected_start_time);
 
   pid_t pid() const { return pid_; }

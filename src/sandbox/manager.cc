@@ -1,5 +1,6 @@
 #include "sandbox/manager.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 
 #include "base/fs.h"
 #include "base/ids.h"
@@ -28,11 +30,26 @@ const char* SandboxStateName(SandboxState s) {
   return "stopped";
 }
 
+const char* TimeoutActionName(TimeoutAction a) {
+  switch (a) {
+    case TimeoutAction::kKill: return "kill";
+    case TimeoutAction::kPause: return "pause";
+    case TimeoutAction::kStop: return "stop";
+  }
+  return "kill";
+}
+
+Result<TimeoutAction> ParseTimeoutAction(const std::string& s) {
+  if (s == "kill") return TimeoutAction::kKill;
+  if (s == "pause") return TimeoutAction::kPause;
+  if (s == "stop") return TimeoutAction::kStop;
+  return InvalidArgument("on_timeout must be kill, pause or stop, not '" + s + "'");
+}
+
 struct SandboxManager::Sandbox {
   std::mutex mu;        // serializes this sandbox's transitions
   bool ready = false;   // false while Create is still building it
   SandboxInfo info;
-  std::map<std::string, std::string> env;
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
 };
@@ -62,6 +79,69 @@ Result<UniqueFd> ListenUnix(const std::string& path) {
   return fd;
 }
 
+SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
+  SandboxRecord r;
+  r.id = i.id;
+  r.name = i.name;
+  r.template_name = i.template_name;
+  r.state = state;
+  r.memory_bytes = i.limits.memory_bytes;
+  r.cpu_millicores = i.limits.cpu_millicores;
+  r.pids = i.limits.pids;
+  r.env = i.env;
+  r.metadata = i.metadata;
+  r.timeout_at_ms = i.timeout_at_ms;
+  r.on_timeout = TimeoutActionName(i.on_timeout);
+  r.auto_delete_after_s = i.auto_delete_after_s;
+  r.created_at_ms = i.created_at_ms;
+  r.started_at_ms = i.started_at_ms;
+  r.stopped_at_ms = i.stopped_at_ms;
+  r.last_active_ms = i.last_active_ms;
+  r.error = i.error;
+  r.init_pid = i.init_pid;
+  r.init_start_time = i.init_start_time;
+  r.id_base = i.ids.host_first;
+  return r;
+}
+
+SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir) {
+  SandboxInfo i;
+  i.id = r.id;
+  i.name = r.name;
+  i.template_name = r.template_name;
+  i.state = r.state == "paused" ? SandboxState::kPaused
+            : r.state == "running" ? SandboxState::kRunning
+                                   : SandboxState::kStopped;
+  i.limits = {r.memory_bytes, r.cpu_millicores, r.pids};
+  i.init_pid = static_cast<pid_t>(r.init_pid);
+  i.init_start_time = r.init_start_time;
+  i.ids.host_first = r.id_base;
+  i.dir = sandboxes_dir + "/" + r.id;
+  i.agent_socket = i.dir + "/agent.sock";
+  i.env = r.env;
+  i.metadata = r.metadata;
+  i.timeout_at_ms = r.timeout_at_ms;
+  i.on_timeout = ParseTimeoutAction(r.on_timeout).ok() ? *ParseTimeoutAction(r.on_timeout)
+                                                         : TimeoutAction::kKill;
+  i.auto_delete_after_s = r.auto_delete_after_s;
+  i.created_at_ms = r.created_at_ms;
+  i.started_at_ms = r.started_at_ms;
+  i.stopped_at_ms = r.stopped_at_ms;
+  i.last_active_ms = r.last_active_ms;
+  i.error = r.error;
+  return i;
+}
+
+std::vector<std::string> ReadDirNames(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
 Status WriteOwnedFile(const std::string& path, const std::string& data, uid_t owner) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return Status::Errno("create " + path);
@@ -76,6 +156,7 @@ Status WriteOwnedFile(const std::string& path, const std::string& data, uid_t ow
 SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                                UniqueFd init_exe)
     : opts_(std::move(opts)),
+      store_(opts_.store),
       cgroups_(std::move(cgroups)),
       init_exe_(std::move(init_exe)),
       templates_(opts_.state_dir + "/templates", opts_.state_dir + "/staging", opts_.busybox_path),
@@ -101,9 +182,119 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     PDK_TRY(RemoveTree(opts.state_dir + sub));
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   }
+  if (!opts.store) {
+    PDK_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenSqliteStore(opts.state_dir + "/paddock.db"));
+    opts.store = std::move(store);
+  }
   PDK_ASSIGN_OR_RETURN(auto cgroups, kernel::CgroupDriver::Detect(opts.cgroup_parent));
-  return std::unique_ptr<SandboxManager>(
+  std::unique_ptr<SandboxManager> m(
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
+  PDK_TRY(m->Recover());
+  return m;
+}
+
+// Start-up reconciliation. Runs before any request is served, so it takes no
+// sandbox locks. Order: records first (they reserve names and id ranges),
+// then the sweep of folders and cgroups that no record claims.
+Status SandboxManager::Recover() {
+  PDK_ASSIGN_OR_RETURN(std::vector<SandboxRecord> records, store_->List());
+  std::set<std::string> known;
+  for (const auto& rec : records) {
+    known.insert(rec.id);
+    Status s = RecoverOne(rec);
+    if (!s.ok()) return s.Annotate("recovering sandbox " + rec.id);
+  }
+  for (const auto& name : ReadDirNames(sandboxes_dir_)) {
+    if (known.count(name)) continue;
+    std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
+    if (::rename((sandboxes_dir_ + "/" + name).c_str(), trash.c_str()) == 0) {
+      (void)RemoveTree(trash);
+      ++recovery_.swept_dirs;
+    }
+  }
+  for (const auto& name : cgroups_->List()) {
+    if (known.count(name) && by_id_.count(name) && by_id_[name]->cgroup) continue;
+    if (auto cg = cgroups_->Open(name); cg.ok() && (*cg)->Destroy().ok()) ++recovery_.swept_cgroups;
+  }
+  return Status::Ok();
+}
+
+// One record against the kernel: is its init still the process we started
+// (pid and start time), and is its cgroup there?
+Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
+  auto sb = std::make_shared<Sandbox>();
+  sb->info = FromRecord(rec, sandboxes_dir_);
+  SandboxInfo& info = sb->info;
+  kernel::ProcessHandle init;
+  if (rec.init_pid > 0) {
+    if (auto h = kernel::ProcessHandle::Open(static_cast<pid_t>(rec.init_pid), rec.init_start_time);
+        h.ok())
+      init = std::move(*h);
+  }
+  auto cgroup = cgroups_->Open(rec.id);
+  auto end_processes = [&] {  // whatever still runs for this sandbox
+    if (cgroup.ok()) (void)(*cgroup)->Destroy();
+    if (init.valid()) {
+      (void)init.Signal(SIGKILL);
+      (void)init.Wait(5000);
+    }
+    ::unlink(info.agent_socket.c_str());
+  };
+  std::string what;  // the journal's account of what recovery did
+
+  if (rec.state == "creating" || rec.state == "deleting") {
+    // An unfinished create is undone; an unfinished delete is completed.
+    end_processes();
+    std::string trash = trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
+    if (::rename(info.dir.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
+    PDK_TRY(store_->Remove(rec.id, {"recover", "done",
+                                    rec.state == "creating" ? "rolled back an interrupted create"
+                                                            : "finished an interrupted delete"}));
+    ++(rec.state == "creating" ? recovery_.rolled_back : recovery_.finished);
+    return Status::Ok();
+  }
+
+  bool alive = init.valid() && cgroup.ok();
+  if (alive && (rec.state == "running" || rec.state == "paused")) {
+    auto frozen = (*cgroup)->IsFrozen();
+    info.state = frozen.ok() && *frozen ? SandboxState::kPaused : SandboxState::kRunning;
+    sb->cgroup = std::move(*cgroup);
+    sb->init = std::move(init);
+    ++recovery_.adopted;
+    what = std::string("adopted as ") + SandboxStateName(info.state);
+  } else {
+    end_processes();
+    if (rec.state == "stopping") {
+      ++recovery_.finished;
+      what = "finished an interrupted stop";
+    } else if (rec.state == "starting") {
+      ++recovery_.rolled_back;
+      what = "rolled back an interrupted start";
+    } else if (rec.state == "running" || rec.state == "paused") {
+      info.error = "init exited while paddockd was not running";
+      ++recovery_.marked_stopped;
+      what = "marked stopped: " + info.error;
+    }
+    if (info.state != SandboxState::kStopped || rec.state != "stopped") {
+      info.state = SandboxState::kStopped;
+      info.stopped_at_ms = WallClockMillis();
+    }
+    info.init_pid = 0;
+    info.init_start_time = 0;
+  }
+  sb->ready = true;
+  size_t slot = (info.ids.host_first - opts_.id_base) / 65536;
+  if (info.ids.host_first < opts_.id_base || slot >= slot_used_.size() || slot_used_[slot])
+    return Internal("record has an id range outside this host's pool or in use twice");
+  slot_used_[slot] = true;
+  by_id_[info.id] = sb;
+  id_by_name_[info.name] = info.id;
+  return Persist(*sb, SandboxStateName(info.state),
+                 what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
+}
+
+Status SandboxManager::Persist(Sandbox& sb, const char* state, const JournalNote& note) {
+  return store_->Update(ToRecord(sb.info, state), note);
 }
 
 Result<uint32_t> SandboxManager::ReserveIdSlot() {
@@ -143,6 +334,8 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
     return InvalidArgument("limits must not be negative");
   if (spec.limits.memory_bytes > 0 && spec.limits.memory_bytes < (int64_t{4} << 20))
     return InvalidArgument("memory limit must be at least 4 MiB");
+  if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
+    return InvalidArgument("timeout and auto_delete_after must not be negative");
   if ((spec.limits.memory_bytes || spec.limits.cpu_millicores || spec.limits.pids) &&
       !cgroups_->SupportsLimits())
     return Unimplemented("this host's cgroup " + std::string(cgroups_->version()) +
@@ -158,7 +351,12 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   info.limits = spec.limits;
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
-  sb->env = spec.env;
+  info.env = spec.env;
+  info.metadata = spec.metadata;
+  info.on_timeout = spec.on_timeout;
+  info.auto_delete_after_s = spec.auto_delete_after_s;
+  info.created_at_ms = info.last_active_ms = WallClockMillis();
+  if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
   {  // The narrow reservation step: name, id and id range.
     std::lock_guard<std::mutex> lock(mu_);
     if (id_by_name_.count(info.name))
@@ -173,6 +371,12 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
     id_by_name_.erase(info.name);
     ReleaseIdSlot(info.ids.host_first);
   };
+  // Intent first: a crash from here on leaves a "creating" record that
+  // recovery rolls back, never an unrecorded folder or cgroup.
+  if (Status s = store_->Insert(ToRecord(info, "creating"), {"create", "intent", info.name}); !s.ok()) {
+    unreserve();
+    return s;
+  }
 
   // The writable layer; its root is the sandbox's root, so "/" is owned by root inside.
   uid_t root = info.ids.host_first;
@@ -189,8 +393,11 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
                            "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
                        root);
   if (s.ok()) s = Boot(*sb);
+  if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});
   if (!s.ok()) {
+    (void)Halt(*sb, 0);
     (void)RemoveTree(info.dir);
+    (void)store_->Remove(info.id, {"create", "failed", s.ToString()});
     unreserve();
     return s;
   }
@@ -234,15 +441,20 @@ Status SandboxManager::Boot(Sandbox& sb) {
   info.init_start_time = contained->start_time;
   sb.init = std::move(contained->init);
   info.state = SandboxState::kRunning;
+  info.started_at_ms = info.last_active_ms = WallClockMillis();
+  info.error.clear();
   return Status::Ok();
 }
 
 // Ends every process of the sandbox and removes its cgroup; files stay.
 Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   SandboxInfo& info = sb.info;
-  if (info.state == SandboxState::kStopped) return Status::Ok();
+  if (!sb.cgroup && !sb.init.valid()) {
+    info.state = SandboxState::kStopped;
+    return Status::Ok();
+  }
   // A frozen init cannot act on SIGTERM, and frozen tasks do not die.
-  if (info.state == SandboxState::kPaused) PDK_TRY(sb.cgroup->Thaw());
+  if (info.state == SandboxState::kPaused && sb.cgroup) PDK_TRY(sb.cgroup->Thaw());
   bool exited = false;
   if (grace_ms > 0 && sb.init.valid()) {
     PDK_TRY(sb.init.Signal(SIGTERM));  // init forwards it to every process
@@ -253,13 +465,14 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
     PDK_TRY(sb.init.Signal(SIGKILL));
     PDK_ASSIGN_OR_RETURN(exited, sb.init.Wait(-1));
   }
-  PDK_TRY(sb.cgroup->Destroy());
+  if (sb.cgroup) PDK_TRY(sb.cgroup->Destroy());
   sb.cgroup.reset();
   sb.init = kernel::ProcessHandle();
   ::unlink(info.agent_socket.c_str());
   info.state = SandboxState::kStopped;
   info.init_pid = 0;
   info.init_start_time = 0;
+  info.stopped_at_ms = WallClockMillis();
   return Status::Ok();
 }
 
@@ -269,8 +482,10 @@ Status SandboxManager::Pause(const std::string& id_or_name) {
   if (sb->info.state != SandboxState::kRunning)
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a running sandbox can be paused");
+  // No intent needed: recovery reads the freezer, the kernel's own record.
   PDK_TRY(sb->cgroup->Freeze());
   sb->info.state = SandboxState::kPaused;
+  PDK_TRY(Persist(*sb, "paused", {"pause", "done", ""}));
   return Status::Ok();
 }
 
@@ -282,6 +497,8 @@ Status SandboxManager::Resume(const std::string& id_or_name) {
                               SandboxStateName(sb->info.state) + "; only a paused sandbox can be resumed");
   PDK_TRY(sb->cgroup->Thaw());
   sb->info.state = SandboxState::kRunning;
+  sb->info.last_active_ms = WallClockMillis();
+  PDK_TRY(Persist(*sb, "running", {"resume", "done", ""}));
   return Status::Ok();
 }
 
@@ -290,7 +507,11 @@ Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
   std::lock_guard<std::mutex> lock(sb->mu);
   if (sb->info.state == SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is already stopped");
-  return Halt(*sb, grace_ms < 0 ? opts_.default_stop_grace_ms : grace_ms);
+  PDK_TRY(Persist(*sb, "stopping", {"stop", "intent", ""}));
+  Status s = Halt(*sb, grace_ms < 0 ? opts_.default_stop_grace_ms : grace_ms);
+  PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
+                  {"stop", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
+  return s;
 }
 
 Status SandboxManager::Start(const std::string& id_or_name) {
@@ -299,24 +520,35 @@ Status SandboxManager::Start(const std::string& id_or_name) {
   if (sb->info.state != SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a stopped sandbox can be started");
-  return Boot(*sb);
+  PDK_TRY(Persist(*sb, "starting", {"start", "intent", ""}));
+  Status s = Boot(*sb);
+  if (!s.ok()) (void)Halt(*sb, 0);
+  PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
+                  {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
+  return s;
 }
 
 Status SandboxManager::Delete(const std::string& id_or_name) {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   std::lock_guard<std::mutex> lock(sb->mu);
-  if (!sb->ready) return NotFound("sandbox '" + id_or_name + "' does not exist");
-  PDK_TRY(Halt(*sb, 0));
+  return DeleteLocked(*sb);
+}
+
+Status SandboxManager::DeleteLocked(Sandbox& sb) {
+  if (!sb.ready) return NotFound("sandbox '" + sb.info.id + "' does not exist");
+  PDK_TRY(Persist(sb, "deleting", {"delete", "intent", ""}));
+  PDK_TRY(Halt(sb, 0));
   // Rename first: a crash mid-removal leaves only trash, which Open empties.
-  std::string trash = trash_dir_ + "/" + sb->info.id + "-" + RandomHex(4);
-  if (::rename(sb->info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
-    return Status::Errno("move " + sb->info.dir + " to trash");
-  sb->ready = false;
+  std::string trash = trash_dir_ + "/" + sb.info.id + "-" + RandomHex(4);
+  if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
+    return Status::Errno("move " + sb.info.dir + " to trash");
+  PDK_TRY(store_->Remove(sb.info.id, {"delete", "done", ""}));
+  sb.ready = false;
   {
     std::lock_guard<std::mutex> g(mu_);
-    by_id_.erase(sb->info.id);
-    id_by_name_.erase(sb->info.name);
-    ReleaseIdSlot(sb->info.ids.host_first);
+    by_id_.erase(sb.info.id);
+    id_by_name_.erase(sb.info.name);
+    ReleaseIdSlot(sb.info.ids.host_first);
   }
   return RemoveTree(trash);
 }
@@ -341,6 +573,58 @@ std::vector<SandboxInfo> SandboxManager::List() const {
   return out;
 }
 
+Status SandboxManager::SetTimeout(const std::string& id_or_name, int64_t timeout_s,
+                                  const TimeoutAction* action) {
+  if (timeout_s < 0) return InvalidArgument("timeout must not be negative");
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  std::lock_guard<std::mutex> lock(sb->mu);
+  if (sb->info.state == SandboxState::kStopped)
+    return FailedPrecondition("sandbox " + sb->info.id + " is stopped; a timeout applies to a "
+                              "running or paused sandbox");
+  sb->info.timeout_at_ms = timeout_s > 0 ? WallClockMillis() + timeout_s * 1000 : 0;
+  if (action) sb->info.on_timeout = *action;
+  return Persist(*sb, SandboxStateName(sb->info.state));
+}
+
+int SandboxManager::Reap(int64_t now_ms) {
+  int acted = 0;
+  for (const auto& info : List()) {
+    auto sb = Find(info.id);
+    if (!sb.ok()) continue;
+    std::lock_guard<std::mutex> lock((*sb)->mu);
+    SandboxInfo& i = (*sb)->info;
+    if (!(*sb)->ready) continue;
+    bool timed_out = i.timeout_at_ms > 0 && i.timeout_at_ms <= now_ms &&
+                     i.state != SandboxState::kStopped &&
+                     !(i.on_timeout == TimeoutAction::kPause && i.state == SandboxState::kPaused);
+    bool expired = i.state == SandboxState::kStopped && i.auto_delete_after_s > 0 &&
+                   i.stopped_at_ms > 0 && i.stopped_at_ms + i.auto_delete_after_s * 1000 <= now_ms;
+    Status s;
+    if (timed_out) {
+      (void)store_->Journal(i.id, "timeout", "intent", TimeoutActionName(i.on_timeout));
+      i.timeout_at_ms = 0;
+      if (i.on_timeout == TimeoutAction::kKill) {
+        s = DeleteLocked(**sb);
+      } else if (i.on_timeout == TimeoutAction::kPause) {
+        s = (*sb)->cgroup->Freeze();
+        if (s.ok()) i.state = SandboxState::kPaused;
+        if (s.ok()) s = Persist(**sb, "paused");
+      } else {
+        s = Persist(**sb, "stopping");
+        if (s.ok()) s = Halt(**sb, opts_.default_stop_grace_ms);
+        Status p = Persist(**sb, SandboxStateName(i.state));
+        if (s.ok()) s = p;
+      }
+      (void)store_->Journal(i.id, "timeout", s.ok() ? "done" : "failed", s.ToString());
+      ++acted;
+    } else if (expired) {
+      s = DeleteLocked(**sb);
+      ++acted;
+    }
+  }
+  return acted;
+}
+
 Result<kernel::CgroupStats> SandboxManager::Stats(const std::string& id_or_name) {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   std::lock_guard<std::mutex> lock(sb->mu);
@@ -357,6 +641,7 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
       return FailedPrecondition("sandbox " + sb->info.id + " is " +
                                 SandboxStateName(sb->info.state) + "; it must be running");
     socket = sb->info.agent_socket;
+    sb->info.last_active_ms = WallClockMillis();  // in memory; persisted with the next transition
   }
   return agent::AgentClient::Connect(socket);
 }
@@ -366,7 +651,7 @@ Result<agent::ExecResult> SandboxManager::Exec(const std::string& id_or_name,
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   {
     std::lock_guard<std::mutex> lock(sb->mu);
-    for (const auto& [k, v] : sb->env) opts.env.emplace(k, v);  // the caller's win
+    for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
   }
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, Connect(id_or_name));
   return client.Exec(opts);

@@ -8,6 +8,11 @@
 // An invalid transition returns kFailedPrecondition and changes nothing.
 // Thread-safe: one lock per sandbox for its transitions; the manager's lock
 // only for the narrow steps that reserve names, ids and id ranges.
+//
+// Durable: every transition is written to the Store first as an intent (a
+// transitional state and a journal entry), then done, then its result is
+// written. Open() reconciles each record with what the kernel shows and
+// adopts, finishes, rolls back or marks it; it sweeps what has no record.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,7 @@
 #include "kernel/process.h"
 #include "kernel/user.h"
 #include "sandbox/template.h"
+#include "store/store.h"
 
 namespace paddock {
 
@@ -32,6 +38,7 @@ const char* SandboxStateName(SandboxState s);
 
 struct ManagerOptions {
   std::string state_dir = "/var/lib/paddock";
+  std::shared_ptr<Store> store;        // null: SQLite at <state_dir>/paddock.db
   std::string init_path;               // paddock-init; empty: the one built beside the library
   std::string busybox_path = "/bin/busybox";
   std::string cgroup_parent = "paddock";
@@ -40,11 +47,19 @@ struct ManagerOptions {
   int default_stop_grace_ms = 10000;
 };
 
+enum class TimeoutAction { kKill, kPause, kStop };
+const char* TimeoutActionName(TimeoutAction a);
+Result<TimeoutAction> ParseTimeoutAction(const std::string& s);
+
 struct SandboxSpec {
   std::string name;                    // empty: the id
   std::string template_name = "host";
   kernel::CgroupLimits limits;
-  std::map<std::string, std::string> env;  // default env of every process
+  std::map<std::string, std::string> env;       // default env of every process
+  std::map<std::string, std::string> metadata;  // labels, for listing and filtering
+  int64_t timeout_s = 0;               // 0: none
+  TimeoutAction on_timeout = TimeoutAction::kKill;
+  int64_t auto_delete_after_s = 0;     // delete this long after it stops; 0: never
 };
 
 struct SandboxInfo {
@@ -58,13 +73,32 @@ struct SandboxInfo {
   kernel::user::IdRange ids;
   std::string dir;                     // the sandbox's state folder
   std::string agent_socket;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> metadata;
+  int64_t timeout_at_ms = 0;           // wall clock; 0: none
+  TimeoutAction on_timeout = TimeoutAction::kKill;
+  int64_t auto_delete_after_s = 0;
+  int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
+  std::string error;                   // why it stopped without being asked to
+};
+
+// What Open() found and did, for logs and tests.
+struct RecoveryReport {
+  int adopted = 0;        // running or paused sandboxes taken over as they were
+  int finished = 0;       // interrupted stops and deletes completed
+  int rolled_back = 0;    // interrupted creates and starts undone
+  int marked_stopped = 0; // their init had died: stopped, with the reason in `error`
+  int swept_dirs = 0;     // sandbox folders with no record
+  int swept_cgroups = 0;  // cgroups with no record (and whatever ran in them)
 };
 
 class SandboxManager {
  public:
   // Prepares the state folder (sandboxes, templates, staging, trash), empties
-  // trash left by a crash, and detects the cgroup version.
+  // trash left by a crash, detects the cgroup version, opens the store and
+  // recovers every recorded sandbox (see RecoveryReport).
   static Result<std::unique_ptr<SandboxManager>> Open(ManagerOptions opts);
+  const RecoveryReport& recovery() const { return recovery_; }
   ~SandboxManager();
 
   // Creates and starts a sandbox. Returns once paddock-init is running; the
@@ -80,9 +114,17 @@ class SandboxManager {
 
   Result<SandboxInfo> Get(const std::string& id_or_name) const;
   std::vector<SandboxInfo> List() const;
+
+  // Sets (or with 0 clears) the timeout, `timeout_s` from now; the sandbox
+  // must be running or paused. The action is kept unless one is given.
+  Status SetTimeout(const std::string& id_or_name, int64_t timeout_s,
+                    const TimeoutAction* action = nullptr);
+  // Fires due timeouts and deletes stopped sandboxes past their auto-delete
+  // age, as of `now_ms`. Returns how many sandboxes it acted on.
+  int Reap(int64_t now_ms);
   Result<kernel::CgroupStats> Stats(const std::string& id_or_name);
 
-  // A new agent connection to a running sandbox.
+  // A new agent connection to a running sandbox; marks it active.
   Result<agent::AgentClient> Connect(const std::string& id_or_name);
   // Runs a command to completion in a running sandbox (its env under the
   // sandbox's default env).
@@ -98,10 +140,18 @@ class SandboxManager {
   Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const;
   Status Boot(Sandbox& sb);                  // requires sb.mu held
   Status Halt(Sandbox& sb, int grace_ms);    // requires sb.mu held
+  // Writes sb's record with `state` (a public or transitional state) and,
+  // in the same transaction, the journal entry `note`.
+  Status Persist(Sandbox& sb, const char* state, const JournalNote& note = {});  // sb.mu held
+  Status Recover();
+  Status RecoverOne(const SandboxRecord& rec);
+  Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
   Result<uint32_t> ReserveIdSlot();
   void ReleaseIdSlot(uint32_t host_first);
 
   ManagerOptions opts_;
+  std::shared_ptr<Store> store_;
+  RecoveryReport recovery_;
   std::unique_ptr<kernel::CgroupDriver> cgroups_;
   UniqueFd init_exe_;
   TemplateStore templates_;

@@ -1,0 +1,347 @@
+// SqliteStore: the embedded Store, one SQLite database in WAL mode.
+#include <sqlite3.h>
+#include <time.h>
+
+#include <memory>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "store/store.h"
+
+namespace paddock {
+
+int64_t WallClockMillis() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+namespace {
+
+// Each entry moves the schema from version i to i+1; never edit one that has
+// shipped, append a new one.
+const char* const kMigrations[] = {
+    R"sql(
+    CREATE TABLE sandboxes (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      template TEXT NOT NULL,
+      state TEXT NOT NULL,
+      memory_bytes INTEGER NOT NULL DEFAULT 0,
+      cpu_millicores INTEGER NOT NULL DEFAULT 0,
+      pids INTEGER NOT NULL DEFAULT 0,
+      env TEXT NOT NULL DEFAULT '{}',
+      metadata TEXT NOT NULL DEFAULT '{}',
+      timeout_at_ms INTEGER NOT NULL DEFAULT 0,
+      on_timeout TEXT NOT NULL DEFAULT 'kill',
+      auto_delete_after_s INTEGER NOT NULL DEFAULT 0,
+      created_at_ms INTEGER NOT NULL,
+      started_at_ms INTEGER NOT NULL DEFAULT 0,
+      stopped_at_ms INTEGER NOT NULL DEFAULT 0,
+      last_active_ms INTEGER NOT NULL DEFAULT 0,
+      error TEXT NOT NULL DEFAULT '',
+      init_pid INTEGER NOT NULL DEFAULT 0,
+      init_start_time INTEGER NOT NULL DEFAULT 0,
+      id_base INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE journal (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      sandbox_id TEXT NOT NULL,
+      op TEXT NOT NULL,
+      phase TEXT NOT NULL,
+      detail TEXT NOT NULL DEFAULT '',
+      at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX journal_by_sandbox ON journal(sandbox_id, seq);
+    )sql",
+};
+
+const char* const kColumns =
+    "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
+    "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
+    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base";
+
+// A prepared statement, reset for reuse each time it is handed out.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) {
+    rc_ = sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement& Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return *this;
+  }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  std::string Text(int col) {
+    const unsigned char* t = sqlite3_column_text(stmt_, col);
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col)) : "";
+  }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::string MapToJson(const std::map<std::string, std::string>& m) { return nlohmann::json(m).dump(); }
+
+std::map<std::string, std::string> JsonToMap(const std::string& s) {
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  std::map<std::string, std::string> m;
+  if (j.is_object())
+    for (const auto& [k, v] : j.items())
+      if (v.is_string()) m[k] = v.get<std::string>();
+  return m;
+}
+
+class SqliteStore : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override {
+    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_})
+      st->reset();  // statements are finalized before the connection closes
+    sqlite3_close(db_);
+  }
+
+  Status Migrate() {
+    PDK_TRY(Exec("PRAGMA journal_mode=WAL"));
+    // NORMAL in WAL mode: a committed transaction survives a crash of
+    // paddockd; only a power loss may drop the last ones.
+    PDK_TRY(Exec("PRAGMA synchronous=NORMAL"));
+    PDK_TRY(Exec("PRAGMA foreign_keys=ON"));
+    sqlite3_busy_timeout(db_, 5000);
+    Statement v(db_, std::string("PRAGMA user_version"));
+    if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return Error("read schema version");
+    int64_t version = v.Int(0);
+    int64_t latest = static_cast<int64_t>(std::size(kMigrations));
+    if (version > latest)
+      return FailedPrecondition("the state database has schema version " + std::to_string(version) +
+                                ", newer than this paddockd knows (" + std::to_string(latest) + ")");
+    for (int64_t i = version; i < latest; ++i) {
+      PDK_TRY(Exec("BEGIN IMMEDIATE"));
+      Status s = Exec(kMigrations[i]);
+      if (s.ok()) s = Exec("PRAGMA user_version=" + std::to_string(i + 1));
+      if (!s.ok()) {
+        (void)Exec("ROLLBACK");
+        return s.Annotate("migrating schema to version " + std::to_string(i + 1));
+      }
+      PDK_TRY(Exec("COMMIT"));
+    }
+    return Status::Ok();
+  }
+
+  Status Prepare() {
+    insert_ = std::make_unique<Statement>(
+        db_, std::string("INSERT INTO sandboxes (") + kColumns +
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)");
+    update_ = std::make_unique<Statement>(
+        db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
+             "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
+             "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
+             "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20 "
+             "WHERE id=?1");
+    remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
+    get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
+                                                " FROM sandboxes WHERE id=?1");
+    list_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
+                                                 " FROM sandboxes ORDER BY created_at_ms, id");
+    journal_ = std::make_unique<Statement>(
+        db_, "INSERT INTO journal (sandbox_id, op, phase, detail, at_ms) VALUES (?1,?2,?3,?4,?5)");
+    read_journal_ = std::make_unique<Statement>(
+        db_, "SELECT seq, sandbox_id, op, phase, detail, at_ms FROM journal "
+             "WHERE ?1 = '' OR sandbox_id = ?1 ORDER BY seq");
+    for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
+                          journal_.get(), read_journal_.get()})
+      if (!st->ok()) return Error("prepare statements");
+    return Status::Ok();
+  }
+
+  Status Insert(const SandboxRecord& r, const JournalNote& note) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction(note, r.id, [&]() -> Status {
+      Statement& st = insert_->Reset();
+      BindRecord(st, r);
+      int rc = sqlite3_step(st.get());
+      if (rc == SQLITE_CONSTRAINT)
+        return AlreadyExists("a sandbox with id '" + r.id + "' or name '" + r.name + "' exists");
+      if (rc != SQLITE_DONE) return Error("insert sandbox " + r.id);
+      return Status::Ok();
+    });
+  }
+
+  Status Update(const SandboxRecord& r, const JournalNote& note) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction(note, r.id, [&]() -> Status {
+      Statement& st = update_->Reset();
+      BindRecord(st, r);
+      if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("update sandbox " + r.id);
+      if (sqlite3_changes(db_) == 0) return NotFound("no sandbox record '" + r.id + "'");
+      return Status::Ok();
+    });
+  }
+
+  Status Remove(const std::string& id, const JournalNote& note) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction(note, id, [&]() -> Status {
+      Statement& st = remove_->Reset();
+      st.Bind(1, id);
+      if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("delete sandbox " + id);
+      return Status::Ok();
+    });
+  }
+
+  Result<SandboxRecord> Get(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = get_->Reset();
+    st.Bind(1, id);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return NotFound("no sandbox record '" + id + "'");
+    if (rc != SQLITE_ROW) return Error("read sandbox " + id);
+    return ReadRecord(st);
+  }
+
+  Result<std::vector<SandboxRecord>> List() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = list_->Reset();
+    std::vector<SandboxRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(ReadRecord(st));
+    if (rc != SQLITE_DONE) return Error("list sandboxes");
+    return out;
+  }
+
+  Result<int64_t> Journal(const std::string& sandbox_id, const std::string& op,
+                          const std::string& phase, const std::string& detail) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PDK_TRY(AppendJournal(sandbox_id, {op, phase, detail}));
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<std::vector<JournalEntry>> ReadJournal(const std::string& sandbox_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = read_journal_->Reset();
+    st.Bind(1, sandbox_id);
+    std::vector<JournalEntry> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      out.push_back({st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Int(5)});
+    if (rc != SQLITE_DONE) return Error("read journal");
+    return out;
+  }
+
+ private:
+  Status AppendJournal(const std::string& sandbox_id, const JournalNote& note) {
+    Statement& st = journal_->Reset();
+    st.Bind(1, sandbox_id);
+    st.Bind(2, note.op);
+    st.Bind(3, note.phase);
+    st.Bind(4, note.detail);
+    st.Bind(5, WallClockMillis());
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("append to journal");
+    return Status::Ok();
+  }
+
+  // Runs `change` and, if `note` names an op, its journal entry, atomically.
+  template <typename Fn>
+  Status InTransaction(const JournalNote& note, const std::string& id, Fn change) {
+    if (note.op.empty()) return change();
+    PDK_TRY(Exec("BEGIN IMMEDIATE"));
+    Status s = change();
+    if (s.ok()) s = AppendJournal(id, note);
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+    return Exec("COMMIT");
+  }
+
+  Status Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return Internal("sqlite: " + msg);
+    }
+    return Status::Ok();
+  }
+  Status Error(const std::string& what) {
+    return Internal("sqlite: " + what + ": " + sqlite3_errmsg(db_));
+  }
+  static void BindRecord(Statement& st, const SandboxRecord& r) {
+    st.Bind(1, r.id);
+    st.Bind(2, r.name);
+    st.Bind(3, r.template_name);
+    st.Bind(4, r.state);
+    st.Bind(5, r.memory_bytes);
+    st.Bind(6, r.cpu_millicores);
+    st.Bind(7, r.pids);
+    st.Bind(8, MapToJson(r.env));
+    st.Bind(9, MapToJson(r.metadata));
+    st.Bind(10, r.timeout_at_ms);
+    st.Bind(11, r.on_timeout);
+    st.Bind(12, r.auto_delete_after_s);
+    st.Bind(13, r.created_at_ms);
+    st.Bind(14, r.started_at_ms);
+    st.Bind(15, r.stopped_at_ms);
+    st.Bind(16, r.last_active_ms);
+    st.Bind(17, r.error);
+    st.Bind(18, r.init_pid);
+    st.Bind(19, static_cast<int64_t>(r.init_start_time));
+    st.Bind(20, static_cast<int64_t>(r.id_base));
+  }
+  static SandboxRecord ReadRecord(Statement& st) {
+    SandboxRecord r;
+    r.id = st.Text(0);
+    r.name = st.Text(1);
+    r.template_name = st.Text(2);
+    r.state = st.Text(3);
+    r.memory_bytes = st.Int(4);
+    r.cpu_millicores = st.Int(5);
+    r.pids = st.Int(6);
+    r.env = JsonToMap(st.Text(7));
+    r.metadata = JsonToMap(st.Text(8));
+    r.timeout_at_ms = st.Int(9);
+    r.on_timeout = st.Text(10);
+    r.auto_delete_after_s = st.Int(11);
+    r.created_at_ms = st.Int(12);
+    r.started_at_ms = st.Int(13);
+    r.stopped_at_ms = st.Int(14);
+    r.last_active_ms = st.Int(15);
+    r.error = st.Text(16);
+    r.init_pid = st.Int(17);
+    r.init_start_time = static_cast<uint64_t>(st.Int(18));
+    r.id_base = static_cast<uint32_t>(st.Int(19));
+    return r;
+  }
+
+  std::mutex mu_;  // one connection, one statement at a time
+  sqlite3* db_;
+  std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Internal("open state database " + path + ": " + msg);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  PDK_TRY(store->Migrate());
+  PDK_TRY(store->Prepare());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace paddock

@@ -1,0 +1,82 @@
+// Store: where every sandbox's record and the journal of its transitions
+// live, so that they survive paddockd's crashes and restarts. SQLite (WAL)
+// is the embedded default; PostgreSQL will sit behind the same interface.
+//
+// Thread-safe. Every method is one transaction: a failure changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace paddock {
+
+// The durable part of a sandbox. `state` includes the transitional states
+// ("creating", "stopping", "starting", "deleting") that mark an intent in
+// flight: start-up recovery finishes or rolls back whatever it finds in one.
+struct SandboxRecord {
+  std::string id;
+  std::string name;
+  std::string template_name;
+  std::string state;
+  int64_t memory_bytes = 0;
+  int64_t cpu_millicores = 0;
+  int64_t pids = 0;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> metadata;
+  int64_t timeout_at_ms = 0;          // wall clock; 0: no timeout
+  std::string on_timeout = "kill";    // kill | pause | stop
+  int64_t auto_delete_after_s = 0;    // delete this long after stopping; 0: never
+  int64_t created_at_ms = 0;
+  int64_t started_at_ms = 0;
+  int64_t stopped_at_ms = 0;
+  int64_t last_active_ms = 0;
+  std::string error;                  // why it stopped unexpectedly, if it did
+  int64_t init_pid = 0;
+  uint64_t init_start_time = 0;
+  uint32_t id_base = 0;               // host uid/gid of root inside
+};
+
+struct JournalEntry {
+  int64_t seq = 0;
+  std::string sandbox_id;
+  std::string op;       // create, pause, resume, stop, start, delete, timeout, recover
+  std::string phase;    // intent, done, failed
+  std::string detail;
+  int64_t at_ms = 0;
+};
+
+// A journal entry written in the same transaction as a record change.
+struct JournalNote {
+  std::string op;       // empty: no entry
+  std::string phase;
+  std::string detail;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Adds a record; kAlreadyExists if the id or the name is taken.
+  virtual Status Insert(const SandboxRecord& r, const JournalNote& note = {}) = 0;
+  // Replaces the record with r.id; kNotFound if there is none.
+  virtual Status Update(const SandboxRecord& r, const JournalNote& note = {}) = 0;
+  virtual Status Remove(const std::string& id, const JournalNote& note = {}) = 0;
+  virtual Result<SandboxRecord> Get(const std::string& id) = 0;
+  virtual Result<std::vector<SandboxRecord>> List() = 0;
+  // Appends to the journal and returns the entry's sequence number.
+  virtual Result<int64_t> Journal(const std::string& sandbox_id, const std::string& op,
+                                  const std::string& phase, const std::string& detail) = 0;
+  // The journal of one sandbox (or all, if empty), oldest first.
+  virtual Result<std::vector<JournalEntry>> ReadJournal(const std::string& sandbox_id) = 0;
+};
+
+// Opens (creating and migrating as needed) the SQLite store at `path`.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+int64_t WallClockMillis();
+
+}  // namespace paddock

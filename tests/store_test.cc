@@ -1,0 +1,96 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "base/fs.h"
+
+namespace paddock {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pdk-store-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    auto s = OpenSqliteStore(dir_ + "/paddock.db");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    (void)RemoveTree(dir_);
+  }
+  SandboxRecord Record(const std::string& id, const std::string& name) {
+    SandboxRecord r;
+    r.id = id;
+    r.name = name;
+    r.template_name = "host";
+    r.state = "creating";
+    r.created_at_ms = WallClockMillis();
+    r.env = {{"A", "1"}};
+    r.metadata = {{"team", "rl"}, {"quote", "it's \"fine\""}};
+    r.init_start_time = 1234567890123ull;
+    r.id_base = 1u << 30;
+    return r;
+  }
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, RecordsRoundTripAndSurviveReopen) {
+  ASSERT_TRUE(store_->Insert(Record("a1", "alpha"), {"create", "intent", "alpha"}).ok());
+  SandboxRecord r = *store_->Get("a1");
+  r.state = "running";
+  r.init_pid = 42;
+  r.timeout_at_ms = 99;
+  ASSERT_TRUE(store_->Update(r, {"create", "done", ""}).ok());
+  store_.reset();
+  store_ = std::move(OpenSqliteStore(dir_ + "/paddock.db")).value();
+  auto back = store_->Get("a1");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->state, "running");
+  EXPECT_EQ(back->init_pid, 42);
+  EXPECT_EQ(back->timeout_at_ms, 99);
+  EXPECT_EQ(back->metadata.at("quote"), "it's \"fine\"");
+  EXPECT_EQ(back->env.at("A"), "1");
+  EXPECT_EQ(back->init_start_time, 1234567890123ull);
+  EXPECT_EQ(back->id_base, 1u << 30);
+  auto journal = store_->ReadJournal("a1");
+  ASSERT_TRUE(journal.ok());
+  ASSERT_EQ(journal->size(), 2u);
+  EXPECT_EQ((*journal)[0].phase, "intent");
+  EXPECT_EQ((*journal)[1].phase, "done");
+}
+
+TEST_F(StoreTest, NamesAndIdsAreUniqueAndAFailedChangeWritesNothing) {
+  ASSERT_TRUE(store_->Insert(Record("a1", "alpha")).ok());
+  auto clash = store_->Insert(Record("a2", "alpha"), {"create", "intent", ""});
+  EXPECT_EQ(clash.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Get("a2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ReadJournal("a2")->empty());  // the journal entry rolled back too
+  EXPECT_EQ(store_->Insert(Record("a1", "beta")).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Update(Record("zz", "zz")).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Remove("a1", {"delete", "done", ""}).ok());
+  EXPECT_TRUE(store_->List()->empty());
+  ASSERT_TRUE(store_->Insert(Record("a3", "alpha")).ok());  // the name is free again
+}
+
+TEST_F(StoreTest, RefusesANewerSchema) {
+  store_.reset();
+  {
+    auto s = OpenSqliteStore(dir_ + "/paddock.db");
+    ASSERT_TRUE(s.ok());
+  }
+  // Pretend a newer paddockd wrote this database.
+  std::string cmd = "python3 -c \"import sqlite3; c=sqlite3.connect('" + dir_ +
+                    "/paddock.db'); c.execute('PRAGMA user_version=99'); c.commit()\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto s = OpenSqliteStore(dir_ + "/paddock.db");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("99"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paddock
