@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/ids.h"
 
 namespace paddock::agent {
 
@@ -134,6 +135,41 @@ Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
     if (f->header.contains("event")) on_event(*f);
   }
   return result;
+}
+
+Result<uint64_t> AgentClient::ReadFile(const std::string& path,
+                                       const std::function<bool(std::string_view)>& sink) {
+  uint64_t offset = 0;
+  for (;;) {
+    PDK_ASSIGN_OR_RETURN(Frame f, Call({{"op", "read"}, {"path", path}, {"offset", offset}}));
+    offset += f.payload.size();
+    if (!f.payload.empty() && !sink(f.payload)) return offset;
+    if (f.header.value("eof", true) || f.payload.empty()) return offset;
+  }
+}
+
+Result<json> AgentClient::WriteFile(const std::string& path, std::string_view data, json extra) {
+  constexpr size_t kPiece = kMaxPayloadBytes - 4096;
+  json req = std::move(extra);
+  req["op"] = "write";
+  if (data.size() <= kPiece) {
+    req["path"] = path;
+    PDK_ASSIGN_OR_RETURN(Frame f, Call(req, data));
+    return f.header["entry"];
+  }
+  // Watchers never see ".paddock-write-" names; readers see the old file until the rename.
+  size_t slash = path.rfind('/');
+  std::string tmp = path.substr(0, slash + 1) + ".paddock-write-" + RandomHex(6);
+  req["path"] = tmp;
+  for (size_t off = 0; off < data.size(); off += kPiece) {
+    req["append"] = off > 0;
+    if (Result<Frame> f = Call(req, data.substr(off, kPiece)); !f.ok()) {
+      (void)Call({{"op", "remove"}, {"path", tmp}});
+      return f.status();
+    }
+  }
+  PDK_ASSIGN_OR_RETURN(Frame f, Call({{"op", "rename"}, {"from", tmp}, {"to", path}}));
+  return f.header["entry"];
 }
 
 }  // namespace paddock::agent

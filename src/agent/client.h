@@ -55,6 +55,15 @@ class AgentClient {
   // Runs a process to completion and collects its output.
   Result<ExecResult> Exec(const ExecOptions& opts);
 
+  // Reads a file range by range, handing each range to `sink` (which returns
+  // false to stop early). Returns the file's size.
+  Result<uint64_t> ReadFile(const std::string& path,
+                            const std::function<bool(std::string_view)>& sink);
+  // Replaces a file atomically with `data` of any size: one frame when it
+  // fits, else a hidden temporary sibling written in pieces and renamed.
+  // `extra` adds request fields (mode, user). Returns the file's entry.
+  Result<json> WriteFile(const std::string& path, std::string_view data, json extra = json::object());
+
   int fd() const { return fd_.get(); }
 
  private:

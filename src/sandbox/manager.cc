@@ -361,6 +361,9 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
     std::lock_guard<std::mutex> lock(mu_);
     if (id_by_name_.count(info.name))
       return AlreadyExists("a sandbox named '" + info.name + "' already exists");
+    if (by_id_.size() >= opts_.max_sandboxes)
+      return ResourceExhausted("this host is full: " + std::to_string(opts_.max_sandboxes) +
+                               " sandboxes exist (the configured maximum)");
     PDK_ASSIGN_OR_RETURN(info.ids.host_first, ReserveIdSlot());
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;

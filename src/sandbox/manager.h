@@ -45,6 +45,7 @@ struct ManagerOptions {
   uint32_t id_base = 1u << 30;         // host uid/gid of the first sandbox's root
   uint32_t id_slots = 16384;           // sandboxes with distinct id ranges
   int default_stop_grace_ms = 10000;
+  size_t max_sandboxes = 1000;         // beyond this, Create says the host is full
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };

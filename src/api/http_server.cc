@@ -1,0 +1,267 @@
+#include "api/http_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+
+namespace paddock::api {
+
+http::status HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return http::status::ok;
+    case StatusCode::kInvalidArgument: return http::status::bad_request;
+    case StatusCode::kNotFound: return http::status::not_found;
+    case StatusCode::kAlreadyExists: return http::status::conflict;
+    case StatusCode::kFailedPrecondition: return http::status::conflict;
+    case StatusCode::kPermissionDenied: return http::status::forbidden;
+    case StatusCode::kResourceExhausted: return http::status::service_unavailable;
+    case StatusCode::kUnavailable: return http::status::service_unavailable;
+    case StatusCode::kUnimplemented: return http::status::not_implemented;
+    case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
+    case StatusCode::kInternal: return http::status::internal_server_error;
+  }
+  return http::status::internal_server_error;
+}
+
+Response ErrorResponse(const Status& s, unsigned version, bool keep_alive) {
+  Response res{HttpStatusFor(s.code()), version};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = nlohmann::json{{"error", {{"code", StatusCodeName(s.code())}, {"message", s.message()}}}}
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+Response Unauthorized(unsigned version) {
+  Response res = ErrorResponse(Status(StatusCode::kPermissionDenied,
+                                      "an API key is required (X-API-Key or Authorization: Bearer)"),
+                               version, false);
+  res.result(http::status::unauthorized);
+  return res;
+}
+
+bool KeyMatches(const Request& req, const std::string& key) {
+  std::string given(req[http::field::authorization]);
+  if (given.rfind("Bearer ", 0) == 0) given = given.substr(7);
+  if (given.empty()) given = std::string(req["X-API-Key"]);
+  if (given.size() != key.size()) return false;
+  unsigned char diff = 0;  // constant time: no early exit on the first wrong byte
+  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
+  return diff == 0;
+}
+
+struct Shared {
+  ServerOptions opts;
+  Handler handler;
+  net::thread_pool workers;
+  Shared(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)), workers(opts.workers) {}
+};
+
+template <typename Protocol>
+class Session : public std::enable_shared_from_this<Session<Protocol>>, public StreamWriter {
+ public:
+  using Stream = beast::basic_stream<Protocol>;
+  Session(typename Protocol::socket socket, std::shared_ptr<Shared> shared, bool needs_key)
+      : stream_(std::move(socket)), shared_(std::move(shared)), needs_key_(needs_key) {}
+
+  void Run() { ReadHeader(); }
+
+  // StreamWriter: called on a worker thread while the session waits for it.
+  bool Begin(http::status status, std::string_view content_type) override {
+    http::response<http::empty_body> res{status, req_.version()};
+    res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+    res.set(http::field::cache_control, "no-cache");
+    res.chunked(true);
+    res.keep_alive(req_.keep_alive());
+    http::response_serializer<http::empty_body> sr{res};
+    beast::error_code ec;
+    http::write_header(stream_.socket(), sr, ec);
+    streamed_ = true;
+    return !ec;
+  }
+  bool Write(std::string_view data) override {
+    if (data.empty()) return true;
+    beast::error_code ec;
+    net::write(stream_.socket(), http::make_chunk(net::const_buffer(data.data(), data.size())), ec);
+    return !ec;
+  }
+  bool End() override {
+    beast::error_code ec;
+    net::write(stream_.socket(), http::make_chunk_last(), ec);
+    if (ec) stream_failed_ = true;
+    return !ec;
+  }
+
+ private:
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(shared_->opts.max_header_bytes));
+    parser_->body_limit(shared_->opts.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(shared_->opts.header_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return Fail(ec);
+    stream_.expires_after(std::chrono::seconds(shared_->opts.body_timeout_s));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return Reply(ErrorResponse(
+          ResourceExhausted("request body over " + std::to_string(shared_->opts.max_body_bytes) +
+                            " bytes"),
+          11, false));
+    }
+    if (ec) return Fail(ec);
+    stream_.expires_never();
+    req_ = parser_->release();
+    if (needs_key_ && !KeyMatches(req_, shared_->opts.api_key)) return Reply(Unauthorized(req_.version()));
+    net::post(shared_->workers, [self = this->shared_from_this()] { self->Handle(); });
+  }
+
+  // On a worker thread: the socket belongs to this handler until it returns.
+  void Handle() {
+    std::optional<Response> res;
+    try {
+      res = shared_->handler(req_, *this);
+    } catch (const std::exception& e) {
+      if (!streamed_) res = ErrorResponse(Internal(std::string("handler failed: ") + e.what()), req_.version());
+    }
+    net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
+      if (res) return self->Reply(std::move(*res));
+      if (self->stream_failed_ || !self->req_.keep_alive()) return self->Close();
+      self->streamed_ = false;
+      self->ReadHeader();
+    });
+  }
+
+  void Reply(Response res) {
+    res_ = std::make_shared<Response>(std::move(res));
+    if (!req_.keep_alive()) res_->keep_alive(false);
+    stream_.expires_after(std::chrono::seconds(shared_->opts.body_timeout_s));
+    http::async_write(stream_, *res_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || !self->res_->keep_alive()) return self->Close();
+      self->ReadHeader();
+    });
+  }
+
+  void Fail(beast::error_code) { Close(); }
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(Protocol::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  Stream stream_;
+  std::shared_ptr<Shared> shared_;
+  bool needs_key_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request req_;
+  std::shared_ptr<Response> res_;
+  bool streamed_ = false;
+  bool stream_failed_ = false;
+};
+
+template <typename Protocol>
+class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
+ public:
+  Listener(net::io_context& io, typename Protocol::acceptor acceptor, std::shared_ptr<Shared> shared,
+           bool needs_key)
+      : io_(io), acceptor_(std::move(acceptor)), shared_(std::move(shared)), needs_key_(needs_key) {}
+  void Accept() {
+    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](
+                                                      beast::error_code ec, typename Protocol::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_)->Run();
+      self->Accept();
+    });
+  }
+  void Close() {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  net::io_context& io_;
+  typename Protocol::acceptor acceptor_;
+  std::shared_ptr<Shared> shared_;
+  bool needs_key_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  net::io_context io;
+  std::shared_ptr<Shared> shared;
+  std::shared_ptr<Listener<net::local::stream_protocol>> unix_listener;
+  std::shared_ptr<Listener<net::ip::tcp>> tcp_listener;
+  std::vector<std::thread> threads;
+};
+
+HttpServer::HttpServer(ServerOptions opts, Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->shared = std::make_shared<Shared>(std::move(opts), std::move(handler));
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  const ServerOptions& o = impl_->shared->opts;
+  try {
+    std::string dir = o.unix_socket.substr(0, o.unix_socket.rfind('/'));
+    if (!dir.empty()) PDK_TRY(MakeDirs(dir, 0755));
+    ::unlink(o.unix_socket.c_str());
+    net::local::stream_protocol::acceptor unix_acceptor(impl_->io, {o.unix_socket});
+    ::chmod(o.unix_socket.c_str(), 0660);
+    impl_->unix_listener = std::make_shared<Listener<net::local::stream_protocol>>(
+        impl_->io, std::move(unix_acceptor), impl_->shared, false);
+    impl_->unix_listener->Accept();
+    if (!o.tcp_listen.empty()) {
+      if (o.api_key.empty()) return InvalidArgument("listening on TCP needs an API key");
+      size_t colon = o.tcp_listen.rfind(':');
+      if (colon == std::string::npos) return InvalidArgument("--listen must be HOST:PORT");
+      auto addr = net::ip::make_address(o.tcp_listen.substr(0, colon));
+      auto port = static_cast<unsigned short>(std::stoi(o.tcp_listen.substr(colon + 1)));
+      net::ip::tcp::acceptor tcp_acceptor(impl_->io, {addr, port});
+      tcp_port_ = tcp_acceptor.local_endpoint().port();
+      impl_->tcp_listener = std::make_shared<Listener<net::ip::tcp>>(impl_->io, std::move(tcp_acceptor),
+                                                                     impl_->shared, true);
+      impl_->tcp_listener->Accept();
+    }
+  } catch (const std::exception& e) {
+    return Unavailable(std::string("listen: ") + e.what());
+  }
+  for (size_t i = 0; i < o.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->threads.empty()) return;
+  net::post(impl_->io, [this] {
+    if (impl_->unix_listener) impl_->unix_listener->Close();
+    if (impl_->tcp_listener) impl_->tcp_listener->Close();
+  });
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->shared->workers.stop();
+  impl_->shared->workers.join();
+}
+
+}  // namespace paddock::api

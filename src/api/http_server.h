@@ -1,0 +1,81 @@
+// HttpServer: HTTP/1.1 on a unix socket and optionally TCP, with Boost.Beast.
+//
+// Connections are read asynchronously on a couple of I/O threads, with a
+// deadline for each request's header and body and a size limit, so slow or
+// hostile clients cannot pile up. Each request is then handled on a worker
+// pool: handlers may block (sandbox operations do) and may stream their
+// response (chunked) through a StreamWriter. On TCP an API key is required.
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+
+namespace paddock::api {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// A response written piece by piece from the handler's thread.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Sends status and headers; the body follows in chunks. False if the client is gone.
+  virtual bool Begin(http::status status, std::string_view content_type) = 0;
+  virtual bool Write(std::string_view data) = 0;
+  virtual bool End() = 0;
+};
+
+// Returns the response, or nullopt once it has streamed one through the writer.
+using Handler = std::function<std::optional<Response>(Request& req, StreamWriter& out)>;
+
+struct ServerOptions {
+  std::string unix_socket;           // required
+  std::string tcp_listen;            // "host:port"; empty: no TCP
+  std::string api_key;               // required on TCP (X-API-Key or Authorization: Bearer)
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_body_bytes = size_t{256} << 20;
+  int header_timeout_s = 30;         // also how long an idle keep-alive connection lives
+  int body_timeout_s = 300;
+  size_t io_threads = 2;
+  size_t workers = 256;              // handlers in flight (streams hold one each)
+};
+
+// A JSON error body {"error":{"code","message"}} with the fitting status.
+Response ErrorResponse(const Status& s, unsigned version = 11, bool keep_alive = true);
+http::status HttpStatusFor(StatusCode code);
+
+class HttpServer {
+ public:
+  HttpServer(ServerOptions opts, Handler handler);
+  ~HttpServer();
+  // Binds and listens (replacing a stale unix socket file), then serves on
+  // background threads until Stop.
+  Status Start();
+  // Stops accepting and closes connections; waits for the I/O threads.
+  void Stop();
+  // The TCP port actually bound (for ":0").
+  unsigned short tcp_port() const { return tcp_port_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  unsigned short tcp_port_ = 0;
+};
+
+}  // namespace paddock::api

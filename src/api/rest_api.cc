@@ -1,0 +1,680 @@
+#include "api/rest_api.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <chrono>
+#include <set>
+
+#include "api/sse.h"
+#include "base/fs.h"
+#include "base/units.h"
+
+namespace paddock::api {
+
+using agent::json;
+
+namespace {
+
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) parts.push_back(UrlDecode(path.substr(i, j - i)));
+    i = j + 1;
+  }
+  return parts;
+}
+
+json SandboxJson(const SandboxInfo& i) {
+  return json{{"id", i.id},
+              {"name", i.name},
+              {"template", i.template_name},
+              {"state", SandboxStateName(i.state)},
+              {"cpu", i.limits.cpu_millicores},
+              {"memory", i.limits.memory_bytes},
+              {"pids", i.limits.pids},
+              {"env", i.env},
+              {"metadata", i.metadata},
+              {"timeout_at", i.timeout_at_ms ? json(FormatTime(i.timeout_at_ms)) : json(nullptr)},
+              {"on_timeout", TimeoutActionName(i.on_timeout)},
+              {"auto_delete_after", i.auto_delete_after_s},
+              {"created_at", FormatTime(i.created_at_ms)},
+              {"started_at", i.started_at_ms ? json(FormatTime(i.started_at_ms)) : json(nullptr)},
+              {"stopped_at", i.stopped_at_ms ? json(FormatTime(i.stopped_at_ms)) : json(nullptr)},
+              {"error", i.error.empty() ? json(nullptr) : json(i.error)},
+              {"init_pid", i.init_pid}};
+}
+
+Response JsonResponse(http::status status, const json& body, const Request& req) {
+  Response res{status, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  res.prepare_payload();
+  return res;
+}
+
+Response Empty(http::status status, const Request& req) {
+  Response res{status, req.version()};
+  res.keep_alive(req.keep_alive());
+  res.prepare_payload();
+  return res;
+}
+
+// Typed field access that names the field when the type is wrong.
+struct Body {
+  json j;
+  Status Check(const char* field, bool ok, const char* want) const {
+    return ok ? Status::Ok()
+              : InvalidArgument(std::string("field '") + field + "' must be " + want);
+  }
+  Result<std::string> Str(const char* f, std::string def = "") const {
+    if (!j.contains(f) || j[f].is_null()) return def;
+    PDK_TRY(Check(f, j[f].is_string(), "a string"));
+    return j[f].get<std::string>();
+  }
+  Result<int64_t> Int(const char* f, int64_t def = 0) const {
+    if (!j.contains(f) || j[f].is_null()) return def;
+    PDK_TRY(Check(f, j[f].is_number_integer() && j[f].get<int64_t>() >= 0, "a non-negative integer"));
+    return j[f].get<int64_t>();
+  }
+  Result<bool> Bool(const char* f, bool def = false) const {
+    if (!j.contains(f) || j[f].is_null()) return def;
+    PDK_TRY(Check(f, j[f].is_boolean(), "true or false"));
+    return j[f].get<bool>();
+  }
+  Result<std::map<std::string, std::string>> StrMap(const char* f) const {
+    std::map<std::string, std::string> out;
+    if (!j.contains(f) || j[f].is_null()) return out;
+    PDK_TRY(Check(f, j[f].is_object(), "an object of strings"));
+    for (const auto& [k, v] : j[f].items()) {
+      PDK_TRY(Check(f, v.is_string(), "an object of strings"));
+      out[k] = v.get<std::string>();
+    }
+    return out;
+  }
+  Result<int64_t> Size(const char* f) const {
+    if (!j.contains(f) || j[f].is_null()) return int64_t{0};
+    if (j[f].is_number_integer() && j[f].get<int64_t>() >= 0) return j[f].get<int64_t>();
+    if (j[f].is_string()) {
+      auto size = ParseSize(j[f].get<std::string>());
+      if (!size.ok()) return size.status().Annotate(std::string("field '") + f + "'");
+      return size;
+    }
+    return InvalidArgument(std::string("field '") + f + "' must be bytes or a size like \"512m\"");
+  }
+};
+
+Result<Body> ParseBody(const Request& req, bool required = false) {
+  if (req.body().empty()) {
+    if (required) return InvalidArgument("request body must be a JSON object");
+    return Body{json::object()};
+  }
+  json j = json::parse(req.body(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
+  return Body{std::move(j)};
+}
+
+// Runs `fn`, turning a Status into its error response.
+template <typename Fn>
+Response Try(const Request& req, Fn fn) {
+  Result<Response> r = fn();
+  if (!r.ok()) return ErrorResponse(r.status(), req.version(), req.keep_alive());
+  return std::move(r).value();
+}
+
+}  // namespace
+
+struct RestApi::Call {
+  Request& req;
+  StreamWriter& out;
+  std::vector<std::string> path;
+  std::map<std::string, std::string> query;
+  std::multimap<std::string, std::string> query_all;
+  std::string op = "other";  // the metrics label
+  std::string Q(const std::string& k, const std::string& def = "") const {
+    auto it = query.find(k);
+    return it == query.end() ? def : it->second;
+  }
+};
+
+RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(manager), metrics_(metrics) {
+  metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
+  metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
+  metrics_->Describe("paddock_errors_total", "counter", "Failed API operations by error code.");
+  metrics_->Describe("paddock_http_requests_total", "counter", "HTTP requests by status class.");
+}
+
+std::optional<Response> RestApi::Handle(Request& req, StreamWriter& out) {
+  auto start = std::chrono::steady_clock::now();
+  std::string target(req.target());
+  size_t q = target.find('?');
+  Call c{req, out, SplitPath(std::string_view(target).substr(0, q)), {}, {}};
+  if (q != std::string::npos) {
+    std::string_view qs = std::string_view(target).substr(q + 1);
+    size_t i = 0;
+    while (i <= qs.size()) {
+      size_t j = qs.find('&', i);
+      if (j == std::string_view::npos) j = qs.size();
+      std::string_view pair = qs.substr(i, j - i);
+      if (!pair.empty()) {
+        size_t eq = pair.find('=');
+        std::string k = UrlDecode(pair.substr(0, eq));
+        std::string v = eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
+        c.query[k] = v;
+        c.query_all.emplace(k, v);
+      }
+      i = j + 1;
+    }
+  }
+  std::optional<Response> res = Route(c);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  unsigned status = res ? res->result_int() : 200;
+  metrics_->Observe("paddock_operation_seconds", {{"op", c.op}}, secs);
+  metrics_->Count("paddock_http_requests_total", {{"code", std::to_string(status / 100) + "xx"}});
+  if (res && status >= 400) {
+    json body = json::parse(res->body(), nullptr, false);
+    std::string code = body.is_object() && body.contains("error") ? body["error"].value("code", "other") : "other";
+    metrics_->Count("paddock_errors_total", {{"op", c.op}, {"code", code}});
+  }
+  return res;
+}
+
+std::optional<Response> RestApi::Route(Call& c) {
+  const auto& p = c.path;
+  const Request& req = c.req;
+  auto method = req.method();
+  if (p.size() == 1 && p[0] == "metrics" && method == http::verb::get) return Metrics(c);
+  if (p.size() == 2 && p[0] == "v1" && p[1] == "health")
+    return JsonResponse(http::status::ok, {{"status", "ok"}, {"cgroup", manager_->cgroup_version()}}, req);
+  if (p.size() < 2 || p[0] != "v1" || p[1] != "sandboxes")
+    return ErrorResponse(NotFound("no route for " + std::string(req.method_string()) + " " +
+                                  std::string(req.target())),
+                         req.version(), req.keep_alive());
+  if (p.size() == 2) {
+    if (method == http::verb::post) return CreateSandbox(c);
+    if (method == http::verb::get) return ListSandboxes(c);
+  }
+  if (p.size() >= 3) {
+    const std::string& id = p[2];
+    if (p.size() == 3 && method == http::verb::get) {
+      c.op = "get";
+      return Try(req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+        return JsonResponse(http::status::ok, SandboxJson(info), req);
+      });
+    }
+    if (p.size() == 3 && method == http::verb::delete_) return Transition(c, id, "delete");
+    if (p.size() == 4 && method == http::verb::post) {
+      const std::string& action = p[3];
+      if (action == "pause" || action == "resume" || action == "stop" || action == "start" ||
+          action == "restart")
+        return Transition(c, id, action);
+      if (action == "timeout") return SetTimeout(c, id);
+      if (action == "exec") return Exec(c, id);
+    }
+    if (p.size() >= 4 && p[3] == "processes")
+      return Processes(c, id, std::vector<std::string>(p.begin() + 4, p.end()));
+    if (p.size() >= 4 && p[3] == "files") return Files(c, id, p.size() >= 5 ? p[4] : "");
+  }
+  return ErrorResponse(Status(StatusCode::kNotFound, "no route for " + std::string(req.method_string()) +
+                                                         " " + std::string(req.target())),
+                       req.version(), req.keep_alive());
+}
+
+Response RestApi::CreateSandbox(Call& c) {
+  c.op = "create";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+    SandboxSpec spec;
+    PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
+    PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
+    PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
+    PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
+    PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
+    PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
+    PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
+    PDK_ASSIGN_OR_RETURN(spec.timeout_s, b.Int("timeout"));
+    PDK_ASSIGN_OR_RETURN(spec.auto_delete_after_s, b.Int("auto_delete_after"));
+    PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
+    PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Create(spec));
+    return JsonResponse(http::status::created, SandboxJson(info), c.req);
+  });
+}
+
+Response RestApi::ListSandboxes(Call& c) {
+  c.op = "list";
+  return Try(c.req, [&]() -> Result<Response> {
+    std::set<std::string> states;
+    std::string state_filter = c.Q("state");
+    for (size_t i = 0; i < state_filter.size();) {
+      size_t j = state_filter.find(',', i);
+      if (j == std::string::npos) j = state_filter.size();
+      std::string s = state_filter.substr(i, j - i);
+      if (s != "running" && s != "paused" && s != "stopped")
+        return InvalidArgument("state filter '" + s + "' is not one of running, paused, stopped");
+      states.insert(s);
+      i = j + 1;
+    }
+    std::map<std::string, std::string> labels;  // metadata.KEY=VALUE
+    for (const auto& [k, v] : c.query_all)
+      if (k.rfind("metadata.", 0) == 0) labels[k.substr(9)] = v;
+    json list = json::array();
+    for (const auto& info : manager_->List()) {
+      if (!states.empty() && !states.count(SandboxStateName(info.state))) continue;
+      bool match = true;
+      for (const auto& [k, v] : labels) {
+        auto it = info.metadata.find(k);
+        if (it == info.metadata.end() || it->second != v) match = false;
+      }
+      if (match) list.push_back(SandboxJson(info));
+    }
+    return JsonResponse(http::status::ok, {{"sandboxes", list}}, c.req);
+  });
+}
+
+Response RestApi::Transition(Call& c, const std::string& id, const std::string& action) {
+  c.op = action;
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+    if (action == "delete") {
+      PDK_TRY(manager_->Delete(id));
+      return Empty(http::status::no_content, c.req);
+    }
+    if (action == "pause") PDK_TRY(manager_->Pause(id));
+    if (action == "resume") PDK_TRY(manager_->Resume(id));
+    if (action == "start") PDK_TRY(manager_->Start(id));
+    if (action == "stop" || action == "restart") {
+      PDK_ASSIGN_OR_RETURN(int64_t grace, b.Int("grace_ms", -1));
+      if (action == "stop") PDK_TRY(manager_->Stop(id, static_cast<int>(grace)));
+      if (action == "restart") {
+        auto info = manager_->Get(id);
+        if (info.ok() && info->state != SandboxState::kStopped)
+          PDK_TRY(manager_->Stop(id, static_cast<int>(grace)));
+        PDK_TRY(manager_->Start(id));
+      }
+    }
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    return JsonResponse(http::status::ok, SandboxJson(info), c.req);
+  });
+}
+
+Response RestApi::SetTimeout(Call& c, const std::string& id) {
+  c.op = "timeout";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
+    if (!b.j.contains("timeout")) return InvalidArgument("field 'timeout' (seconds) is required");
+    PDK_ASSIGN_OR_RETURN(int64_t timeout, b.Int("timeout"));
+    std::optional<TimeoutAction> action;
+    if (b.j.contains("on_timeout")) {
+      PDK_ASSIGN_OR_RETURN(std::string a, b.Str("on_timeout"));
+      PDK_ASSIGN_OR_RETURN(action, ParseTimeoutAction(a));
+    }
+    PDK_TRY(manager_->SetTimeout(id, timeout, action ? &*action : nullptr));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    return JsonResponse(http::status::ok, SandboxJson(info), c.req);
+  });
+}
+
+std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
+  c.op = "exec";
+  const Request& req = c.req;
+  auto parsed = [&]() -> Result<std::pair<agent::ExecOptions, std::pair<bool, bool>>> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
+    agent::ExecOptions o;
+    if (b.j.contains("cmd")) {
+      const json& cmd = b.j["cmd"];
+      if (!cmd.is_array() || cmd.empty()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
+      for (const auto& a : cmd) {
+        if (!a.is_string()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
+        o.argv.push_back(a.get<std::string>());
+      }
+    } else if (b.j.contains("command")) {
+      PDK_ASSIGN_OR_RETURN(std::string command, b.Str("command"));
+      o.argv = {"/bin/sh", "-c", command};
+    } else {
+      return InvalidArgument("give 'cmd' (an array) or 'command' (a shell string)");
+    }
+    PDK_ASSIGN_OR_RETURN(o.env, b.StrMap("env"));
+    PDK_ASSIGN_OR_RETURN(o.cwd, b.Str("cwd"));
+    PDK_ASSIGN_OR_RETURN(o.user, b.Str("user"));
+    PDK_ASSIGN_OR_RETURN(o.tag, b.Str("tag"));
+    if (b.j.contains("stdin")) {
+      PDK_ASSIGN_OR_RETURN(o.stdin_data, b.Str("stdin"));
+      o.has_stdin = true;
+    }
+    PDK_ASSIGN_OR_RETURN(int64_t timeout, b.Int("timeout", 60));
+    o.timeout_ms = static_cast<int>(std::min<int64_t>(timeout, 86400) * 1000);
+    PDK_ASSIGN_OR_RETURN(bool stream, b.Bool("stream"));
+    PDK_ASSIGN_OR_RETURN(bool background, b.Bool("background"));
+    if (req[http::field::accept].find("text/event-stream") != std::string_view::npos) stream = true;
+    return std::make_pair(o, std::make_pair(stream, background));
+  }();
+  if (!parsed.ok()) return ErrorResponse(parsed.status(), req.version(), req.keep_alive());
+  auto& [opts, flags] = *parsed;
+  auto [stream, background] = flags;
+  if (!stream && !background) {
+    return Try(req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(agent::ExecResult r, manager_->Exec(id, opts));
+      return JsonResponse(http::status::ok,
+                          {{"pid", r.pid}, {"exit_code", r.exit_code}, {"signal", r.signal},
+                           {"timed_out", r.timed_out}, {"stdout", r.stdout_data}, {"stderr", r.stderr_data}},
+                          req);
+    });
+  }
+  // Streaming or background: spawn, then follow (or not) the process's events.
+  auto sb = manager_->Get(id);
+  if (!sb.ok()) return ErrorResponse(sb.status(), req.version(), req.keep_alive());
+  auto client = manager_->Connect(id);
+  if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
+  json spawn = {{"op", "spawn"}, {"argv", opts.argv}, {"stdin", opts.has_stdin}, {"subscribe", stream}};
+  std::map<std::string, std::string> env = opts.env;
+  for (const auto& [k, v] : sb->env) env.emplace(k, v);
+  if (!env.empty()) spawn["env"] = env;
+  if (!opts.cwd.empty()) spawn["cwd"] = opts.cwd;
+  if (!opts.user.empty()) spawn["user"] = opts.user;
+  if (!opts.tag.empty()) spawn["tag"] = opts.tag;
+  auto spawned = client->Call(spawn);
+  if (!spawned.ok()) return ErrorResponse(spawned.status(), req.version(), req.keep_alive());
+  int pid = spawned->header.value("pid", 0);
+  if (opts.has_stdin) {
+    if (!opts.stdin_data.empty()) (void)client->Call({{"op", "stdin"}, {"pid", pid}}, opts.stdin_data);
+    (void)client->Call({{"op", "close_stdin"}, {"pid", pid}});
+  }
+  if (background) return JsonResponse(http::status::accepted, {{"pid", pid}}, req);
+  return StreamProcess(c, *client, pid, 0, true);
+}
+
+// Server-sent events for one process: start, stdout/stderr (with byte
+// offsets, to resume from after a reconnect), exit.
+std::optional<Response> RestApi::StreamProcess(Call& c, agent::AgentClient& client, int pid,
+                                               uint64_t from, bool started) {
+  if (!started) {
+    auto attached = client.Call({{"op", "attach"}, {"pid", pid}, {"from", from}});
+    if (!attached.ok()) return ErrorResponse(attached.status(), c.req.version(), c.req.keep_alive());
+  }
+  if (!c.out.Begin(http::status::ok, "text/event-stream")) return std::nullopt;
+  if (!c.out.Write(SseEvent("start", {{"pid", pid}}))) return std::nullopt;
+  for (;;) {
+    auto f = client.Read(15000);
+    if (!f.ok() && f.status().code() == StatusCode::kDeadlineExceeded) {
+      if (!c.out.Write(": keepalive\n\n")) return std::nullopt;  // also notices a gone client
+      continue;
+    }
+    if (!f.ok()) {
+      c.out.Write(SseEvent("error", {{"code", StatusCodeName(f.status().code())}, {"message", f.status().message()}}));
+      break;
+    }
+    const json& h = f->header;
+    std::string ev = h.value("event", "");
+    if (h.value("pid", 0) != pid) continue;
+    if (ev == "output") {
+      std::string stream = h.value("stream", "stdout");
+      if (!c.out.Write(SseEvent(stream == "stderr" ? "stderr" : "stdout",
+                                {{"data", f->payload}, {"offset", h.value("offset", uint64_t{0})}})))
+        return std::nullopt;
+    } else if (ev == "exit") {
+      c.out.Write(SseEvent("exit", {{"exit_code", h.value("exit_code", -1)}, {"signal", h.value("signal", 0)}}));
+      break;
+    }
+  }
+  c.out.End();
+  return std::nullopt;
+}
+
+std::optional<Response> RestApi::Processes(Call& c, const std::string& id,
+                                           const std::vector<std::string>& rest) {
+  c.op = "processes";
+  const Request& req = c.req;
+  auto client = manager_->Connect(id);
+  if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
+  if (rest.empty() && req.method() == http::verb::get) {
+    return Try(req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "list"}, {"all", true}}));
+      return JsonResponse(http::status::ok, {{"processes", f.header["processes"]}}, req);
+    });
+  }
+  if (rest.size() < 2) return ErrorResponse(NotFound("no such process route"), req.version(), req.keep_alive());
+  int pid = std::atoi(rest[0].c_str());
+  if (pid <= 0) return ErrorResponse(InvalidArgument("process id '" + rest[0] + "' is not a pid"), req.version(), req.keep_alive());
+  const std::string& what = rest[1];
+  if (what == "events" && req.method() == http::verb::get)
+    return StreamProcess(c, *client, pid, std::strtoull(c.Q("from", "0").c_str(), nullptr, 10), false);
+  if (what == "signal" && req.method() == http::verb::post) {
+    return Try(req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req));
+      json sig = b.j.contains("signal") ? b.j["signal"] : json("KILL");
+      PDK_TRY(client->Call({{"op", "signal"}, {"pid", pid}, {"signal", sig}}).status());
+      return Empty(http::status::no_content, req);
+    });
+  }
+  if (what == "stdin" && req.method() == http::verb::post) {
+    return Try(req, [&]() -> Result<Response> {
+      if (!req.body().empty()) PDK_TRY(client->Call({{"op", "stdin"}, {"pid", pid}}, req.body()).status());
+      if (c.Q("close") == "true") PDK_TRY(client->Call({{"op", "close_stdin"}, {"pid", pid}}).status());
+      return Empty(http::status::no_content, req);
+    });
+  }
+  return ErrorResponse(NotFound("no such process route"), req.version(), req.keep_alive());
+}
+
+namespace {
+
+// Tar (ustar/pax) of a directory tree read through the agent.
+Result<std::string> TarFromSandbox(agent::AgentClient& client, const std::string& root) {
+  PDK_ASSIGN_OR_RETURN(agent::Frame listing, client.Call({{"op", "ls"}, {"path", root}, {"depth", 64}}));
+  std::string out;
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(a, &out, nullptr,
+                     [](struct archive*, void* ctx, const void* buf, size_t n) -> la_ssize_t {
+                       static_cast<std::string*>(ctx)->append(static_cast<const char*>(buf), n);
+                       return static_cast<la_ssize_t>(n);
+                     },
+                     nullptr);
+  Status result;
+  for (const auto& e : listing.header["entries"]) {
+    std::string path = e.value("path", "");
+    std::string rel = path.substr(root == "/" ? 1 : root.size() + 1);
+    std::string type = e.value("type", "");
+    struct archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, rel.c_str());
+    archive_entry_set_perm(entry, e.value("mode", 0644));
+    archive_entry_set_mtime(entry, e.value("mtime_ns", int64_t{0}) / 1000000000, 0);
+    std::string data;
+    if (type == "dir") {
+      archive_entry_set_filetype(entry, AE_IFDIR);
+    } else if (type == "symlink") {
+      archive_entry_set_filetype(entry, AE_IFLNK);
+      archive_entry_set_symlink(entry, e.value("symlink_target", "").c_str());
+    } else if (type == "file") {
+      archive_entry_set_filetype(entry, AE_IFREG);
+      auto read = client.ReadFile(path, [&](std::string_view piece) {
+        data.append(piece);
+        return true;
+      });
+      if (!read.ok()) {
+        archive_entry_free(entry);
+        result = read.status();
+        break;
+      }
+      archive_entry_set_size(entry, static_cast<la_int64_t>(data.size()));
+    } else {
+      archive_entry_free(entry);
+      continue;
+    }
+    archive_write_header(a, entry);
+    if (!data.empty()) archive_write_data(a, data.data(), data.size());
+    archive_entry_free(entry);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  if (!result.ok()) return result;
+  return out;
+}
+
+// Unpacks a tar into `root` in the sandbox. Entries may not climb out of it.
+Result<int> UntarIntoSandbox(agent::AgentClient& client, const std::string& root, const std::string& tar) {
+  struct archive* a = archive_read_new();
+  archive_read_support_format_all(a);
+  archive_read_support_filter_all(a);
+  if (archive_read_open_memory(a, tar.data(), tar.size()) != ARCHIVE_OK) {
+    std::string msg = archive_error_string(a) ? archive_error_string(a) : "unreadable archive";
+    archive_read_free(a);
+    return InvalidArgument("body is not a tar archive: " + msg);
+  }
+  int files = 0;
+  Status result;
+  struct archive_entry* entry;
+  int rc;
+  while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
+    std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
+    while (name.rfind("./", 0) == 0) name = name.substr(2);
+    if (name.empty() || name == ".") continue;
+    if (name[0] == '/' || ("/" + name + "/").find("/../") != std::string::npos) {
+      result = InvalidArgument("archive entry '" + name + "' escapes the target folder");
+      break;
+    }
+    std::string path = JoinPath(root, name);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    auto type = archive_entry_filetype(entry);
+    int mode = archive_entry_perm(entry);
+    if (type == AE_IFDIR) {
+      result = client.Call({{"op", "mkdir"}, {"path", path}, {"mode", mode}}).status();
+    } else if (type == AE_IFREG) {
+      std::string data;
+      const void* buf;
+      size_t size;
+      la_int64_t offset;
+      while (archive_read_data_block(a, &buf, &size, &offset) == ARCHIVE_OK)
+        data.append(static_cast<const char*>(buf), size);
+      result = client.WriteFile(path, data, {{"mode", mode}}).status();
+      ++files;
+    }
+    if (!result.ok()) break;
+  }
+  if (result.ok() && rc != ARCHIVE_EOF)
+    result = InvalidArgument(std::string("bad tar archive: ") +
+                             (archive_error_string(a) ? archive_error_string(a) : "truncated"));
+  archive_read_free(a);
+  if (!result.ok()) return result;
+  return files;
+}
+
+}  // namespace
+
+std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std::string& sub) {
+  const Request& req = c.req;
+  c.op = "files";
+  auto client = manager_->Connect(id);
+  if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
+  std::string path = c.Q("path");
+  auto need_path = [&]() -> Status {
+    return path.empty() || path[0] != '/' ? InvalidArgument("query parameter 'path' must be an absolute path")
+                                          : Status::Ok();
+  };
+  auto method = req.method();
+  if (sub.empty() && method == http::verb::get) {
+    if (Status s = need_path(); !s.ok()) return ErrorResponse(s, req.version(), req.keep_alive());
+    // Stat first, so a missing file is a clean 404 and not a broken stream.
+    auto st = client->Call({{"op", "stat"}, {"path", path}});
+    if (!st.ok()) return ErrorResponse(st.status(), req.version(), req.keep_alive());
+    if (st->header["entry"].value("type", "") == "dir")
+      return ErrorResponse(FailedPrecondition(path + " is a directory; use files/archive"), req.version(),
+                           req.keep_alive());
+    if (!c.out.Begin(http::status::ok, "application/octet-stream")) return std::nullopt;
+    (void)client->ReadFile(path, [&](std::string_view piece) { return c.out.Write(piece); });
+    c.out.End();
+    return std::nullopt;
+  }
+  return Try(req, [&]() -> Result<Response> {
+    if (sub.empty() && method == http::verb::put) {
+      PDK_TRY(need_path());
+      json extra = json::object();
+      if (!c.Q("mode").empty()) extra["mode"] = std::stoi(c.Q("mode"), nullptr, 8);
+      PDK_ASSIGN_OR_RETURN(json entry, client->WriteFile(path, req.body(), extra));
+      return JsonResponse(http::status::ok, entry, req);
+    }
+    if (sub.empty() && method == http::verb::delete_) {
+      PDK_TRY(need_path());
+      PDK_TRY(client->Call({{"op", "remove"}, {"path", path}}).status());
+      return Empty(http::status::no_content, req);
+    }
+    if (sub == "stat" && method == http::verb::get) {
+      PDK_TRY(need_path());
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "stat"}, {"path", path}}));
+      return JsonResponse(http::status::ok, f.header["entry"], req);
+    }
+    if (sub == "list" && method == http::verb::get) {
+      PDK_TRY(need_path());
+      int depth = std::atoi(c.Q("depth", "1").c_str());
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "ls"}, {"path", path}, {"depth", depth}}));
+      return JsonResponse(http::status::ok, {{"entries", f.header["entries"]}}, req);
+    }
+    if (sub == "mkdir" && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
+      PDK_ASSIGN_OR_RETURN(std::string p, b.Str("path"));
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "mkdir"}, {"path", p}}));
+      return JsonResponse(http::status::ok, {{"created", f.header.value("created", false)}}, req);
+    }
+    if (sub == "rename" && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
+      PDK_ASSIGN_OR_RETURN(std::string from, b.Str("from"));
+      PDK_ASSIGN_OR_RETURN(std::string to, b.Str("to"));
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "rename"}, {"from", from}, {"to", to}}));
+      return JsonResponse(http::status::ok, f.header["entry"], req);
+    }
+    if (sub == "archive" && method == http::verb::get) {
+      PDK_TRY(need_path());
+      PDK_ASSIGN_OR_RETURN(std::string tar, TarFromSandbox(*client, path));
+      Response res{http::status::ok, req.version()};
+      res.set(http::field::content_type, "application/x-tar");
+      res.keep_alive(req.keep_alive());
+      res.body() = std::move(tar);
+      res.prepare_payload();
+      return res;
+    }
+    if (sub == "archive" && method == http::verb::put) {
+      PDK_TRY(need_path());
+      PDK_TRY(client->Call({{"op", "mkdir"}, {"path", path}}).status());
+      PDK_ASSIGN_OR_RETURN(int files, UntarIntoSandbox(*client, path, req.body()));
+      return JsonResponse(http::status::ok, {{"files", files}}, req);
+    }
+    return NotFound("no files route " + std::string(req.method_string()) + " " + sub);
+  });
+}
+
+Response RestApi::Metrics(Call& c) {
+  c.op = "metrics";
+  std::map<std::string, int> by_state = {{"running", 0}, {"paused", 0}, {"stopped", 0}};
+  for (const auto& info : manager_->List()) ++by_state[SandboxStateName(info.state)];
+  for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
+  Response res{http::status::ok, c.req.version()};
+  res.set(http::field::content_type, "text/plain; version=0.0.4");
+  res.keep_alive(c.req.keep_alive());
+  res.body() = metrics_->Render();
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace paddock::api

@@ -1,0 +1,38 @@
+// RestApi: the native REST API under /v1, and /metrics. A thin layer: every
+// behaviour lives in SandboxManager and the agent protocol; this maps HTTP
+// and JSON onto them. docs/rest-api.md lists the routes.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "api/http_server.h"
+#include "api/metrics.h"
+#include "sandbox/manager.h"
+
+namespace paddock::api {
+
+class RestApi {
+ public:
+  RestApi(SandboxManager* manager, Metrics* metrics);
+  std::optional<Response> Handle(Request& req, StreamWriter& out);
+
+ private:
+  struct Call;
+  std::optional<Response> Route(Call& c);
+  Response CreateSandbox(Call& c);
+  Response ListSandboxes(Call& c);
+  Response Transition(Call& c, const std::string& id, const std::string& action);
+  Response SetTimeout(Call& c, const std::string& id);
+  std::optional<Response> Exec(Call& c, const std::string& id);
+  std::optional<Response> StreamProcess(Call& c, agent::AgentClient& client, int pid, uint64_t from,
+                                        bool started);
+  std::optional<Response> Processes(Call& c, const std::string& id, const std::vector<std::string>& rest);
+  std::optional<Response> Files(Call& c, const std::string& id, const std::string& sub);
+  Response Metrics(Call& c);
+
+  SandboxManager* manager_;
+  api::Metrics* metrics_;
+};
+
+}  // namespace paddock::api

@@ -1,0 +1,109 @@
+// paddockd: the host daemon. Serves the REST API on a unix socket (and on
+// TCP with an API key), keeps every sandbox's record in the state folder's
+// SQLite store, adopts running sandboxes at start-up, and reaps timeouts.
+//
+//   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
+//            [--api-key KEY] [--max-sandboxes N]
+//
+// The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
+// the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
+// sandboxes keep running and are adopted by the next one.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "api/http_server.h"
+#include "api/rest_api.h"
+#include "store/store.h"
+
+using namespace paddock;
+
+int main(int argc, char** argv) {
+  CLI::App app{"paddockd: the Paddock host daemon"};
+  ManagerOptions mopts;
+  api::ServerOptions sopts;
+  const char* env_socket = std::getenv("PADDOCK_SOCKET");
+  sopts.unix_socket = env_socket && *env_socket ? env_socket : "/run/paddock/paddock.sock";
+  if (const char* key = std::getenv("PADDOCK_API_KEY")) sopts.api_key = key;
+  int reap_interval_ms = 1000;
+  app.add_option("--state-dir", mopts.state_dir, "state folder (records, templates, sandboxes)");
+  app.add_option("--socket", sopts.unix_socket, "unix socket of the API");
+  app.add_option("--listen", sopts.tcp_listen, "also serve on TCP HOST:PORT (needs an API key)");
+  app.add_option("--api-key", sopts.api_key, "API key required on TCP (or $PADDOCK_API_KEY)");
+  app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
+  app.add_option("--init", mopts.init_path, "path of paddock-init");
+  app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
+  // Signals are taken by a waiting thread; block them everywhere else.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto start = std::chrono::steady_clock::now();
+  auto manager = SandboxManager::Open(mopts);
+  if (!manager.ok()) {
+    spdlog::critical("msg=\"cannot open state\" state_dir={} error=\"{}\"", mopts.state_dir,
+                     manager.status().ToString());
+    return 1;
+  }
+  const RecoveryReport& r = (*manager)->recovery();
+  double recover_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info(
+      "msg=recovered adopted={} finished={} rolled_back={} marked_stopped={} swept_dirs={} "
+      "swept_cgroups={} ms={:.1f} cgroup={}",
+      r.adopted, r.finished, r.rolled_back, r.marked_stopped, r.swept_dirs, r.swept_cgroups, recover_ms,
+      (*manager)->cgroup_version());
+
+  api::Metrics metrics;
+  api::RestApi rest(manager->get(), &metrics);
+  api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {
+    return rest.Handle(req, out);
+  });
+  if (Status s = server.Start(); !s.ok()) {
+    spdlog::critical("msg=\"cannot listen\" error=\"{}\"", s.ToString());
+    return 1;
+  }
+  spdlog::info("msg=serving socket={} tcp={}", sopts.unix_socket,
+               sopts.tcp_listen.empty() ? "off" : sopts.tcp_listen);
+
+  // The reaper: deadlines live in the store, so a restart loses none.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread reaper([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::milliseconds(reap_interval_ms));
+      if (stopping) break;
+      lock.unlock();
+      int acted = (*manager)->Reap(WallClockMillis());
+      if (acted) spdlog::info("msg=reaped sandboxes={}", acted);
+      lock.lock();
+    }
+  });
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("msg=stopping signal={}", sig);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  reaper.join();
+  server.Stop();
+  ::unlink(sopts.unix_socket.c_str());
+  return 0;
+}
