@@ -1,0 +1,405 @@
+// paddock: the command line of paddockd.
+//
+//   paddock create [--name N] [--template T] [--cpu MILLICORES] [--memory SIZE]
+//                  [--pids N] [--timeout SECONDS] [--on-timeout kill|pause|stop]
+//                  [--env K=V]... [--label K=V]... [--json]
+//   paddock ls [--state S] [--label K=V]... [--json]
+//   paddock inspect ID|NAME [--json]
+//   paddock exec ID|NAME [-i] [--env K=V]... [--cwd DIR] [--user U] -- CMD [ARGS...]
+//   paddock run [create flags] [-i] -- CMD [ARGS...]
+//   paddock pause|resume|stop|start|restart|rm ID|NAME...
+//   paddock cp SRC DST            (ID:/path on either side)
+//   paddock timeout ID|NAME SECONDS [--on-timeout A]
+//   paddock status
+//
+// Talks to $PADDOCK_SOCKET (default /run/paddock/paddock.sock), or to
+// $PADDOCK_HOST over TCP with $PADDOCK_API_KEY. `exec` and `run` stream
+// output and exit with the command's exit code.
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "base/fs.h"
+#include "cli/api_client.h"
+
+using namespace paddock;
+using cli::ApiClient;
+using cli::json;
+
+namespace {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "paddock: %s\n", s.message().c_str());
+  return 1;
+}
+
+std::string Escape(const std::string& s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') out += static_cast<char>(c);
+    else { out += '%'; out += kHex[c >> 4]; out += kHex[c & 15]; }
+  }
+  return out;
+}
+
+Result<json> Call(ApiClient& api, const std::string& method, const std::string& target, const json& body = nullptr) {
+  PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send(method, target, body.is_null() ? "" : body.dump()));
+  PDK_TRY(r.AsStatus());
+  return r.body.empty() ? json::object() : r.Json();
+}
+
+Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>& items, const char* what) {
+  std::map<std::string, std::string> out;
+  for (const auto& item : items) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return InvalidArgument(std::string(what) + " '" + item + "' must be KEY=VALUE");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+struct CreateFlags {
+  std::string name, tmpl = "host", memory, on_timeout;
+  int64_t cpu = 0, pids = 0, timeout = 0;
+  std::vector<std::string> env, labels;
+  void Add(CLI::App* c) {
+    c->add_option("--name", name, "sandbox name (unique)");
+    c->add_option("--template,-t", tmpl, "template: host or busybox");
+    c->add_option("--cpu", cpu, "CPU limit in millicores (1000 = one core)");
+    c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
+    c->add_option("--pids", pids, "process limit");
+    c->add_option("--timeout", timeout, "seconds until the timeout action");
+    c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
+    c->add_option("--env,-e", env, "KEY=VALUE for every process");
+    c->add_option("--label,-l", labels, "KEY=VALUE metadata");
+  }
+  Result<json> Body() const {
+    json b = {{"template", tmpl}};
+    if (!name.empty()) b["name"] = name;
+    if (cpu) b["cpu"] = cpu;
+    if (!memory.empty()) b["memory"] = memory;
+    if (pids) b["pids"] = pids;
+    if (timeout) b["timeout"] = timeout;
+    if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
+    PDK_ASSIGN_OR_RETURN(auto e, Pairs(env, "--env"));
+    PDK_ASSIGN_OR_RETURN(auto l, Pairs(labels, "--label"));
+    if (!e.empty()) b["env"] = e;
+    if (!l.empty()) b["metadata"] = l;
+    return b;
+  }
+};
+
+struct ExecFlags {
+  std::vector<std::string> cmd, env;
+  std::string cwd, user;
+  bool interactive = false;
+  void Add(CLI::App* c) {
+    c->add_flag("--interactive,-i", interactive, "send this terminal's stdin to the command");
+    c->add_option("--env,-e", env, "KEY=VALUE");
+    c->add_option("--cwd,-w", cwd, "working directory");
+    c->add_option("--user,-u", user, "user name or uid");
+    c->add_option("cmd", cmd, "command and arguments (after --)")->required();
+  }
+};
+
+// Streams a command's output; returns its exit code (128+N when killed by N).
+Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f, const std::map<std::string, std::string>& extra_env = {}) {
+  json body = {{"cmd", f.cmd}, {"stream", true}, {"timeout", 86400}};
+  PDK_ASSIGN_OR_RETURN(auto env, Pairs(f.env, "--env"));
+  for (const auto& [k, v] : extra_env) env.emplace(k, v);
+  if (!env.empty()) body["env"] = env;
+  if (!f.cwd.empty()) body["cwd"] = f.cwd;
+  if (!f.user.empty()) body["user"] = f.user;
+  if (f.interactive) {
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    body["stdin"] = in.str();
+  }
+  int code = -1;
+  Status s = api.Stream("POST", "/v1/sandboxes/" + Escape(id) + "/exec", body.dump(),
+                        [&](const std::string& event, const json& data) {
+                          if (event == "stdout" || event == "stderr") {
+                            std::string d = data.value("data", "");
+                            (void)!::write(event == "stdout" ? 1 : 2, d.data(), d.size());
+                          } else if (event == "exit") {
+                            int sig = data.value("signal", 0);
+                            code = sig ? 128 + sig : data.value("exit_code", 1);
+                            return false;
+                          } else if (event == "error") {
+                            std::fprintf(stderr, "paddock: %s\n", data.value("message", "stream error").c_str());
+                          }
+                          return true;
+                        });
+  PDK_TRY(s);
+  if (code < 0) return Unavailable("the output stream ended before the command did");
+  return code;
+}
+
+void PrintTable(const json& sandboxes) {
+  std::printf("%-22s %-20s %-9s %-8s %s\n", "ID", "NAME", "TEMPLATE", "STATE", "CREATED");
+  for (const auto& s : sandboxes)
+    std::printf("%-22s %-20s %-9s %-8s %s\n", s.value("id", "").c_str(), s.value("name", "").c_str(),
+                s.value("template", "").c_str(), s.value("state", "").c_str(), s.value("created_at", "").c_str());
+}
+
+// "ID:/path" -> {ID, /path}; a local path -> {"", path}.
+std::pair<std::string, std::string> SplitRemote(const std::string& s) {
+  size_t colon = s.find(':');
+  if (colon == std::string::npos || colon == 0 || s[0] == '/' || s[0] == '.') return {"", s};
+  return {s.substr(0, colon), s.substr(colon + 1)};
+}
+
+Result<std::string> TarLocalDir(const std::string& dir) {
+  std::string out;
+  struct archive* disk = archive_read_disk_new();
+  archive_read_disk_set_standard_lookup(disk);
+  if (archive_read_disk_open(disk, dir.c_str()) != ARCHIVE_OK) {
+    archive_read_free(disk);
+    return NotFound("cannot read " + dir);
+  }
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(a, &out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
+    return static_cast<la_ssize_t>(n);
+  }, nullptr);
+  struct archive_entry* entry;
+  while (true) {
+    entry = archive_entry_new();
+    if (archive_read_next_header2(disk, entry) != ARCHIVE_OK) {
+      archive_entry_free(entry);
+      break;
+    }
+    archive_read_disk_descend(disk);
+    std::string path = archive_entry_pathname(entry);
+    std::string rel = path.size() > dir.size() ? path.substr(dir.size() + 1) : ".";
+    archive_entry_set_pathname(entry, rel.c_str());
+    archive_write_header(a, entry);
+    if (archive_entry_filetype(entry) == AE_IFREG) {
+      auto data = ReadFile(path);
+      if (data.ok()) archive_write_data(a, data->data(), data->size());
+    }
+    archive_entry_free(entry);
+  }
+  archive_read_free(disk);
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+Status UntarLocal(const std::string& tar, const std::string& dir) {
+  PDK_TRY(MakeDirs(dir));
+  struct archive* a = archive_read_new();
+  archive_read_support_format_all(a);
+  archive_read_open_memory(a, tar.data(), tar.size());
+  struct archive* disk = archive_write_disk_new();
+  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+  struct archive_entry* entry;
+  Status s;
+  while (archive_read_next_header(a, &entry) == ARCHIVE_OK) {
+    std::string path = dir + "/" + archive_entry_pathname(entry);
+    archive_entry_set_pathname(entry, path.c_str());
+    if (archive_write_header(disk, entry) != ARCHIVE_OK) {
+      s = Internal(std::string("extract: ") + archive_error_string(disk));
+      break;
+    }
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    while (archive_read_data_block(a, &buf, &size, &offset) == ARCHIVE_OK)
+      archive_write_data_block(disk, buf, size, offset);
+  }
+  archive_read_free(a);
+  archive_write_free(disk);
+  return s;
+}
+
+Status Copy(ApiClient& api, const std::string& src, const std::string& dst) {
+  auto [sid, spath] = SplitRemote(src);
+  auto [did, dpath] = SplitRemote(dst);
+  if (sid.empty() == did.empty()) return InvalidArgument("cp needs exactly one side as ID:/path");
+  if (!did.empty()) {  // upload
+    struct stat st;
+    if (::stat(spath.c_str(), &st) != 0) return Status::Errno("stat " + spath);
+    std::string target = "/v1/sandboxes/" + Escape(did) + "/files";
+    if (S_ISDIR(st.st_mode)) {
+      PDK_ASSIGN_OR_RETURN(std::string tar, TarLocalDir(spath));
+      PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send("PUT", target + "/archive?path=" + Escape(dpath), tar, "application/x-tar"));
+      return r.AsStatus();
+    }
+    PDK_ASSIGN_OR_RETURN(std::string data, ReadFile(spath));
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%o", st.st_mode & 0777);
+    PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send("PUT", target + "?path=" + Escape(dpath) + "&mode=" + mode, data, "application/octet-stream"));
+    return r.AsStatus();
+  }
+  std::string target = "/v1/sandboxes/" + Escape(sid) + "/files";
+  PDK_ASSIGN_OR_RETURN(json entry, Call(api, "GET", target + "/stat?path=" + Escape(spath)));
+  if (entry.value("type", "") == "dir") {
+    PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send("GET", target + "/archive?path=" + Escape(spath)));
+    PDK_TRY(r.AsStatus());
+    return UntarLocal(r.body, dpath);
+  }
+  PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send("GET", target + "?path=" + Escape(spath)));
+  PDK_TRY(r.AsStatus());
+  if (dpath == "-") {
+    std::fwrite(r.body.data(), 1, r.body.size(), stdout);
+    return Status::Ok();
+  }
+  return WriteFileAtomic(dpath, r.body, entry.value("mode", 0644) & 0777);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"paddock: sandboxes for AI agents (talks to paddockd)"};
+  app.require_subcommand(1);
+  ApiClient api = ApiClient::FromEnvironment();
+  bool json_out = false;
+
+  CreateFlags create_flags;
+  auto* create = app.add_subcommand("create", "create and start a sandbox; prints its id");
+  create_flags.Add(create);
+  create->add_flag("--json", json_out, "print the sandbox as JSON");
+
+  std::string state_filter;
+  std::vector<std::string> label_filter;
+  auto* ls = app.add_subcommand("ls", "list sandboxes");
+  ls->add_option("--state", state_filter, "running, paused or stopped (comma-separated)");
+  ls->add_option("--label,-l", label_filter, "KEY=VALUE metadata filter");
+  ls->add_flag("--json", json_out, "JSON output");
+
+  std::string id;
+  auto* inspect = app.add_subcommand("inspect", "show one sandbox");
+  inspect->add_option("id", id, "id or name")->required();
+  inspect->add_flag("--json", json_out, "JSON output");
+
+  ExecFlags exec_flags;
+  auto* exec = app.add_subcommand("exec", "run a command in a sandbox");
+  exec->add_option("id", id, "id or name")->required();
+  exec_flags.Add(exec);
+
+  CreateFlags run_create;
+  ExecFlags run_exec;
+  auto* run = app.add_subcommand("run", "create a sandbox, run a command in it, delete it");
+  run_create.Add(run);
+  run->add_flag("--interactive,-i", run_exec.interactive, "send stdin to the command");
+  run->add_option("--cwd,-w", run_exec.cwd, "working directory");
+  run->add_option("--user,-u", run_exec.user, "user name or uid");
+  run->add_option("cmd", run_exec.cmd, "command and arguments (after --)")->required();
+
+  std::vector<std::string> ids;
+  std::map<std::string, CLI::App*> simple;
+  for (const char* verb : {"pause", "resume", "stop", "start", "restart", "rm"}) {
+    simple[verb] = app.add_subcommand(verb, std::string(verb) + " sandboxes");
+    simple[verb]->add_option("ids", ids, "ids or names")->required();
+  }
+  std::string src, dst;
+  auto* cp = app.add_subcommand("cp", "copy files: paddock cp ./local ID:/path, or ID:/path ./local");
+  cp->add_option("src", src)->required();
+  cp->add_option("dst", dst)->required();
+  int64_t seconds = 0;
+  std::string on_timeout;
+  auto* timeout = app.add_subcommand("timeout", "set a running or paused sandbox's timeout");
+  timeout->add_option("id", id, "id or name")->required();
+  timeout->add_option("seconds", seconds, "from now; 0 clears it")->required();
+  timeout->add_option("--on-timeout", on_timeout, "kill, pause or stop");
+  auto* status = app.add_subcommand("status", "is paddockd up, and what does it hold");
+  CLI11_PARSE(app, argc, argv);
+
+  auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
+  if (create->parsed()) {
+    auto body = create_flags.Body();
+    if (!body.ok()) return Fail(body.status());
+    auto r = Call(api, "POST", "/v1/sandboxes", *body);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", json_out ? r->dump(2).c_str() : r->value("id", "").c_str());
+    return 0;
+  }
+  if (ls->parsed()) {
+    std::string q = "/v1/sandboxes?state=" + Escape(state_filter);
+    auto labels = Pairs(label_filter, "--label");
+    if (!labels.ok()) return Fail(labels.status());
+    for (const auto& [k, v] : *labels) q += "&metadata." + Escape(k) + "=" + Escape(v);
+    auto r = Call(api, "GET", q);
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) std::printf("%s\n", (*r)["sandboxes"].dump(2).c_str());
+    else PrintTable((*r)["sandboxes"]);
+    return 0;
+  }
+  if (inspect->parsed()) {
+    auto r = Call(api, "GET", sandbox_path(id));
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", r->dump(2).c_str());
+    } else {
+      for (const auto& [k, v] : r->items())
+        std::printf("%-18s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    }
+    return 0;
+  }
+  if (exec->parsed()) {
+    auto code = StreamExec(api, id, exec_flags);
+    if (!code.ok()) return Fail(code.status());
+    return *code;
+  }
+  if (run->parsed()) {
+    auto body = run_create.Body();
+    if (!body.ok()) return Fail(body.status());
+    auto created = Call(api, "POST", "/v1/sandboxes", *body);
+    if (!created.ok()) return Fail(created.status());
+    std::string sid = created->value("id", "");
+    auto code = StreamExec(api, sid, run_exec);
+    auto deleted = Call(api, "DELETE", sandbox_path(sid));
+    if (!code.ok()) return Fail(code.status());
+    if (!deleted.ok()) Fail(deleted.status());
+    return *code;
+  }
+  for (const auto& [verb, sub] : simple) {
+    if (!sub->parsed()) continue;
+    int rc = 0;
+    for (const auto& i : ids) {
+      auto r = verb == "rm" ? Call(api, "DELETE", sandbox_path(i)) : Call(api, "POST", sandbox_path(i) + "/" + verb);
+      if (!r.ok()) rc = Fail(r.status());
+      else std::printf("%s\n", i.c_str());
+    }
+    return rc;
+  }
+  if (cp->parsed()) {
+    Status s = Copy(api, src, dst);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (timeout->parsed()) {
+    json body = {{"timeout", seconds}};
+    if (!on_timeout.empty()) body["on_timeout"] = on_timeout;
+    auto r = Call(api, "POST", sandbox_path(id) + "/timeout", body);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s timeout_at=%s on_timeout=%s\n", id.c_str(),
+                (*r)["timeout_at"].is_null() ? "none" : (*r)["timeout_at"].get<std::string>().c_str(),
+                r->value("on_timeout", "").c_str());
+    return 0;
+  }
+  if (status->parsed()) {
+    auto h = Call(api, "GET", "/v1/health");
+    if (!h.ok()) return Fail(h.status());
+    auto l = Call(api, "GET", "/v1/sandboxes");
+    if (!l.ok()) return Fail(l.status());
+    std::map<std::string, int> by_state;
+    for (const auto& s : (*l)["sandboxes"]) ++by_state[s.value("state", "")];
+    std::printf("paddockd: up at %s (cgroup %s)\nsandboxes: %zu (running %d, paused %d, stopped %d)\n",
+                api.endpoint().c_str(), h->value("cgroup", "").c_str(), (*l)["sandboxes"].size(),
+                by_state["running"], by_state["paused"], by_state["stopped"]);
+    return 0;
+  }
+  return 0;
+}
