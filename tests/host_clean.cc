@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,6 +63,7 @@ std::string DescribeLeaks(const HostSnapshot& before, const HostSnapshot& after)
 TempDir::TempDir() {
   char tmpl[] = "/tmp/pdk-test-XXXXXX";
   path_ = ::mkdtemp(tmpl);
+  ::chmod(path_.c_str(), 0711);  // sandboxes' own root must reach state folders inside
 }
 
 TempDir::~TempDir() { (void)RemoveTree(path_); }

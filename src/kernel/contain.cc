@@ -46,6 +46,7 @@ struct ChildArgs {
   const seccomp::Program* seccomp;
   uint64_t caps;
   int sync_fd;
+  int host_fd;  // the host's end of the socketpair, which our copy of the fd table also holds
   std::vector<char*> argv, envp;
 };
 
@@ -84,6 +85,11 @@ int SandboxMain(void* arg) {
   int sync = a->sync_fd;
   int fds[kMaxMountFds];
 
+  // Until init runs, this child must not outlive paddockd: if the daemon dies
+  // mid-create, nothing would ever send the mounts or collect it. Our copy of
+  // the host's end must go too, or its death would never reach us as EOF.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::close(a->host_fd);
   ssize_t nfds = ReceiveMountFds(sync, fds);                   // host: maps written, cgroup joined
   if (nfds < 1) ChildFail(sync, "receive mounts from host");
   if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)  // user ns: become root inside
@@ -129,6 +135,7 @@ int SandboxMain(void* arg) {
     sigaddset(&init_signals, sig);
   ::sigprocmask(SIG_SETMASK, &init_signals, nullptr);
   ::syscall(SYS_close_range, 6, ~0U, 0);
+  ::prctl(PR_SET_PDEATHSIG, 0);  // init outlives paddockd: that is the point
   ::syscall(SYS_execveat, 4, "", a->argv.data(), a->envp.data(), AT_EMPTY_PATH);
   ChildFail(sync, "exec paddock-init");
 }
@@ -200,6 +207,7 @@ Result<Contained> Contain(const ContainSpec& spec) {
     return Status::Errno("socketpair");
   UniqueFd host_end(sp[0]), child_end(sp[1]);
   args.sync_fd = child_end.get();
+  args.host_fd = host_end.get();
 
   // CLONE_VM, as posix_spawn does: copying the caller's page tables would
   // make every create cost more as the daemon grows. The child then shares

@@ -177,6 +177,17 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   // A sandbox's set-up runs as its own root, an unprivileged host id, and must
   // reach its folder: the state folder must be searchable (not listable) by all.
   if (::chmod(opts.state_dir.c_str(), 0711) != 0) return Status::Errno("chmod " + opts.state_dir);
+  // ... and so must every folder above it.
+  for (size_t slash = opts.state_dir.find('/', 1); slash != std::string::npos;
+       slash = opts.state_dir.find('/', slash + 1)) {
+    std::string up = opts.state_dir.substr(0, slash);
+    struct stat st;
+    if (::stat(up.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+      return FailedPrecondition("the state folder's parent " + up +
+                                " is not searchable by other users; sandboxes run as unprivileged "
+                                "host ids and must reach their folders (chmod o+x " + up +
+                                ", or choose another state folder)");
+  }
   // Half-built templates and half-deleted sandboxes of a crashed run.
   for (const char* sub : {"/staging", "/trash"}) {
     PDK_TRY(RemoveTree(opts.state_dir + sub));

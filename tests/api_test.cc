@@ -1,0 +1,253 @@
+// The REST API of a real paddockd: lifecycle, exec (sync, streamed,
+// background and re-attached), files, errors, limits, keys, metrics, CLI.
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "daemon_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+TEST_F(DaemonTest, CreateExecAndInspect) {
+  json sb = Must("POST", "/v1/sandboxes",
+                 {{"name", "alpha"}, {"memory", "256m"}, {"cpu", 500}, {"env", {{"GREETING", "hi"}}},
+                  {"metadata", {{"team", "rl"}}}, {"timeout", 600}, {"on_timeout", "pause"}},
+                 201);
+  EXPECT_EQ(sb["name"], "alpha");
+  EXPECT_EQ(sb["state"], "running");
+  EXPECT_EQ(sb["memory"], 256 << 20);
+  EXPECT_EQ(sb["on_timeout"], "pause");
+  EXPECT_TRUE(sb["timeout_at"].is_string());
+  json r = Must("POST", "/v1/sandboxes/alpha/exec", {{"command", "echo $GREETING; echo e >&2; exit 4"}});
+  EXPECT_EQ(r["stdout"], "hi\n");
+  EXPECT_EQ(r["stderr"], "e\n");
+  EXPECT_EQ(r["exit_code"], 4);
+  json got = Must("GET", "/v1/sandboxes/" + sb["id"].get<std::string>());
+  EXPECT_EQ(got["metadata"]["team"], "rl");
+  json stdin_r = Must("POST", "/v1/sandboxes/alpha/exec", {{"cmd", {"wc", "-c"}}, {"stdin", "12345"}});
+  EXPECT_EQ(stdin_r["stdout"], "5\n");
+}
+
+TEST_F(DaemonTest, StreamedExecAndReattachAfterADaemonRestart) {
+  Must("POST", "/v1/sandboxes", {{"name", "s"}}, 201);
+  std::vector<std::string> events;
+  std::string out;
+  Status st = api().Stream("POST", "/v1/sandboxes/s/exec",
+                           json{{"command", "echo one; echo two >&2; exit 2"}, {"stream", true}}.dump(),
+                           [&](const std::string& ev, const json& d) {
+                             events.push_back(ev);
+                             if (ev == "stdout" || ev == "stderr") out += d.value("data", "");
+                             if (ev == "exit") {
+                               EXPECT_EQ(d["exit_code"], 2);
+                             }
+                             return true;
+                           });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(events.front(), "start");
+  EXPECT_EQ(events.back(), "exit");
+  EXPECT_EQ(out, "one\ntwo\n");
+
+  // A background command survives paddockd going away; its output is replayed.
+  json bg = Must("POST", "/v1/sandboxes/s/exec",
+                 {{"command", "echo before; sleep 1; echo after"}, {"background", true}}, 202);
+  int pid = bg["pid"];
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  std::string replay;
+  st = api().Stream("GET", "/v1/sandboxes/s/processes/" + std::to_string(pid) + "/events?from=0", "",
+                    [&](const std::string& ev, const json& d) {
+                      if (ev == "stdout") replay += d.value("data", "");
+                      return ev != "exit";
+                    });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(replay, "before\nafter\n");
+  json procs = Must("GET", "/v1/sandboxes/s/processes");
+  EXPECT_GE(procs["processes"].size(), 1u);
+}
+
+TEST_F(DaemonTest, LifecycleAndInvalidTransitions) {
+  json sb = Must("POST", "/v1/sandboxes", {{"name", "life"}}, 201);
+  Must("POST", "/v1/sandboxes/life/exec", {{"command", "echo kept > /root/f"}});
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/pause")["state"], "paused");
+  EXPECT_EQ(MustFail("POST", "/v1/sandboxes/life/exec", R"({"command":"true"})", 409).substr(0, 19),
+            "failed_precondition");
+  EXPECT_EQ(MustFail("POST", "/v1/sandboxes/life/pause", "", 409).substr(0, 19), "failed_precondition");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/resume")["state"], "running");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/stop", {{"grace_ms", 1000}})["state"], "stopped");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/start")["state"], "running");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/restart")["state"], "running");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/life/exec", {{"command", "cat /root/f"}})["stdout"], "kept\n");
+  Must("DELETE", "/v1/sandboxes/life", nullptr, 204);
+  EXPECT_EQ(MustFail("GET", "/v1/sandboxes/life", "", 404).substr(0, 9), "not_found");
+  EXPECT_EQ(MustFail("DELETE", "/v1/sandboxes/life", "", 404).substr(0, 9), "not_found");
+}
+
+TEST_F(DaemonTest, BadInputGetsAClearErrorAndCorruptsNothing) {
+  Must("POST", "/v1/sandboxes", {{"name", "keep"}, {"metadata", {{"k", "v"}}}}, 201);
+  EXPECT_EQ(MustFail("POST", "/v1/sandboxes", "{not json", 400), "invalid_argument: request body is not a JSON object");
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"cpu":"lots"})", 400).find("'cpu'"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"memory":"12 parsecs"})", 400).find("'memory'"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"env":{"A":1}})", 400).find("'env'"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"on_timeout":"explode"})", 400).find("on_timeout"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"name":"../x"})", 400).find("name"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"nope"})", 404).find("nope"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"name":"keep"})", 409).find("already exists"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/keep/exec", R"({"cmd":"ls"})", 400).find("'cmd'"), std::string::npos);
+  EXPECT_NE(MustFail("GET", "/v1/sandboxes?state=dancing", "", 400).find("dancing"), std::string::npos);
+  EXPECT_NE(MustFail("GET", "/v1/nowhere", "", 404).find("no route"), std::string::npos);
+  // A request with an absurd header is refused without harm.
+  auto huge = api().Send("GET", "/v1/sandboxes?x=" + std::string(100000, 'a'));
+  EXPECT_TRUE(!huge.ok() || huge->status >= 400);
+  json list = Must("GET", "/v1/sandboxes");
+  ASSERT_EQ(list["sandboxes"].size(), 1u);
+  EXPECT_EQ(list["sandboxes"][0]["metadata"]["k"], "v");
+  EXPECT_EQ(list["sandboxes"][0]["state"], "running");
+}
+
+TEST_F(DaemonTest, ListFiltersByStateAndMetadata) {
+  Must("POST", "/v1/sandboxes", {{"name", "a"}, {"metadata", {{"team", "rl"}, {"run", "1"}}}}, 201);
+  Must("POST", "/v1/sandboxes", {{"name", "b"}, {"metadata", {{"team", "rl"}, {"run", "2"}}}}, 201);
+  Must("POST", "/v1/sandboxes", {{"name", "c"}, {"metadata", {{"team", "chat"}}}}, 201);
+  Must("POST", "/v1/sandboxes/b/pause");
+  EXPECT_EQ(Must("GET", "/v1/sandboxes?metadata.team=rl")["sandboxes"].size(), 2u);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes?metadata.team=rl&metadata.run=2")["sandboxes"].size(), 1u);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes?state=paused")["sandboxes"][0]["name"], "b");
+  EXPECT_EQ(Must("GET", "/v1/sandboxes?state=running,paused")["sandboxes"].size(), 3u);
+}
+
+TEST_F(DaemonTest, HostFullIs503) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--max-sandboxes", "2"};
+  StartDaemon();
+  Must("POST", "/v1/sandboxes", json::object(), 201);
+  Must("POST", "/v1/sandboxes", json::object(), 201);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", "{}", 503).find("full"), std::string::npos);
+}
+
+TEST_F(DaemonTest, FilesReadWriteListMoveRemoveAndTar) {
+  Must("POST", "/v1/sandboxes", {{"name", "f"}}, 201);
+  std::string big(20 << 20, 'x');  // over one agent frame: written in pieces, renamed into place
+  big[12345] = 'y';
+  auto put = api().Send("PUT", "/v1/sandboxes/f/files?path=/data/big.bin", big, "application/octet-stream");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->status, 200) << put->body;
+  auto get = api().Send("GET", "/v1/sandboxes/f/files?path=/data/big.bin");
+  ASSERT_TRUE(get.ok());
+  EXPECT_TRUE(get->body == big) << get->body.size();
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/f/files/stat?path=/data/big.bin")["size"], 20 << 20);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/f/files/mkdir", {{"path", "/data/sub"}})["created"], true);
+  Must("POST", "/v1/sandboxes/f/files/rename", {{"from", "/data/big.bin"}, {"to", "/data/sub/moved.bin"}});
+  json list = Must("GET", "/v1/sandboxes/f/files/list?path=/data&depth=2");
+  ASSERT_EQ(list["entries"].size(), 2u);
+  auto tar = api().Send("GET", "/v1/sandboxes/f/files/archive?path=/data");
+  ASSERT_TRUE(tar.ok());
+  EXPECT_EQ(tar->status, 200);
+  EXPECT_GT(tar->body.size(), size_t{20} << 20);
+  auto up = api().Send("PUT", "/v1/sandboxes/f/files/archive?path=/copy", tar->body, "application/x-tar");
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(up->status, 200) << up->body;
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/f/exec", {{"command", "cmp /data/sub/moved.bin /copy/sub/moved.bin && echo same"}})["stdout"],
+            "same\n");
+  Must("DELETE", "/v1/sandboxes/f/files?path=/data", nullptr, 204);
+  EXPECT_EQ(MustFail("GET", "/v1/sandboxes/f/files?path=/data/sub/moved.bin", "", 404).substr(0, 9), "not_found");
+  EXPECT_NE(MustFail("PUT", "/v1/sandboxes/f/files/archive?path=/x", "not a tar", 400).find("tar"), std::string::npos);
+}
+
+TEST_F(DaemonTest, TimeoutsFireThroughTheReaper) {
+  Must("POST", "/v1/sandboxes", {{"name", "dies"}, {"timeout", 1}}, 201);
+  Must("POST", "/v1/sandboxes", {{"name", "sleeps"}, {"timeout", 1}, {"on_timeout", "pause"}}, 201);
+  Must("POST", "/v1/sandboxes", {{"name", "lives"}, {"timeout", 1}}, 201);
+  Must("POST", "/v1/sandboxes/lives/timeout", {{"timeout", 600}});
+  bool done = false;
+  for (int i = 0; i < 100 && !done; ++i) {  // bounded: 10 s
+    ::usleep(100000);
+    auto d = api().Send("GET", "/v1/sandboxes/dies");
+    auto s = api().Send("GET", "/v1/sandboxes/sleeps");
+    done = d.ok() && d->status == 404 && s.ok() && s->Json().value("state", "") == "paused";
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/lives")["state"], "running");
+}
+
+TEST_F(DaemonTest, TcpNeedsTheApiKey) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--listen", "127.0.0.1:18731", "--api-key", "s3cret"};
+  StartDaemon();
+  auto anonymous = cli::ApiClient("tcp://127.0.0.1:18731").Send("GET", "/v1/sandboxes");
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status().ToString();
+  EXPECT_EQ(anonymous->status, 401);
+  auto wrong = cli::ApiClient("tcp://127.0.0.1:18731", "guess").Send("GET", "/v1/sandboxes");
+  EXPECT_EQ(wrong->status, 401);
+  auto keyed = cli::ApiClient("tcp://127.0.0.1:18731", "s3cret").Send("GET", "/v1/sandboxes");
+  ASSERT_TRUE(keyed.ok());
+  EXPECT_EQ(keyed->status, 200);
+}
+
+TEST_F(DaemonTest, MetricsCountSandboxesOperationsAndErrors) {
+  Must("POST", "/v1/sandboxes", {{"name", "m"}}, 201);
+  MustFail("GET", "/v1/sandboxes/none", "", 404);
+  auto r = api().Send("GET", "/metrics");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("paddock_sandboxes{state=\"running\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("paddock_operation_seconds_count{op=\"create\"} 1"), std::string::npos);
+  EXPECT_NE(r->body.find("paddock_errors_total{code=\"not_found\",op=\"get\"} 1"), std::string::npos);
+}
+
+TEST_F(DaemonTest, CliRunExecAndErrors) {
+  auto run = [&](const std::string& args) {
+    std::string cmd = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " " + args + " 2>&1";
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int status = ::pclose(p);
+    return std::make_pair(WEXITSTATUS(status), out);
+  };
+  EXPECT_EQ(run("run -- python3 -c 'print(6*7)'"), std::make_pair(0, std::string("42\n")));
+  auto created = run("create --name cli -l team=x");
+  EXPECT_EQ(created.first, 0);
+  EXPECT_EQ(run("exec cli -- sh -c 'exit 7'").first, 7);
+  EXPECT_EQ(run("inspect cli --json").first, 0);
+  EXPECT_NE(run("ls").second.find("cli"), std::string::npos);
+  auto missing = run("exec nope -- true");
+  EXPECT_EQ(missing.first, 1);
+  EXPECT_NE(missing.second.find("does not exist"), std::string::npos);
+  std::string no_daemon = "PADDOCK_SOCKET=/tmp/pdk-none.sock " + std::string(PADDOCK_CLI_PATH) + " ls 2>&1";
+  FILE* p = ::popen(no_daemon.c_str(), "r");
+  char buf[512] = {};
+  (void)!std::fread(buf, 1, sizeof buf - 1, p);
+  EXPECT_NE(WEXITSTATUS(::pclose(p)), 0);
+  EXPECT_NE(std::string(buf).find("is it running"), std::string::npos) << buf;
+}
+
+TEST_F(DaemonTest, ParallelCreatesWithClashingNamesHaveOneWinnerEach) {
+  constexpr int kNames = 10, kTries = 10;
+  std::vector<std::thread> threads;
+  std::vector<int> wins(kNames, 0), clashes(kNames, 0);
+  std::mutex mu;
+  for (int t = 0; t < kNames * kTries; ++t) {
+    threads.emplace_back([&, t] {
+      int n = t % kNames;
+      auto r = api().Send("POST", "/v1/sandboxes", json{{"name", "clash-" + std::to_string(n)}}.dump());
+      std::lock_guard<std::mutex> lock(mu);
+      if (r.ok() && r->status == 201) ++wins[n];
+      else if (r.ok() && r->status == 409) ++clashes[n];
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int n = 0; n < kNames; ++n) {
+    EXPECT_EQ(wins[n], 1) << "name " << n;
+    EXPECT_EQ(clashes[n], kTries - 1) << "name " << n;
+  }
+  json list = Must("GET", "/v1/sandboxes");
+  EXPECT_EQ(list["sandboxes"].size(), static_cast<size_t>(kNames));
+  std::set<int> pids;
+  for (const auto& s : list["sandboxes"]) pids.insert(s["init_pid"].get<int>());
+  EXPECT_EQ(pids.size(), static_cast<size_t>(kNames));  // no duplicate resources
+  EXPECT_EQ(TakeHostSnapshot().init_processes.size(), before_.init_processes.size() + kNames);
+}
+
+}  // namespace
+}  // namespace paddock::testing
