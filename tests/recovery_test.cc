@@ -81,7 +81,9 @@ TEST_F(RecoveryTest, ASandboxWhoseInitDiedIsMarkedStoppedAndCanStartAgain) {
   SandboxInfo sb = Create();
   Sh(sb.id, "echo data > /root/f");
   Restart([&] {
-    ::kill(sb.init_pid, SIGKILL);  // left a zombie: this test process is its parent
+    ::kill(sb.init_pid, SIGKILL);
+    siginfo_t info;  // wait until it has died, but leave the zombie: we are its parent
+    ::waitid(P_PID, static_cast<id_t>(sb.init_pid), &info, WEXITED | WNOWAIT);
   });
   EXPECT_EQ(manager_->recovery().marked_stopped, 1);
   auto info = manager_->Get(sb.id);
