@@ -4,7 +4,13 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config      # toolchain
   libseccomp-dev                        # seccomp profiles
-  nlohmann-json3-dev                    # JSON (agent protocol)
+  nlohmann-json3-dev                    # JSON (agent protocol, APIs)
+  libsqlite3-dev                        # the embedded store
+  libboost-dev                          # Boost.Asio/Beast (HTTP)
+  libspdlog-dev                         # paddockd's logs
+  libcli11-dev                          # command lines
+  libarchive-dev                        # tar upload and download
+  curl                                  # the README's API examples
   libgtest-dev                          # tests
   busybox-static                        # the built-in busybox template
   python3 coreutils procps              # programs the tests run inside sandboxes

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs a command in a fresh sandbox of the
-# built-in `host` template (state under /var/lib/paddock):
-#   sudo ./scripts/run.sh [-- CMD ARGS...]     default: python3 -c 'print(6*7)'
+# Sets up a fresh machine and runs paddockd in the foreground on the embedded
+# defaults: state (SQLite, templates, sandboxes) under /var/lib/paddock, the
+# API on /run/paddock/paddock.sock, the `host` template. Ctrl-C stops the
+# daemon; sandboxes keep running and the next paddockd adopts them.
+#   sudo ./scripts/run.sh [paddockd flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/build.sh >/dev/null
-[ "${1:-}" = "--" ] && shift
-if [ $# -eq 0 ]; then set -- python3 -c 'print(6*7)'; fi
-exec ./build/bin/paddock-run -- "$@"
+exec ./build/bin/paddockd "$@"
