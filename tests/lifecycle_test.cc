@@ -120,15 +120,8 @@ TEST_F(SandboxTest, ProcessesKeepRunningWithoutAClientAndOutputIsReplayed) {
   }
   ::usleep(400000);
   auto again = manager_->Connect(sb.id);
-  ASSERT_TRUE(again->Call({{"op", "attach"}, {"pid", pid}}).ok());
-  std::string out;
-  for (;;) {
-    auto f = again->Read(5000);
-    ASSERT_TRUE(f.ok());
-    if (f->header.value("event", "") == "output") out += f->payload;
-    if (f->header.value("event", "") == "exit") break;
-  }
-  EXPECT_EQ(out, "a\nb\n");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(CollectOutput(*again, pid), "a\nb\n");
 }
 
 }  // namespace

@@ -23,14 +23,32 @@ class SandboxTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (::geteuid() != 0) return;
     state_ = new TempDir();
+    auto m = SandboxManager::Open(Options());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manager_ = m->release();
+  }
+  static ManagerOptions Options() {
     ManagerOptions opts;
     opts.state_dir = state_->path();
     opts.init_path = PADDOCK_INIT_PATH;
     opts.default_stop_grace_ms = 2000;
-    auto m = SandboxManager::Open(opts);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    manager_ = m->release();
+    return opts;
   }
+
+  // Attaches to process `pid` and returns all its output until it exits.
+  static std::string CollectOutput(agent::AgentClient& client, int pid) {
+    auto attached = client.Call({{"op", "attach"}, {"pid", pid}});
+    EXPECT_TRUE(attached.ok()) << attached.status().ToString();
+    std::string out;
+    while (attached.ok()) {
+      auto f = client.Read(5000);
+      EXPECT_TRUE(f.ok()) << f.status().ToString();
+      if (!f.ok() || f->header.value("event", "") == "exit") break;
+      if (f->header.value("event", "") == "output") out += f->payload;
+    }
+    return out;
+  }
+
   static void TearDownTestSuite() {
     delete manager_;
     manager_ = nullptr;
@@ -50,7 +68,7 @@ class SandboxTest : public ::testing::Test {
       EXPECT_TRUE(s.ok()) << "delete " << info.id << ": " << s.ToString();
     }
     EXPECT_EQ(DescribeLeaks(before_, TakeHostSnapshot()), "");
-    auto left = ReadDir(state_->path() + "/sandboxes");
+    auto left = ListDir(state_->path() + "/sandboxes");
     EXPECT_TRUE(left.empty()) << "sandbox folders left: " << left.size();
   }
 
@@ -77,21 +95,11 @@ class SandboxTest : public ::testing::Test {
     return r.stdout_data;
   }
 
-  static std::vector<std::string> ReadDir(const std::string& dir);
 
   static inline TempDir* state_ = nullptr;
   static inline SandboxManager* manager_ = nullptr;
   HostSnapshot before_;
 };
 
-inline std::vector<std::string> SandboxTest::ReadDir(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') out.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return out;
-}
 
 }  // namespace paddock::testing

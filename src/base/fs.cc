@@ -113,6 +113,16 @@ Status RemoveTree(const std::string& path) {
   return Status::Ok();
 }
 
+std::vector<std::string> ListDir(const std::string& dir, bool dirs_only) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.' && (!dirs_only || e->d_type == DT_DIR)) out.emplace_back(e->d_name);
+  ::closedir(d);
+  return out;
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -21,6 +22,9 @@ Status MakeDirs(const std::string& path, mode_t mode = 0755);
 // Succeeds if `path` does not exist.
 Status RemoveTree(const std::string& path);
 bool PathExists(const std::string& path);
+// Names in `dir` not starting with '.', folders only if `dirs_only`; empty if
+// `dir` cannot be read.
+std::vector<std::string> ListDir(const std::string& dir, bool dirs_only = false);
 // Joins two path pieces with exactly one '/'.
 std::string JoinPath(std::string_view a, std::string_view b);
 

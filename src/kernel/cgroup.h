@@ -64,7 +64,8 @@ class CgroupDriver {
   // Creates the sandbox cgroup `name` with `limits`; fails if it exists.
   virtual Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
                                                  const CgroupLimits& limits) = 0;
-  // Opens an existing sandbox cgroup (adoption after a restart); kept by default.
+  // Opens an existing sandbox cgroup (adoption after a restart, or removal of
+  // one left half-made by a crash); kept by default.
   virtual Result<std::unique_ptr<Cgroup>> Open(const std::string& name) = 0;
   // Names of all sandbox cgroups present (to sweep those with no record).
   virtual std::vector<std::string> List() = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "base/fs.h"
@@ -77,11 +78,15 @@ class CgroupV1 : public Cgroup {
     if (destroyed_) return Status::Ok();
     std::string freezer = Dir("freezer");
     // Frozen tasks cannot act on SIGKILL: send it, then thaw so it lands.
-    for (int round = 0; round < 100; ++round) {
-      auto pids = ReadPids(Dir("pids") + "/cgroup.procs");
+    // Any hierarchy's folder lists the tasks; after a crash mid-create some may be missing.
+    std::string procs;
+    for (const auto& dir : UniqueDirs())
+      if (PathExists(dir)) procs = dir + "/cgroup.procs";
+    for (int round = 0; round < 100 && !procs.empty(); ++round) {
+      auto pids = ReadPids(procs);
       if (!pids.ok() || pids->empty()) break;
       for (pid_t pid : *pids) ::kill(pid, SIGKILL);
-      (void)WriteExisting(freezer + "/freezer.state", "THAWED");
+      if (PathExists(freezer)) (void)WriteExisting(freezer + "/freezer.state", "THAWED");
       ::usleep(round < 10 ? 200 : 2000);
     }
     Status result;
@@ -150,24 +155,24 @@ class CgroupV1Driver : public CgroupDriver {
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
+  // Succeeds if the cgroup exists in any hierarchy: a crash between the
+  // mkdirs of Create leaves it in some only, and it must still be removable.
   Result<std::unique_ptr<Cgroup>> Open(const std::string& name) override {
     auto dirs = DirsFor(name);
-    for (const auto& [c, d] : dirs)
-      if (!PathExists(d)) return NotFound("cgroup " + d + " does not exist");
+    bool any = false;
+    for (const auto& [c, d] : dirs) any = any || PathExists(d);
+    if (!any) return NotFound("cgroup " + name + " does not exist");
     auto cg = std::make_unique<CgroupV1>(name, dirs);
     cg->Keep();
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
+  // Names present in any hierarchy (see Open).
   std::vector<std::string> List() override {
-    std::vector<std::string> names;
-    std::string dir = mounts_["memory"] + "/" + parent_;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return names;
-    while (struct dirent* e = ::readdir(d))
-      if (e->d_type == DT_DIR && e->d_name[0] != '.') names.emplace_back(e->d_name);
-    ::closedir(d);
-    return names;
+    std::set<std::string> names;
+    for (const char* c : kControllers)
+      for (auto& n : ListDir(mounts_[c] + "/" + parent_, true)) names.insert(std::move(n));
+    return {names.begin(), names.end()};
   }
 
   void RemoveParentIfEmpty() override {

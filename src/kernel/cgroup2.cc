@@ -162,15 +162,7 @@ class CgroupV2Driver : public CgroupDriver {
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
-  std::vector<std::string> List() override {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(parent_dir_.c_str());
-    if (!d) return names;
-    while (struct dirent* e = ::readdir(d))
-      if (e->d_type == DT_DIR && e->d_name[0] != '.') names.emplace_back(e->d_name);
-    ::closedir(d);
-    return names;
-  }
+  std::vector<std::string> List() override { return ListDir(parent_dir_, true); }
 
  private:
   std::string mount_;

@@ -132,16 +132,6 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   return i;
 }
 
-std::vector<std::string> ReadDirNames(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
-    ::closedir(d);
-  }
-  return out;
-}
-
 Status WriteOwnedFile(const std::string& path, const std::string& data, uid_t owner) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return Status::Errno("create " + path);
@@ -215,7 +205,7 @@ Status SandboxManager::Recover() {
     Status s = RecoverOne(rec);
     if (!s.ok()) return s.Annotate("recovering sandbox " + rec.id);
   }
-  for (const auto& name : ReadDirNames(sandboxes_dir_)) {
+  for (const auto& name : ListDir(sandboxes_dir_)) {
     if (known.count(name)) continue;
     std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
     if (::rename((sandboxes_dir_ + "/" + name).c_str(), trash.c_str()) == 0) {
