@@ -48,9 +48,19 @@ class CgroupV1 : public Cgroup {
     return Status::Ok();
   }
 
+  // v1 can leave a cgroup FREEZING when a task was mid-fork; writing FROZEN
+  // again retries it. If it still will not freeze, it is thawed again, so a
+  // failed pause leaves the sandbox running rather than half frozen.
   Status Freeze() override {
-    PDK_TRY(WriteExisting(Dir("freezer") + "/freezer.state", "FROZEN"));
-    return WaitUntil([this] { return IsFrozen(); }, 5000, "freezing cgroup");
+    std::string state = Dir("freezer") + "/freezer.state";
+    Status s;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      PDK_TRY(WriteExisting(state, "FROZEN"));
+      s = WaitUntil([this] { return IsFrozen(); }, 1000, "freezing cgroup");
+      if (s.ok()) return s;
+    }
+    (void)Thaw();
+    return s;
   }
 
   Status Thaw() override { return WriteExisting(Dir("freezer") + "/freezer.state", "THAWED"); }

@@ -34,9 +34,13 @@ class CgroupV2 : public Cgroup {
     return WriteExisting(dir_ + "/cgroup.procs", std::to_string(pid));
   }
 
+  // A cgroup that will not freeze is thawed again: a failed pause leaves
+  // the sandbox running, not half frozen.
   Status Freeze() override {
     PDK_TRY(WriteExisting(dir_ + "/cgroup.freeze", "1"));
-    return WaitUntil([this] { return IsFrozen(); }, 5000, "freezing cgroup");
+    Status s = WaitUntil([this] { return IsFrozen(); }, 5000, "freezing cgroup");
+    if (!s.ok()) (void)Thaw();
+    return s;
   }
 
   Status Thaw() override { return WriteExisting(dir_ + "/cgroup.freeze", "0"); }

@@ -457,8 +457,9 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
     info.state = SandboxState::kStopped;
     return Status::Ok();
   }
-  // A frozen init cannot act on SIGTERM, and frozen tasks do not die.
-  if (info.state == SandboxState::kPaused && sb.cgroup) PDK_TRY(sb.cgroup->Thaw());
+  // A frozen init cannot act on SIGTERM, and frozen tasks do not die. Thaw
+  // whatever the recorded state: a freeze may have been left half done.
+  if (sb.cgroup) PDK_TRY(sb.cgroup->Thaw());
   bool exited = false;
   if (grace_ms > 0 && sb.init.valid()) {
     PDK_TRY(sb.init.Signal(SIGTERM));  // init forwards it to every process
@@ -467,7 +468,8 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   if (!exited && sb.init.valid()) {
     // Killing PID 1 of a pid namespace kills everything in it.
     PDK_TRY(sb.init.Signal(SIGKILL));
-    PDK_ASSIGN_OR_RETURN(exited, sb.init.Wait(-1));
+    PDK_ASSIGN_OR_RETURN(exited, sb.init.Wait(10000));
+    if (!exited) return Unavailable("init of sandbox " + info.id + " did not die 10 s after SIGKILL");
   }
   if (sb.cgroup) PDK_TRY(sb.cgroup->Destroy());
   sb.cgroup.reset();
