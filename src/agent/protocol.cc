@@ -36,23 +36,10 @@ json ErrorReply(const json& request_id, const Status& status) {
 
 Status StatusFromReply(const json& reply) {
   if (reply.value("ok", false)) return Status::Ok();
-  static const struct { const char* name; StatusCode code; } kCodes[] = {
-      {"invalid_argument", StatusCode::kInvalidArgument},
-      {"not_found", StatusCode::kNotFound},
-      {"already_exists", StatusCode::kAlreadyExists},
-      {"failed_precondition", StatusCode::kFailedPrecondition},
-      {"permission_denied", StatusCode::kPermissionDenied},
-      {"resource_exhausted", StatusCode::kResourceExhausted},
-      {"unavailable", StatusCode::kUnavailable},
-      {"unimplemented", StatusCode::kUnimplemented},
-      {"deadline_exceeded", StatusCode::kDeadlineExceeded},
-  };
   const json& err = reply.contains("error") ? reply["error"] : json::object();
   std::string code = err.is_object() ? err.value("code", "internal") : "internal";
   std::string message = err.is_object() ? err.value("message", "agent error") : "agent error";
-  for (const auto& c : kCodes)
-    if (code == c.name) return Status(c.code, message);
-  return Internal(message);
+  return Status(StatusCodeFromName(code), message);
 }
 
 void FrameDecoder::Feed(const char* data, size_t n) {

@@ -21,6 +21,12 @@ const char* StatusCodeName(StatusCode code) {
   return "internal";
 }
 
+StatusCode StatusCodeFromName(std::string_view name) {
+  for (int c = 0; c <= static_cast<int>(StatusCode::kInternal); ++c)
+    if (name == StatusCodeName(static_cast<StatusCode>(c))) return static_cast<StatusCode>(c);
+  return StatusCode::kInternal;
+}
+
 static StatusCode CodeForErrno(int err) {
   switch (err) {
     case ENOENT: case ESRCH: return StatusCode::kNotFound;

@@ -26,6 +26,8 @@ enum class StatusCode {
 
 // Stable string form used in logs and APIs ("not_found", ...).
 const char* StatusCodeName(StatusCode code);
+// The reverse; kInternal for a name it does not know.
+StatusCode StatusCodeFromName(std::string_view name);
 
 class Status {
  public:

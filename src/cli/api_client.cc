@@ -21,15 +21,10 @@ Status HttpResult::AsStatus() const {
     code = j["error"].value("code", "internal");
     message = j["error"].value("message", body);
   }
-  static const std::pair<const char*, StatusCode> kCodes[] = {
-      {"invalid_argument", StatusCode::kInvalidArgument}, {"not_found", StatusCode::kNotFound},
-      {"already_exists", StatusCode::kAlreadyExists}, {"failed_precondition", StatusCode::kFailedPrecondition},
-      {"permission_denied", StatusCode::kPermissionDenied}, {"resource_exhausted", StatusCode::kResourceExhausted},
-      {"unavailable", StatusCode::kUnavailable}, {"unimplemented", StatusCode::kUnimplemented},
-      {"deadline_exceeded", StatusCode::kDeadlineExceeded}};
-  for (const auto& [name, c] : kCodes)
-    if (code == name) return Status(c, message);
-  return Internal("HTTP " + std::to_string(status) + ": " + message);
+  StatusCode c = StatusCodeFromName(code);
+  if (c == StatusCode::kOk || (c == StatusCode::kInternal && code != "internal"))
+    return Internal("HTTP " + std::to_string(status) + ": " + message);
+  return Status(c, message);
 }
 
 ApiClient ApiClient::FromEnvironment() {
