@@ -92,12 +92,17 @@ Result<Frame> AgentClient::Call(json request, std::string_view payload,
   }
 }
 
-Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
-  json req = {{"op", "spawn"}, {"argv", opts.argv}, {"stdin", opts.has_stdin}};
+json AgentClient::SpawnRequest(const ExecOptions& opts, bool subscribe) {
+  json req = {{"op", "spawn"}, {"argv", opts.argv}, {"stdin", opts.has_stdin}, {"subscribe", subscribe}};
   if (!opts.env.empty()) req["env"] = opts.env;
   if (!opts.cwd.empty()) req["cwd"] = opts.cwd;
   if (!opts.user.empty()) req["user"] = opts.user;
   if (!opts.tag.empty()) req["tag"] = opts.tag;
+  return req;
+}
+
+Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
+  json req = SpawnRequest(opts);
 
   ExecResult result;
   bool exited = false;

@@ -52,6 +52,8 @@ class AgentClient {
   // Sends without waiting for the reply.
   Result<uint64_t> Send(json request, std::string_view payload = {});
 
+  // The "spawn" request for `opts` (stdin data is sent separately).
+  static json SpawnRequest(const ExecOptions& opts, bool subscribe = true);
   // Runs a process to completion and collects its output.
   Result<ExecResult> Exec(const ExecOptions& opts);
 

@@ -383,18 +383,11 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
     });
   }
   // Streaming or background: spawn, then follow (or not) the process's events.
-  auto sb = manager_->Get(id);
-  if (!sb.ok()) return ErrorResponse(sb.status(), req.version(), req.keep_alive());
+  if (Status s = manager_->AddDefaultEnv(id, opts); !s.ok())
+    return ErrorResponse(s, req.version(), req.keep_alive());
   auto client = manager_->Connect(id);
   if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
-  json spawn = {{"op", "spawn"}, {"argv", opts.argv}, {"stdin", opts.has_stdin}, {"subscribe", stream}};
-  std::map<std::string, std::string> env = opts.env;
-  for (const auto& [k, v] : sb->env) env.emplace(k, v);
-  if (!env.empty()) spawn["env"] = env;
-  if (!opts.cwd.empty()) spawn["cwd"] = opts.cwd;
-  if (!opts.user.empty()) spawn["user"] = opts.user;
-  if (!opts.tag.empty()) spawn["tag"] = opts.tag;
-  auto spawned = client->Call(spawn);
+  auto spawned = client->Call(agent::AgentClient::SpawnRequest(opts, stream));
   if (!spawned.ok()) return ErrorResponse(spawned.status(), req.version(), req.keep_alive());
   int pid = spawned->header.value("pid", 0);
   if (opts.has_stdin) {

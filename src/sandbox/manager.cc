@@ -652,13 +652,16 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
   return agent::AgentClient::Connect(socket);
 }
 
+Status SandboxManager::AddDefaultEnv(const std::string& id_or_name, agent::ExecOptions& opts) const {
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  std::lock_guard<std::mutex> lock(sb->mu);
+  for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
+  return Status::Ok();
+}
+
 Result<agent::ExecResult> SandboxManager::Exec(const std::string& id_or_name,
                                                agent::ExecOptions opts) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  {
-    std::lock_guard<std::mutex> lock(sb->mu);
-    for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
-  }
+  PDK_TRY(AddDefaultEnv(id_or_name, opts));
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, Connect(id_or_name));
   return client.Exec(opts);
 }

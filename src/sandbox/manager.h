@@ -127,8 +127,9 @@ class SandboxManager {
 
   // A new agent connection to a running sandbox; marks it active.
   Result<agent::AgentClient> Connect(const std::string& id_or_name);
-  // Runs a command to completion in a running sandbox (its env under the
-  // sandbox's default env).
+  // Adds the sandbox's default env under `opts.env` (the caller's values win).
+  Status AddDefaultEnv(const std::string& id_or_name, agent::ExecOptions& opts) const;
+  // Runs a command to completion in a running sandbox, with AddDefaultEnv.
   Result<agent::ExecResult> Exec(const std::string& id_or_name, agent::ExecOptions opts);
 
   const char* cgroup_version() const { return cgroups_->version(); }
