@@ -78,56 +78,21 @@ int Run(std::vector<std::string> args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-const char* kRuncConfig = R"({
-  "ociVersion": "1.0.2",
-  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
-    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
-    "noNewPrivileges": true},
-  "root": {"path": "ROOTFS", "readonly": true},
-  "hostname": "runc",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev","ro"]},
-    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
-  ],
-  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-    "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-    "readonlyPaths": ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]}
-})";
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  int count = 200;
-  std::string tmpl = "busybox";
-  bool with_runc = true;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
-    else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
-    else if (a == "--no-runc") with_runc = false;
-    else {
-      std::fprintf(stderr, "usage: runtime_bench [--count N] [--template busybox|host] [--no-runc]\n");
-      return 2;
-    }
-  }
-  char dir_tmpl[] = "/tmp/pdk-bench-XXXXXX";
-  std::string state = ::mkdtemp(dir_tmpl);
+// The paddock cycle over `count` sandboxes, with `warm_shells` kept ready.
+Table RunPaddock(const std::string& state, const SandboxSpec& spec, int count, size_t warm_shells) {
   ManagerOptions opts;
   opts.state_dir = state;
   opts.init_path = PADDOCK_INIT_PATH;
+  opts.warm_shells = warm_shells;
+  opts.warm_templates = {spec.template_name};
   auto manager = SandboxManager::Open(opts);
   if (!manager.ok()) Die("open manager", manager.status());
   SandboxManager& m = **manager;
-  // Build the template once, outside the measurements.
-  SandboxSpec spec;
-  spec.template_name = tmpl;
-  auto warm = m.Create(spec);
-  if (!warm.ok()) Die("create", warm.status());
-  (void)m.Delete(warm->id);
+  // Build the template once, outside the measurements, and fill the pool.
+  auto first = m.Create(spec);
+  if (!first.ok()) Die("create", first.status());
+  (void)m.Delete(first->id);
+  for (int i = 0; i < 1000 && m.warm_shells_ready() < warm_shells; ++i) ::usleep(1000);
 
   Table pdk;
   agent::ExecOptions tru;
@@ -170,9 +135,56 @@ int main(int argc, char** argv) {
     Row(pdk, "stop").Add(t7, t8);
     Row(pdk, "delete (stopped)").Add(t8, t9);
   }
-  std::printf("paddock: %d sandboxes, template %s, cgroup %s\n", count, tmpl.c_str(),
-              m.cgroup_version());
-  Print("paddock", pdk);
+  return pdk;
+}
+
+const char* kRuncConfig = R"({
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
+    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+    "noNewPrivileges": true},
+  "root": {"path": "ROOTFS", "readonly": true},
+  "hostname": "runc",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev","ro"]},
+    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
+  ],
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+    "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+    "readonlyPaths": ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]}
+})";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int count = 200;
+  std::string tmpl = "busybox";
+  bool with_runc = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
+    else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
+    else if (a == "--no-runc") with_runc = false;
+    else {
+      std::fprintf(stderr, "usage: runtime_bench [--count N] [--template busybox|host] [--no-runc]\n");
+      return 2;
+    }
+  }
+  char dir_tmpl[] = "/tmp/pdk-bench-XXXXXX";
+  std::string state = ::mkdtemp(dir_tmpl);
+  SandboxSpec spec;
+  spec.template_name = tmpl;
+  // Cold: every create clones and mounts. Warm: creates take a shell from
+  // the pool, which a background thread refills between them.
+  Table cold = RunPaddock(state, spec, count, 0);
+  Table pdk = RunPaddock(state, spec, count, 4);
+  std::printf("paddock: %d sandboxes, template %s\n", count, tmpl.c_str());
+  Print("paddock, no warm shells (every create clones and mounts)", cold);
+  Print("paddock, 4 warm shells (the daemon's default)", pdk);
 
   if (with_runc && Run({"runc", "--version"}) == 0) {
     // The same rootfs: the template's layer, read-only.
@@ -216,6 +228,9 @@ int main(int argc, char** argv) {
       std::printf("%-34s %9.1fx\n", label, Row(runc, r).P(0.5) / Row(pdk, p).P(0.5));
     };
     ratio("create + first exec", "create to first exec done", "create to first exec done");
+    std::printf("%-34s %9.1fx\n", "create + first exec, no warm shells",
+                Row(runc, "create to first exec done").P(0.5) /
+                    Row(cold, "create to first exec done").P(0.5));
     ratio("exec true", "exec true", "exec true (new connection)");
     ratio("pause", "pause", "pause");
     ratio("resume", "resume", "resume");
@@ -224,7 +239,6 @@ int main(int argc, char** argv) {
       pdk_teardown.ms.push_back(Row(pdk, "stop").ms[i] + Row(pdk, "delete (stopped)").ms[i]);
     std::printf("%-34s %9.1fx\n", "stop + delete", Row(runc, "stop+delete").P(0.5) / pdk_teardown.P(0.5));
   }
-  manager->reset();
   (void)RemoveTree(state);
   return 0;
 }

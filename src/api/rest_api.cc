@@ -159,6 +159,8 @@ struct RestApi::Call {
 
 RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(manager), metrics_(metrics) {
   metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
+  metrics_->Describe("paddock_warm_shells", "gauge",
+                     "Sandboxes-to-be ready for Create (namespaces, cgroup, root filesystem).");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
   metrics_->Describe("paddock_errors_total", "counter", "Failed API operations by error code.");
   metrics_->Describe("paddock_http_requests_total", "counter", "HTTP requests by status class.");
@@ -662,6 +664,7 @@ Response RestApi::Metrics(Call& c) {
   std::map<std::string, int> by_state = {{"running", 0}, {"paused", 0}, {"stopped", 0}};
   for (const auto& info : manager_->List()) ++by_state[SandboxStateName(info.state)];
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
+  metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
   Response res{http::status::ok, c.req.version()};
   res.set(http::field::content_type, "text/plain; version=0.0.4");
   res.keep_alive(c.req.keep_alive());

@@ -3,7 +3,7 @@
 // SQLite store, adopts running sandboxes at start-up, and reaps timeouts.
 //
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
-//            [--api-key KEY] [--max-sandboxes N]
+//            [--api-key KEY] [--max-sandboxes N] [--warm-shells N]
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", sopts.tcp_listen, "also serve on TCP HOST:PORT (needs an API key)");
   app.add_option("--api-key", sopts.api_key, "API key required on TCP (or $PADDOCK_API_KEY)");
   app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
+  mopts.warm_shells = 4;
+  app.add_option("--warm-shells", mopts.warm_shells,
+                 "sandboxes kept half-made per template (host, busybox) for fast creates");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);

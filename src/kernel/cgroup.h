@@ -34,6 +34,12 @@ class Cgroup {
   virtual ~Cgroup() = default;
   virtual const std::string& name() const = 0;
   virtual Status AddProcess(pid_t pid) = 0;
+  // Sets every limit; a 0 in `limits` means unlimited.
+  virtual Status SetLimits(const CgroupLimits& limits) = 0;
+  // Gives the cgroup a new name under the same parent, its tasks staying in
+  // it (a warm sandbox shell taking its sandbox's id). v2 has no rename: a
+  // new cgroup is made and the tasks move there.
+  virtual Status Rename(const std::string& new_name) = 0;
   // Freezes every task and returns once the kernel reports them frozen.
   virtual Status Freeze() = 0;
   virtual Status Thaw() = 0;

@@ -48,6 +48,37 @@ class CgroupV1 : public Cgroup {
     return Status::Ok();
   }
 
+  Status SetLimits(const CgroupLimits& limits) override {
+    std::string memory = limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "-1";
+    PDK_TRY(WriteExisting(Dir("memory") + "/memory.limit_in_bytes", memory));
+    // No swap beyond the limit, where the kernel accounts swap at all.
+    std::string memsw = Dir("memory") + "/memory.memsw.limit_in_bytes";
+    if (PathExists(memsw)) PDK_TRY(WriteExisting(memsw, memory));
+    PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_period_us", "100000"));
+    PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_quota_us",
+                          limits.cpu_millicores > 0 ? std::to_string(limits.cpu_millicores * 100)
+                                                    : "-1"));
+    return WriteExisting(Dir("pids") + "/pids.max",
+                         limits.pids > 0 ? std::to_string(limits.pids) : "max");
+  }
+
+  // One rename per hierarchy; a failure part-way renames the done ones back.
+  Status Rename(const std::string& new_name) override {
+    std::map<std::string, std::string> renamed;  // old folder -> new folder
+    for (const auto& dir : UniqueDirs()) {
+      std::string to = dir.substr(0, dir.rfind('/') + 1) + new_name;
+      if (::rename(dir.c_str(), to.c_str()) != 0) {
+        Status s = Status::Errno("rename cgroup " + dir + " to " + new_name);
+        for (const auto& [from, done] : renamed) (void)::rename(done.c_str(), from.c_str());
+        return s;
+      }
+      renamed[dir] = to;
+    }
+    for (auto& [controller, dir] : dirs_) dir = renamed.at(dir);
+    name_ = new_name;
+    return Status::Ok();
+  }
+
   // v1 can leave a cgroup FREEZING when a task was mid-fork; writing FROZEN
   // again retries it. If it still will not freeze, it is thawed again, so a
   // failed pause leaves the sandbox running rather than half frozen.
@@ -148,20 +179,7 @@ class CgroupV1Driver : public CgroupDriver {
       made.push_back(d);
     }
     auto cg = std::make_unique<CgroupV1>(name, dirs);  // removes itself if a limit fails
-    if (limits.memory_bytes > 0) {
-      std::string v = std::to_string(limits.memory_bytes);
-      PDK_TRY(WriteExisting(dirs["memory"] + "/memory.limit_in_bytes", v));
-      // No swap beyond the limit, where the kernel accounts swap at all.
-      std::string memsw = dirs["memory"] + "/memory.memsw.limit_in_bytes";
-      if (PathExists(memsw)) PDK_TRY(WriteExisting(memsw, v));
-    }
-    if (limits.cpu_millicores > 0) {
-      PDK_TRY(WriteExisting(dirs["cpu"] + "/cpu.cfs_period_us", "100000"));
-      PDK_TRY(WriteExisting(dirs["cpu"] + "/cpu.cfs_quota_us",
-                            std::to_string(limits.cpu_millicores * 100)));
-    }
-    if (limits.pids > 0)
-      PDK_TRY(WriteExisting(dirs["pids"] + "/pids.max", std::to_string(limits.pids)));
+    if (limits.memory_bytes || limits.cpu_millicores || limits.pids) PDK_TRY(cg->SetLimits(limits));
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 

@@ -24,7 +24,12 @@ Result<std::string> KeyValue(const std::string& file, const std::string& key) {
 
 class CgroupV2 : public Cgroup {
  public:
-  CgroupV2(std::string name, std::string dir) : name_(std::move(name)), dir_(std::move(dir)) {}
+  // Which limit controllers the parent hands down.
+  struct Controllers {
+    bool memory = false, cpu = false, pids = false;
+  };
+  CgroupV2(std::string name, std::string dir, Controllers controllers)
+      : name_(std::move(name)), dir_(std::move(dir)), controllers_(controllers) {}
   ~CgroupV2() override {
     if (!keep_) (void)Destroy();
   }
@@ -32,6 +37,50 @@ class CgroupV2 : public Cgroup {
 
   Status AddProcess(pid_t pid) override {
     return WriteExisting(dir_ + "/cgroup.procs", std::to_string(pid));
+  }
+
+  Status SetLimits(const CgroupLimits& limits) override {
+    if (limits.memory_bytes > 0 && !controllers_.memory)
+      return Unimplemented("the memory controller is not available (cgroup v2)");
+    if (limits.cpu_millicores > 0 && !controllers_.cpu)
+      return Unimplemented("the cpu controller is not available (cgroup v2)");
+    if (limits.pids > 0 && !controllers_.pids)
+      return Unimplemented("the pids controller is not available (cgroup v2)");
+    if (controllers_.memory) {
+      PDK_TRY(WriteExisting(dir_ + "/memory.max", limits.memory_bytes > 0
+                                                      ? std::to_string(limits.memory_bytes)
+                                                      : "max"));
+      if (PathExists(dir_ + "/memory.swap.max"))  // no swap beyond a memory limit
+        PDK_TRY(WriteExisting(dir_ + "/memory.swap.max", limits.memory_bytes > 0 ? "0" : "max"));
+    }
+    if (controllers_.cpu)
+      PDK_TRY(WriteExisting(dir_ + "/cpu.max", (limits.cpu_millicores > 0
+                                                    ? std::to_string(limits.cpu_millicores * 100)
+                                                    : std::string("max")) +
+                                                   " 100000"));
+    if (controllers_.pids)
+      PDK_TRY(WriteExisting(dir_ + "/pids.max",
+                            limits.pids > 0 ? std::to_string(limits.pids) : "max"));
+    return Status::Ok();
+  }
+
+  // cgroup2 refuses rename(2): make the new folder, move every task, remove the old.
+  Status Rename(const std::string& new_name) override {
+    std::string to = dir_.substr(0, dir_.rfind('/') + 1) + new_name;
+    if (::mkdir(to.c_str(), 0755) != 0) return Status::Errno("mkdir " + to);
+    PDK_ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());
+    for (pid_t pid : pids) {
+      Status s = WriteExisting(to + "/cgroup.procs", std::to_string(pid));
+      if (!s.ok() && s.code() != StatusCode::kNotFound) {  // ESRCH: it exited meanwhile
+        for (pid_t back : pids) (void)WriteExisting(dir_ + "/cgroup.procs", std::to_string(back));
+        ::rmdir(to.c_str());
+        return s;
+      }
+    }
+    if (::rmdir(dir_.c_str()) != 0) return Status::Errno("rmdir " + dir_);
+    dir_ = to;
+    name_ = new_name;
+    return Status::Ok();
   }
 
   // A cgroup that will not freeze is thawed again: a failed pause leaves
@@ -103,6 +152,7 @@ class CgroupV2 : public Cgroup {
  private:
   std::string name_;
   std::string dir_;
+  Controllers controllers_;
   bool destroyed_ = false;
 };
 
@@ -111,7 +161,9 @@ class CgroupV2Driver : public CgroupDriver {
   CgroupV2Driver(std::string mount, std::string parent)
       : mount_(std::move(mount)), parent_dir_(mount_ + "/" + parent) {}
   const char* version() const override { return "v2"; }
-  bool SupportsLimits() const override { return memory_ && cpu_ && pids_; }
+  bool SupportsLimits() const override {
+    return controllers_.memory && controllers_.cpu && controllers_.pids;
+  }
 
   void RemoveParentIfEmpty() override { ::rmdir(parent_dir_.c_str()); }
 
@@ -123,9 +175,9 @@ class CgroupV2Driver : public CgroupDriver {
       std::istringstream in(*available);
       std::string c;
       while (in >> c) {
-        if (c == "memory") memory_ = true;
-        if (c == "cpu") cpu_ = true;
-        if (c == "pids") pids_ = true;
+        if (c == "memory") controllers_.memory = true;
+        if (c == "cpu") controllers_.cpu = true;
+        if (c == "pids") controllers_.pids = true;
         if (c == "memory" || c == "cpu" || c == "pids") enable += "+" + c + " ";
       }
     }
@@ -140,28 +192,15 @@ class CgroupV2Driver : public CgroupDriver {
                                          const CgroupLimits& limits) override {
     std::string dir = parent_dir_ + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0) return Status::Errno("mkdir " + dir);
-    auto cg = std::make_unique<CgroupV2>(name, dir);
-    if (limits.memory_bytes > 0) {
-      if (!memory_) return Unimplemented("the memory controller is not available (cgroup v2)");
-      PDK_TRY(WriteExisting(dir + "/memory.max", std::to_string(limits.memory_bytes)));
-      if (PathExists(dir + "/memory.swap.max")) PDK_TRY(WriteExisting(dir + "/memory.swap.max", "0"));
-    }
-    if (limits.cpu_millicores > 0) {
-      if (!cpu_) return Unimplemented("the cpu controller is not available (cgroup v2)");
-      PDK_TRY(WriteExisting(dir + "/cpu.max",
-                            std::to_string(limits.cpu_millicores * 100) + " 100000"));
-    }
-    if (limits.pids > 0) {
-      if (!pids_) return Unimplemented("the pids controller is not available (cgroup v2)");
-      PDK_TRY(WriteExisting(dir + "/pids.max", std::to_string(limits.pids)));
-    }
+    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_);  // removes itself on failure
+    if (limits.memory_bytes || limits.cpu_millicores || limits.pids) PDK_TRY(cg->SetLimits(limits));
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
   Result<std::unique_ptr<Cgroup>> Open(const std::string& name) override {
     std::string dir = parent_dir_ + "/" + name;
     if (!PathExists(dir)) return NotFound("cgroup " + dir + " does not exist");
-    auto cg = std::make_unique<CgroupV2>(name, dir);
+    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_);
     cg->Keep();
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
@@ -171,7 +210,7 @@ class CgroupV2Driver : public CgroupDriver {
  private:
   std::string mount_;
   std::string parent_dir_;
-  bool memory_ = false, cpu_ = false, pids_ = false;
+  CgroupV2::Controllers controllers_;
 };
 
 }  // namespace

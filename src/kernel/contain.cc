@@ -1,7 +1,11 @@
-// The child's checklist reads top to bottom in SandboxMain; the host's half
-// (maps, cgroup, detached mounts) is in Contain. They meet over a socketpair:
-// the host sends the mount fds once the id maps are written, and the child's
-// end closes on exec, which is how the host learns that init is running.
+// The child's checklist reads top to bottom in ShellMain; the host's half
+// (maps, cgroup, detached mounts) is in Shell::Prepare, and its identity comes
+// in Shell::Launch. They meet over a socketpair:
+//   host -> child   the mount fds, once the id maps are written
+//   child -> host   one byte: the root filesystem is assembled (a warm shell)
+//   host -> child   the launch message: hostname, env, files to write
+//   child's end closes on exec, which is how the host learns init is running.
+// At any step the child may instead report the step that failed and exit.
 #include "kernel/contain.h"
 
 #include <fcntl.h>
@@ -25,29 +29,35 @@
 
 namespace paddock::kernel {
 
+// Prepared by the host before clone: the child reads it and allocates nothing.
+struct ShellArgs {
+  mnt::RootfsPlan plan;
+  std::vector<std::pair<int, rlim_t>> rlimits;
+  const seccomp::Program* seccomp = nullptr;
+  uint64_t caps = 0;
+  int log_fd = -1, listen_fd = -1, init_exe_fd = -1;
+  int sync_fd = -1;
+  int host_fd = -1;  // the host's end of the socketpair, which our copy of the fd table also holds
+  std::vector<std::string> env;   // ContainSpec::init_env
+  std::vector<char*> argv, envp;  // envp: into `env`, no terminator (launch adds to it)
+};
+
 namespace {
 
 constexpr int kNamespaces =
     CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
 constexpr size_t kMaxMountFds = 16;
 constexpr size_t kStackBytes = 256 * 1024;
-// Fixed fd numbers in init: 3 is the agent socket (see paddock-init --listen-fd).
-constexpr int kInitListenFd = 3;
+constexpr size_t kLaunchBytes = 16384;  // the launch message's limit
+constexpr size_t kMaxLaunchEnv = 64;
+constexpr char kReady = 'R';
+// Fixed fd numbers in the child: 0 /dev/null, 1-2 the log, 3 the agent
+// socket (see paddock-init --listen-fd), 4 init's executable, 5 the sync socket.
+constexpr int kInitListenFd = 3, kInitExeFd = 4, kSyncFd = 5;
 
 struct ChildError {
   char step[96];
   int err;
-};
-
-// Prepared by the host before clone: the child reads it and allocates nothing.
-struct ChildArgs {
-  const ContainSpec* spec;
-  mnt::RootfsPlan plan;
-  const seccomp::Program* seccomp;
-  uint64_t caps;
-  int sync_fd;
-  int host_fd;  // the host's end of the socketpair, which our copy of the fd table also holds
-  std::vector<char*> argv, envp;
 };
 
 [[noreturn]] void ChildFail(int sync_fd, const char* step) {
@@ -58,7 +68,14 @@ struct ChildArgs {
   ::_exit(1);
 }
 
-// Waits for the host's go: the detached mounts, sent once the id maps exist.
+ssize_t RecvRetrying(int fd, struct msghdr* msg, int flags) {
+  ssize_t n;
+  do n = ::recvmsg(fd, msg, flags);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// Waits for the host's first go: the detached mounts, sent once the id maps exist.
 ssize_t ReceiveMountFds(int sync_fd, int* fds) {
   char byte;
   struct iovec iov = {&byte, 1};
@@ -68,10 +85,7 @@ ssize_t ReceiveMountFds(int sync_fd, int* fds) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do n = ::recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return -1;
+  if (RecvRetrying(sync_fd, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
   struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
   if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
   size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -79,53 +93,133 @@ ssize_t ReceiveMountFds(int sync_fd, int* fds) {
   return static_cast<ssize_t>(count);
 }
 
-int SandboxMain(void* arg) {
-  auto* a = static_cast<ChildArgs*>(arg);
-  const ContainSpec& spec = *a->spec;
-  int sync = a->sync_fd;
-  int fds[kMaxMountFds];
+// The launch message: "hostname\0" then `env_count` "K=V\0" then `file_count`
+// pairs "path\0text\0", after a header of the two counts.
+struct LaunchHeader {
+  uint32_t env_count;
+  uint32_t file_count;
+};
 
-  // Until init runs, this child must not outlive paddockd: if the daemon dies
-  // mid-create, nothing would ever send the mounts or collect it. Our copy of
-  // the host's end must go too, or its death would never reach us as EOF.
+Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
+  if (launch.env.size() > kMaxLaunchEnv) return InvalidArgument("too many launch env entries");
+  LaunchHeader h{static_cast<uint32_t>(launch.env.size()),
+                 static_cast<uint32_t>(launch.files.size())};
+  std::string out(reinterpret_cast<const char*>(&h), sizeof h);
+  auto add = [&out](const std::string& s) -> Status {
+    if (s.find('\0') != std::string::npos) return InvalidArgument("launch strings hold no NUL");
+    out += s;
+    out += '\0';
+    return Status::Ok();
+  };
+  PDK_TRY(add(launch.hostname));
+  for (const auto& e : launch.env) PDK_TRY(add(e));
+  for (const auto& [path, text] : launch.files) {
+    PDK_TRY(add(path));
+    PDK_TRY(add(text));
+  }
+  if (out.size() > kLaunchBytes) return InvalidArgument("launch message over 16 KiB");
+  return out;
+}
+
+// Next NUL-terminated string of [*at, end), or null if there is none.
+const char* NextString(const char** at, const char* end) {
+  const char* s = *at;
+  const void* nul = s < end ? std::memchr(s, '\0', end - s) : nullptr;
+  if (!nul) return nullptr;
+  *at = static_cast<const char*>(nul) + 1;
+  return s;
+}
+
+void WriteChildFile(int sync, const char* path, const char* text) {
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) ChildFail(sync, "create a launch file");
+  size_t len = std::strlen(text);
+  if (::write(fd, text, len) != static_cast<ssize_t>(len)) ChildFail(sync, "write a launch file");
+  ::close(fd);
+}
+
+int ShellMain(void* arg) {
+  auto* a = static_cast<ShellArgs*>(arg);
+  int sync = a->sync_fd;
+
+  // Until init runs, this child must not outlive paddockd: if the daemon dies,
+  // nothing would ever launch or collect it. Our copy of the host's end must
+  // go too, or its death would never reach us as EOF.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::close(a->host_fd);
+  // Keep only init's fds: a warm shell may wait long, and must not hold the
+  // daemon's other files (client connections) open meanwhile. Lift them all
+  // above the fixed range first, so that no dup2 overwrites one still to move.
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  int lifted[5] = {::fcntl(devnull, F_DUPFD_CLOEXEC, 16), ::fcntl(a->log_fd, F_DUPFD_CLOEXEC, 16),
+                   ::fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 16),
+                   ::fcntl(a->init_exe_fd, F_DUPFD_CLOEXEC, 16), ::fcntl(sync, F_DUPFD_CLOEXEC, 16)};
+  for (int fd : lifted)
+    if (fd < 0) ChildFail(sync, "duplicate fds for init");
+  if (::dup2(lifted[0], 0) < 0 || ::dup2(lifted[1], 1) < 0 || ::dup2(lifted[1], 2) < 0 ||
+      ::dup2(lifted[2], kInitListenFd) < 0 || ::dup3(lifted[3], kInitExeFd, O_CLOEXEC) < 0 ||
+      ::dup3(lifted[4], kSyncFd, O_CLOEXEC) < 0)
+    ChildFail(sync, "arrange fds for init");
+  sync = kSyncFd;
+  ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);
+
+  int fds[kMaxMountFds];
   ssize_t nfds = ReceiveMountFds(sync, fds);                   // host: maps written, cgroup joined
   if (nfds < 1) ChildFail(sync, "receive mounts from host");
   if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)  // user ns: become root inside
     ChildFail(sync, "become root in the user namespace");
   if (::setgroups(0, nullptr) != 0) ChildFail(sync, "clear supplementary groups");
-  if (::unshare(CLONE_NEWCGROUP) != 0) ChildFail(sync, "unshare cgroup namespace");  // cgroup ns
   if (const char* step = mnt::AssembleRootfs(a->plan, fds, static_cast<size_t>(nfds)))  // mount ns
     ChildFail(sync, step);
-  if (::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)  // uts ns
-    ChildFail(sync, "sethostname");
+  ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);  // the mount fds
   if ((errno = net::BringUpLoopback()) != 0) ChildFail(sync, "bring up loopback");  // net ns
-  for (const auto& [resource, value] : spec.rlimits) {                              // limits
+  for (const auto& [resource, value] : a->rlimits) {                               // limits
     // Raising a hard limit takes CAP_SYS_RESOURCE on the host: clamp to it.
     struct rlimit rl;
     if (::getrlimit(resource, &rl) != 0) ChildFail(sync, "getrlimit");
     rl.rlim_cur = rl.rlim_max = value < rl.rlim_max ? value : rl.rlim_max;
     if (::setrlimit(resource, &rl) != 0) ChildFail(sync, "setrlimit");
   }
+  if (::send(sync, &kReady, 1, MSG_NOSIGNAL) != 1) ::_exit(1);
+
+  // A warm shell waits here. EOF: the host discarded it.
+  char msg[kLaunchBytes];
+  struct iovec iov = {msg, sizeof msg};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  ssize_t n = RecvRetrying(sync, &mh, 0);
+  if (n <= 0) ::_exit(1);
+  if (static_cast<size_t>(n) < sizeof(LaunchHeader)) ChildFail(sync, "read the launch message");
+  LaunchHeader h;
+  std::memcpy(&h, msg, sizeof h);
+  const char* at = msg + sizeof h;
+  const char* end = msg + n;
+  const char* hostname = NextString(&at, end);
+  char* envp[kMaxLaunchEnv * 2 + 1];
+  size_t ne = 0;
+  for (char* e : a->envp)
+    if (ne < kMaxLaunchEnv) envp[ne++] = e;
+  for (uint32_t i = 0; i < h.env_count && ne < kMaxLaunchEnv * 2; ++i) {
+    const char* e = NextString(&at, end);
+    if (!e) ChildFail(sync, "read the launch message");
+    envp[ne++] = const_cast<char*>(e);
+  }
+  envp[ne] = nullptr;
+  if (!hostname) ChildFail(sync, "read the launch message");
+
+  // The host has given the cgroup its final name: this is its root from now on.
+  if (::unshare(CLONE_NEWCGROUP) != 0) ChildFail(sync, "unshare cgroup namespace");  // cgroup ns
+  if (::sethostname(hostname, std::strlen(hostname)) != 0) ChildFail(sync, "sethostname");  // uts ns
+  for (uint32_t i = 0; i < h.file_count; ++i) {
+    const char* path = NextString(&at, end);
+    const char* text = path ? NextString(&at, end) : nullptr;
+    if (!text) ChildFail(sync, "read the launch message");
+    WriteChildFile(sync, path, text);
+  }
   if ((errno = caps::Restrict(a->caps)) != 0) ChildFail(sync, "restrict capabilities");
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(sync, "set no_new_privs");
   if ((errno = seccomp::Apply(*a->seccomp)) != 0) ChildFail(sync, "install seccomp filter");
-  // fds: 0 /dev/null, 1-2 the log, 3 the agent socket, 4 init's executable,
-  // 5 the sync socket. Lift them all above that range first, so that no dup2
-  // overwrites one still to be moved.
-  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int lifted[5] = {
-      ::fcntl(devnull, F_DUPFD_CLOEXEC, 16), ::fcntl(spec.log_fd, F_DUPFD_CLOEXEC, 16),
-      ::fcntl(spec.listen_fd, F_DUPFD_CLOEXEC, 16), ::fcntl(spec.init_exe_fd, F_DUPFD_CLOEXEC, 16),
-      ::fcntl(sync, F_DUPFD_CLOEXEC, 16)};
-  for (int fd : lifted)
-    if (fd < 0) ChildFail(sync, "duplicate fds for init");
-  if (::dup2(lifted[0], 0) < 0 || ::dup2(lifted[1], 1) < 0 || ::dup2(lifted[1], 2) < 0 ||
-      ::dup2(lifted[2], kInitListenFd) < 0 || ::dup3(lifted[3], 4, O_CLOEXEC) < 0 ||
-      ::dup3(lifted[4], 5, O_CLOEXEC) < 0)
-    ChildFail(sync, "arrange fds for init");
-  sync = 5;
   // PID 1 drops signals it has no handler for, unless they are blocked: keep
   // the ones init handles blocked, so a SIGTERM sent before init installs its
   // handlers waits for it instead of vanishing. The mask survives exec.
@@ -134,9 +228,8 @@ int SandboxMain(void* arg) {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
     sigaddset(&init_signals, sig);
   ::sigprocmask(SIG_SETMASK, &init_signals, nullptr);
-  ::syscall(SYS_close_range, 6, ~0U, 0);
   ::prctl(PR_SET_PDEATHSIG, 0);  // init outlives paddockd: that is the point
-  ::syscall(SYS_execveat, 4, "", a->argv.data(), a->envp.data(), AT_EMPTY_PATH);
+  ::syscall(SYS_execveat, kInitExeFd, "", a->argv.data(), envp, AT_EMPTY_PATH);
   ChildFail(sync, "exec paddock-init");
 }
 
@@ -182,72 +275,106 @@ Status PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   return SendMountFds(sync_fd, mounts);
 }
 
+// The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step that failed.
+Result<char> ReadReport(int sync_fd) {
+  ChildError err = {};
+  ssize_t n;
+  do n = ::recv(sync_fd, &err, sizeof err, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return Status::Errno("read sandbox set-up report");
+  if (n == 0) return '\0';
+  if (n == 1 && err.step[0] == kReady) return kReady;
+  if (n == sizeof err) return Status::Errno(std::string("sandbox set-up: ") + err.step, err.err);
+  return Internal("sandbox set-up sent a malformed report");
+}
+
 }  // namespace
 
-Result<Contained> Contain(const ContainSpec& spec) {
+Shell::Shell() : args_(std::make_unique<ShellArgs>()), stack_(kStackBytes) {}
+
+Shell::~Shell() { Kill(); }
+
+void Shell::Kill() {
+  if (!child_.valid()) return;
+  (void)child_.Signal(SIGKILL);
+  (void)child_.Wait(-1);  // the child runs on our stack_: it must be gone first
+  child_ = ProcessHandle();
+}
+
+Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   if (spec.readonly_binds.size() + 1 > kMaxMountFds)
     return InvalidArgument("too many read-only binds");
   PDK_ASSIGN_OR_RETURN(const seccomp::Program* filter, seccomp::DefaultProfile());
 
-  ChildArgs args;
-  args.spec = &spec;
+  std::unique_ptr<Shell> shell(new Shell());
+  ShellArgs& a = *shell->args_;
   std::vector<std::string> targets;
   for (const auto& b : spec.readonly_binds) targets.push_back(b.second);
-  args.plan = mnt::PlanRootfs(spec.rootfs_dir, targets);
-  args.seccomp = filter;
-  args.caps = caps::DefaultSet();
+  a.plan = mnt::PlanRootfs(spec.rootfs_dir, targets);
+  a.rlimits = spec.rlimits;
+  a.seccomp = filter;
+  a.caps = caps::DefaultSet();
+  a.log_fd = spec.log_fd;
+  a.listen_fd = spec.listen_fd;
+  a.init_exe_fd = spec.init_exe_fd;
   static char kInit[] = "paddock-init", kFlag[] = "--listen-fd", kFd[] = "3";
-  args.argv = {kInit, kFlag, kFd, nullptr};
-  std::vector<std::string> env = spec.init_env;
-  for (auto& e : env) args.envp.push_back(e.data());
-  args.envp.push_back(nullptr);
+  a.argv = {kInit, kFlag, kFd, nullptr};
+  a.env = spec.init_env;
+  for (auto& e : a.env) a.envp.push_back(e.data());
 
   int sp[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
     return Status::Errno("socketpair");
   UniqueFd host_end(sp[0]), child_end(sp[1]);
-  args.sync_fd = child_end.get();
-  args.host_fd = host_end.get();
+  a.sync_fd = child_end.get();
+  a.host_fd = host_end.get();
 
   // CLONE_VM, as posix_spawn does: copying the caller's page tables would
   // make every create cost more as the daemon grows. The child then shares
   // our memory until it execs, so it runs on its own stack, allocates
-  // nothing and writes nothing of ours; `args` and `stack` outlive it here.
+  // nothing and writes nothing of ours; `args_` and `stack_` outlive it.
   // All signals are blocked across clone so none of our handlers ever runs
   // on the child's stack; the child sets its own mask before exec.
-  std::vector<char> stack(kStackBytes);
   int pidfd = -1;
   sigset_t all, saved;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pid_t pid = ::clone(SandboxMain, stack.data() + stack.size(),
-                      kNamespaces | CLONE_VM | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
+  pid_t pid = ::clone(ShellMain, shell->stack_.data() + shell->stack_.size(),
+                      kNamespaces | CLONE_VM | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (pid < 0) return Status::Errno("clone sandbox namespaces", clone_errno);
-  ProcessHandle handle(pid, UniqueFd(pidfd));
+  shell->child_ = ProcessHandle(pid, UniqueFd(pidfd));
+  shell->sync_ = std::move(host_end);
   child_end.reset();
 
-  auto kill_child = [&] {
-    (void)handle.Signal(SIGKILL);
-    (void)handle.Wait(-1);
-  };
-  if (Status s = PrepareChild(spec, pid, host_end.get()); !s.ok()) {
-    kill_child();
-    return s;
-  }
-  // EOF: the child's end closed on exec. A message: the step that failed.
-  ChildError err = {};
-  ssize_t n;
-  do n = ::recv(host_end.get(), &err, sizeof err, 0);
-  while (n < 0 && errno == EINTR);
-  if (n != 0) {
-    kill_child();
-    if (n == sizeof err) return Status::Errno(std::string("sandbox set-up: ") + err.step, err.err);
-    return Internal("sandbox set-up failed without a report");
-  }
-  PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(pid));
-  return Contained{std::move(handle), start};
+  PDK_TRY(PrepareChild(spec, pid, shell->sync_.get()));  // on error ~Shell kills the child
+  PDK_ASSIGN_OR_RETURN(char report, ReadReport(shell->sync_.get()));
+  if (report != kReady) return Internal("sandbox set-up ended before its root was ready");
+  return shell;
+}
+
+Result<Contained> Shell::Launch(const LaunchSpec& launch) {
+  if (!child_.valid()) return FailedPrecondition("this sandbox shell was launched already");
+  auto launched = [&]() -> Result<Contained> {
+    PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(launch));
+    Status sent;
+    if (::send(sync_.get(), msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
+      sent = Status::Errno("send launch message to sandbox");
+    // A child that died reports why before its end closes: read that first.
+    PDK_ASSIGN_OR_RETURN(char report, ReadReport(sync_.get()));
+    PDK_TRY(sent);
+    if (report != '\0') return Internal("sandbox sent an unexpected report at launch");
+    PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(child_.pid()));
+    return Contained{std::move(child_), start};
+  }();
+  if (!launched.ok()) Kill();
+  return launched;
+}
+
+Result<Contained> Contain(const ContainSpec& spec, const LaunchSpec& launch) {
+  PDK_ASSIGN_OR_RETURN(std::unique_ptr<Shell> shell, Shell::Prepare(spec));
+  return shell->Launch(launch);
 }
 
 }  // namespace paddock::kernel

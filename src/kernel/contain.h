@@ -1,11 +1,16 @@
 // Contain: starts a process inside a fresh set of namespaces, with the
 // sandbox's root filesystem, limits and hardening, and execs paddock-init.
+//
+// In two steps, so that the slow one can be done ahead of time: a Shell is a
+// process with its namespaces, id maps, cgroup and root filesystem in place
+// (Shell::Prepare); it learns whose sandbox it is, and execs init, at Launch.
 #pragma once
 
 #include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -18,7 +23,6 @@
 namespace paddock::kernel {
 
 struct ContainSpec {
-  std::string hostname;
   // Root filesystem: an overlay of `upper_dir` over `lower_dirs` (top first),
   // mounted at `rootfs_dir`, plus read-only binds {host source, sandbox path}.
   std::vector<std::string> lower_dirs;
@@ -34,13 +38,46 @@ struct ContainSpec {
   std::vector<std::pair<int, rlim_t>> rlimits = {{RLIMIT_NOFILE, 1048576}, {RLIMIT_CORE, 0}};
 };
 
+// What a shell learns at launch: whose sandbox it is.
+struct LaunchSpec {
+  std::string hostname;
+  std::vector<std::string> env;  // added to ContainSpec::init_env
+  // {path inside, text} written before init runs, as root inside.
+  std::vector<std::pair<std::string, std::string>> files;
+};
+
 struct Contained {
   ProcessHandle init;
   uint64_t start_time = 0;  // of the init process, for adoption after a restart
 };
 
-// Creates the sandbox's init. On return the process has exec'd paddock-init;
-// on error nothing is left running.
-Result<Contained> Contain(const ContainSpec& spec);
+struct ShellArgs;  // what the child reads, in contain.cc
+
+class Shell {
+ public:
+  // Clones the process, writes its id maps, puts it in spec.cgroup and hands
+  // it the root filesystem; returns once the child has assembled it. The fds
+  // in `spec` may be closed on return (the child holds its own copies).
+  static Result<std::unique_ptr<Shell>> Prepare(const ContainSpec& spec);
+  ~Shell();  // kills the child unless it was launched
+  Shell(const Shell&) = delete;
+  Shell& operator=(const Shell&) = delete;
+
+  pid_t pid() const { return child_.pid(); }
+  // Sends `launch` and returns once the child has exec'd paddock-init.
+  // Once only; on error the child is gone.
+  Result<Contained> Launch(const LaunchSpec& launch);
+
+ private:
+  Shell();
+  void Kill();
+  std::unique_ptr<ShellArgs> args_;  // read by the child until it execs
+  std::vector<char> stack_;
+  ProcessHandle child_;
+  UniqueFd sync_;
+};
+
+// Prepare and Launch in one go. On error nothing is left running.
+Result<Contained> Contain(const ContainSpec& spec, const LaunchSpec& launch);
 
 }  // namespace paddock::kernel

@@ -54,6 +54,17 @@ struct SandboxManager::Sandbox {
   kernel::ProcessHandle init;
 };
 
+// A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
+// id range, cgroup and a shell with the template's root filesystem mounted.
+struct SandboxManager::WarmShell {
+  std::string template_name;
+  std::string key;  // warm-<hex>: the folder's and the cgroup's name
+  std::string dir;
+  uint32_t host_first = 0;
+  std::unique_ptr<kernel::Cgroup> cgroup;  // declared before the shell: killed after it
+  std::unique_ptr<kernel::Shell> shell;
+};
+
 namespace {
 
 bool ValidName(const std::string& name) {
@@ -132,13 +143,26 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   return i;
 }
 
-Status WriteOwnedFile(const std::string& path, const std::string& data, uid_t owner) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return Status::Errno("create " + path);
-  if (::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
-    return Status::Errno("write " + path);
-  if (::fchown(fd.get(), owner, owner) != 0) return Status::Errno("chown " + path);
+// The writable layer of `dir`; its root is the sandbox's root, so "/" is owned by root inside.
+Status PrepareSandboxDir(const std::string& dir, uid_t root) {
+  PDK_TRY(MakeDirs(dir + "/upper/etc", 0755));
+  for (const char* sub : {"/work", "/rootfs"}) PDK_TRY(MakeDirs(dir + sub, 0755));
+  for (const char* sub : {"/upper", "/upper/etc"})
+    if (::chown((dir + sub).c_str(), root, root) != 0) return Status::Errno("chown " + dir + sub);
   return Status::Ok();
+}
+
+// Whose sandbox a shell becomes: name and id; at creation also the files
+// that carry its name.
+kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot) {
+  kernel::LaunchSpec launch;
+  launch.hostname = info.name;
+  launch.env = {"PADDOCK_SANDBOX_ID=" + info.id};
+  if (first_boot)
+    launch.files = {{"/etc/hostname", info.name + "\n"},
+                    {"/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
+                                       "\n::1\tlocalhost ip6-localhost ip6-loopback\n"}};
+  return launch;
 }
 
 }  // namespace
@@ -156,7 +180,20 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
 
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
-SandboxManager::~SandboxManager() { cgroups_->RemoveParentIfEmpty(); }
+SandboxManager::~SandboxManager() {
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    stopping_ = true;
+  }
+  warm_cv_.notify_all();
+  if (refill_.joinable()) refill_.join();
+  for (auto& [name, shells] : warm_)
+    while (!shells.empty()) {
+      DiscardWarmShell(std::move(shells.front()));
+      shells.pop_front();
+    }
+  cgroups_->RemoveParentIfEmpty();
+}
 
 Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts) {
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
@@ -191,6 +228,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   std::unique_ptr<SandboxManager> m(
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
   PDK_TRY(m->Recover());
+  if (m->opts_.warm_shells > 0) m->refill_ = std::thread([p = m.get()] { p->RefillWarmShells(); });
   return m;
 }
 
@@ -358,83 +396,91 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   info.auto_delete_after_s = spec.auto_delete_after_s;
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
-  {  // The narrow reservation step: name, id and id range.
+  {  // The narrow reservation step: name and id.
     std::lock_guard<std::mutex> lock(mu_);
     if (id_by_name_.count(info.name))
       return AlreadyExists("a sandbox named '" + info.name + "' already exists");
     if (by_id_.size() >= opts_.max_sandboxes)
       return ResourceExhausted("this host is full: " + std::to_string(opts_.max_sandboxes) +
                                " sandboxes exist (the configured maximum)");
-    PDK_ASSIGN_OR_RETURN(info.ids.host_first, ReserveIdSlot());
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
   }
-  auto unreserve = [&] {
+  // The id range: the warm shell's, or a new one.
+  std::unique_ptr<WarmShell> warm = TakeWarmShell(tmpl.name);
+  Result<uint32_t> slot = warm ? Result<uint32_t>(warm->host_first) : [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ReserveIdSlot();
+  }();
+  auto unreserve = [&](bool release_slot) {
     std::lock_guard<std::mutex> lock(mu_);
     by_id_.erase(info.id);
     id_by_name_.erase(info.name);
-    ReleaseIdSlot(info.ids.host_first);
+    if (release_slot) ReleaseIdSlot(info.ids.host_first);
   };
+  if (!slot.ok()) {
+    unreserve(false);
+    return slot.status();
+  }
+  info.ids.host_first = *slot;
   // Intent first: a crash from here on leaves a "creating" record that
   // recovery rolls back, never an unrecorded folder or cgroup.
   if (Status s = store_->Insert(ToRecord(info, "creating"), {"create", "intent", info.name}); !s.ok()) {
-    unreserve();
+    if (warm) {
+      warm->host_first = 0;  // the slot goes back below, not with the shell
+      DiscardWarmShell(std::move(warm));
+    }
+    unreserve(true);
     return s;
   }
 
-  // The writable layer; its root is the sandbox's root, so "/" is owned by root inside.
-  uid_t root = info.ids.host_first;
-  Status s = MakeDirs(info.dir + "/upper/etc", 0755);
-  for (const char* sub : {"/work", "/rootfs"})
-    if (s.ok()) s = MakeDirs(info.dir + sub, 0755);
-  for (const char* sub : {"/upper", "/upper/etc"})
-    if (s.ok() && ::chown((info.dir + sub).c_str(), root, root) != 0)
-      s = Status::Errno("chown " + info.dir + sub);
-  if (s.ok()) s = WriteOwnedFile(info.dir + "/upper/etc/hostname", info.name + "\n", root);
-  if (s.ok())
-    s = WriteOwnedFile(info.dir + "/upper/etc/hosts",
-                       "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
-                           "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-                       root);
-  if (s.ok()) s = Boot(*sb);
+  kernel::LaunchSpec launch = LaunchFor(info, true);
+  Status s = warm ? BootWarm(*sb, *warm, launch) : Unavailable("no warm shell");
+  if (!s.ok()) {  // none ready, or it failed: a cold boot
+    if (warm) {
+      warm->host_first = 0;  // now the sandbox's
+      DiscardWarmShell(std::move(warm));
+    }
+    s = PrepareSandboxDir(info.dir, info.ids.host_first);
+    if (s.ok()) s = Boot(*sb, launch);
+  }
   if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});
   if (!s.ok()) {
     (void)Halt(*sb, 0);
     (void)RemoveTree(info.dir);
     (void)store_->Remove(info.id, {"create", "failed", s.ToString()});
-    unreserve();
+    unreserve(true);
     return s;
   }
   sb->ready = true;
   return info;
 }
 
-// Starts paddock-init over the sandbox's filesystem, in a new cgroup.
-Status SandboxManager::Boot(Sandbox& sb) {
+Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
   SandboxInfo& info = sb.info;
   PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(info.template_name));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
                        cgroups_->Create(info.id, info.limits));
-  PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(info.agent_socket));
-  UniqueFd log(::open((info.dir + "/init.log").c_str(),
-                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (!log) return Status::Errno("open " + info.dir + "/init.log");
+  PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
+                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get()));
+  return Launch(sb, std::move(cgroup), *shell, launch);
+}
 
-  kernel::ContainSpec spec;
-  spec.hostname = info.name;
-  spec.lower_dirs = tmpl.layers;
-  spec.upper_dir = info.dir + "/upper";
-  spec.work_dir = info.dir + "/work";
-  spec.rootfs_dir = info.dir + "/rootfs";
-  spec.readonly_binds = tmpl.readonly_binds;
-  spec.ids = info.ids;
-  spec.cgroup = cgroup.get();
-  spec.init_exe_fd = init_exe_.get();
-  spec.listen_fd = listen.get();
-  spec.log_fd = log.get();
-  spec.init_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "PADDOCK_SANDBOX_ID=" + info.id};
-  auto contained = kernel::Contain(spec);
+Status SandboxManager::BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch) {
+  SandboxInfo& info = sb.info;
+  if (::rename(warm.dir.c_str(), info.dir.c_str()) != 0)
+    return Status::Errno("rename " + warm.dir + " to " + info.dir);
+  warm.dir = info.dir;
+  PDK_TRY(warm.cgroup->Rename(info.id));
+  const kernel::CgroupLimits& l = info.limits;
+  if (l.memory_bytes || l.cpu_millicores || l.pids) PDK_TRY(warm.cgroup->SetLimits(l));
+  return Launch(sb, std::move(warm.cgroup), *warm.shell, launch);
+}
+
+Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgroup,
+                              kernel::Shell& shell, const kernel::LaunchSpec& launch) {
+  SandboxInfo& info = sb.info;
+  auto contained = shell.Launch(launch);
   if (!contained.ok()) {
     ::unlink(info.agent_socket.c_str());
     return contained.status().Annotate("starting sandbox " + info.id);
@@ -448,6 +494,118 @@ Status SandboxManager::Boot(Sandbox& sb) {
   info.started_at_ms = info.last_active_ms = WallClockMillis();
   info.error.clear();
   return Status::Ok();
+}
+
+Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
+    const Template& tmpl, const std::string& dir, const kernel::user::IdRange& ids,
+    kernel::Cgroup* cgroup) {
+  std::string socket = dir + "/agent.sock";
+  PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(socket));
+  UniqueFd log(::open((dir + "/init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log) return Status::Errno("open " + dir + "/init.log");
+
+  kernel::ContainSpec spec;
+  spec.lower_dirs = tmpl.layers;
+  spec.upper_dir = dir + "/upper";
+  spec.work_dir = dir + "/work";
+  spec.rootfs_dir = dir + "/rootfs";
+  spec.readonly_binds = tmpl.readonly_binds;
+  spec.ids = ids;
+  spec.cgroup = cgroup;
+  spec.init_exe_fd = init_exe_.get();
+  spec.listen_fd = listen.get();
+  spec.log_fd = log.get();
+  spec.init_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  auto shell = kernel::Shell::Prepare(spec);
+  if (!shell.ok()) ::unlink(socket.c_str());
+  return shell;
+}
+
+// ---- Warm shells ----
+
+Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell(
+    const Template& tmpl) {
+  auto warm = std::make_unique<WarmShell>();
+  warm->template_name = tmpl.name;
+  warm->key = "warm-" + RandomHex(6);
+  warm->dir = sandboxes_dir_ + "/" + warm->key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    PDK_ASSIGN_OR_RETURN(warm->host_first, ReserveIdSlot());
+  }
+  auto made = [&]() -> Status {
+    PDK_TRY(PrepareSandboxDir(warm->dir, warm->host_first));
+    PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}));
+    kernel::user::IdRange ids;
+    ids.host_first = warm->host_first;
+    PDK_ASSIGN_OR_RETURN(warm->shell, PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get()));
+    return Status::Ok();
+  }();
+  if (!made.ok()) {
+    DiscardWarmShell(std::move(warm));
+    return made;
+  }
+  return warm;
+}
+
+std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(
+    const std::string& template_name) {
+  std::unique_ptr<WarmShell> warm;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    auto it = warm_.find(template_name);
+    if (it == warm_.end() || it->second.empty()) return nullptr;
+    warm = std::move(it->second.front());
+    it->second.pop_front();
+  }
+  warm_cv_.notify_all();  // the refill thread makes its successor
+  return warm;
+}
+
+// Kills the shell, removes its cgroup and folder and frees its id range
+// (unless host_first was cleared because the range now belongs to a sandbox).
+void SandboxManager::DiscardWarmShell(std::unique_ptr<WarmShell> warm) {
+  warm->shell.reset();
+  if (warm->cgroup) (void)warm->cgroup->Destroy();
+  (void)RemoveTree(warm->dir);
+  if (warm->host_first) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReleaseIdSlot(warm->host_first);
+  }
+}
+
+size_t SandboxManager::warm_shells_ready() const {
+  std::lock_guard<std::mutex> lock(warm_mu_);
+  size_t n = 0;
+  for (const auto& [name, shells] : warm_) n += shells.size();
+  return n;
+}
+
+// Keeps opts_.warm_shells ready per template, one at a time; backs off for a
+// second after a failure (a template that cannot be built, a full host).
+void SandboxManager::RefillWarmShells() {
+  std::unique_lock<std::mutex> lock(warm_mu_);
+  while (!stopping_) {
+    const std::string* low = nullptr;
+    for (const auto& name : opts_.warm_templates)
+      if (warm_[name].size() < opts_.warm_shells) {
+        low = &name;
+        break;
+      }
+    if (!low) {
+      warm_cv_.wait(lock);
+      continue;
+    }
+    std::string name = *low;
+    lock.unlock();
+    auto tmpl = templates_.Get(name);
+    auto warm = tmpl.ok() ? MakeWarmShell(*tmpl) : tmpl.status();
+    lock.lock();
+    if (warm.ok())
+      warm_[name].push_back(std::move(*warm));
+    else
+      warm_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+  }
 }
 
 // Ends every process of the sandbox and removes its cgroup; files stay.
@@ -527,7 +685,7 @@ Status SandboxManager::Start(const std::string& id_or_name) {
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a stopped sandbox can be started");
   PDK_TRY(Persist(*sb, "starting", {"start", "intent", ""}));
-  Status s = Boot(*sb);
+  Status s = Boot(*sb, LaunchFor(sb->info, false));
   if (!s.ok()) (void)Halt(*sb, 0);
   PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
                   {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));

@@ -15,17 +15,21 @@
 // adopts, finishes, rolls back or marks it; it sweeps what has no record.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/client.h"
 #include "base/fd.h"
 #include "base/status.h"
 #include "kernel/cgroup.h"
+#include "kernel/contain.h"
 #include "kernel/process.h"
 #include "kernel/user.h"
 #include "sandbox/template.h"
@@ -46,6 +50,10 @@ struct ManagerOptions {
   uint32_t id_slots = 16384;           // sandboxes with distinct id ranges
   int default_stop_grace_ms = 10000;
   size_t max_sandboxes = 1000;         // beyond this, Create says the host is full
+  // Warm shells: sandboxes-to-be with namespaces, cgroup and root filesystem
+  // ready, kept per template so that Create only names and launches one.
+  size_t warm_shells = 0;              // per template; 0: none
+  std::vector<std::string> warm_templates = {"host", "busybox"};
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -132,15 +140,32 @@ class SandboxManager {
   // Runs a command to completion in a running sandbox, with AddDefaultEnv.
   Result<agent::ExecResult> Exec(const std::string& id_or_name, agent::ExecOptions opts);
 
+  // Warm shells ready now, over all templates.
+  size_t warm_shells_ready() const;
+
   const char* cgroup_version() const { return cgroups_->version(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
 
  private:
   struct Sandbox;
+  struct WarmShell;
   SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                  UniqueFd init_exe);
   Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const;
-  Status Boot(Sandbox& sb);                  // requires sb.mu held
+  // Starts init over the sandbox's filesystem in a new shell and cgroup.
+  Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch);  // requires sb.mu held
+  // Gives a warm shell the sandbox's id, folder and limits, and launches it.
+  Status BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch);
+  Status Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgroup, kernel::Shell& shell,
+                const kernel::LaunchSpec& launch);
+  // A shell over the sandbox folder `dir`, listening on dir/agent.sock.
+  Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
+                                                      const kernel::user::IdRange& ids,
+                                                      kernel::Cgroup* cgroup);
+  Result<std::unique_ptr<WarmShell>> MakeWarmShell(const Template& tmpl);
+  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& template_name);
+  void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
+  void RefillWarmShells();                   // the refill thread
   Status Halt(Sandbox& sb, int grace_ms);    // requires sb.mu held
   // Writes sb's record with `state` (a public or transitional state) and,
   // in the same transaction, the journal entry `note`.
@@ -163,6 +188,12 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<Sandbox>> by_id_;
   std::map<std::string, std::string> id_by_name_;
   std::vector<bool> slot_used_;
+
+  mutable std::mutex warm_mu_;  // guards warm_ and stopping_
+  std::condition_variable warm_cv_;
+  bool stopping_ = false;
+  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_;  // by template
+  std::thread refill_;
 };
 
 }  // namespace paddock
