@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/build.sh
+# Node.js and npm run the E2B SDK compatibility tests (tests/e2b); the SDK
+# comes from the npm registry at the version package-lock.json pins.
+if ! command -v npm >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+(cd tests/e2b && npm ci --no-audit --no-fund --loglevel=error)
 ctest --test-dir build --output-on-failure --timeout 300
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPADDOCK_SANITIZE=ON >/dev/null
 ninja -C build-asan unit_tests paddock-init

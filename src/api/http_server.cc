@@ -25,6 +25,7 @@ http::status HttpStatusFor(StatusCode code) {
     case StatusCode::kUnavailable: return http::status::service_unavailable;
     case StatusCode::kUnimplemented: return http::status::not_implemented;
     case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
+    case StatusCode::kUnauthenticated: return http::status::unauthorized;
     case StatusCode::kInternal: return http::status::internal_server_error;
   }
   return http::status::internal_server_error;
@@ -131,7 +132,9 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     if (ec) return Fail(ec);
     stream_.expires_never();
     req_ = parser_->release();
-    if (needs_key_ && !KeyMatches(req_, shared_->opts.api_key)) return Reply(Unauthorized(req_.version()));
+    const auto& own_auth = shared_->opts.handler_authenticates;
+    if (needs_key_ && !KeyMatches(req_, shared_->opts.api_key) && !(own_auth && own_auth(req_)))
+      return Reply(Unauthorized(req_.version()));
     net::post(shared_->workers, [self = this->shared_from_this()] { self->Handle(); });
   }
 

@@ -48,6 +48,9 @@ struct ServerOptions {
   std::string unix_socket;           // required
   std::string tcp_listen;            // "host:port"; empty: no TCP
   std::string api_key;               // required on TCP (X-API-Key or Authorization: Bearer)
+  // Requests that carry credentials of their own, which the handler checks
+  // (a sandbox's access token on E2B envd routes): exempt from the API key.
+  std::function<bool(const Request&)> handler_authenticates;
   size_t max_header_bytes = 64 * 1024;
   size_t max_body_bytes = size_t{256} << 20;
   int header_timeout_s = 30;         // also how long an idle keep-alive connection lives

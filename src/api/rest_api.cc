@@ -6,6 +6,7 @@
 #include <chrono>
 #include <set>
 
+#include "api/http_util.h"
 #include "api/sse.h"
 #include "base/fs.h"
 #include "base/units.h"
@@ -15,34 +16,6 @@ namespace paddock::api {
 using agent::json;
 
 namespace {
-
-std::string UrlDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    if (j > i) parts.push_back(UrlDecode(path.substr(i, j - i)));
-    i = j + 1;
-  }
-  return parts;
-}
 
 json SandboxJson(const SandboxInfo& i) {
   return json{{"id", i.id},
@@ -64,21 +37,6 @@ json SandboxJson(const SandboxInfo& i) {
               {"init_pid", i.init_pid}};
 }
 
-Response JsonResponse(http::status status, const json& body, const Request& req) {
-  Response res{status, req.version()};
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(req.keep_alive());
-  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  res.prepare_payload();
-  return res;
-}
-
-Response Empty(http::status status, const Request& req) {
-  Response res{status, req.version()};
-  res.keep_alive(req.keep_alive());
-  res.prepare_payload();
-  return res;
-}
 
 // Typed field access that names the field when the type is wrong.
 struct Body {
@@ -147,14 +105,9 @@ Response Try(const Request& req, Fn fn) {
 struct RestApi::Call {
   Request& req;
   StreamWriter& out;
-  std::vector<std::string> path;
-  std::map<std::string, std::string> query;
-  std::multimap<std::string, std::string> query_all;
+  Target target;
   std::string op = "other";  // the metrics label
-  std::string Q(const std::string& k, const std::string& def = "") const {
-    auto it = query.find(k);
-    return it == query.end() ? def : it->second;
-  }
+  std::string Q(const std::string& k, const std::string& def = "") const { return target.Q(k, def); }
 };
 
 RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(manager), metrics_(metrics) {
@@ -168,26 +121,8 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(mana
 
 std::optional<Response> RestApi::Handle(Request& req, StreamWriter& out) {
   auto start = std::chrono::steady_clock::now();
-  std::string target(req.target());
-  size_t q = target.find('?');
-  Call c{req, out, SplitPath(std::string_view(target).substr(0, q)), {}, {}};
-  if (q != std::string::npos) {
-    std::string_view qs = std::string_view(target).substr(q + 1);
-    size_t i = 0;
-    while (i <= qs.size()) {
-      size_t j = qs.find('&', i);
-      if (j == std::string_view::npos) j = qs.size();
-      std::string_view pair = qs.substr(i, j - i);
-      if (!pair.empty()) {
-        size_t eq = pair.find('=');
-        std::string k = UrlDecode(pair.substr(0, eq));
-        std::string v = eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
-        c.query[k] = v;
-        c.query_all.emplace(k, v);
-      }
-      i = j + 1;
-    }
-  }
+  Target target = ParseTarget(req);
+  Call c{req, out, std::move(target)};
   std::optional<Response> res = Route(c);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   unsigned status = res ? res->result_int() : 200;
@@ -202,7 +137,7 @@ std::optional<Response> RestApi::Handle(Request& req, StreamWriter& out) {
 }
 
 std::optional<Response> RestApi::Route(Call& c) {
-  const auto& p = c.path;
+  const auto& p = c.target.path;
   const Request& req = c.req;
   auto method = req.method();
   if (p.size() == 1 && p[0] == "metrics" && method == http::verb::get) return Metrics(c);
@@ -279,7 +214,7 @@ Response RestApi::ListSandboxes(Call& c) {
       i = j + 1;
     }
     std::map<std::string, std::string> labels;  // metadata.KEY=VALUE
-    for (const auto& [k, v] : c.query_all)
+    for (const auto& [k, v] : c.target.query)
       if (k.rfind("metadata.", 0) == 0) labels[k.substr(9)] = v;
     json list = json::array();
     for (const auto& info : manager_->List()) {
@@ -301,7 +236,7 @@ Response RestApi::Transition(Call& c, const std::string& id, const std::string& 
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
     if (action == "delete") {
       PDK_TRY(manager_->Delete(id));
-      return Empty(http::status::no_content, c.req);
+      return EmptyResponse(http::status::no_content, c.req);
     }
     if (action == "pause") PDK_TRY(manager_->Pause(id));
     if (action == "resume") PDK_TRY(manager_->Resume(id));
@@ -460,14 +395,14 @@ std::optional<Response> RestApi::Processes(Call& c, const std::string& id,
       PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req));
       json sig = b.j.contains("signal") ? b.j["signal"] : json("KILL");
       PDK_TRY(client->Call({{"op", "signal"}, {"pid", pid}, {"signal", sig}}).status());
-      return Empty(http::status::no_content, req);
+      return EmptyResponse(http::status::no_content, req);
     });
   }
   if (what == "stdin" && req.method() == http::verb::post) {
     return Try(req, [&]() -> Result<Response> {
       if (!req.body().empty()) PDK_TRY(client->Call({{"op", "stdin"}, {"pid", pid}}, req.body()).status());
       if (c.Q("close") == "true") PDK_TRY(client->Call({{"op", "close_stdin"}, {"pid", pid}}).status());
-      return Empty(http::status::no_content, req);
+      return EmptyResponse(http::status::no_content, req);
     });
   }
   return ErrorResponse(NotFound("no such process route"), req.version(), req.keep_alive());
@@ -613,7 +548,7 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
     if (sub.empty() && method == http::verb::delete_) {
       PDK_TRY(need_path());
       PDK_TRY(client->Call({{"op", "remove"}, {"path", path}}).status());
-      return Empty(http::status::no_content, req);
+      return EmptyResponse(http::status::no_content, req);
     }
     if (sub == "stat" && method == http::verb::get) {
       PDK_TRY(need_path());

@@ -16,6 +16,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kUnimplemented: return "unimplemented";
     case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
     case StatusCode::kInternal: return "internal";
   }
   return "internal";

@@ -21,6 +21,7 @@ enum class StatusCode {
   kUnavailable,         // the peer is gone or not yet there (agent socket)
   kUnimplemented,       // this build or kernel cannot do it
   kDeadlineExceeded,    // a wait ran out of time
+  kUnauthenticated,     // missing or wrong credentials
   kInternal,            // a real fault
 };
 

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/e2b_api.h"
 #include "api/http_server.h"
 #include "api/rest_api.h"
 #include "store/store.h"
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
                  "sandboxes kept half-made per template (host, busybox) for fast creates");
+  api::E2bOptions e2b_opts;
+  app.add_option("--e2b-domain", e2b_opts.domain, "domain the E2B API reports for sandboxes");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);
@@ -71,7 +74,10 @@ int main(int argc, char** argv) {
 
   api::Metrics metrics;
   api::RestApi rest(manager->get(), &metrics);
+  api::E2bApi e2b(manager->get(), e2b_opts);
+  sopts.handler_authenticates = api::E2bApi::IsEnvdRequest;
   api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {
+    if (api::E2bApi::Handles(req)) return e2b.Handle(req, out);
     return rest.Handle(req, out);
   });
   if (Status s = server.Start(); !s.ok()) {

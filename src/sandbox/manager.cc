@@ -112,6 +112,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
   r.init_pid = i.init_pid;
   r.init_start_time = i.init_start_time;
   r.id_base = i.ids.host_first;
+  r.access_token = i.access_token;
   return r;
 }
 
@@ -127,6 +128,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.init_pid = static_cast<pid_t>(r.init_pid);
   i.init_start_time = r.init_start_time;
   i.ids.host_first = r.id_base;
+  i.access_token = r.access_token;
   i.dir = sandboxes_dir + "/" + r.id;
   i.agent_socket = i.dir + "/agent.sock";
   i.env = r.env;
@@ -385,6 +387,7 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   std::unique_lock<std::mutex> sb_lock(sb->mu);
   SandboxInfo& info = sb->info;
   info.id = NewSandboxId();
+  info.access_token = RandomHex(16);
   info.name = spec.name.empty() ? info.id : spec.name;
   info.template_name = tmpl.name;
   info.limits = spec.limits;

@@ -89,6 +89,7 @@ struct SandboxInfo {
   int64_t auto_delete_after_s = 0;
   int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
   std::string error;                   // why it stopped without being asked to
+  std::string access_token;            // a secret of the sandbox's own API (E2B envd routes)
 };
 
 // What Open() found and did, for logs and tests.

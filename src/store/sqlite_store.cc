@@ -55,12 +55,16 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX journal_by_sandbox ON journal(sandbox_id, seq);
     )sql",
+    // 2: the token that guards a sandbox's own API (E2B's envd access token).
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN access_token TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
-    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base";
+    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -141,12 +145,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
-             "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20 "
+             "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
+             "access_token=?21 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -296,6 +301,7 @@ class SqliteStore : public Store {
     st.Bind(18, r.init_pid);
     st.Bind(19, static_cast<int64_t>(r.init_start_time));
     st.Bind(20, static_cast<int64_t>(r.id_base));
+    st.Bind(21, r.access_token);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -319,6 +325,7 @@ class SqliteStore : public Store {
     r.init_pid = st.Int(17);
     r.init_start_time = static_cast<uint64_t>(st.Int(18));
     r.id_base = static_cast<uint32_t>(st.Int(19));
+    r.access_token = st.Text(20);
     return r;
   }
 

@@ -39,6 +39,7 @@ struct SandboxRecord {
   int64_t init_pid = 0;
   uint64_t init_start_time = 0;
   uint32_t id_base = 0;               // host uid/gid of root inside
+  std::string access_token;           // guards the sandbox's own API (E2B envd routes)
 };
 
 struct JournalEntry {

@@ -1,0 +1,905 @@
+#include "api/e2b_api.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <set>
+
+#include "api/connect.h"
+#include "base/fs.h"
+#include "base/ids.h"
+
+namespace paddock::api {
+
+using agent::json;
+
+namespace {
+
+constexpr const char* kEnvdVersion = "0.5.7";
+constexpr const char* kEnvdPort = "49983";
+constexpr int kDefaultKeepaliveS = 50;
+
+// E2B's error body: {"code": <HTTP status>, "message": ...}.
+Response E2bError(const Status& s, const Request& req) {
+  http::status status = HttpStatusFor(s.code());
+  return JsonResponse(status, {{"code", static_cast<int>(status)}, {"message", s.message()}}, req);
+}
+
+template <typename Fn>
+Response Try(const Request& req, Fn fn) {
+  Result<Response> r = fn();
+  if (!r.ok()) return E2bError(r.status(), req);
+  return std::move(r).value();
+}
+
+Result<json> BodyObject(const Request& req) {
+  if (req.body().empty()) return json::object();
+  json j = json::parse(req.body(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
+  return j;
+}
+
+// A {string: string} field, absent or null meaning empty.
+Result<std::map<std::string, std::string>> StringMap(const json& body, const char* field) {
+  std::map<std::string, std::string> out;
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_object()) return InvalidArgument(std::string("field '") + field + "' must be an object of strings");
+  for (const auto& [k, v] : it->items()) {
+    if (!v.is_string())
+      return InvalidArgument(std::string("field '") + field + "." + k + "' must be a string");
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+Result<std::optional<int64_t>> OptionalInt(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || it->get<int64_t>() < 0)
+    return InvalidArgument(std::string("field '") + field + "' must be a non-negative integer");
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+Result<std::optional<bool>> OptionalBool(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean()) return InvalidArgument(std::string("field '") + field + "' must be a boolean");
+  return std::optional<bool>(it->get<bool>());
+}
+
+std::string Rfc3339(int64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(unix_ns % 1000000000));
+  return buf;
+}
+
+// E2B shows a paused or stopped sandbox as "paused": both resume on connect.
+const char* E2bState(SandboxState s) { return s == SandboxState::kRunning ? "running" : "paused"; }
+
+json SandboxJson(const SandboxInfo& i, const std::string& domain) {
+  int64_t started = i.started_at_ms ? i.started_at_ms : i.created_at_ms;
+  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  int64_t total_mb = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) >> 20;
+  json j = {{"sandboxID", i.id},
+            {"templateID", i.template_name},
+            {"alias", i.template_name},
+            {"clientID", "paddock"},
+            {"startedAt", Rfc3339(started * 1000000)},
+            {"endAt", Rfc3339((i.timeout_at_ms ? i.timeout_at_ms : started) * 1000000)},
+            {"cpuCount", i.limits.cpu_millicores ? (i.limits.cpu_millicores + 999) / 1000 : cores},
+            {"memoryMB", i.limits.memory_bytes ? i.limits.memory_bytes >> 20 : total_mb},
+            {"diskSizeMB", 0},
+            {"envdVersion", kEnvdVersion},
+            {"metadata", i.metadata},
+            {"state", E2bState(i.state)}};
+  j["domain"] = domain.empty() ? json(nullptr) : json(domain);
+  return j;
+}
+
+// What create and connect answer: enough for the SDK to reach envd.
+json SandboxAccessJson(const SandboxInfo& i, const std::string& domain) {
+  json j = {{"sandboxID", i.id},
+            {"templateID", i.template_name},
+            {"alias", i.template_name},
+            {"clientID", "paddock"},
+            {"envdVersion", kEnvdVersion},
+            {"envdAccessToken", i.access_token}};
+  j["domain"] = domain.empty() ? json(nullptr) : json(domain);
+  return j;
+}
+
+// The sandbox id of an envd request: the E2b-Sandbox-Id header, else a host
+// name "{port}-{id}.{domain}"; with the port asked for.
+std::pair<std::string, std::string> EnvdTarget(const Request& req) {
+  std::string id(req["E2b-Sandbox-Id"]);
+  std::string port(req["E2b-Sandbox-Port"]);
+  if (!id.empty()) return {id, port.empty() ? kEnvdPort : port};
+  std::string host(req[http::field::host]);
+  size_t dash = host.find('-'), dot = host.find('.');
+  if (dash == std::string::npos || dot == std::string::npos || dash == 0 || dot < dash) return {};
+  std::string p = host.substr(0, dash);
+  if (!std::all_of(p.begin(), p.end(), ::isdigit)) return {};
+  return {host.substr(dash + 1, dot - dash - 1), p};
+}
+
+// The user of an envd call: "Authorization: Basic base64(user:)"; empty: root.
+Result<std::string> EnvdUser(const Request& req, const Target& t) {
+  std::string user = t.Q("username");
+  std::string auth(req[http::field::authorization]);
+  if (auth.rfind("Basic ", 0) == 0) {
+    PDK_ASSIGN_OR_RETURN(std::string decoded, connect::Base64Decode(auth.substr(6)));
+    user = decoded.substr(0, decoded.find(':'));
+  }
+  return user.empty() ? "root" : user;
+}
+
+// E2B resolves relative paths against the user's home.
+std::string ResolvePath(const std::string& path, const std::string& user) {
+  if (!path.empty() && path[0] == '/') return path;
+  std::string home = user == "root" ? "/root" : "/home/" + user;
+  if (path.empty() || path == "~") return home;
+  if (path.rfind("~/", 0) == 0) return home + path.substr(1);
+  return home + "/" + path;
+}
+
+std::string Permissions(const std::string& type, uint32_t mode) {
+  std::string s = type == "dir" ? "d" : type == "symlink" ? "l" : "-";
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (mode & (0400 >> i)) ? rwx[i] : '-';
+  return s;
+}
+
+// paddock-init's entry -> filesystem.EntryInfo.
+json EntryInfo(const json& e) {
+  std::string type = e.value("type", "other");
+  uint32_t mode = e.value("mode", 0u);
+  int64_t uid = e.value("uid", int64_t{0}), gid = e.value("gid", int64_t{0});
+  json j = {{"name", e.value("name", "")},
+            {"type", type == "file" ? "FILE_TYPE_FILE" : type == "dir" ? "FILE_TYPE_DIRECTORY"
+                     : type == "symlink" ? "FILE_TYPE_SYMLINK" : "FILE_TYPE_UNSPECIFIED"},
+            {"path", e.value("path", "")},
+            {"size", std::to_string(e.value("size", int64_t{0}))},
+            {"mode", mode},
+            {"permissions", Permissions(type, mode)},
+            {"owner", uid == 0 ? "root" : std::to_string(uid)},
+            {"group", gid == 0 ? "root" : std::to_string(gid)},
+            {"modifiedTime", Rfc3339(e.value("mtime_ns", int64_t{0}))}};
+  if (e.contains("symlink_target")) j["symlinkTarget"] = e["symlink_target"];
+  return j;
+}
+
+const char* EventType(const std::string& op) {
+  if (op == "create") return "EVENT_TYPE_CREATE";
+  if (op == "write") return "EVENT_TYPE_WRITE";
+  if (op == "remove") return "EVENT_TYPE_REMOVE";
+  if (op == "rename") return "EVENT_TYPE_RENAME";
+  if (op == "chmod") return "EVENT_TYPE_CHMOD";
+  return "EVENT_TYPE_UNSPECIFIED";
+}
+
+// process.ProcessSelector -> the agent's {"pid"} or {"tag"}.
+Result<json> Selector(const json& msg) {
+  const json& sel = msg.contains("process") && msg["process"].is_object() ? msg["process"] : json::object();
+  if (sel.contains("pid") && sel["pid"].is_number_integer()) return json{{"pid", sel["pid"]}};
+  if (sel.contains("tag") && sel["tag"].is_string()) return json{{"tag", sel["tag"]}};
+  return InvalidArgument("field 'process' must select a process by 'pid' or 'tag'");
+}
+
+Result<std::string> StringField(const json& msg, const char* field) {
+  auto it = msg.find(field);
+  if (it == msg.end() || !it->is_string()) return InvalidArgument(std::string("field '") + field + "' must be a string");
+  return it->get<std::string>();
+}
+
+// How often a stream says it is alive: the client's Keepalive-Ping-Interval (seconds).
+int KeepaliveMs(const Request& req) {
+  int s = std::atoi(std::string(req["Keepalive-Ping-Interval"]).c_str());
+  return (s > 0 && s < 3600 ? s : kDefaultKeepaliveS) * 1000;
+}
+
+// The stream's deadline from Connect-Timeout-Ms; 0: none.
+int64_t DeadlineNs(const Request& req) {
+  int64_t ms = std::atoll(std::string(req["Connect-Timeout-Ms"]).c_str());
+  return ms > 0 ? MonotonicNanos() + ms * 1000000 : 0;
+}
+
+}  // namespace
+
+struct E2bApi::Call {
+  Request& req;
+  StreamWriter& out;
+  Target target;
+  SandboxInfo sandbox;  // envd calls: the sandbox addressed
+  std::string user;     // envd calls: who the operation runs as
+};
+
+// A watcher made by CreateWatcher: an agent connection holding the watch,
+// read by GetWatcherEvents.
+struct E2bApi::Watcher {
+  Watcher(std::string id, agent::AgentClient c) : sandbox_id(std::move(id)), client(std::move(c)) {}
+  std::mutex mu;
+  std::string sandbox_id;
+  agent::AgentClient client;
+};
+
+E2bApi::E2bApi(SandboxManager* manager, E2bOptions opts) : manager_(manager), opts_(std::move(opts)) {}
+E2bApi::~E2bApi() = default;
+
+bool E2bApi::IsEnvdRequest(const Request& req) { return !EnvdTarget(req).first.empty(); }
+
+bool E2bApi::Handles(const Request& req) {
+  if (IsEnvdRequest(req)) return true;
+  std::string_view t(req.target().data(), req.target().size());
+  return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0;
+}
+
+std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
+  Call c{req, out, ParseTarget(req), {}, {}};
+  if (IsEnvdRequest(req)) return Envd(c);
+  return Lifecycle(c);
+}
+
+// ---- Lifecycle ----
+
+Response E2bApi::Lifecycle(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  bool v2 = !p.empty() && p[0] == "v2";
+  size_t base = v2 ? 1 : 0;  // index of "sandboxes"
+  size_t n = p.size() - base;
+  if (n == 1 && v2 && method == http::verb::post) return CreateSandbox(c);
+  if (n == 1 && method == http::verb::get) return ListSandboxes(c);
+  if (n >= 2) {
+    const std::string& id = p[base + 1];
+    std::string action = n == 3 ? p[base + 2] : "";
+    if (n == 2 && method == http::verb::get)
+      return Try(c.req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+        return JsonResponse(http::status::ok, SandboxJson(info, opts_.domain), c.req);
+      });
+    if (n == 2 && method == http::verb::delete_)
+      return Try(c.req, [&]() -> Result<Response> {
+        PDK_TRY(manager_->Delete(id));
+        return EmptyResponse(http::status::no_content, c.req);
+      });
+    if (action == "timeout" && method == http::verb::post)
+      return Try(c.req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+        PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
+        if (!timeout) return InvalidArgument("field 'timeout' (seconds) is required");
+        PDK_TRY(manager_->SetTimeout(id, *timeout));
+        return EmptyResponse(http::status::no_content, c.req);
+      });
+    if (action == "pause" && method == http::verb::post) return PauseSandbox(c, id);
+    if (action == "connect" && v2 && method == http::verb::post) return ConnectSandbox(c, id);
+    if (action == "metrics" && method == http::verb::get) return SandboxMetrics(c, id);
+    if (action == "fork" && method == http::verb::post) return ForkSandbox(c, id);
+    if (action == "network" && method == http::verb::put)
+      return E2bError(Unimplemented("egress control is not available yet: sandboxes have loopback "
+                                    "networking only"),
+                      c.req);
+  }
+  return E2bError(NotFound("no E2B route for " + std::string(c.req.method_string()) + " " +
+                           std::string(c.req.target())),
+                  c.req);
+}
+
+Response E2bApi::CreateSandbox(Call& c) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    SandboxSpec spec;
+    auto tmpl = body.find("templateID");
+    if (tmpl == body.end() || !tmpl->is_string() || tmpl->get<std::string>().empty())
+      return InvalidArgument("field 'templateID' must be a non-empty string");
+    std::string name = tmpl->get<std::string>();
+    auto alias = opts_.template_aliases.find(name);
+    spec.template_name = alias == opts_.template_aliases.end() ? name : alias->second;
+    PDK_ASSIGN_OR_RETURN(spec.metadata, StringMap(body, "metadata"));
+    PDK_ASSIGN_OR_RETURN(spec.env, StringMap(body, "envVars"));
+    PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
+    spec.timeout_s = timeout.value_or(opts_.default_timeout_s);
+    PDK_ASSIGN_OR_RETURN(auto auto_pause, OptionalBool(body, "autoPause"));
+    PDK_ASSIGN_OR_RETURN(auto keep_memory, OptionalBool(body, "autoPauseMemory"));
+    PDK_ASSIGN_OR_RETURN(auto internet, OptionalBool(body, "allow_internet_access"));
+    (void)internet;  // loopback-only networking until egress control lands
+    // Pausing without memory is E2B's filesystem-only pause: Paddock's stop.
+    if (auto_pause.value_or(false))
+      spec.on_timeout = keep_memory.value_or(true) ? TimeoutAction::kPause : TimeoutAction::kStop;
+    auto info = manager_->Create(spec);
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound)
+      return NotFound("template '" + name + "' not found");
+    if (!info.ok()) return info.status();
+    return JsonResponse(http::status::created, SandboxAccessJson(*info, opts_.domain), c.req);
+  });
+}
+
+Response E2bApi::ListSandboxes(Call& c) {
+  return Try(c.req, [&]() -> Result<Response> {
+    // metadata=k1%3Dv1%26k2%3Dv2: one parameter holding a query string.
+    Target filter = ParseTarget("?" + c.target.Q("metadata"));
+    std::vector<std::string> states;
+    for (const auto& [k, v] : c.target.query)
+      if (k == "state")
+        for (size_t i = 0; i <= v.size();) {
+          size_t j = std::min(v.find(',', i), v.size());
+          if (j > i) states.push_back(v.substr(i, j - i));
+          i = j + 1;
+        }
+    for (const auto& s : states)
+      if (s != "running" && s != "paused")
+        return InvalidArgument("state '" + s + "' is not one of running, paused");
+    int64_t limit = 100;
+    if (c.target.Has("limit")) {
+      limit = std::atoll(c.target.Q("limit").c_str());
+      if (limit < 1 || limit > 1000) return InvalidArgument("limit must be in 1..1000");
+    }
+    std::string template_filter = c.target.Q("template");
+    std::vector<SandboxInfo> all = manager_->List();
+    std::sort(all.begin(), all.end(), [](const SandboxInfo& a, const SandboxInfo& b) {
+      return std::tie(a.created_at_ms, a.id) < std::tie(b.created_at_ms, b.id);
+    });
+    std::string after = c.target.Q("nextToken");
+    bool started = after.empty();
+    json out = json::array();
+    std::string next;
+    for (const auto& info : all) {
+      if (!started) {
+        started = info.id == after;
+        continue;
+      }
+      bool match = states.empty() ||
+                   std::find(states.begin(), states.end(), E2bState(info.state)) != states.end();
+      for (const auto& [k, v] : filter.query) {
+        auto it = info.metadata.find(k);
+        match = match && it != info.metadata.end() && it->second == v;
+      }
+      if (!template_filter.empty()) match = match && info.template_name == template_filter;
+      if (!match) continue;
+      if (static_cast<int64_t>(out.size()) == limit) {
+        next = out.back()["sandboxID"];
+        break;
+      }
+      out.push_back(SandboxJson(info, opts_.domain));
+    }
+    Response res = JsonResponse(http::status::ok, out, c.req);
+    if (!next.empty()) res.set("X-Next-Token", next);
+    return res;
+  });
+}
+
+Response E2bApi::PauseSandbox(Call& c, const std::string& id) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    if (info.state != SandboxState::kRunning)
+      return Status(StatusCode::kAlreadyExists, "sandbox " + id + " is already paused");
+    // Without memory: a filesystem-only pause, which is Paddock's stop.
+    PDK_TRY(memory.value_or(true) ? manager_->Pause(id) : manager_->Stop(id));
+    return EmptyResponse(http::status::no_content, c.req);
+  });
+}
+
+Response E2bApi::ConnectSandbox(Call& c, const std::string& id) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
+    PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    http::status status = http::status::ok;
+    if (info.state == SandboxState::kPaused && !memory.value_or(true)) {
+      PDK_TRY(manager_->Stop(id, 0));  // a filesystem-only resume: a fresh boot
+      info.state = SandboxState::kStopped;
+    }
+    if (info.state == SandboxState::kPaused) PDK_TRY(manager_->Resume(id));
+    if (info.state == SandboxState::kStopped) PDK_TRY(manager_->Start(id));
+    if (info.state != SandboxState::kRunning) status = http::status::created;
+    if (timeout) PDK_TRY(manager_->SetTimeout(id, *timeout));
+    PDK_ASSIGN_OR_RETURN(info, manager_->Get(id));
+    return JsonResponse(status, SandboxAccessJson(info, opts_.domain), c.req);
+  });
+}
+
+Response E2bApi::SandboxMetrics(Call& c, const std::string& id) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    json out = json::array();
+    if (info.state == SandboxState::kStopped) return JsonResponse(http::status::ok, out, c.req);
+    PDK_ASSIGN_OR_RETURN(kernel::CgroupStats st, manager_->Stats(id));
+    json s = SandboxJson(info, "");
+    int64_t now_ms = WallClockMillis();
+    double ran_ns = std::max<int64_t>(1, now_ms - info.started_at_ms) * 1e6;
+    int64_t cores = s["cpuCount"].get<int64_t>();
+    out.push_back({{"timestamp", Rfc3339(now_ms * 1000000)},
+                   {"timestampUnix", now_ms / 1000},
+                   {"cpuCount", cores},
+                   {"cpuUsedPct", 100.0 * static_cast<double>(st.cpu_usage_ns) / ran_ns / cores},
+                   {"memUsed", st.memory_bytes},
+                   {"memTotal", s["memoryMB"].get<int64_t>() << 20},
+                   {"diskUsed", 0},
+                   {"diskTotal", 0}});
+    return JsonResponse(http::status::ok, out, c.req);
+  });
+}
+
+Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    return Unimplemented("sandbox " + info.id +
+                         " cannot be forked: Paddock does not copy sandboxes yet (neither their "
+                         "filesystem nor their memory)");
+  });
+}
+
+// ---- envd ----
+
+std::optional<Response> E2bApi::Envd(Call& c) {
+  auto [id, port] = EnvdTarget(c.req);
+  bool rpc = c.target.path.size() == 2 && c.target.path[0].find('.') != std::string::npos;
+  auto fail = [&](const Status& s) -> Response {
+    return rpc ? connect::UnaryError(s, c.req) : E2bError(s, c.req);
+  };
+  auto info = manager_->Get(id);
+  if (!info.ok()) {
+    // As E2B's own proxy answers for a sandbox that is gone: 502, which the
+    // SDK reads as "the sandbox was killed or timed out".
+    Status gone = Unavailable("sandbox " + id + " not found");
+    Response res = fail(gone);
+    res.result(http::status::bad_gateway);
+    if (!rpc) res.body() = json{{"code", 502}, {"message", gone.message()}}.dump();
+    res.prepare_payload();
+    return res;
+  }
+  std::string token(c.req["X-Access-Token"]);
+  if (info->access_token.empty() || token != info->access_token)
+    return fail(Status(StatusCode::kUnauthenticated,
+                       "the sandbox's access token (X-Access-Token) is missing or wrong"));
+  if (port != kEnvdPort)
+    return fail(Unimplemented("port " + port + " of sandbox " + id +
+                              " cannot be reached: sandboxes have loopback networking only"));
+  if (info->state != SandboxState::kRunning)
+    return fail(Unavailable("sandbox " + id + " is " + SandboxStateName(info->state) +
+                            "; connect to it to resume it"));
+  c.sandbox = *info;
+  auto user = EnvdUser(c.req, c.target);
+  if (!user.ok()) return fail(user.status());
+  c.user = *user;
+
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  if (p.size() == 1 && p[0] == "health") return EmptyResponse(http::status::no_content, c.req);
+  if (p.size() == 1 && p[0] == "files" && method == http::verb::get) {
+    std::optional<Response> streamed;
+    Response res = DownloadFile(c, streamed);
+    if (streamed) return std::nullopt;
+    return res;
+  }
+  if (p.size() == 1 && p[0] == "files" && method == http::verb::post) return UploadFiles(c);
+  if (rpc && method == http::verb::post) return Rpc(c, p[0], p[1]);
+  return fail(NotFound("no envd route for " + std::string(c.req.method_string()) + " " +
+                       std::string(c.req.target())));
+}
+
+Response E2bApi::DownloadFile(Call& c, std::optional<Response>& streamed) {
+  return Try(c.req, [&]() -> Result<Response> {
+    std::string path = ResolvePath(c.target.Q("path"), c.user);
+    PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+    PDK_TRY(client.Call({{"op", "stat"}, {"path", path}}).status());  // missing: 404 before any byte
+    bool begun = false, gone = false;
+    auto size = client.ReadFile(path, [&](std::string_view data) {
+      if (!begun) {
+        begun = true;
+        if (!c.out.Begin(http::status::ok, "application/octet-stream")) gone = true;
+      }
+      if (!gone && !c.out.Write(data)) gone = true;
+      return !gone;
+    });
+    if (begun) {
+      if (!gone) c.out.End();
+      streamed.emplace();
+      return Response{};
+    }
+    if (!size.ok()) return size.status();
+    Response res{http::status::ok, c.req.version()};  // empty file
+    res.set(http::field::content_type, "application/octet-stream");
+    res.keep_alive(c.req.keep_alive());
+    res.prepare_payload();
+    return res;
+  });
+}
+
+Response E2bApi::UploadFiles(Call& c) {
+  return Try(c.req, [&]() -> Result<Response> {
+    std::string type(c.req[http::field::content_type]);
+    std::string query_path = c.target.Q("path");
+    std::vector<std::pair<std::string, std::string_view>> files;  // path, data
+    const std::string& body = c.req.body();
+    if (!std::string(c.req[http::field::content_encoding]).empty())
+      return InvalidArgument("compressed uploads (Content-Encoding) are not supported");
+    if (type.rfind("multipart/form-data", 0) == 0) {
+      size_t b = type.find("boundary=");
+      if (b == std::string::npos) return InvalidArgument("multipart upload without a boundary");
+      std::string boundary = type.substr(b + 9);
+      if (!boundary.empty() && boundary.front() == '"') boundary = boundary.substr(1, boundary.find('"', 1) - 1);
+      std::string delim = "--" + boundary;
+      size_t at = body.find(delim);
+      while (at != std::string::npos) {
+        at += delim.size();
+        if (body.compare(at, 2, "--") == 0) break;  // the closing delimiter
+        size_t head_end = body.find("\r\n\r\n", at);
+        if (head_end == std::string::npos) return InvalidArgument("malformed multipart part");
+        std::string head = body.substr(at, head_end - at);
+        size_t next = body.find("\r\n" + delim, head_end + 4);
+        if (next == std::string::npos) return InvalidArgument("multipart body without its closing boundary");
+        std::string name;
+        size_t fn = head.find("filename=\"");
+        if (fn != std::string::npos) name = head.substr(fn + 10, head.find('"', fn + 10) - fn - 10);
+        std::string path = query_path.empty() ? name : query_path;
+        if (path.empty()) return InvalidArgument("an uploaded file names no path (query 'path' or filename)");
+        files.emplace_back(path, std::string_view(body).substr(head_end + 4, next - head_end - 4));
+        at = next + 2;
+      }
+      if (files.empty()) return InvalidArgument("multipart upload holds no file");
+    } else {
+      if (query_path.empty()) return InvalidArgument("query parameter 'path' is required");
+      files.emplace_back(query_path, std::string_view(body));
+    }
+    PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+    json out = json::array();
+    for (const auto& [path, data] : files) {
+      std::string resolved = ResolvePath(path, c.user);
+      PDK_ASSIGN_OR_RETURN(json entry, client.WriteFile(resolved, data, {{"user", c.user}}));
+      out.push_back({{"name", entry.value("name", "")}, {"type", "file"}, {"path", resolved}});
+    }
+    return JsonResponse(http::status::ok, out, c.req);
+  });
+}
+
+// ---- Connect RPC ----
+
+std::optional<Response> E2bApi::Rpc(Call& c, const std::string& service, const std::string& method) {
+  std::string type(c.req[http::field::content_type]);
+  bool streaming = type.rfind("application/connect+json", 0) == 0;
+  bool unary = type.rfind("application/json", 0) == 0;
+  if (!streaming && !unary)
+    return connect::UnaryError(InvalidArgument("content type '" + type +
+                                               "' is not supported: use application/json or "
+                                               "application/connect+json"),
+                               c.req);
+  // A stream's errors go in its end-of-stream message, with HTTP 200.
+  auto stream_error = [&](const Status& s) -> std::optional<Response> {
+    Response res{http::status::ok, c.req.version()};
+    res.set(http::field::content_type, "application/connect+json");
+    res.keep_alive(c.req.keep_alive());
+    res.body() = connect::EndOfStream(s);
+    res.prepare_payload();
+    return res;
+  };
+  json msg;
+  if (streaming) {
+    auto messages = connect::ParseEnvelopes(c.req.body());
+    if (!messages.ok()) return stream_error(messages.status());
+    if (service == "process.Process" && method == "StreamInput") {
+      // Client stream: start, then data messages; one empty reply.
+      Status s;
+      json selector;
+      for (const auto& m : *messages) {
+        if (m.contains("start")) {
+          auto sel = Selector(m["start"]);
+          if (sel.ok()) selector = m["start"]["process"];
+          else s = sel.status();
+        } else if (m.contains("data") && s.ok()) {
+          if (selector.is_null()) {
+            s = InvalidArgument("StreamInput sent data before its start message");
+          } else {
+            auto r = UnaryProcess(c, "SendInput", {{"process", selector}, {"input", m["data"].value("input", json::object())}});
+            if (!r.ok()) s = r.status();
+          }
+        }
+      }
+      Response res{http::status::ok, c.req.version()};
+      res.set(http::field::content_type, "application/connect+json");
+      res.keep_alive(c.req.keep_alive());
+      res.body() = (s.ok() ? connect::Envelope(json::object()) : "") + connect::EndOfStream(s);
+      res.prepare_payload();
+      return res;
+    }
+    if (messages->size() != 1)
+      return stream_error(InvalidArgument("a server-streaming call takes exactly one request message"));
+    msg = std::move((*messages)[0]);
+    if (service == "process.Process" && (method == "Start" || method == "Connect"))
+      return ProcessStream(c, msg, method == "Start");
+    if (service == "filesystem.Filesystem" && method == "WatchDir") return WatchStream(c, msg);
+    return stream_error(Unimplemented("no streaming method " + service + "/" + method));
+  }
+  msg = json::parse(c.req.body().empty() ? "{}" : c.req.body(), nullptr, false);
+  if (msg.is_discarded() || !msg.is_object())
+    return connect::UnaryError(InvalidArgument("the request body is not a JSON object"), c.req);
+  Result<json> reply = service == "process.Process"         ? UnaryProcess(c, method, msg)
+                       : service == "filesystem.Filesystem" ? UnaryFilesystem(c, method, msg)
+                                                            : Result<json>(Unimplemented("no service " + service));
+  if (!reply.ok()) return connect::UnaryError(reply.status(), c.req);
+  return connect::UnaryOk(*reply, c.req);
+}
+
+Result<json> E2bApi::UnaryProcess(Call& c, const std::string& method, const json& msg) {
+  static const std::set<std::string> kMethods = {"List", "SendInput", "SendSignal", "CloseStdin", "Update"};
+  if (!kMethods.count(method)) return Unimplemented("no method process.Process/" + method);
+  PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+  if (method == "List") {
+    PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "list"}}));
+    json out = json::array();
+    for (const auto& p : f.header.value("processes", json::array())) {
+      if (!p.value("running", false)) continue;
+      json argv = p.value("argv", json::array());
+      json config = {{"cmd", argv.empty() ? "" : argv[0].get<std::string>()},
+                     {"args", argv.empty() ? json::array() : json(std::vector<json>(argv.begin() + 1, argv.end()))},
+                     {"envs", json::object()},
+                     {"cwd", p.value("cwd", "")}};
+      json info = {{"config", config}, {"pid", p.value("pid", 0)}};
+      if (!p.value("tag", "").empty()) info["tag"] = p["tag"];
+      out.push_back(std::move(info));
+    }
+    return json{{"processes", out}};
+  }
+  PDK_ASSIGN_OR_RETURN(json sel, Selector(msg));
+  if (method == "SendInput") {
+    const json& input = msg.value("input", json::object());
+    std::string data;
+    for (const char* k : {"stdin", "pty"})
+      if (input.contains(k) && input[k].is_string()) {
+        PDK_ASSIGN_OR_RETURN(data, connect::Base64Decode(input[k].get<std::string>()));
+      }
+    json req = sel;
+    req["op"] = "stdin";
+    PDK_TRY(client.Call(req, data).status());
+    return json::object();
+  }
+  if (method == "SendSignal") {
+    json sig = msg.value("signal", json("SIGNAL_SIGKILL"));
+    int number = sig.is_number_integer() ? sig.get<int>()
+                 : sig == "SIGNAL_SIGTERM"   ? 15
+                 : sig == "SIGNAL_SIGKILL"   ? 9
+                                             : 0;
+    if (number != 9 && number != 15) return InvalidArgument("field 'signal' must be SIGNAL_SIGTERM or SIGNAL_SIGKILL");
+    json req = sel;
+    req["op"] = "signal";
+    req["signal"] = number;
+    PDK_TRY(client.Call(req).status());
+    return json::object();
+  }
+  if (method == "CloseStdin") {
+    json req = sel;
+    req["op"] = "close_stdin";
+    PDK_TRY(client.Call(req).status());
+    return json::object();
+  }
+  if (method == "Update") {
+    const json& size = msg.value("pty", json::object()).value("size", json::object());
+    if (!size.contains("rows") || !size.contains("cols"))
+      return InvalidArgument("field 'pty.size' must give rows and cols");
+    json req = sel;
+    req["op"] = "resize";
+    req["rows"] = size["rows"];
+    req["cols"] = size["cols"];
+    PDK_TRY(client.Call(req).status());
+    return json::object();
+  }
+  return Unimplemented("no method process.Process/" + method);
+}
+
+Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const json& msg) {
+  if (method == "GetWatcherEvents" || method == "RemoveWatcher") {
+    PDK_ASSIGN_OR_RETURN(std::string wid, StringField(msg, "watcherId"));
+    std::shared_ptr<Watcher> w;
+    {
+      std::lock_guard<std::mutex> lock(watchers_mu_);
+      auto it = watchers_.find(wid);
+      if (it == watchers_.end() || it->second->sandbox_id != c.sandbox.id)
+        return NotFound("watcher '" + wid + "' not found");
+      w = it->second;
+      if (method == "RemoveWatcher") watchers_.erase(it);
+    }
+    if (method == "RemoveWatcher") return json::object();
+    std::lock_guard<std::mutex> lock(w->mu);
+    json events = json::array();
+    for (;;) {
+      auto f = w->client.Read(0);
+      if (!f.ok()) {
+        if (f.status().code() == StatusCode::kDeadlineExceeded) break;
+        return f.status();
+      }
+      if (f->header.value("event", "") == "fs")
+        events.push_back({{"name", f->header.value("name", "")}, {"type", EventType(f->header.value("op", ""))}});
+    }
+    return json{{"events", events}};
+  }
+  PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+  if (method == "CreateWatcher") {
+    PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
+    PDK_TRY(client.Call({{"op", "watch"}, {"path", ResolvePath(path, c.user)},
+                         {"recursive", msg.value("recursive", false)}})
+                .status());
+    auto w = std::make_shared<Watcher>(c.sandbox.id, std::move(client));
+    std::string wid = RandomHex(8);
+    std::lock_guard<std::mutex> lock(watchers_mu_);
+    // Drop watchers of sandboxes that are gone.
+    for (auto it = watchers_.begin(); it != watchers_.end();)
+      it = manager_->Get(it->second->sandbox_id).ok() ? std::next(it) : watchers_.erase(it);
+    watchers_[wid] = std::move(w);
+    return json{{"watcherId", wid}};
+  }
+  if (method == "Stat" || method == "MakeDir" || method == "Remove" || method == "ListDir") {
+    PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
+    path = ResolvePath(path, c.user);
+    if (method == "Stat") {
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "stat"}, {"path", path}}));
+      return json{{"entry", EntryInfo(f.header["entry"])}};
+    }
+    if (method == "MakeDir") {
+      PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "mkdir"}, {"path", path}, {"parents", true}}));
+      if (!f.header.value("created", true))
+        return Status(StatusCode::kAlreadyExists, "directory " + path + " already exists");
+      PDK_ASSIGN_OR_RETURN(agent::Frame st, client.Call({{"op", "stat"}, {"path", path}}));
+      return json{{"entry", EntryInfo(st.header["entry"])}};
+    }
+    if (method == "Remove") {
+      PDK_TRY(client.Call({{"op", "stat"}, {"path", path}}).status());  // missing: not_found
+      PDK_TRY(client.Call({{"op", "remove"}, {"path", path}, {"recursive", true}}).status());
+      return json::object();
+    }
+    int64_t depth = msg.value("depth", 1);
+    PDK_ASSIGN_OR_RETURN(agent::Frame f,
+                         client.Call({{"op", "ls"}, {"path", path}, {"depth", depth < 1 ? 1 : depth}}));
+    json entries = json::array();
+    for (const auto& e : f.header.value("entries", json::array())) entries.push_back(EntryInfo(e));
+    return json{{"entries", entries}};
+  }
+  if (method == "Move") {
+    PDK_ASSIGN_OR_RETURN(std::string from, StringField(msg, "source"));
+    PDK_ASSIGN_OR_RETURN(std::string to, StringField(msg, "destination"));
+    PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "rename"},
+                                                      {"from", ResolvePath(from, c.user)},
+                                                      {"to", ResolvePath(to, c.user)}}));
+    return json{{"entry", EntryInfo(f.header["entry"])}};
+  }
+  return Unimplemented("no method filesystem.Filesystem/" + method);
+}
+
+// Start or Connect: the process's events as a Connect stream, with a
+// keepalive whenever it is quiet. The process outlives a client that leaves.
+std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool start) {
+  auto opened = [&]() -> Result<std::pair<agent::AgentClient, int>> {
+    PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+    json req;
+    if (start) {
+      const json& process = msg.value("process", json::object());
+      agent::ExecOptions opts;
+      PDK_ASSIGN_OR_RETURN(std::string cmd, StringField(process, "cmd"));
+      opts.argv.push_back(cmd);
+      for (const auto& a : process.value("args", json::array())) {
+        if (!a.is_string()) return InvalidArgument("field 'process.args' must hold strings");
+        opts.argv.push_back(a.get<std::string>());
+      }
+      PDK_ASSIGN_OR_RETURN(opts.env, StringMap(process, "envs"));
+      opts.cwd = process.value("cwd", "");
+      if (!opts.cwd.empty()) opts.cwd = ResolvePath(opts.cwd, c.user);
+      opts.user = c.user;
+      opts.tag = msg.value("tag", "");
+      PDK_TRY(manager_->AddDefaultEnv(c.sandbox.id, opts));
+      req = agent::AgentClient::SpawnRequest(opts, true);
+      req["stdin"] = msg.value("stdin", false);
+      if (msg.contains("pty")) {
+        const json& size = msg["pty"].value("size", json::object());
+        req["pty"] = {{"rows", size.value("rows", 24)}, {"cols", size.value("cols", 80)}};
+      }
+    } else {
+      PDK_ASSIGN_OR_RETURN(req, Selector(msg));
+      req["op"] = "attach";
+    }
+    PDK_ASSIGN_OR_RETURN(agent::Frame reply, client.Call(req));
+    return std::make_pair(std::move(client), reply.header.value("pid", 0));
+  }();
+  auto& out = c.out;
+  if (!out.Begin(http::status::ok, "application/connect+json")) return std::nullopt;
+  if (!opened.ok()) {
+    if (out.Write(connect::EndOfStream(opened.status()))) out.End();
+    return std::nullopt;
+  }
+  auto& [client, pid] = *opened;
+  if (!out.Write(connect::Envelope({{"event", {{"start", {{"pid", pid}}}}}}))) return std::nullopt;
+  int keepalive_ms = KeepaliveMs(c.req);
+  int64_t deadline = DeadlineNs(c.req);
+  for (;;) {
+    int wait_ms = keepalive_ms;
+    if (deadline) {
+      int64_t left = (deadline - MonotonicNanos()) / 1000000;
+      if (left <= 0) {
+        if (out.Write(connect::EndOfStream(Status(StatusCode::kDeadlineExceeded,
+                                                  "the stream reached its deadline (Connect-Timeout-Ms)"))))
+          out.End();
+        return std::nullopt;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left, keepalive_ms));
+    }
+    auto f = client.Read(wait_ms);
+    if (!f.ok()) {
+      if (f.status().code() != StatusCode::kDeadlineExceeded) {
+        if (out.Write(connect::EndOfStream(f.status()))) out.End();
+        return std::nullopt;
+      }
+      if (!out.Write(connect::Envelope({{"event", {{"keepalive", json::object()}}}}))) return std::nullopt;
+      continue;
+    }
+    const json& h = f->header;
+    std::string event = h.value("event", "");
+    if (h.value("pid", 0) != pid) continue;
+    if (event == "output") {
+      std::string stream = h.value("stream", "stdout");
+      json data = {{stream, connect::Base64Encode(f->payload)}};
+      if (!out.Write(connect::Envelope({{"event", {{"data", data}}}}))) return std::nullopt;
+    } else if (event == "exit") {
+      int code = h.value("exit_code", -1), sig = h.value("signal", 0);
+      json end = {{"exitCode", sig ? 128 + sig : code},
+                  {"exited", sig == 0},
+                  {"status", sig ? "signal: " + std::string(strsignal(sig)) : "exit status " + std::to_string(code)}};
+      if (sig) end["error"] = std::string("signal: ") + strsignal(sig);
+      if (out.Write(connect::Envelope({{"event", {{"end", end}}}})) && out.Write(connect::EndOfStream(Status::Ok())))
+        out.End();
+      return std::nullopt;
+    }
+  }
+}
+
+std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
+  auto opened = [&]() -> Result<agent::AgentClient> {
+    PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
+    PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
+    PDK_TRY(client.Call({{"op", "watch"}, {"path", ResolvePath(path, c.user)},
+                         {"recursive", msg.value("recursive", false)}})
+                .status());
+    return client;
+  }();
+  auto& out = c.out;
+  if (!out.Begin(http::status::ok, "application/connect+json")) return std::nullopt;
+  if (!opened.ok()) {
+    if (out.Write(connect::EndOfStream(opened.status()))) out.End();
+    return std::nullopt;
+  }
+  if (!out.Write(connect::Envelope({{"start", json::object()}}))) return std::nullopt;
+  int keepalive_ms = KeepaliveMs(c.req);
+  int64_t deadline = DeadlineNs(c.req);
+  for (;;) {
+    int wait_ms = keepalive_ms;
+    if (deadline) {
+      int64_t left = (deadline - MonotonicNanos()) / 1000000;
+      if (left <= 0) {
+        if (out.Write(connect::EndOfStream(Status::Ok()))) out.End();
+        return std::nullopt;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left, keepalive_ms));
+    }
+    auto f = opened->Read(wait_ms);
+    if (!f.ok()) {
+      if (f.status().code() != StatusCode::kDeadlineExceeded) {
+        if (out.Write(connect::EndOfStream(f.status()))) out.End();
+        return std::nullopt;
+      }
+      if (!out.Write(connect::Envelope({{"keepalive", json::object()}}))) return std::nullopt;
+      continue;
+    }
+    if (f->header.value("event", "") != "fs") continue;
+    json ev = {{"name", f->header.value("name", "")}, {"type", EventType(f->header.value("op", ""))}};
+    if (!out.Write(connect::Envelope({{"filesystem", ev}}))) return std::nullopt;
+  }
+}
+
+}  // namespace paddock::api

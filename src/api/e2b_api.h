@@ -1,0 +1,76 @@
+// E2bApi: the routes the official E2B SDK calls, served over the same
+// SandboxManager and paddock-init operations as /v1, so that code written for
+// E2B runs unchanged with E2B_API_URL and E2B_SANDBOX_URL pointing here.
+//
+// Lifecycle (the E2B "API", guarded by the daemon's API key as X-API-KEY):
+//   POST /v2/sandboxes, GET /v2/sandboxes, GET|DELETE /sandboxes/{id},
+//   POST /sandboxes/{id}/{timeout,pause}, POST /v2/sandboxes/{id}/connect,
+//   GET /sandboxes/{id}/metrics, POST /sandboxes/{id}/fork.
+// In-sandbox (E2B's "envd"), chosen by the E2b-Sandbox-Id header or a host
+// name 49983-{id}.{domain}, guarded by the sandbox's access token
+// (X-Access-Token): GET /health, GET|POST /files, and the Connect services
+// process.Process and filesystem.Filesystem (JSON codec).
+// docs/e2b.md maps every E2B notion onto Paddock's.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "agent/client.h"
+#include "api/http_server.h"
+#include "api/http_util.h"
+#include "sandbox/manager.h"
+
+namespace paddock::api {
+
+struct E2bOptions {
+  // E2B template names -> Paddock templates. Any other name is looked up as a
+  // Paddock template itself.
+  std::map<std::string, std::string> template_aliases = {{"base", "host"}};
+  std::string domain;  // returned as the sandboxes' domain; empty: none (the SDK's own)
+  int64_t default_timeout_s = 300;
+};
+
+class E2bApi {
+ public:
+  E2bApi(SandboxManager* manager, E2bOptions opts);
+  ~E2bApi();
+
+  // True for requests addressed to a sandbox's envd: these carry the
+  // sandbox's access token instead of the daemon's API key.
+  static bool IsEnvdRequest(const Request& req);
+  // True for the E2B lifecycle routes and envd requests.
+  static bool Handles(const Request& req);
+  std::optional<Response> Handle(Request& req, StreamWriter& out);
+
+ private:
+  struct Call;
+  struct Watcher;
+  // Lifecycle.
+  Response Lifecycle(Call& c);
+  Response CreateSandbox(Call& c);
+  Response ListSandboxes(Call& c);
+  Response ConnectSandbox(Call& c, const std::string& id);
+  Response PauseSandbox(Call& c, const std::string& id);
+  Response SandboxMetrics(Call& c, const std::string& id);
+  Response ForkSandbox(Call& c, const std::string& id);
+  // envd.
+  std::optional<Response> Envd(Call& c);
+  Response DownloadFile(Call& c, std::optional<Response>& streamed);
+  Response UploadFiles(Call& c);
+  std::optional<Response> Rpc(Call& c, const std::string& service, const std::string& method);
+  std::optional<Response> ProcessStream(Call& c, const agent::json& msg, bool start);
+  std::optional<Response> WatchStream(Call& c, const agent::json& msg);
+  Result<agent::json> UnaryProcess(Call& c, const std::string& method, const agent::json& msg);
+  Result<agent::json> UnaryFilesystem(Call& c, const std::string& method, const agent::json& msg);
+
+  SandboxManager* manager_;
+  E2bOptions opts_;
+  std::mutex watchers_mu_;
+  std::map<std::string, std::shared_ptr<Watcher>> watchers_;  // CreateWatcher's, by id
+};
+
+}  // namespace paddock::api

@@ -1,0 +1,72 @@
+#include "api/http_util.h"
+
+#include <cctype>
+
+namespace paddock::api {
+
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string Target::Q(const std::string& key, const std::string& def) const {
+  auto it = query.find(key);
+  return it == query.end() ? def : it->second;
+}
+
+Target ParseTarget(std::string_view target) {
+  Target t;
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) t.path.push_back(UrlDecode(path.substr(i, j - i)));
+    i = j + 1;
+  }
+  if (q == std::string_view::npos) return t;
+  std::string_view qs = target.substr(q + 1);
+  i = 0;
+  while (i <= qs.size()) {
+    size_t j = qs.find('&', i);
+    if (j == std::string_view::npos) j = qs.size();
+    std::string_view pair = qs.substr(i, j - i);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      t.query.emplace(UrlDecode(pair.substr(0, eq)),
+                      eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1)));
+    }
+    i = j + 1;
+  }
+  return t;
+}
+
+Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req) {
+  Response res{status, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  res.prepare_payload();
+  return res;
+}
+
+Response EmptyResponse(http::status status, const Request& req) {
+  Response res{status, req.version()};
+  res.keep_alive(req.keep_alive());
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace paddock::api

@@ -1,0 +1,255 @@
+// The official E2B SDK (npm `e2b`, pinned in package.json), unmodified,
+// against a paddockd of this test's own. Each case is what an E2B user writes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError } from 'e2b';
+import { startDaemon } from './daemon.mjs';
+
+let daemon;
+before(async () => { daemon = await startDaemon(); });
+after(async () => {
+  const leaked = await daemon.stop();
+  assert.deepEqual(leaked, { cgroups: [], inits: [] }, 'the host is left clean');
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function eventually(check, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+test('create with metadata and env vars; run a command; read stdout, stderr and exit code', async () => {
+  const sbx = await Sandbox.create('base', { metadata: { owner: 'alice', run: '1' }, envs: { GREETING: 'hello' } });
+  try {
+    const info = await sbx.getInfo();
+    assert.equal(info.sandboxId, sbx.sandboxId);
+    assert.deepEqual(info.metadata, { owner: 'alice', run: '1' });
+    assert.equal(info.state, 'running');
+    const r = await sbx.commands.run('echo $GREETING; echo oops >&2; exit 0');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, 'hello\n');
+    assert.equal(r.stderr, 'oops\n');
+    const env = await sbx.commands.run('echo $A-$GREETING', { envs: { A: 'b' }, cwd: '/tmp' });
+    assert.equal(env.stdout, 'b-hello\n');
+    await assert.rejects(sbx.commands.run('echo out; echo bad >&2; exit 3'), (err) => {
+      assert.ok(err instanceof CommandExitError, String(err));
+      assert.equal(err.exitCode, 3);
+      assert.equal(err.stdout, 'out\n');
+      assert.equal(err.stderr, 'bad\n');
+      return true;
+    });
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('a background command: reconnect, send stdin, kill', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    const bg = await sbx.commands.run('while read line; do echo "got $line"; done', { background: true, stdin: true });
+    assert.ok(bg.pid > 0);
+    await bg.disconnect();
+    const listed = await sbx.commands.list();
+    assert.ok(listed.some((p) => p.pid === bg.pid), JSON.stringify(listed));
+    let seen = '';
+    const again = await sbx.commands.connect(bg.pid, { onStdout: (d) => { seen += d; } });
+    await sbx.commands.sendStdin(bg.pid, 'one\n');
+    await eventually(() => seen.includes('got one'), 'the echoed stdin');
+    assert.equal(await sbx.commands.kill(bg.pid), true);
+    await assert.rejects(again.wait(), CommandExitError);
+    assert.equal(await sbx.commands.kill(987654), false, 'killing an unknown pid says false');
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('a pty: write to it, resize it', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    let out = '';
+    const dec = new TextDecoder();
+    const term = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => { out += dec.decode(d); } });
+    const enc = new TextEncoder();
+    await sbx.pty.sendInput(term.pid, enc.encode('stty size\n'));
+    await eventually(() => out.includes('24 80'), 'stty size 24 80');
+    await sbx.pty.resize(term.pid, { cols: 100, rows: 30 });
+    await sbx.pty.sendInput(term.pid, enc.encode('stty size; exit\n'));
+    await eventually(() => out.includes('30 100'), 'stty size 30 100');
+    const end = await term.wait();
+    assert.equal(end.exitCode, 0);
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('files and directories: write, read, list, stat, rename, remove', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    await sbx.files.write('/work/a.txt', 'alpha');
+    assert.equal(await sbx.files.read('/work/a.txt'), 'alpha');
+    assert.equal(await sbx.files.makeDir('/work/sub/deeper'), true);
+    assert.equal(await sbx.files.makeDir('/work/sub/deeper'), false, 'an existing directory');
+    await sbx.files.write('/work/sub/deeper/b.txt', 'beta');
+    const top = await sbx.files.list('/work');
+    assert.deepEqual(top.map((e) => e.name).sort(), ['a.txt', 'sub']);
+    const deep = await sbx.files.list('/work', { depth: 3 });
+    assert.ok(deep.some((e) => e.path === '/work/sub/deeper/b.txt'), JSON.stringify(deep));
+    const info = await sbx.files.getInfo('/work/a.txt');
+    assert.equal(info.type, 'file');
+    assert.equal(info.size, 5);
+    assert.equal(info.name, 'a.txt');
+    assert.equal((await sbx.files.getInfo('/work/sub')).type, 'dir');
+    await sbx.files.rename('/work/a.txt', '/work/c.txt');
+    assert.equal(await sbx.files.exists('/work/a.txt'), false);
+    assert.equal(await sbx.files.read('/work/c.txt'), 'alpha');
+    await sbx.files.remove('/work/sub');
+    assert.equal(await sbx.files.exists('/work/sub'), false);
+    await assert.rejects(sbx.files.read('/work/missing'), NotFoundError);
+    // Relative paths are the user's home (root's here), as on E2B.
+    await sbx.files.write('rel.txt', 'home');
+    assert.equal((await sbx.commands.run('cat /root/rel.txt')).stdout, 'home');
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('upload and download a 10 MiB file intact', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    const data = new Uint8Array(10 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    await sbx.files.write('/tmp/big.bin', data);
+    const back = await sbx.files.read('/tmp/big.bin', { format: 'bytes' });
+    assert.equal(back.length, data.length);
+    assert.ok(Buffer.from(back).equals(Buffer.from(data)), 'the bytes round-trip');
+    const sum = await sbx.commands.run('wc -c < /tmp/big.bin');
+    assert.equal(sum.stdout.trim(), String(10 << 20));
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('watch a directory and receive events', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    await sbx.files.makeDir('/watched');
+    const events = [];
+    const handle = await sbx.files.watchDir('/watched', (e) => events.push(e));
+    await sbx.files.write('/watched/new.txt', 'x');
+    await sbx.commands.run('mv /watched/new.txt /watched/moved.txt; rm /watched/moved.txt');
+    await eventually(() => events.some((e) => e.type === 'remove'), 'a remove event');
+    assert.ok(events.some((e) => e.name === 'new.txt' && (e.type === 'create' || e.type === 'write')), JSON.stringify(events));
+    assert.ok(events.some((e) => e.type === 'rename'), JSON.stringify(events));
+    await handle.stop();
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('a timeout ends the sandbox on time (kill)', async () => {
+  const sbx = await Sandbox.create('base', { timeoutMs: 60_000 });
+  await sbx.setTimeout(1000);
+  const t0 = Date.now();
+  await eventually(async () => !(await sbx.isRunning()), 'the sandbox to end', 15000);
+  assert.ok(Date.now() - t0 >= 900, 'not before its timeout');
+  await assert.rejects(Sandbox.getInfo(sbx.sandboxId), SandboxNotFoundError);
+});
+
+test('autoPause: the timeout pauses, connect resumes with files and processes kept', async () => {
+  const sbx = await Sandbox.create('base', { timeoutMs: 1000, lifecycle: { onTimeout: 'pause' } });
+  try {
+    await sbx.files.write('/kept.txt', 'kept');
+    const bg = await sbx.commands.run('sleep 600', { background: true });
+    await eventually(async () => (await Sandbox.getInfo(sbx.sandboxId)).state === 'paused', 'the pause', 15000);
+    const back = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 });
+    assert.equal((await back.getInfo()).state, 'running');
+    assert.equal(await back.files.read('/kept.txt'), 'kept');
+    assert.ok((await back.commands.list()).some((p) => p.pid === bg.pid), 'the process survived the pause');
+    // An explicit pause, and connect again.
+    assert.equal(await back.pause(), true);
+    assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'paused');
+    const again = await Sandbox.connect(sbx.sandboxId);
+    assert.equal((await again.commands.run('cat /kept.txt')).stdout, 'kept');
+  } finally {
+    await Sandbox.kill(sbx.sandboxId);
+  }
+});
+
+test('list with a metadata filter; kill; the not-found errors', async () => {
+  const a = await Sandbox.create('base', { metadata: { suite: 'list', who: 'a' } });
+  const b = await Sandbox.create('base', { metadata: { suite: 'list', who: 'b' } });
+  try {
+    const page = await Sandbox.list({ query: { metadata: { suite: 'list', who: 'b' } } }).nextItems();
+    assert.deepEqual(page.map((s) => s.sandboxId), [b.sandboxId]);
+    const both = await Sandbox.list({ query: { metadata: { suite: 'list' } } }).nextItems();
+    assert.deepEqual(both.map((s) => s.sandboxId).sort(), [a.sandboxId, b.sandboxId].sort());
+    const paginator = Sandbox.list({ query: { metadata: { suite: 'list' } }, limit: 1 });
+    const first = await paginator.nextItems();
+    assert.equal(first.length, 1);
+    assert.equal(paginator.hasNext, true);
+    const second = await paginator.nextItems();
+    assert.equal(second.length, 1);
+    assert.notEqual(first[0].sandboxId, second[0].sandboxId);
+  } finally {
+    await a.kill();
+  }
+  assert.equal(await b.kill(), true);
+  assert.equal(await Sandbox.kill(b.sandboxId), false, 'killing it again finds nothing');
+  await assert.rejects(Sandbox.getInfo(b.sandboxId), SandboxNotFoundError);
+  await assert.rejects(Sandbox.connect(b.sandboxId), SandboxNotFoundError);
+  await assert.rejects(b.commands.run('true'));
+});
+
+test('an unknown template and a fork are refused with errors that say why', async () => {
+  await assert.rejects(Sandbox.create('no-such-template'), (err) => {
+    assert.ok(err instanceof SandboxError, String(err));
+    assert.match(err.message, /no-such-template/);
+    return true;
+  });
+  const sbx = await Sandbox.create('base');
+  try {
+    const res = await fetch(`${daemon.url}/sandboxes/${sbx.sandboxId}/fork`, {
+      method: 'POST', headers: { 'X-API-KEY': daemon.apiKey, 'Content-Type': 'application/json' }, body: '{}',
+    });
+    assert.equal(res.status, 501);
+    assert.match((await res.json()).message, /memory/);
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('malformed Connect envelopes and JSON get Connect error bodies; a wrong token is refused', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    const headers = { 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken };
+    const call = (method, type, body, h = headers) =>
+      fetch(`${daemon.url}/${method}`, { method: 'POST', headers: { ...h, 'Content-Type': type }, body });
+    let res = await call('filesystem.Filesystem/Stat', 'application/json', '{not json');
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).code, 'invalid_argument');
+    res = await call('filesystem.Filesystem/Stat', 'application/json', JSON.stringify({ path: '/nope' }));
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).code, 'not_found');
+    // A stream whose envelope announces more bytes than it sends.
+    res = await call('process.Process/Start', 'application/connect+json', Buffer.from([0, 0, 0, 0, 99, 123]));
+    assert.equal(res.status, 200);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.equal(body[0], 2, 'an end-of-stream envelope');
+    const end = JSON.parse(body.subarray(5).toString());
+    assert.equal(end.error.code, 'invalid_argument');
+    assert.match(end.error.message, /truncated/);
+    res = await call('process.Process/Nope', 'application/json', '{}');
+    assert.equal((await res.json()).code, 'unimplemented');
+    res = await call('filesystem.Filesystem/Stat', 'application/json', JSON.stringify({ path: '/' }),
+      { ...headers, 'X-Access-Token': 'wrong' });
+    assert.equal(res.status, 401);
+    assert.equal((await res.json()).code, 'unauthenticated');
+    // The sandbox carries on.
+    assert.equal((await sbx.commands.run('echo alive')).stdout, 'alive\n');
+  } finally {
+    await sbx.kill();
+  }
+});
