@@ -430,12 +430,35 @@ Response E2bApi::SandboxMetrics(Call& c, const std::string& id) {
   });
 }
 
+// E2B keeps a fork's memory; Paddock copies the filesystem only, and each
+// fork boots fresh over its copy. Asking for memory is refused, saying so.
 Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
   return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-    return Unimplemented("sandbox " + info.id +
-                         " cannot be forked: Paddock does not copy sandboxes yet (neither their "
-                         "filesystem nor their memory)");
+    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
+    PDK_ASSIGN_OR_RETURN(auto count, OptionalInt(body, "count"));
+    PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
+    if (count && (*count < 1 || *count > 16)) return InvalidArgument("field 'count' must be in 1..16");
+    PDK_ASSIGN_OR_RETURN(SandboxInfo src, manager_->Get(id));
+    if (memory.value_or(false))
+      return Unimplemented("sandbox " + src.id + " can be forked with its filesystem only: Paddock "
+                           "cannot keep memory or running processes across a fork");
+    json out = json::array();
+    for (int64_t i = 0; i < count.value_or(1); ++i) {
+      SandboxSpec spec;
+      spec.metadata = src.metadata;
+      spec.env = src.env;
+      spec.limits = src.limits;
+      spec.timeout_s = timeout.value_or(opts_.default_timeout_s);
+      auto fork = manager_->Fork(src.id, spec);
+      if (fork.ok()) {
+        out.push_back({{"sandbox", SandboxAccessJson(*fork, opts_.domain)}});
+      } else {
+        int code = static_cast<int>(HttpStatusFor(fork.status().code()));
+        out.push_back({{"error", {{"code", code}, {"message", fork.status().message()}}}});
+      }
+    }
+    return JsonResponse(http::status::created, out, c.req);
   });
 }
 

@@ -14,6 +14,7 @@
 #include "base/fs.h"
 #include "base/ids.h"
 #include "kernel/contain.h"
+#include "sandbox/layer_copy.h"
 
 #ifndef PADDOCK_INIT_DEFAULT_PATH
 #define PADDOCK_INIT_DEFAULT_PATH "/usr/local/libexec/paddock/paddock-init"
@@ -366,7 +367,29 @@ Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::Find(
   return it->second;
 }
 
-Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
+Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) { return CreateFrom(spec, ""); }
+
+Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec spec) {
+  PDK_ASSIGN_OR_RETURN(SandboxInfo src, Get(source));
+  spec.template_name = src.template_name;
+  return CreateFrom(spec, src.id);
+}
+
+Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxInfo& info) {
+  PDK_ASSIGN_OR_RETURN(auto src, Find(source_id));
+  std::lock_guard<std::mutex> lock(src->mu);  // no transition of the source meanwhile
+  bool freeze = src->info.state == SandboxState::kRunning;
+  if (freeze) PDK_TRY(src->cgroup->Freeze());  // a consistent copy: nothing writes meanwhile
+  Status s = CopyLayer(src->info.dir + "/upper", info.dir + "/upper", src->info.ids.host_first,
+                       info.ids.host_first);
+  if (freeze) {
+    Status thawed = src->cgroup->Thaw();
+    if (s.ok()) s = thawed;
+  }
+  return s.Annotate("copying the files of sandbox " + source_id);
+}
+
+Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const std::string& fork_source) {
   if (!spec.name.empty() && !ValidName(spec.name))
     return InvalidArgument("name '" + spec.name +
                            "' is not valid: 1-63 characters [A-Za-z0-9_.-], starting with a "
@@ -410,7 +433,8 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
     id_by_name_[info.name] = info.id;
   }
   // The id range: the warm shell's, or a new one.
-  std::unique_ptr<WarmShell> warm = TakeWarmShell(tmpl.name);
+  // A fork's files must be in place before its overlay is mounted: no warm shell.
+  std::unique_ptr<WarmShell> warm = fork_source.empty() ? TakeWarmShell(tmpl.name) : nullptr;
   Result<uint32_t> slot = warm ? Result<uint32_t>(warm->host_first) : [this] {
     std::lock_guard<std::mutex> lock(mu_);
     return ReserveIdSlot();
@@ -445,6 +469,7 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
       DiscardWarmShell(std::move(warm));
     }
     s = PrepareSandboxDir(info.dir, info.ids.host_first);
+    if (s.ok() && !fork_source.empty()) s = CopyLayerOf(fork_source, info);
     if (s.ok()) s = Boot(*sb, launch);
   }
   if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});

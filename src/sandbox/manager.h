@@ -114,6 +114,11 @@ class SandboxManager {
   // Creates and starts a sandbox. Returns once paddock-init is running; the
   // agent socket accepts connections from then on.
   Result<SandboxInfo> Create(const SandboxSpec& spec);
+  // Creates a sandbox from `source`'s template with a copy of its writable
+  // layer (a running source is frozen for the copy); `spec` names the new
+  // one, its template is ignored. Processes and memory are not copied: the
+  // fork boots fresh over the copied files.
+  Result<SandboxInfo> Fork(const std::string& source, SandboxSpec spec);
   Status Pause(const std::string& id_or_name);
   Status Resume(const std::string& id_or_name);
   // SIGTERM to every process, SIGKILL after `grace_ms` (-1: the default).
@@ -174,6 +179,9 @@ class SandboxManager {
   Status Recover();
   Status RecoverOne(const SandboxRecord& rec);
   Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
+  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const std::string& fork_source);
+  // Copies `source_id`'s writable layer into `info`'s folder.
+  Status CopyLayerOf(const std::string& source_id, const SandboxInfo& info);
   Result<uint32_t> ReserveIdSlot();
   void ReleaseIdSlot(uint32_t host_first);
 

@@ -203,19 +203,44 @@ test('list with a metadata filter; kill; the not-found errors', async () => {
   await assert.rejects(b.commands.run('true'));
 });
 
-test('an unknown template and a fork are refused with errors that say why', async () => {
+test('an unknown template gets an error naming it', async () => {
   await assert.rejects(Sandbox.create('no-such-template'), (err) => {
     assert.ok(err instanceof SandboxError, String(err));
     assert.match(err.message, /no-such-template/);
     return true;
   });
-  const sbx = await Sandbox.create('base');
+});
+
+test('fork copies the filesystem; keeping memory is refused with a reason', async () => {
+  const sbx = await Sandbox.create('base', { metadata: { origin: 'fork-test' } });
   try {
+    await sbx.files.write('/data/state.txt', 'v1');
+    await sbx.commands.run('rm /etc/resolv.conf; mkdir -p /data/empty');  // a whiteout over the template
+    const forks = await sbx.fork({ count: 2 });
+    assert.equal(forks.length, 2);
+    for (const f of forks) {
+      assert.ok(f instanceof Sandbox, String(f));
+      assert.notEqual(f.sandboxId, sbx.sandboxId);
+      assert.equal(await f.files.read('/data/state.txt'), 'v1');
+      assert.equal(await f.files.exists('/data/empty'), true);
+      assert.equal(await f.files.exists('/etc/resolv.conf'), false, 'the whiteout was copied');
+      // Root inside owns the copied files, in the fork's own id range.
+      assert.equal((await f.commands.run('stat -c %u:%g /data/state.txt')).stdout, '0:0\n');
+      assert.deepEqual((await f.getInfo()).metadata, { origin: 'fork-test' });
+    }
+    // The copies are independent of each other and of the source.
+    await forks[0].files.write('/data/state.txt', 'v2');
+    assert.equal(await forks[1].files.read('/data/state.txt'), 'v1');
+    assert.equal(await sbx.files.read('/data/state.txt'), 'v1');
+    assert.equal((await sbx.commands.run('echo still running')).stdout, 'still running\n');
+    for (const f of forks) await f.kill();
+
     const res = await fetch(`${daemon.url}/sandboxes/${sbx.sandboxId}/fork`, {
-      method: 'POST', headers: { 'X-API-KEY': daemon.apiKey, 'Content-Type': 'application/json' }, body: '{}',
+      method: 'POST', headers: { 'X-API-KEY': daemon.apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ memory: true }),
     });
     assert.equal(res.status, 501);
-    assert.match((await res.json()).message, /memory/);
+    assert.match((await res.json()).message, /filesystem only.*memory/);
   } finally {
     await sbx.kill();
   }

@@ -1,0 +1,19 @@
+// Copies a sandbox's writable layer into another sandbox's, for forks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "base/status.h"
+
+namespace paddock {
+
+// Copies the tree `from` into the existing folder `to`: files, folders,
+// symlinks, overlayfs whiteouts (0:0 character devices) and every extended
+// attribute (overlayfs keeps opaque folders and redirects in trusted.overlay.*),
+// with modes and times. Owners inside the id range [from_base, from_base+65536)
+// move to the same offset in [to_base, ...); others are kept.
+Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base);
+
+}  // namespace paddock
