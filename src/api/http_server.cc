@@ -1,5 +1,7 @@
 #include "api/http_server.h"
 
+#include <type_traits>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +194,10 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
     acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](
                                                       beast::error_code ec, typename Protocol::socket s) {
       if (ec == net::error::operation_aborted) return;
+      // Responses go out in several writes (headers, chunks): Nagle would
+      // hold each small one back for the client's delayed ACK (40 ms).
+      if constexpr (std::is_same_v<Protocol, net::ip::tcp>)
+        if (!ec) s.set_option(net::ip::tcp::no_delay(true), ec);
       if (!ec) std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_)->Run();
       self->Accept();
     });
