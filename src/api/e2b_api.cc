@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <set>
 
 #include "api/connect.h"
@@ -209,6 +210,44 @@ int KeepaliveMs(const Request& req) {
 int64_t DeadlineNs(const Request& req) {
   int64_t ms = std::atoll(std::string(req["Connect-Timeout-Ms"]).c_str());
   return ms > 0 ? MonotonicNanos() + ms * 1000000 : 0;
+}
+
+// Sends a Connect stream's events as they come from `client`: `to_envelope`
+// turns a frame into what to send ("" for nothing) and sets `done` on the
+// last one; quiet spells get `keepalive`; Connect-Timeout-Ms ends the stream
+// with `at_deadline`. Returns when the stream ends or the client leaves.
+void Pump(StreamWriter& out, agent::AgentClient& client, const Request& req, const json& keepalive,
+          const Status& at_deadline,
+          const std::function<std::string(const agent::Frame&, bool& done)>& to_envelope) {
+  int keepalive_ms = KeepaliveMs(req);
+  int64_t deadline = DeadlineNs(req);
+  for (;;) {
+    int wait_ms = keepalive_ms;
+    if (deadline) {
+      int64_t left = (deadline - MonotonicNanos()) / 1000000;
+      if (left <= 0) {
+        if (out.Write(connect::EndOfStream(at_deadline))) out.End();
+        return;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left, keepalive_ms));
+    }
+    auto f = client.Read(wait_ms);
+    if (!f.ok() && f.status().code() == StatusCode::kDeadlineExceeded) {
+      if (!out.Write(connect::Envelope(keepalive))) return;
+      continue;
+    }
+    if (!f.ok()) {
+      if (out.Write(connect::EndOfStream(f.status()))) out.End();
+      return;
+    }
+    bool done = false;
+    std::string envelope = to_envelope(*f, done);
+    if (!envelope.empty() && !out.Write(envelope)) return;
+    if (done) {
+      if (out.Write(connect::EndOfStream(Status::Ok()))) out.End();
+      return;
+    }
+  }
 }
 
 }  // namespace
@@ -839,47 +878,25 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
   }
   auto& [client, pid] = *opened;
   if (!out.Write(connect::Envelope({{"event", {{"start", {{"pid", pid}}}}}}))) return std::nullopt;
-  int keepalive_ms = KeepaliveMs(c.req);
-  int64_t deadline = DeadlineNs(c.req);
-  for (;;) {
-    int wait_ms = keepalive_ms;
-    if (deadline) {
-      int64_t left = (deadline - MonotonicNanos()) / 1000000;
-      if (left <= 0) {
-        if (out.Write(connect::EndOfStream(Status(StatusCode::kDeadlineExceeded,
-                                                  "the stream reached its deadline (Connect-Timeout-Ms)"))))
-          out.End();
-        return std::nullopt;
-      }
-      wait_ms = static_cast<int>(std::min<int64_t>(left, keepalive_ms));
-    }
-    auto f = client.Read(wait_ms);
-    if (!f.ok()) {
-      if (f.status().code() != StatusCode::kDeadlineExceeded) {
-        if (out.Write(connect::EndOfStream(f.status()))) out.End();
-        return std::nullopt;
-      }
-      if (!out.Write(connect::Envelope({{"event", {{"keepalive", json::object()}}}}))) return std::nullopt;
-      continue;
-    }
-    const json& h = f->header;
-    std::string event = h.value("event", "");
-    if (h.value("pid", 0) != pid) continue;
-    if (event == "output") {
-      std::string stream = h.value("stream", "stdout");
-      json data = {{stream, connect::Base64Encode(f->payload)}};
-      if (!out.Write(connect::Envelope({{"event", {{"data", data}}}}))) return std::nullopt;
-    } else if (event == "exit") {
-      int code = h.value("exit_code", -1), sig = h.value("signal", 0);
-      json end = {{"exitCode", sig ? 128 + sig : code},
-                  {"exited", sig == 0},
-                  {"status", sig ? "signal: " + std::string(strsignal(sig)) : "exit status " + std::to_string(code)}};
-      if (sig) end["error"] = std::string("signal: ") + strsignal(sig);
-      if (out.Write(connect::Envelope({{"event", {{"end", end}}}})) && out.Write(connect::EndOfStream(Status::Ok())))
-        out.End();
-      return std::nullopt;
-    }
-  }
+  Status deadline(StatusCode::kDeadlineExceeded, "the stream reached its deadline (Connect-Timeout-Ms)");
+  Pump(out, client, c.req, {{"event", {{"keepalive", json::object()}}}}, deadline,
+       [pid = pid](const agent::Frame& f, bool& done) -> std::string {
+         const json& h = f.header;
+         std::string event = h.value("event", "");
+         if (h.value("pid", 0) != pid) return "";
+         if (event == "output") {
+           json data = {{h.value("stream", "stdout"), connect::Base64Encode(f.payload)}};
+           return connect::Envelope({{"event", {{"data", data}}}});
+         }
+         if (event != "exit") return "";
+         done = true;
+         int code = h.value("exit_code", -1), sig = h.value("signal", 0);
+         std::string status = sig ? "signal: " + std::string(strsignal(sig)) : "exit status " + std::to_string(code);
+         json end = {{"exitCode", sig ? 128 + sig : code}, {"exited", sig == 0}, {"status", status}};
+         if (sig) end["error"] = status;
+         return connect::Envelope({{"event", {{"end", end}}}});
+       });
+  return std::nullopt;
 }
 
 std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
@@ -898,31 +915,14 @@ std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
     return std::nullopt;
   }
   if (!out.Write(connect::Envelope({{"start", json::object()}}))) return std::nullopt;
-  int keepalive_ms = KeepaliveMs(c.req);
-  int64_t deadline = DeadlineNs(c.req);
-  for (;;) {
-    int wait_ms = keepalive_ms;
-    if (deadline) {
-      int64_t left = (deadline - MonotonicNanos()) / 1000000;
-      if (left <= 0) {
-        if (out.Write(connect::EndOfStream(Status::Ok()))) out.End();
-        return std::nullopt;
-      }
-      wait_ms = static_cast<int>(std::min<int64_t>(left, keepalive_ms));
-    }
-    auto f = opened->Read(wait_ms);
-    if (!f.ok()) {
-      if (f.status().code() != StatusCode::kDeadlineExceeded) {
-        if (out.Write(connect::EndOfStream(f.status()))) out.End();
-        return std::nullopt;
-      }
-      if (!out.Write(connect::Envelope({{"keepalive", json::object()}}))) return std::nullopt;
-      continue;
-    }
-    if (f->header.value("event", "") != "fs") continue;
-    json ev = {{"name", f->header.value("name", "")}, {"type", EventType(f->header.value("op", ""))}};
-    if (!out.Write(connect::Envelope({{"filesystem", ev}}))) return std::nullopt;
-  }
+  // A watch has no end of its own: it lasts until its deadline or its client leaves.
+  Pump(out, *opened, c.req, {{"keepalive", json::object()}}, Status::Ok(),
+       [](const agent::Frame& f, bool&) -> std::string {
+         if (f.header.value("event", "") != "fs") return "";
+         json ev = {{"name", f.header.value("name", "")}, {"type", EventType(f.header.value("op", ""))}};
+         return connect::Envelope({{"filesystem", ev}});
+       });
+  return std::nullopt;
 }
 
 }  // namespace paddock::api
