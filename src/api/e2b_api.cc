@@ -200,6 +200,13 @@ Result<std::string> StringField(const json& msg, const char* field) {
   return it->get<std::string>();
 }
 
+// Compares in time that does not depend on where the strings differ.
+bool SameSecret(const std::string& given, const std::string& secret) {
+  unsigned char diff = given.size() != secret.size();
+  for (size_t i = 0; i < secret.size(); ++i) diff |= static_cast<unsigned char>(i < given.size() ? given[i] ^ secret[i] : 1);
+  return diff == 0;
+}
+
 // How often a stream says it is alive: the client's Keepalive-Ping-Interval (seconds).
 int KeepaliveMs(const Request& req) {
   int s = std::atoi(std::string(req["Keepalive-Ping-Interval"]).c_str());
@@ -521,7 +528,7 @@ std::optional<Response> E2bApi::Envd(Call& c) {
     return res;
   }
   std::string token(c.req["X-Access-Token"]);
-  if (info->access_token.empty() || token != info->access_token)
+  if (info->access_token.empty() || !SameSecret(token, info->access_token))
     return fail(Status(StatusCode::kUnauthenticated,
                        "the sandbox's access token (X-Access-Token) is missing or wrong"));
   if (port != kEnvdPort)
