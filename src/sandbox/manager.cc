@@ -58,7 +58,6 @@ struct SandboxManager::Sandbox {
 // A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
 // id range, cgroup and a shell with the template's root filesystem mounted.
 struct SandboxManager::WarmShell {
-  std::string template_name;
   std::string key;  // warm-<hex>: the folder's and the cgroup's name
   std::string dir;
   uint32_t host_first = 0;
@@ -554,7 +553,6 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
 Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell(
     const Template& tmpl) {
   auto warm = std::make_unique<WarmShell>();
-  warm->template_name = tmpl.name;
   warm->key = "warm-" + RandomHex(6);
   warm->dir = sandboxes_dir_ + "/" + warm->key;
   {
