@@ -18,6 +18,7 @@ struct CgroupLimits {
   int64_t memory_bytes = 0;    // 0: unlimited
   int64_t cpu_millicores = 0;  // 0: unlimited; 1000 = one full core
   int64_t pids = 0;            // 0: unlimited
+  bool any() const { return memory_bytes || cpu_millicores || pids; }
 };
 
 struct CgroupStats {

@@ -179,7 +179,7 @@ class CgroupV1Driver : public CgroupDriver {
       made.push_back(d);
     }
     auto cg = std::make_unique<CgroupV1>(name, dirs);  // removes itself if a limit fails
-    if (limits.memory_bytes || limits.cpu_millicores || limits.pids) PDK_TRY(cg->SetLimits(limits));
+    if (limits.any()) PDK_TRY(cg->SetLimits(limits));
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 

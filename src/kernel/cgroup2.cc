@@ -193,7 +193,7 @@ class CgroupV2Driver : public CgroupDriver {
     std::string dir = parent_dir_ + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0) return Status::Errno("mkdir " + dir);
     auto cg = std::make_unique<CgroupV2>(name, dir, controllers_);  // removes itself on failure
-    if (limits.memory_bytes || limits.cpu_millicores || limits.pids) PDK_TRY(cg->SetLimits(limits));
+    if (limits.any()) PDK_TRY(cg->SetLimits(limits));
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 

@@ -372,9 +372,4 @@ Result<Contained> Shell::Launch(const LaunchSpec& launch) {
   return launched;
 }
 
-Result<Contained> Contain(const ContainSpec& spec, const LaunchSpec& launch) {
-  PDK_ASSIGN_OR_RETURN(std::unique_ptr<Shell> shell, Shell::Prepare(spec));
-  return shell->Launch(launch);
-}
-
 }  // namespace paddock::kernel

@@ -1,5 +1,5 @@
-// Contain: starts a process inside a fresh set of namespaces, with the
-// sandbox's root filesystem, limits and hardening, and execs paddock-init.
+// Starts a process inside a fresh set of namespaces, with the sandbox's root
+// filesystem, limits and hardening, and execs paddock-init.
 //
 // In two steps, so that the slow one can be done ahead of time: a Shell is a
 // process with its namespaces, id maps, cgroup and root filesystem in place
@@ -76,8 +76,5 @@ class Shell {
   ProcessHandle child_;
   UniqueFd sync_;
 };
-
-// Prepare and Launch in one go. On error nothing is left running.
-Result<Contained> Contain(const ContainSpec& spec, const LaunchSpec& launch);
 
 }  // namespace paddock::kernel

@@ -399,8 +399,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
     return InvalidArgument("memory limit must be at least 4 MiB");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
     return InvalidArgument("timeout and auto_delete_after must not be negative");
-  if ((spec.limits.memory_bytes || spec.limits.cpu_millicores || spec.limits.pids) &&
-      !cgroups_->SupportsLimits())
+  if (spec.limits.any() && !cgroups_->SupportsLimits())
     return Unimplemented("this host's cgroup " + std::string(cgroups_->version()) +
                          " tree has no memory/cpu/pids controllers; limits cannot be enforced");
   PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
@@ -499,8 +498,7 @@ Status SandboxManager::BootWarm(Sandbox& sb, WarmShell& warm, const kernel::Laun
     return Status::Errno("rename " + warm.dir + " to " + info.dir);
   warm.dir = info.dir;
   PDK_TRY(warm.cgroup->Rename(info.id));
-  const kernel::CgroupLimits& l = info.limits;
-  if (l.memory_bytes || l.cpu_millicores || l.pids) PDK_TRY(warm.cgroup->SetLimits(l));
+  if (info.limits.any()) PDK_TRY(warm.cgroup->SetLimits(info.limits));
   return Launch(sb, std::move(warm.cgroup), *warm.shell, launch);
 }
 
