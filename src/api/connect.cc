@@ -1,5 +1,7 @@
 #include "api/connect.h"
 
+#include "api/http_util.h"
+
 namespace paddock::api::connect {
 
 const char* CodeName(StatusCode code) {
@@ -38,14 +40,6 @@ http::status HttpStatus(StatusCode code) {
   }
 }
 
-Response JsonReply(http::status status, const json& body, const Request& req) {
-  Response res{status, req.version()};
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(req.keep_alive());
-  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  res.prepare_payload();
-  return res;
-}
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -54,11 +48,20 @@ constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 json ErrorJson(const Status& s) { return {{"code", CodeName(s.code())}, {"message", s.ToString()}}; }
 
 Response UnaryError(const Status& s, const Request& req) {
-  return JsonReply(HttpStatus(s.code()), ErrorJson(s), req);
+  return JsonResponse(HttpStatus(s.code()), ErrorJson(s), req);
 }
 
 Response UnaryOk(const json& message, const Request& req) {
-  return JsonReply(http::status::ok, message, req);
+  return JsonResponse(http::status::ok, message, req);
+}
+
+Response StreamReply(std::string envelopes, const Request& req) {
+  Response res{http::status::ok, req.version()};
+  res.set(http::field::content_type, "application/connect+json");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(envelopes);
+  res.prepare_payload();
+  return res;
 }
 
 std::string Envelope(const json& message, uint8_t flags) {

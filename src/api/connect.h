@@ -29,6 +29,9 @@ json ErrorJson(const Status& s);
 Response UnaryError(const Status& s, const Request& req);
 Response UnaryOk(const json& message, const Request& req);
 
+// A whole stream answered at once (HTTP 200): `envelopes`, ending with EndOfStream.
+Response StreamReply(std::string envelopes, const Request& req);
+
 // One enveloped message.
 std::string Envelope(const json& message, uint8_t flags = 0);
 // The stream's last envelope: {} or {"error": ...}.

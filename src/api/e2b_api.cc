@@ -36,13 +36,6 @@ Response Try(const Request& req, Fn fn) {
   return std::move(r).value();
 }
 
-Result<json> BodyObject(const Request& req) {
-  if (req.body().empty()) return json::object();
-  json j = json::parse(req.body(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
-  return j;
-}
-
 // A {string: string} field, absent or null meaning empty.
 Result<std::map<std::string, std::string>> StringMap(const json& body, const char* field) {
   std::map<std::string, std::string> out;
@@ -85,35 +78,35 @@ std::string Rfc3339(int64_t unix_ns) {
 // E2B shows a paused or stopped sandbox as "paused": both resume on connect.
 const char* E2bState(SandboxState s) { return s == SandboxState::kRunning ? "running" : "paused"; }
 
+// What every E2B answer about a sandbox starts with.
+json IdentityJson(const SandboxInfo& i, const std::string& domain) {
+  return {{"sandboxID", i.id},
+          {"templateID", i.template_name},
+          {"alias", i.template_name},
+          {"clientID", "paddock"},
+          {"envdVersion", kEnvdVersion},
+          {"domain", domain.empty() ? json(nullptr) : json(domain)}};
+}
+
 json SandboxJson(const SandboxInfo& i, const std::string& domain) {
   int64_t started = i.started_at_ms ? i.started_at_ms : i.created_at_ms;
   long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   int64_t total_mb = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) >> 20;
-  json j = {{"sandboxID", i.id},
-            {"templateID", i.template_name},
-            {"alias", i.template_name},
-            {"clientID", "paddock"},
-            {"startedAt", Rfc3339(started * 1000000)},
+  json j = IdentityJson(i, domain);
+  j.update({{"startedAt", Rfc3339(started * 1000000)},
             {"endAt", Rfc3339((i.timeout_at_ms ? i.timeout_at_ms : started) * 1000000)},
             {"cpuCount", i.limits.cpu_millicores ? (i.limits.cpu_millicores + 999) / 1000 : cores},
             {"memoryMB", i.limits.memory_bytes ? i.limits.memory_bytes >> 20 : total_mb},
             {"diskSizeMB", 0},
-            {"envdVersion", kEnvdVersion},
             {"metadata", i.metadata},
-            {"state", E2bState(i.state)}};
-  j["domain"] = domain.empty() ? json(nullptr) : json(domain);
+            {"state", E2bState(i.state)}});
   return j;
 }
 
 // What create and connect answer: enough for the SDK to reach envd.
 json SandboxAccessJson(const SandboxInfo& i, const std::string& domain) {
-  json j = {{"sandboxID", i.id},
-            {"templateID", i.template_name},
-            {"alias", i.template_name},
-            {"clientID", "paddock"},
-            {"envdVersion", kEnvdVersion},
-            {"envdAccessToken", i.access_token}};
-  j["domain"] = domain.empty() ? json(nullptr) : json(domain);
+  json j = IdentityJson(i, domain);
+  j["envdAccessToken"] = i.access_token;
   return j;
 }
 
@@ -318,7 +311,7 @@ Response E2bApi::Lifecycle(Call& c) {
       });
     if (action == "timeout" && method == http::verb::post)
       return Try(c.req, [&]() -> Result<Response> {
-        PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+        PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
         PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
         if (!timeout) return InvalidArgument("field 'timeout' (seconds) is required");
         PDK_TRY(manager_->SetTimeout(id, *timeout));
@@ -340,7 +333,7 @@ Response E2bApi::Lifecycle(Call& c) {
 
 Response E2bApi::CreateSandbox(Call& c) {
   return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     SandboxSpec spec;
     auto tmpl = body.find("templateID");
     if (tmpl == body.end() || !tmpl->is_string() || tmpl->get<std::string>().empty())
@@ -423,7 +416,7 @@ Response E2bApi::ListSandboxes(Call& c) {
 
 Response E2bApi::PauseSandbox(Call& c, const std::string& id) {
   return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
     if (info.state != SandboxState::kRunning)
@@ -436,7 +429,7 @@ Response E2bApi::PauseSandbox(Call& c, const std::string& id) {
 
 Response E2bApi::ConnectSandbox(Call& c, const std::string& id) {
   return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
@@ -480,7 +473,7 @@ Response E2bApi::SandboxMetrics(Call& c, const std::string& id) {
 // fork boots fresh over its copy. Asking for memory is refused, saying so.
 Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
   return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(json body, BodyObject(c.req));
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     PDK_ASSIGN_OR_RETURN(auto count, OptionalInt(body, "count"));
     PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
@@ -521,10 +514,9 @@ std::optional<Response> E2bApi::Envd(Call& c) {
     // As E2B's own proxy answers for a sandbox that is gone: 502, which the
     // SDK reads as "the sandbox was killed or timed out".
     Status gone = Unavailable("sandbox " + id + " not found");
-    Response res = fail(gone);
+    if (!rpc) return JsonResponse(http::status::bad_gateway, {{"code", 502}, {"message", gone.message()}}, c.req);
+    Response res = connect::UnaryError(gone, c.req);
     res.result(http::status::bad_gateway);
-    if (!rpc) res.body() = json{{"code", 502}, {"message", gone.message()}}.dump();
-    res.prepare_payload();
     return res;
   }
   std::string token(c.req["X-Access-Token"]);
@@ -546,10 +538,7 @@ std::optional<Response> E2bApi::Envd(Call& c) {
   auto method = c.req.method();
   if (p.size() == 1 && p[0] == "health") return EmptyResponse(http::status::no_content, c.req);
   if (p.size() == 1 && p[0] == "files" && method == http::verb::get) {
-    std::optional<Response> streamed;
-    Response res = DownloadFile(c, streamed);
-    if (streamed) return std::nullopt;
-    return res;
+    return DownloadFile(c);
   }
   if (p.size() == 1 && p[0] == "files" && method == http::verb::post) return UploadFiles(c);
   if (rpc && method == http::verb::post) return Rpc(c, p[0], p[1]);
@@ -557,32 +546,31 @@ std::optional<Response> E2bApi::Envd(Call& c) {
                        std::string(c.req.target())));
 }
 
-Response E2bApi::DownloadFile(Call& c, std::optional<Response>& streamed) {
-  return Try(c.req, [&]() -> Result<Response> {
-    std::string path = ResolvePath(c.target.Q("path"), c.user);
-    PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
-    PDK_TRY(client.Call({{"op", "stat"}, {"path", path}}).status());  // missing: 404 before any byte
-    bool begun = false, gone = false;
-    auto size = client.ReadFile(path, [&](std::string_view data) {
-      if (!begun) {
-        begun = true;
-        if (!c.out.Begin(http::status::ok, "application/octet-stream")) gone = true;
-      }
-      if (!gone && !c.out.Write(data)) gone = true;
-      return !gone;
-    });
-    if (begun) {
-      if (!gone) c.out.End();
-      streamed.emplace();
-      return Response{};
+// Streams the file once its first bytes are in; a missing file is a clean 404.
+std::optional<Response> E2bApi::DownloadFile(Call& c) {
+  std::string path = ResolvePath(c.target.Q("path"), c.user);
+  auto client = manager_->Connect(c.sandbox.id);
+  if (!client.ok()) return E2bError(client.status(), c.req);
+  if (Status s = client->Call({{"op", "stat"}, {"path", path}}).status(); !s.ok()) return E2bError(s, c.req);
+  bool begun = false, gone = false;
+  auto size = client->ReadFile(path, [&](std::string_view data) {
+    if (!begun) {
+      begun = true;
+      gone = !c.out.Begin(http::status::ok, "application/octet-stream");
     }
-    if (!size.ok()) return size.status();
-    Response res{http::status::ok, c.req.version()};  // empty file
-    res.set(http::field::content_type, "application/octet-stream");
-    res.keep_alive(c.req.keep_alive());
-    res.prepare_payload();
-    return res;
+    gone = gone || !c.out.Write(data);
+    return !gone;
   });
+  if (begun) {
+    if (!gone) c.out.End();
+    return std::nullopt;
+  }
+  if (!size.ok()) return E2bError(size.status(), c.req);
+  Response res{http::status::ok, c.req.version()};  // an empty file
+  res.set(http::field::content_type, "application/octet-stream");
+  res.keep_alive(c.req.keep_alive());
+  res.prepare_payload();
+  return res;
 }
 
 Response E2bApi::UploadFiles(Call& c) {
@@ -645,42 +633,13 @@ std::optional<Response> E2bApi::Rpc(Call& c, const std::string& service, const s
                                c.req);
   // A stream's errors go in its end-of-stream message, with HTTP 200.
   auto stream_error = [&](const Status& s) -> std::optional<Response> {
-    Response res{http::status::ok, c.req.version()};
-    res.set(http::field::content_type, "application/connect+json");
-    res.keep_alive(c.req.keep_alive());
-    res.body() = connect::EndOfStream(s);
-    res.prepare_payload();
-    return res;
+    return connect::StreamReply(connect::EndOfStream(s), c.req);
   };
   json msg;
   if (streaming) {
     auto messages = connect::ParseEnvelopes(c.req.body());
     if (!messages.ok()) return stream_error(messages.status());
-    if (service == "process.Process" && method == "StreamInput") {
-      // Client stream: start, then data messages; one empty reply.
-      Status s;
-      json selector;
-      for (const auto& m : *messages) {
-        if (m.contains("start")) {
-          auto sel = Selector(m["start"]);
-          if (sel.ok()) selector = m["start"]["process"];
-          else s = sel.status();
-        } else if (m.contains("data") && s.ok()) {
-          if (selector.is_null()) {
-            s = InvalidArgument("StreamInput sent data before its start message");
-          } else {
-            auto r = UnaryProcess(c, "SendInput", {{"process", selector}, {"input", m["data"].value("input", json::object())}});
-            if (!r.ok()) s = r.status();
-          }
-        }
-      }
-      Response res{http::status::ok, c.req.version()};
-      res.set(http::field::content_type, "application/connect+json");
-      res.keep_alive(c.req.keep_alive());
-      res.body() = (s.ok() ? connect::Envelope(json::object()) : "") + connect::EndOfStream(s);
-      res.prepare_payload();
-      return res;
-    }
+    if (service == "process.Process" && method == "StreamInput") return StreamInput(c, *messages);
     if (messages->size() != 1)
       return stream_error(InvalidArgument("a server-streaming call takes exactly one request message"));
     msg = std::move((*messages)[0]);
@@ -697,6 +656,26 @@ std::optional<Response> E2bApi::Rpc(Call& c, const std::string& service, const s
                                                             : Result<json>(Unimplemented("no service " + service));
   if (!reply.ok()) return connect::UnaryError(reply.status(), c.req);
   return connect::UnaryOk(*reply, c.req);
+}
+
+// A client stream: a start message naming the process, then data messages.
+// The whole body is in by now, so its messages are applied in order and
+// one empty reply ends the call.
+Response E2bApi::StreamInput(Call& c, const std::vector<json>& messages) {
+  Status s;
+  json selector;
+  for (const auto& m : messages) {
+    if (!s.ok()) break;
+    if (m.contains("start")) {
+      auto sel = Selector(m["start"]);
+      if (sel.ok()) selector = m["start"]["process"];
+      else s = sel.status();
+    } else if (m.contains("data")) {
+      if (selector.is_null()) s = InvalidArgument("StreamInput sent data before its start message");
+      else s = UnaryProcess(c, "SendInput", {{"process", selector}, {"input", m["data"].value("input", json::object())}}).status();
+    }
+  }
+  return connect::StreamReply((s.ok() ? connect::Envelope(json::object()) : "") + connect::EndOfStream(s), c.req);
 }
 
 Result<json> E2bApi::UnaryProcess(Call& c, const std::string& method, const json& msg) {

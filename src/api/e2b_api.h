@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/client.h"
 #include "api/http_server.h"
@@ -59,9 +60,10 @@ class E2bApi {
   Response ForkSandbox(Call& c, const std::string& id);
   // envd.
   std::optional<Response> Envd(Call& c);
-  Response DownloadFile(Call& c, std::optional<Response>& streamed);
+  std::optional<Response> DownloadFile(Call& c);
   Response UploadFiles(Call& c);
   std::optional<Response> Rpc(Call& c, const std::string& service, const std::string& method);
+  Response StreamInput(Call& c, const std::vector<agent::json>& messages);
   std::optional<Response> ProcessStream(Call& c, const agent::json& msg, bool start);
   std::optional<Response> WatchStream(Call& c, const agent::json& msg);
   Result<agent::json> UnaryProcess(Call& c, const std::string& method, const agent::json& msg);

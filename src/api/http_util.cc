@@ -53,6 +53,16 @@ Target ParseTarget(std::string_view target) {
   return t;
 }
 
+Result<nlohmann::json> JsonObjectBody(const Request& req, bool required) {
+  if (req.body().empty()) {
+    if (required) return InvalidArgument("request body must be a JSON object");
+    return nlohmann::json::object();
+  }
+  nlohmann::json j = nlohmann::json::parse(req.body(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
+  return j;
+}
+
 Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req) {
   Response res{status, req.version()};
   res.set(http::field::content_type, "application/json");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/http_server.h"
+#include "base/status.h"
 
 namespace paddock::api {
 
@@ -27,6 +28,9 @@ Target ParseTarget(std::string_view target);
 inline Target ParseTarget(const Request& req) {
   return ParseTarget(std::string_view(req.target().data(), req.target().size()));
 }
+
+// The request body as a JSON object; an empty body is {} unless `required`.
+Result<nlohmann::json> JsonObjectBody(const Request& req, bool required = false);
 
 Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req);
 Response EmptyResponse(http::status status, const Request& req);

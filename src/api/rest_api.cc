@@ -83,12 +83,7 @@ struct Body {
 };
 
 Result<Body> ParseBody(const Request& req, bool required = false) {
-  if (req.body().empty()) {
-    if (required) return InvalidArgument("request body must be a JSON object");
-    return Body{json::object()};
-  }
-  json j = json::parse(req.body(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
+  PDK_ASSIGN_OR_RETURN(json j, JsonObjectBody(req, required));
   return Body{std::move(j)};
 }
 

@@ -278,3 +278,34 @@ test('malformed Connect envelopes and JSON get Connect error bodies; a wrong tok
     await sbx.kill();
   }
 });
+
+test('StreamInput (a Connect client stream) delivers its data messages in order', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    let out = '';
+    const cat = await sbx.commands.run('cat', { background: true, stdin: true, onStdout: (d) => { out += d; } });
+    const envelope = (obj) => {
+      const json = Buffer.from(JSON.stringify(obj));
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(json.length, 1);
+      return Buffer.concat([head, json]);
+    };
+    const data = (text) => envelope({ data: { input: { stdin: Buffer.from(text).toString('base64') } } });
+    const res = await fetch(`${daemon.url}/process.Process/StreamInput`, {
+      method: 'POST',
+      headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken,
+        'Content-Type': 'application/connect+json' },
+      body: Buffer.concat([envelope({ start: { process: { pid: cat.pid } } }), data('one\n'), data('two\n')]),
+    });
+    assert.equal(res.status, 200);
+    const reply = Buffer.from(await res.arrayBuffer());
+    assert.equal(reply[0], 0, 'one reply message');
+    const endAt = 5 + reply.readUInt32BE(1);
+    assert.equal(reply[endAt], 2, 'then the end of the stream');
+    assert.deepEqual(JSON.parse(reply.subarray(endAt + 5).toString()), {});
+    await eventually(() => out === 'one\ntwo\n', 'both lines echoed in order');
+    await cat.kill();
+  } finally {
+    await sbx.kill();
+  }
+});
