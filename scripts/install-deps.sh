@@ -10,6 +10,8 @@ packages=(
   libspdlog-dev                         # paddockd's logs
   libcli11-dev                          # command lines
   libarchive-dev                        # tar upload and download
+  libnl-route-3-dev                     # netlink: bridge, veths, addresses, routes
+  libnftables-dev                       # the firewall and NAT table
   curl                                  # the README's API examples
   libgtest-dev                          # tests
   busybox-static                        # the built-in busybox template

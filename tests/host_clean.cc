@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nftables/libnftables.h>
+
 #include "base/fs.h"
 
 namespace paddock::testing {
@@ -44,6 +46,18 @@ HostSnapshot TakeHostSnapshot() {
     std::string name;
     if (std::getline(comm, name) && name == "paddock-init") s.init_processes.push_back(proc);
   }
+  for (const auto& link : ListDir("/sys/class/net"))
+    if (link.rfind("pdk", 0) == 0) s.links.push_back(link);
+  if (nft_ctx* nft = nft_ctx_new(NFT_CTX_DEFAULT)) {
+    nft_ctx_buffer_output(nft);
+    nft_ctx_buffer_error(nft);
+    if (nft_run_cmd_from_buffer(nft, "list tables") == 0) {
+      std::istringstream out(nft_ctx_get_output_buffer(nft));
+      while (std::getline(out, line))
+        if (line.find("paddock") != std::string::npos) s.nft_tables.push_back(line);
+    }
+    nft_ctx_free(nft);
+  }
   return s;
 }
 
@@ -57,6 +71,8 @@ std::string DescribeLeaks(const HostSnapshot& before, const HostSnapshot& after)
   diff("mount", before.mounts, after.mounts);
   diff("cgroup", before.cgroups, after.cgroups);
   diff("process", before.init_processes, after.init_processes);
+  diff("network device", before.links, after.links);
+  diff("nftables table", before.nft_tables, after.nft_tables);
   return out.str();
 }
 

@@ -11,6 +11,8 @@ struct HostSnapshot {
   std::vector<std::string> mounts;         // mountinfo lines naming paddock or pdk
   std::vector<std::string> cgroups;        // sandbox cgroup folders under any paddock parent
   std::vector<std::string> init_processes; // live paddock-init processes
+  std::vector<std::string> links;          // network devices named pdk*
+  std::vector<std::string> nft_tables;     // nftables tables named paddock*
 };
 
 HostSnapshot TakeHostSnapshot();

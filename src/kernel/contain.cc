@@ -37,6 +37,7 @@ struct ShellArgs {
   uint64_t caps = 0;
   int log_fd = -1, listen_fd = -1, init_exe_fd = -1;
   int sync_fd = -1;
+  bool own_netns = true;  // else it joined the host's namespace for it, set up already
   int host_fd = -1;  // the host's end of the socketpair, which our copy of the fd table also holds
   std::vector<std::string> env;   // ContainSpec::init_env
   std::vector<char*> argv, envp;  // envp: into `env`, no terminator (launch adds to it)
@@ -44,8 +45,7 @@ struct ShellArgs {
 
 namespace {
 
-constexpr int kNamespaces =
-    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+constexpr int kNamespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 constexpr size_t kMaxMountFds = 16;
 constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kLaunchBytes = 16384;  // the launch message's limit
@@ -172,7 +172,8 @@ int ShellMain(void* arg) {
   if (const char* step = mnt::AssembleRootfs(a->plan, fds, static_cast<size_t>(nfds)))  // mount ns
     ChildFail(sync, step);
   ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);  // the mount fds
-  if ((errno = net::BringUpLoopback()) != 0) ChildFail(sync, "bring up loopback");  // net ns
+  if (a->own_netns && (errno = net::BringUpLoopback()) != 0)                       // net ns
+    ChildFail(sync, "bring up loopback");
   for (const auto& [resource, value] : a->rlimits) {                               // limits
     // Raising a hard limit takes CAP_SYS_RESOURCE on the host: clamp to it.
     struct rlimit rl;
@@ -317,6 +318,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   a.log_fd = spec.log_fd;
   a.listen_fd = spec.listen_fd;
   a.init_exe_fd = spec.init_exe_fd;
+  a.own_netns = spec.netns_fd < 0;
   static char kInit[] = "paddock-init", kFlag[] = "--listen-fd", kFd[] = "3";
   a.argv = {kInit, kFlag, kFd, nullptr};
   a.env = spec.init_env;
@@ -335,15 +337,21 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   // nothing and writes nothing of ours; `args_` and `stack_` outlive it.
   // All signals are blocked across clone so none of our handlers ever runs
   // on the child's stack; the child sets its own mask before exec.
+  // A joined network namespace is inherited: clone from inside it.
   int pidfd = -1;
-  sigset_t all, saved;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pid_t pid = ::clone(ShellMain, shell->stack_.data() + shell->stack_.size(),
-                      kNamespaces | CLONE_VM | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
-  int clone_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid < 0) return Status::Errno("clone sandbox namespaces", clone_errno);
+  pid_t pid = -1;
+  auto clone_child = [&]() -> Status {
+    sigset_t all, saved;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid = ::clone(ShellMain, shell->stack_.data() + shell->stack_.size(),
+                  kNamespaces | (a.own_netns ? CLONE_NEWNET : 0) | CLONE_VM | CLONE_PIDFD | SIGCHLD,
+                  &a, &pidfd);
+    int clone_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    return pid < 0 ? Status::Errno("clone sandbox namespaces", clone_errno) : Status::Ok();
+  };
+  PDK_TRY(a.own_netns ? clone_child() : net::InNetns(spec.netns_fd, clone_child));
   shell->child_ = ProcessHandle(pid, UniqueFd(pidfd));
   shell->sync_ = std::move(host_end);
   child_end.reset();

@@ -33,6 +33,9 @@ struct ContainSpec {
   int init_exe_fd = -1;             // paddock-init, opened on the host
   int listen_fd = -1;               // the agent socket, becomes fd 3 of init
   int log_fd = -1;                  // stdout/stderr of init
+  // A network namespace to join (one the host made, which the sandbox may
+  // use but not reconfigure); -1: a new one of its own, loopback only.
+  int netns_fd = -1;
   std::vector<std::string> init_env;
   // Set as soft and hard limit, clamped to the host's hard limit.
   std::vector<std::pair<int, rlim_t>> rlimits = {{RLIMIT_NOFILE, 1048576}, {RLIMIT_CORE, 0}};

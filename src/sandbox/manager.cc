@@ -11,6 +11,8 @@
 #include <cstring>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "base/fs.h"
 #include "base/ids.h"
 #include "kernel/contain.h"
@@ -53,6 +55,7 @@ struct SandboxManager::Sandbox {
   SandboxInfo info;
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
+  std::unique_ptr<net::Slot> slot;         // its network, while running or paused
 };
 
 // A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
@@ -62,6 +65,7 @@ struct SandboxManager::WarmShell {
   std::string dir;
   uint32_t host_first = 0;
   std::unique_ptr<kernel::Cgroup> cgroup;  // declared before the shell: killed after it
+  std::unique_ptr<net::Slot> slot;         // the shell is in its namespace (networking on)
   std::unique_ptr<kernel::Shell> shell;
 };
 
@@ -113,6 +117,8 @@ SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
   r.init_start_time = i.init_start_time;
   r.id_base = i.ids.host_first;
   r.access_token = i.access_token;
+  r.network = i.network.ToJson(true).dump();
+  r.address = i.address;
   return r;
 }
 
@@ -142,6 +148,8 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.stopped_at_ms = r.stopped_at_ms;
   i.last_active_ms = r.last_active_ms;
   i.error = r.error;
+  i.address = r.address;
+  if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
 
@@ -155,8 +163,8 @@ Status PrepareSandboxDir(const std::string& dir, uid_t root) {
 }
 
 // Whose sandbox a shell becomes: name and id; at creation also the files
-// that carry its name.
-kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot) {
+// that carry its name; with a network, its resolvers at every boot.
+kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network) {
   kernel::LaunchSpec launch;
   launch.hostname = info.name;
   launch.env = {"PADDOCK_SANDBOX_ID=" + info.id};
@@ -164,6 +172,7 @@ kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot) {
     launch.files = {{"/etc/hostname", info.name + "\n"},
                     {"/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
                                        "\n::1\tlocalhost ip6-localhost ip6-loopback\n"}};
+  if (network && info.network.enabled) launch.files.emplace_back("/etc/resolv.conf", network->ResolvConf());
   return launch;
 }
 
@@ -195,6 +204,13 @@ SandboxManager::~SandboxManager() {
       shells.pop_front();
     }
   cgroups_->RemoveParentIfEmpty();
+  if (network_) {
+    bool in_use = false;
+    for (const auto& [id, sb] : by_id_) in_use = in_use || sb->slot != nullptr;
+    // Sandboxes outlive paddockd with their network and its rules; with
+    // none left, the bridge and the table go too.
+    if (!in_use) (void)network_->RemoveAll();
+  }
 }
 
 Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts) {
@@ -229,6 +245,9 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   PDK_ASSIGN_OR_RETURN(auto cgroups, kernel::CgroupDriver::Detect(opts.cgroup_parent));
   std::unique_ptr<SandboxManager> m(
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
+  if (m->opts_.network) {
+    PDK_ASSIGN_OR_RETURN(m->network_, net::Network::Open(*m->opts_.network));
+  }
   PDK_TRY(m->Recover());
   if (m->opts_.warm_shells > 0) m->refill_ = std::thread([p = m.get()] { p->RefillWarmShells(); });
   return m;
@@ -256,6 +275,14 @@ Status SandboxManager::Recover() {
   for (const auto& name : cgroups_->List()) {
     if (known.count(name) && by_id_.count(name) && by_id_[name]->cgroup) continue;
     if (auto cg = cgroups_->Open(name); cg.ok() && (*cg)->Destroy().ok()) ++recovery_.swept_cgroups;
+  }
+  // Last, with every process that held an orphan slot gone: the bridge keeps
+  // only adopted ports, the table only their policies.
+  if (network_) {
+    std::map<net::Ipv4, net::NetworkPolicy> policies;
+    for (const auto& [id, sb] : by_id_)
+      if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
+    PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
   }
   return Status::Ok();
 }
@@ -303,6 +330,18 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     sb->init = std::move(init);
     ++recovery_.adopted;
     what = std::string("adopted as ") + SandboxStateName(info.state);
+    if (!info.address.empty()) {
+      auto address = net::Ipv4::Parse(info.address);
+      auto slot = address.ok() && network_ ? network_->Adopt(*address, sb->init.pid())
+                                           : Result<std::unique_ptr<net::Slot>>(Unavailable("networking is off"));
+      if (slot.ok()) {
+        sb->slot = std::move(*slot);
+      } else {
+        info.error = "its network was lost while paddockd was not running: " + slot.status().ToString();
+        info.address.clear();
+        what += "; " + info.error;
+      }
+    }
   } else {
     end_processes();
     if (rec.state == "stopping") {
@@ -322,6 +361,7 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     }
     info.init_pid = 0;
     info.init_start_time = 0;
+    info.address.clear();  // its slot died with it
   }
   sb->ready = true;
   size_t slot = (info.ids.host_first - opts_.id_base) / 65536;
@@ -418,6 +458,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
   info.metadata = spec.metadata;
   info.on_timeout = spec.on_timeout;
   info.auto_delete_after_s = spec.auto_delete_after_s;
+  info.network = spec.network;
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
   {  // The narrow reservation step: name and id.
@@ -431,8 +472,10 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
     id_by_name_[info.name] = info.id;
   }
   // The id range: the warm shell's, or a new one.
-  // A fork's files must be in place before its overlay is mounted: no warm shell.
-  std::unique_ptr<WarmShell> warm = fork_source.empty() ? TakeWarmShell(tmpl.name) : nullptr;
+  // A fork's files must be in place before its overlay is mounted, and a
+  // sandbox without network cannot use a shell in a slot: no warm shell.
+  bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled);
+  std::unique_ptr<WarmShell> warm = warm_fits ? TakeWarmShell(tmpl.name) : nullptr;
   Result<uint32_t> slot = warm ? Result<uint32_t>(warm->host_first) : [this] {
     std::lock_guard<std::mutex> lock(mu_);
     return ReserveIdSlot();
@@ -459,7 +502,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
     return s;
   }
 
-  kernel::LaunchSpec launch = LaunchFor(info, true);
+  kernel::LaunchSpec launch = LaunchFor(info, true, network_.get());
   Status s = warm ? BootWarm(*sb, *warm, launch) : Unavailable("no warm shell");
   if (!s.ok()) {  // none ready, or it failed: a cold boot
     if (warm) {
@@ -468,8 +511,10 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
     }
     s = PrepareSandboxDir(info.dir, info.ids.host_first);
     if (s.ok() && !fork_source.empty()) s = CopyLayerOf(fork_source, info);
+    if (s.ok()) s = TakeSlot(*sb);
     if (s.ok()) s = Boot(*sb, launch);
   }
+  if (s.ok()) s = ApplyNetwork(*sb);
   if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});
   if (!s.ok()) {
     (void)Halt(*sb, 0);
@@ -488,8 +533,25 @@ Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
                        cgroups_->Create(info.id, info.limits));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
-                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get()));
+                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get()));
   return Launch(sb, std::move(cgroup), *shell, launch);
+}
+
+Status SandboxManager::TakeSlot(Sandbox& sb) {
+  if (!network_ || !sb.info.network.enabled || sb.slot) return Status::Ok();
+  PDK_ASSIGN_OR_RETURN(sb.slot, network_->Acquire());
+  return Status::Ok();
+}
+
+Status SandboxManager::ApplyNetwork(Sandbox& sb) {
+  if (!sb.slot) return Status::Ok();
+  sb.info.address = sb.slot->address.ToString();
+  return network_->Apply(*sb.slot, sb.info.network.policy);
+}
+
+void SandboxManager::ReleaseSlot(Sandbox& sb) {
+  if (sb.slot) network_->Release(std::move(sb.slot));
+  sb.info.address.clear();
 }
 
 Status SandboxManager::BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch) {
@@ -499,7 +561,9 @@ Status SandboxManager::BootWarm(Sandbox& sb, WarmShell& warm, const kernel::Laun
   warm.dir = info.dir;
   PDK_TRY(warm.cgroup->Rename(info.id));
   if (info.limits.any()) PDK_TRY(warm.cgroup->SetLimits(info.limits));
-  return Launch(sb, std::move(warm.cgroup), *warm.shell, launch);
+  PDK_TRY(Launch(sb, std::move(warm.cgroup), *warm.shell, launch));
+  sb.slot = std::move(warm.slot);
+  return Status::Ok();
 }
 
 Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgroup,
@@ -523,7 +587,7 @@ Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgrou
 
 Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
     const Template& tmpl, const std::string& dir, const kernel::user::IdRange& ids,
-    kernel::Cgroup* cgroup) {
+    kernel::Cgroup* cgroup, const net::Slot* slot) {
   std::string socket = dir + "/agent.sock";
   PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(socket));
   UniqueFd log(::open((dir + "/init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -540,6 +604,7 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   spec.init_exe_fd = init_exe_.get();
   spec.listen_fd = listen.get();
   spec.log_fd = log.get();
+  spec.netns_fd = slot ? slot->netns.get() : -1;
   spec.init_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   auto shell = kernel::Shell::Prepare(spec);
   if (!shell.ok()) ::unlink(socket.c_str());
@@ -560,9 +625,13 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   auto made = [&]() -> Status {
     PDK_TRY(PrepareSandboxDir(warm->dir, warm->host_first));
     PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}));
+    if (network_) {
+      PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
+    }
     kernel::user::IdRange ids;
     ids.host_first = warm->host_first;
-    PDK_ASSIGN_OR_RETURN(warm->shell, PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get()));
+    PDK_ASSIGN_OR_RETURN(warm->shell,
+                         PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get(), warm->slot.get()));
     return Status::Ok();
   }();
   if (!made.ok()) {
@@ -590,6 +659,7 @@ std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(
 // (unless host_first was cleared because the range now belongs to a sandbox).
 void SandboxManager::DiscardWarmShell(std::unique_ptr<WarmShell> warm) {
   warm->shell.reset();
+  if (warm->slot) network_->Release(std::move(warm->slot));
   if (warm->cgroup) (void)warm->cgroup->Destroy();
   (void)RemoveTree(warm->dir);
   if (warm->host_first) {
@@ -636,6 +706,7 @@ void SandboxManager::RefillWarmShells() {
 Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   SandboxInfo& info = sb.info;
   if (!sb.cgroup && !sb.init.valid()) {
+    ReleaseSlot(sb);
     info.state = SandboxState::kStopped;
     return Status::Ok();
   }
@@ -656,6 +727,7 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   if (sb.cgroup) PDK_TRY(sb.cgroup->Destroy());
   sb.cgroup.reset();
   sb.init = kernel::ProcessHandle();
+  ReleaseSlot(sb);
   ::unlink(info.agent_socket.c_str());
   info.state = SandboxState::kStopped;
   info.init_pid = 0;
@@ -709,7 +781,9 @@ Status SandboxManager::Start(const std::string& id_or_name) {
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a stopped sandbox can be started");
   PDK_TRY(Persist(*sb, "starting", {"start", "intent", ""}));
-  Status s = Boot(*sb, LaunchFor(sb->info, false));
+  Status s = TakeSlot(*sb);
+  if (s.ok()) s = Boot(*sb, LaunchFor(sb->info, false, network_.get()));
+  if (s.ok()) s = ApplyNetwork(*sb);
   if (!s.ok()) (void)Halt(*sb, 0);
   PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
                   {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
@@ -739,6 +813,25 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
     ReleaseIdSlot(sb.info.ids.host_first);
   }
   return RemoveTree(trash);
+}
+
+Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
+                                     const net::NetworkSettings& settings) {
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  std::lock_guard<std::mutex> lock(sb->mu);
+  SandboxInfo& info = sb->info;
+  if (settings.enabled != info.network.enabled && info.state != SandboxState::kStopped)
+    return FailedPrecondition("sandbox " + info.id + " is " + SandboxStateName(info.state) +
+                              "; network.enabled can change only while it is stopped");
+  if (sb->slot) PDK_TRY(network_->Apply(*sb->slot, settings.policy));
+  net::NetworkSettings before = info.network;
+  info.network = settings;
+  Status s = Persist(*sb, SandboxStateName(info.state), {"network", "done", settings.ToJson(false).dump()});
+  if (!s.ok()) {  // the record is the truth: put the kernel back to it
+    info.network = before;
+    if (sb->slot) (void)network_->Apply(*sb->slot, before.policy);
+  }
+  return s;
 }
 
 Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +33,8 @@
 #include "kernel/contain.h"
 #include "kernel/process.h"
 #include "kernel/user.h"
+#include "net/network.h"
+#include "net/policy.h"
 #include "sandbox/template.h"
 #include "store/store.h"
 
@@ -54,6 +57,9 @@ struct ManagerOptions {
   // ready, kept per template so that Create only names and launches one.
   size_t warm_shells = 0;              // per template; 0: none
   std::vector<std::string> warm_templates = {"host", "busybox"};
+  // Networking: a bridge, an address and a slot per sandbox. Unset: every
+  // sandbox has loopback only. With it, warm shells come with their slot.
+  std::optional<net::NetworkOptions> network;
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -69,6 +75,7 @@ struct SandboxSpec {
   int64_t timeout_s = 0;               // 0: none
   TimeoutAction on_timeout = TimeoutAction::kKill;
   int64_t auto_delete_after_s = 0;     // delete this long after it stops; 0: never
+  net::NetworkSettings network;
 };
 
 struct SandboxInfo {
@@ -90,6 +97,8 @@ struct SandboxInfo {
   int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
   std::string error;                   // why it stopped without being asked to
   std::string access_token;            // a secret of the sandbox's own API (E2B envd routes)
+  net::NetworkSettings network;
+  std::string address;                 // its IPv4 while it holds a network slot (running, paused)
 };
 
 // What Open() found and did, for logs and tests.
@@ -146,8 +155,15 @@ class SandboxManager {
   // Runs a command to completion in a running sandbox, with AddDefaultEnv.
   Result<agent::ExecResult> Exec(const std::string& id_or_name, agent::ExecOptions opts);
 
+  // Changes a sandbox's network settings; a running or paused sandbox's
+  // egress and host access change at once. Whether it has a network at all
+  // can only change while it is stopped.
+  Status UpdateNetwork(const std::string& id_or_name, const net::NetworkSettings& settings);
+
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const;
+  // The host side of networking; null when it is off.
+  net::Network* network() const { return network_.get(); }
 
   const char* cgroup_version() const { return cgroups_->version(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
@@ -167,12 +183,18 @@ class SandboxManager {
   // A shell over the sandbox folder `dir`, listening on dir/agent.sock.
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
-                                                      kernel::Cgroup* cgroup);
+                                                      kernel::Cgroup* cgroup, const net::Slot* slot);
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const Template& tmpl);
   std::unique_ptr<WarmShell> TakeWarmShell(const std::string& template_name);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
   void RefillWarmShells();                   // the refill thread
+  // Ends every process, removes the cgroup, gives back the network slot.
   Status Halt(Sandbox& sb, int grace_ms);    // requires sb.mu held
+  // Takes a network slot for sb if it should have one (before Boot).
+  Status TakeSlot(Sandbox& sb);              // requires sb.mu held
+  // Applies sb's policy to its slot (after boot) and records its address.
+  Status ApplyNetwork(Sandbox& sb);          // requires sb.mu held
+  void ReleaseSlot(Sandbox& sb);             // requires sb.mu held
   // Writes sb's record with `state` (a public or transitional state) and,
   // in the same transaction, the journal entry `note`.
   Status Persist(Sandbox& sb, const char* state, const JournalNote& note = {});  // sb.mu held
@@ -189,6 +211,7 @@ class SandboxManager {
   std::shared_ptr<Store> store_;
   RecoveryReport recovery_;
   std::unique_ptr<kernel::CgroupDriver> cgroups_;
+  std::unique_ptr<net::Network> network_;
   UniqueFd init_exe_;
   TemplateStore templates_;
   std::string sandboxes_dir_, trash_dir_;

@@ -59,12 +59,19 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE sandboxes ADD COLUMN access_token TEXT NOT NULL DEFAULT '';
     )sql",
+    // 3: networking. `address` is held while the sandbox has a network slot;
+    // the index makes handing one address to two sandboxes impossible.
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN network TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sandboxes ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    CREATE UNIQUE INDEX sandboxes_by_address ON sandboxes(address) WHERE address != '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
-    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token";
+    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -145,13 +152,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21 "
+             "access_token=?21, network=?22, address=?23 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -302,6 +309,8 @@ class SqliteStore : public Store {
     st.Bind(19, static_cast<int64_t>(r.init_start_time));
     st.Bind(20, static_cast<int64_t>(r.id_base));
     st.Bind(21, r.access_token);
+    st.Bind(22, r.network);
+    st.Bind(23, r.address);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -326,6 +335,8 @@ class SqliteStore : public Store {
     r.init_start_time = static_cast<uint64_t>(st.Int(18));
     r.id_base = static_cast<uint32_t>(st.Int(19));
     r.access_token = st.Text(20);
+    r.network = st.Text(21);
+    r.address = st.Text(22);
     return r;
   }
 

@@ -40,6 +40,8 @@ struct SandboxRecord {
   uint64_t init_start_time = 0;
   uint32_t id_base = 0;               // host uid/gid of root inside
   std::string access_token;           // guards the sandbox's own API (E2B envd routes)
+  std::string network;                // its network settings, JSON (net::NetworkSettings)
+  std::string address;                // IPv4 of its network slot; empty when it has none
 };
 
 struct JournalEntry {

@@ -1,0 +1,240 @@
+#include "net/network.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "base/fs.h"
+#include "kernel/net.h"
+
+
+namespace paddock::net {
+namespace {
+
+// The host's resolvers that a sandbox can reach: loopback ones (a local
+// stub resolver) would be the sandbox's own loopback.
+std::vector<std::string> HostResolvers() {
+  std::vector<std::string> found;
+  std::ifstream in("/etc/resolv.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string key, value;
+    if (words >> key >> value && key == "nameserver" && value.rfind("127.", 0) != 0 &&
+        value.find(':') == std::string::npos)
+      found.push_back(value);
+  }
+  return found;
+}
+
+std::string VethName(Ipv4 a) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "pdkv%08x", a.value);
+  return buf;
+}
+
+// In the slot's namespace: what the sandbox, without CAP_NET_ADMIN there,
+// cannot do for itself.
+Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
+  if (int err = kernel::net::BringUpLoopback(); err != 0) return Status::Errno("bring up lo", err);
+  PDK_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
+  PDK_ASSIGN_OR_RETURN(int eth0, nl.LinkIndex("eth0"));
+  PDK_TRY(nl.SetUp(eth0));
+  // A /32 with the gateway on-link: every packet, even to another sandbox,
+  // goes through the host, where the firewall decides.
+  PDK_TRY(nl.AddAddress(eth0, address, 32));
+  PDK_TRY(nl.AddRoute(Cidr{gateway, 32}, Ipv4{}, eth0));
+  PDK_TRY(nl.AddRoute(Cidr{Ipv4{0}, 0}, gateway, eth0));
+  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"));
+  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"));
+  for (const char* conf : {"all", "default"})
+    (void)WriteExisting(std::string("/proc/sys/net/ipv6/conf/") + conf + "/disable_ipv6", "1");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Network>> Network::Open(NetworkOptions opts) {
+  PDK_ASSIGN_OR_RETURN(Cidr pool, Cidr::Parse(opts.pool));
+  if (pool.prefix > 29 || pool.prefix < 8)
+    return InvalidArgument("network pool " + opts.pool + " must be between /8 and /29");
+  if (opts.bridge.empty() || opts.bridge.size() > 15)
+    return InvalidArgument("bridge name '" + opts.bridge + "' must be 1-15 characters");
+  std::vector<Ipv4> resolvers;
+  for (const auto& text : opts.dns.empty() ? HostResolvers() : opts.dns) {
+    PDK_ASSIGN_OR_RETURN(Ipv4 a, Ipv4::Parse(text));
+    resolvers.push_back(a);
+  }
+  PDK_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
+  PDK_ASSIGN_OR_RETURN(int bridge, nl.EnsureBridge(opts.bridge));
+  PDK_TRY(nl.AddAddress(bridge, pool.At(1), pool.prefix));
+  PDK_TRY(nl.SetUp(bridge));
+  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_forward", "1").Annotate("enable IPv4 forwarding"));
+  PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers}));
+  return std::unique_ptr<Network>(
+      new Network(std::move(opts), pool, std::move(resolvers), std::move(nl), bridge, std::move(firewall)));
+}
+
+Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
+                 std::unique_ptr<Firewall> firewall)
+    : opts_(std::move(opts)),
+      pool_(pool),
+      resolvers_(std::move(resolvers)),
+      nl_(std::move(nl)),
+      bridge_index_(bridge_index),
+      firewall_(std::move(firewall)),
+      used_(pool.size(), false) {
+  used_[0] = used_[1] = used_.back() = true;  // network, gateway, broadcast
+}
+
+Network::~Network() {
+  std::deque<std::unique_ptr<Slot>> warm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    warm.swap(warm_);
+  }
+  cv_.notify_all();
+  if (refill_.joinable()) refill_.join();
+  for (auto& slot : warm) DestroySlot(*slot);
+}
+
+Result<Ipv4> Network::ReserveAddress() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (uint64_t n = 0; n < used_.size(); ++n) {
+    uint64_t i = (cursor_ + n) % used_.size();
+    if (!used_[i]) {
+      used_[i] = true;
+      cursor_ = i + 1;
+      return pool_.At(i);
+    }
+  }
+  return ResourceExhausted("network pool " + pool_.ToString() + " has no free address");
+}
+
+void Network::FreeAddress(Ipv4 a) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pool_.Contains(a)) used_[a.value - pool_.base.value] = false;
+  cv_.notify_all();
+}
+
+Result<std::unique_ptr<Slot>> Network::MakeSlot() {
+  auto slot = std::make_unique<Slot>();
+  PDK_ASSIGN_OR_RETURN(slot->address, ReserveAddress());
+  slot->veth = VethName(slot->address);
+  Status s = [&]() -> Status {
+    PDK_ASSIGN_OR_RETURN(slot->netns, kernel::net::NewNetns());
+    {
+      std::lock_guard<std::mutex> lock(nl_mu_);
+      PDK_TRY(nl_.AddVeth(slot->veth, bridge_index_, "eth0", slot->netns.get()));
+      PDK_ASSIGN_OR_RETURN(int port, nl_.LinkIndex(slot->veth));
+      PDK_TRY(nl_.IsolatePort(port));
+    }
+    return kernel::net::InNetns(slot->netns.get(), [&] { return ConfigureInside(slot->address, gateway()); });
+  }();
+  if (!s.ok()) {
+    DestroySlot(*slot);
+    return s.Annotate("network slot " + slot->address.ToString());
+  }
+  return slot;
+}
+
+void Network::DestroySlot(Slot& slot) {
+  {
+    std::lock_guard<std::mutex> lock(nl_mu_);
+    (void)nl_.DeleteLink(slot.veth);  // its peer goes with it; the namespace with the last fd
+  }
+  slot.netns.reset();
+  FreeAddress(slot.address);
+}
+
+Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {
+  if (!pool_.Contains(address)) return FailedPrecondition(address.ToString() + " is not in the pool " + pool_.ToString());
+  auto slot = std::make_unique<Slot>();
+  slot->address = address;
+  slot->veth = VethName(address);
+  PDK_ASSIGN_OR_RETURN(slot->netns, kernel::net::OpenNetnsOf(init_pid));
+  {
+    std::lock_guard<std::mutex> lock(nl_mu_);
+    PDK_TRY(nl_.LinkIndex(slot->veth).status());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t i = address.value - pool_.base.value;
+  if (used_[i]) return AlreadyExists(address.ToString() + " is held twice");
+  used_[i] = true;
+  adopted_veths_.insert(slot->veth);
+  return slot;
+}
+
+Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
+  {
+    std::lock_guard<std::mutex> lock(nl_mu_);
+    PDK_ASSIGN_OR_RETURN(auto ports, nl_.PortsOf(bridge_index_));
+    std::lock_guard<std::mutex> state(mu_);
+    for (const auto& port : ports)
+      if (!adopted_veths_.count(port)) PDK_TRY(nl_.DeleteLink(port).Annotate("sweep orphan port"));
+    adopted_veths_.clear();
+  }
+  PDK_TRY(firewall_->Rebuild(policies));
+  if (opts_.warm_slots > 0 && !refill_.joinable()) refill_ = std::thread([this] { Refill(); });
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Slot>> Network::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!warm_.empty()) {
+      auto slot = std::move(warm_.front());
+      warm_.pop_front();
+      cv_.notify_all();
+      return slot;
+    }
+  }
+  return MakeSlot();
+}
+
+void Network::Release(std::unique_ptr<Slot> slot) {
+  if (!slot) return;
+  (void)firewall_->Forget(slot->address);
+  DestroySlot(*slot);
+}
+
+Status Network::RemoveAll() {
+  PDK_TRY(firewall_->Remove());
+  std::lock_guard<std::mutex> lock(nl_mu_);
+  return nl_.DeleteLink(opts_.bridge);
+}
+
+size_t Network::warm_slots_ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return warm_.size();
+}
+
+std::string Network::ResolvConf() const {
+  std::string text;
+  for (Ipv4 r : resolvers_) text += "nameserver " + r.ToString() + "\n";
+  return text;
+}
+
+void Network::Refill() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
+    if (stopping_) return;
+    lock.unlock();
+    auto slot = MakeSlot();
+    lock.lock();
+    if (!slot.ok()) {  // the pool may be full: wait for a release or a take
+      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      continue;
+    }
+    if (stopping_) {
+      lock.unlock();
+      DestroySlot(**slot);
+      return;
+    }
+    warm_.push_back(std::move(*slot));
+  }
+}
+
+}  // namespace paddock::net

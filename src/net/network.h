@@ -1,0 +1,107 @@
+// Network: the host side of sandbox networking. One bridge, an address pool,
+// the firewall table, and network slots: a namespace joined to the bridge by
+// a veth pair, with its address, routes and loopback set up.
+//
+// The namespaces belong to the host's user namespace, not the sandbox's: a
+// sandbox can use its network but not change its address, routes or
+// firewall, nor open raw sockets. Its ports below 1024 and ping sockets are
+// opened up by sysctl instead.
+//
+// Slots are kept ready in a pool, refilled by a background thread, so that
+// taking one costs no netlink round trip. Nothing is mounted: a slot lives
+// while its fd or a process in it does, so a crash of paddockd frees every
+// slot no sandbox holds. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/status.h"
+#include "net/address.h"
+#include "net/firewall.h"
+#include "net/netlink.h"
+#include "net/policy.h"
+
+namespace paddock::net {
+
+struct NetworkOptions {
+  std::string bridge = "pdk0";
+  std::string table = "paddock";      // the nftables table (inet family)
+  std::string pool = "10.88.0.0/16";  // the first address is the bridge's (the gateway)
+  std::vector<std::string> dns;       // empty: the host's resolvers, less loopback ones
+  size_t warm_slots = 0;              // slots kept ready
+};
+
+struct Slot {
+  Ipv4 address;
+  std::string veth;  // the host end, a port of the bridge
+  UniqueFd netns;
+};
+
+class Network {
+ public:
+  // Brings up the bridge with the gateway address and turns on IPv4
+  // forwarding. The firewall table is rebuilt by FinishRecovery.
+  static Result<std::unique_ptr<Network>> Open(NetworkOptions opts);
+  ~Network();  // stops the refill thread and destroys the warm slots
+
+  // Start-up, before FinishRecovery: takes over the slot of a sandbox that
+  // survived a restart of paddockd, its init being `init_pid`.
+  Result<std::unique_ptr<Slot>> Adopt(Ipv4 address, pid_t init_pid);
+  // Start-up, once every surviving slot is adopted: deletes every other
+  // bridge port, rebuilds the table with `policies`, starts the refill.
+  Status FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies);
+
+  // A slot from the pool, or one made now if the pool is empty.
+  Result<std::unique_ptr<Slot>> Acquire();
+  // Forgets the slot's policy, deletes its veth and frees its address.
+  void Release(std::unique_ptr<Slot> slot);
+  Status Apply(const Slot& slot, const NetworkPolicy& policy) {
+    return firewall_->Apply(slot.address, policy);
+  }
+  // On shutdown with no sandbox holding a slot: removes table and bridge.
+  Status RemoveAll();
+
+  size_t warm_slots_ready() const;
+  Ipv4 gateway() const { return pool_.At(1); }
+  const Cidr& pool() const { return pool_; }
+  const std::vector<Ipv4>& resolvers() const { return resolvers_; }
+  // The sandbox's /etc/resolv.conf.
+  std::string ResolvConf() const;
+
+ private:
+  Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
+          std::unique_ptr<Firewall> firewall);
+  Result<Ipv4> ReserveAddress();
+  void FreeAddress(Ipv4 a);
+  Result<std::unique_ptr<Slot>> MakeSlot();
+  void DestroySlot(Slot& slot);
+  void Refill();  // the refill thread
+
+  const NetworkOptions opts_;
+  const Cidr pool_;
+  const std::vector<Ipv4> resolvers_;
+  std::mutex nl_mu_;  // guards nl_, the host namespace's netlink socket
+  Netlink nl_;
+  const int bridge_index_;
+  std::unique_ptr<Firewall> firewall_;
+
+  mutable std::mutex mu_;  // guards the fields below
+  std::condition_variable cv_;
+  std::vector<bool> used_;  // by offset in the pool
+  uint64_t cursor_ = 2;     // next offset to try: freed addresses are reused last
+  std::set<std::string> adopted_veths_;
+  std::deque<std::unique_ptr<Slot>> warm_;
+  bool stopping_ = false;
+  std::thread refill_;
+};
+
+}  // namespace paddock::net

@@ -1,0 +1,299 @@
+// Sandbox networking against the real kernel: slots on a bridge, isolation,
+// egress policies, stop/start. All traffic stays on this machine: the
+// "outside" is a network namespace this test makes, with a server in it.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <thread>
+
+#include "kernel/net.h"
+#include "net/netlink.h"
+#include "sandbox_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+constexpr const char* kBridge = "pdkt0";
+constexpr const char* kPool = "10.89.0.0/24";
+constexpr const char* kOutside = "198.18.0.2";  // the outside server's address (TEST-NET-2)
+
+// A network namespace beside the host joined by veth pdkx0 (198.18.0.1/30
+// here, 198.18.0.2/30 there), serving "hello <port>" on each port.
+class OutsideServer {
+ public:
+  explicit OutsideServer(std::vector<int> ports) {
+    auto ns = kernel::net::NewNetns();
+    EXPECT_TRUE(ns.ok()) << ns.status().ToString();
+    netns_ = std::move(*ns);
+    auto nl = net::Netlink::Open();
+    EXPECT_TRUE(nl.ok());
+    EXPECT_TRUE(nl->AddVeth("pdkx0", 0, "eth0", netns_.get()).ok());
+    auto host_end = nl->LinkIndex("pdkx0");
+    EXPECT_TRUE(host_end.ok());
+    EXPECT_TRUE(nl->AddAddress(*host_end, *net::Ipv4::Parse("198.18.0.1"), 30).ok());
+    Status inside = kernel::net::InNetns(netns_.get(), [&]() -> Status {
+      PDK_ASSIGN_OR_RETURN(net::Netlink inner, net::Netlink::Open());
+      PDK_ASSIGN_OR_RETURN(int eth0, inner.LinkIndex("eth0"));
+      PDK_TRY(inner.SetUp(eth0));
+      PDK_TRY(inner.AddAddress(eth0, *net::Ipv4::Parse(kOutside), 30));
+      for (int port : ports) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        ::inet_pton(AF_INET, kOutside, &a.sin_addr);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0)
+          return Status::Errno("listen outside");
+        listeners_.push_back({fd, port});
+      }
+      return Status::Ok();
+    });
+    EXPECT_TRUE(inside.ok()) << inside.ToString();
+    serve_ = std::thread([this] { Serve(); });
+  }
+  ~OutsideServer() {
+    stop_ = true;
+    serve_.join();
+    for (auto [fd, port] : listeners_) ::close(fd);
+    auto nl = net::Netlink::Open();
+    if (nl.ok()) (void)nl->DeleteLink("pdkx0");
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      std::vector<pollfd> fds;
+      for (auto [fd, port] : listeners_) fds.push_back({fd, POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (!(fds[i].revents & POLLIN)) continue;
+        int c = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        std::string hello = "hello " + std::to_string(listeners_[i].second) + "\n";
+        (void)::send(c, hello.data(), hello.size(), MSG_NOSIGNAL);
+        ::close(c);
+      }
+    }
+  }
+  UniqueFd netns_;
+  std::vector<std::pair<int, int>> listeners_;
+  std::atomic<bool> stop_{false};
+  std::thread serve_;
+};
+
+class NetTest : public SandboxTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    state_ = new TempDir();
+    ManagerOptions opts = Options();
+    net::NetworkOptions network;
+    network.bridge = kBridge;
+    network.table = "paddock_test";
+    network.pool = kPool;
+    network.dns = {"10.89.0.1"};
+    opts.network = network;  // no warm slots or shells: the host-clean check compares devices
+    auto m = SandboxManager::Open(opts);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manager_ = m->release();
+  }
+  static void TearDownTestSuite() {
+    SandboxTest::TearDownTestSuite();
+    if (::geteuid() != 0) return;
+    // With no sandbox left, closing the manager removes bridge and table.
+    HostSnapshot after = TakeHostSnapshot();
+    EXPECT_TRUE(after.links.empty()) << after.links.front();
+    EXPECT_TRUE(after.nft_tables.empty()) << after.nft_tables.front();
+  }
+
+  SandboxInfo CreateNet(const std::string& network_json = "{}") {
+    SandboxSpec spec;
+    EXPECT_TRUE(spec.network.Merge(nlohmann::json::parse(network_json)).ok());
+    return Create(spec);
+  }
+
+  // From inside `id`: a TCP connection to ip:port and what came back:
+  // "ok <first line>", "refused", "timeout" or another error's name.
+  std::string Probe(const std::string& id, const std::string& ip, int port) {
+    std::string script =
+        "import socket,sys\n"
+        "try:\n"
+        "  s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3)\n"
+        "  s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+        "  print('ok', s.recv(200).decode().splitlines()[0] if True else '')\n"
+        "except ConnectionRefusedError: print('refused')\n"
+        "except socket.timeout: print('timeout')\n"
+        "except Exception as e: print(type(e).__name__)\n";
+    auto r = Exec(id, {"python3", "-c", script, ip, std::to_string(port)});
+    std::string out = r.stdout_data;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+
+  // Starts a one-line HTTP responder on `port` in sandbox `id`, for the probes.
+  void Serve(const std::string& id, int port) {
+    agent::ExecOptions opts;
+    opts.argv = {"python3", "-c",
+                 "import socket,sys\n"
+                 "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                 "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(16)\n"
+                 "while True:\n"
+                 "  c,_=s.accept(); c.recv(1000); c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nsandbox'); c.close()\n",
+                 std::to_string(port)};
+    auto client = manager_->Connect(id);
+    ASSERT_TRUE(client.ok());
+    auto pid = client->Call(agent::AgentClient::SpawnRequest(opts));
+    ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+    // Ready once a connection from the host is answered.
+    std::string ip = manager_->Get(id)->address;
+    for (int i = 0; i < 100; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+      bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+      if (up) return;
+      ::usleep(50000);
+    }
+    FAIL() << "server on port " << port << " in " << id << " never came up";
+  }
+};
+
+TEST_F(NetTest, EachSandboxHasItsOwnAddressRouteAndResolvers) {
+  SandboxInfo a = CreateNet(), b = CreateNet();
+  ASSERT_FALSE(a.address.empty());
+  ASSERT_FALSE(b.address.empty());
+  EXPECT_NE(a.address, b.address);
+  EXPECT_TRUE(net::Cidr::Parse(kPool)->Contains(*net::Ipv4::Parse(a.address)));
+  EXPECT_EQ(manager_->Get(a.id)->address, a.address);
+  std::string addrs = Sh(a.id, "cat /proc/net/fib_trie; cat /proc/net/route");
+  EXPECT_NE(addrs.find(a.address), std::string::npos) << addrs;
+  EXPECT_NE(Sh(a.id, "cat /proc/net/route").find("00000000"), std::string::npos);  // a default route
+  EXPECT_EQ(Sh(a.id, "cat /etc/resolv.conf"), "nameserver 10.89.0.1\n");
+  // The sandbox cannot reconfigure its network: the namespace is not its own.
+  auto r = Exec(a.id, {"python3", "-c",
+                       "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)"});
+  EXPECT_NE(r.exit_code, 0) << "a raw socket opened";
+}
+
+TEST_F(NetTest, SandboxesReachTheGatewayAndThemselvesButNotEachOtherOrTheHost) {
+  SandboxInfo a = CreateNet(), b = CreateNet();
+  Serve(a.id, 8000);
+  Serve(b.id, 8000);
+  // Ping the gateway (an ICMP datagram socket: no raw sockets needed).
+  std::string ping = Sh(a.id,
+                        "python3 -c \"import socket,sys\n"
+                        "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)\n"
+                        "s.settimeout(3); s.sendto(b'\\x08\\x00\\x00\\x00\\x00\\x01\\x00\\x01', ('10.89.0.1', 0))\n"
+                        "print(s.recvfrom(100)[0][0])\"");
+  EXPECT_EQ(ping, "0\n");  // an echo reply
+  EXPECT_EQ(Probe(a.id, a.address, 8000), "ok HTTP/1.0 200 OK");
+  EXPECT_EQ(Probe(a.id, "127.0.0.1", 8000), "ok HTTP/1.0 200 OK");
+  // The other sandbox: refused by the firewall at once, not left to time out.
+  EXPECT_EQ(Probe(a.id, b.address, 8000), "refused");
+  EXPECT_EQ(Probe(b.id, a.address, 8000), "refused");
+  // A host service on every address: refused through the gateway, and the
+  // sandbox's loopback is its own.
+  int host = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  socklen_t len = sizeof any;
+  ASSERT_EQ(::bind(host, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(host, 4), 0);
+  ::getsockname(host, reinterpret_cast<sockaddr*>(&any), &len);
+  int host_port = ntohs(any.sin_port);
+  EXPECT_EQ(Probe(a.id, "10.89.0.1", host_port), "refused");
+  EXPECT_EQ(Probe(a.id, "127.0.0.1", host_port), "refused");
+  ::close(host);
+}
+
+TEST_F(NetTest, HostAccessIsAnExplicitOptIn) {
+  SandboxInfo a = CreateNet(R"({"host_access": true})");
+  int host = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  socklen_t len = sizeof any;
+  ASSERT_EQ(::bind(host, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(host, 4), 0);
+  ::getsockname(host, reinterpret_cast<sockaddr*>(&any), &len);
+  std::string out = Probe(a.id, "10.89.0.1", ntohs(any.sin_port));
+  // Connected: the probe then waits for a greeting that never comes.
+  EXPECT_EQ(out, "timeout");
+  ::close(host);
+}
+
+TEST_F(NetTest, EgressPoliciesChangeOnARunningSandbox) {
+  OutsideServer outside({8001, 8002});
+  SandboxInfo a = CreateNet();
+  EXPECT_EQ(Probe(a.id, kOutside, 8001), "ok hello 8001");
+  EXPECT_EQ(Probe(a.id, kOutside, 8002), "ok hello 8002");
+
+  net::NetworkSettings deny = a.network;
+  ASSERT_TRUE(deny.Merge(nlohmann::json{{"egress", "deny"}}).ok());
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, deny).ok());
+  EXPECT_EQ(Probe(a.id, kOutside, 8001), "refused");
+  EXPECT_EQ(manager_->Get(a.id)->network.policy.allow_egress, false);
+
+  net::NetworkSettings allow_list = deny;
+  ASSERT_TRUE(allow_list.Merge(nlohmann::json::parse(
+                                   R"({"allow": [{"cidr": "198.18.0.2/32", "ports": "8001", "protocol": "tcp"}]})"))
+                  .ok());
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, allow_list).ok());
+  EXPECT_EQ(Probe(a.id, kOutside, 8001), "ok hello 8001");
+  EXPECT_EQ(Probe(a.id, kOutside, 8002), "refused");
+
+  // A deny rule over the default "allow".
+  net::NetworkSettings deny_one;
+  ASSERT_TRUE(deny_one.Merge(nlohmann::json::parse(R"({"deny": [{"cidr": "198.18.0.0/30", "ports": 8002}]})")).ok());
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, deny_one).ok());
+  EXPECT_EQ(Probe(a.id, kOutside, 8001), "ok hello 8001");
+  EXPECT_EQ(Probe(a.id, kOutside, 8002), "refused");
+
+  // A policy at create, kept over stop and start (with a new slot).
+  SandboxInfo b = CreateNet(R"({"egress": "deny"})");
+  EXPECT_EQ(Probe(b.id, kOutside, 8001), "refused");
+  ASSERT_TRUE(manager_->Stop(b.id, 0).ok());
+  EXPECT_EQ(manager_->Get(b.id)->address, "");
+  ASSERT_TRUE(manager_->Start(b.id).ok());
+  EXPECT_FALSE(manager_->Get(b.id)->address.empty());
+  EXPECT_EQ(Probe(b.id, kOutside, 8001), "refused");
+}
+
+TEST_F(NetTest, BadPoliciesAreRefusedAndChangeNothing) {
+  net::NetworkSettings s;
+  EXPECT_EQ(s.Merge(nlohmann::json::parse(R"({"allow": ["10.0.0.1/8"]})")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Merge(nlohmann::json::parse(R"({"egress": "maybe"})")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Merge(nlohmann::json::parse(R"({"allow": [{"cidr": "1.2.3.4", "ports": "90-80"}]})")).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Merge(nlohmann::json::parse(R"({"egress": "deny", "colour": 1})")).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(s.policy.allow_egress);  // the failed merges changed nothing
+  SandboxInfo a = CreateNet();
+  net::NetworkSettings off = a.network;
+  off.enabled = false;
+  EXPECT_EQ(manager_->UpdateNetwork(a.id, off).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(NetTest, PauseKeepsTheNetworkAndNoNetworkMeansLoopbackOnly) {
+  SandboxInfo a = CreateNet();
+  Serve(a.id, 8000);
+  ASSERT_TRUE(manager_->Pause(a.id).ok());
+  EXPECT_EQ(manager_->Get(a.id)->address, a.address);
+  ASSERT_TRUE(manager_->Resume(a.id).ok());
+  EXPECT_EQ(Probe(a.id, a.address, 8000), "ok HTTP/1.0 200 OK");
+
+  SandboxInfo none = CreateNet(R"({"enabled": false})");
+  EXPECT_EQ(none.address, "");
+  EXPECT_EQ(Sh(none.id, "cat /proc/net/dev").find("eth0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paddock::testing
