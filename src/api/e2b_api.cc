@@ -20,7 +20,6 @@ using agent::json;
 namespace {
 
 constexpr const char* kEnvdVersion = "0.5.7";
-constexpr const char* kEnvdPort = "49983";
 constexpr int kDefaultKeepaliveS = 50;
 
 // E2B's error body: {"code": <HTTP status>, "message": ...}.
@@ -88,6 +87,45 @@ json IdentityJson(const SandboxInfo& i, const std::string& domain) {
           {"domain", domain.empty() ? json(nullptr) : json(domain)}};
 }
 
+// E2B's egress fields -> Paddock's: denyOut with 0.0.0.0/0 (or
+// allow_internet_access false) refuses what allowOut does not list.
+// `create` also reads network.allowPublicTraffic.
+Status MergeE2bNetwork(const json& body, paddock::net::NetworkSettings& settings) {
+  const json& network = body.contains("network") && body["network"].is_object() ? body["network"] : body;
+  auto cidrs = [&](const char* field, std::vector<std::string>& out, bool& all) -> Status {
+    auto it = network.find(field);
+    if (it == network.end() || it->is_null()) return Status::Ok();
+    if (!it->is_array()) return InvalidArgument(std::string("field '") + field + "' must be a list of CIDRs");
+    for (const auto& v : *it) {
+      if (!v.is_string()) return InvalidArgument(std::string("field '") + field + "' must be a list of CIDRs");
+      std::string c = v.get<std::string>();
+      if (c == "0.0.0.0/0") all = true;
+      else if (!paddock::net::Cidr::Parse(c).ok())
+        return InvalidArgument(std::string(field) + ": '" + c + "' is not an IPv4 address or CIDR "
+                               "(domain names are not supported)");
+      else out.push_back(c);
+    }
+    return Status::Ok();
+  };
+  std::vector<std::string> allow, deny;
+  bool allow_all = false, deny_all = false;
+  PDK_TRY(cidrs("allowOut", allow, allow_all));
+  PDK_TRY(cidrs("denyOut", deny, deny_all));
+  PDK_ASSIGN_OR_RETURN(auto internet, OptionalBool(body, "allow_internet_access"));
+  json merged = {{"egress", (deny_all || internet == false) && !allow_all ? "deny" : "allow"},
+                 {"allow", allow}, {"deny", deny}};
+  if (network.contains("allowPublicTraffic")) merged["public_traffic"] = network["allowPublicTraffic"];
+  return settings.Merge(merged);
+}
+
+json E2bNetworkJson(const paddock::net::NetworkSettings& n) {
+  json allow = json::array(), deny = json::array();
+  for (const auto& r : n.policy.allow) allow.push_back(r.cidr.ToString());
+  for (const auto& r : n.policy.deny) deny.push_back(r.cidr.ToString());
+  if (!n.policy.allow_egress) deny.push_back("0.0.0.0/0");
+  return {{"allowOut", allow}, {"denyOut", deny}, {"allowPublicTraffic", n.traffic_token.empty()}};
+}
+
 json SandboxJson(const SandboxInfo& i, const std::string& domain) {
   int64_t started = i.started_at_ms ? i.started_at_ms : i.created_at_ms;
   long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -99,7 +137,9 @@ json SandboxJson(const SandboxInfo& i, const std::string& domain) {
             {"memoryMB", i.limits.memory_bytes ? i.limits.memory_bytes >> 20 : total_mb},
             {"diskSizeMB", 0},
             {"metadata", i.metadata},
-            {"state", E2bState(i.state)}});
+            {"state", E2bState(i.state)},
+            {"allowInternetAccess", i.network.policy.allow_egress},
+            {"network", E2bNetworkJson(i.network)}});
   return j;
 }
 
@@ -107,21 +147,8 @@ json SandboxJson(const SandboxInfo& i, const std::string& domain) {
 json SandboxAccessJson(const SandboxInfo& i, const std::string& domain) {
   json j = IdentityJson(i, domain);
   j["envdAccessToken"] = i.access_token;
+  if (!i.network.traffic_token.empty()) j["trafficAccessToken"] = i.network.traffic_token;
   return j;
-}
-
-// The sandbox id of an envd request: the E2b-Sandbox-Id header, else a host
-// name "{port}-{id}.{domain}"; with the port asked for.
-std::pair<std::string, std::string> EnvdTarget(const Request& req) {
-  std::string id(req["E2b-Sandbox-Id"]);
-  std::string port(req["E2b-Sandbox-Port"]);
-  if (!id.empty()) return {id, port.empty() ? kEnvdPort : port};
-  std::string host(req[http::field::host]);
-  size_t dash = host.find('-'), dot = host.find('.');
-  if (dash == std::string::npos || dot == std::string::npos || dash == 0 || dot < dash) return {};
-  std::string p = host.substr(0, dash);
-  if (!std::all_of(p.begin(), p.end(), ::isdigit)) return {};
-  return {host.substr(dash + 1, dot - dash - 1), p};
 }
 
 // The user of an envd call: "Authorization: Basic base64(user:)"; empty: root.
@@ -191,13 +218,6 @@ Result<std::string> StringField(const json& msg, const char* field) {
   auto it = msg.find(field);
   if (it == msg.end() || !it->is_string()) return InvalidArgument(std::string("field '") + field + "' must be a string");
   return it->get<std::string>();
-}
-
-// Compares in time that does not depend on where the strings differ.
-bool SameSecret(const std::string& given, const std::string& secret) {
-  unsigned char diff = given.size() != secret.size();
-  for (size_t i = 0; i < secret.size(); ++i) diff |= static_cast<unsigned char>(i < given.size() ? given[i] ^ secret[i] : 1);
-  return diff == 0;
 }
 
 // How often a stream says it is alive: the client's Keepalive-Ping-Interval (seconds).
@@ -272,7 +292,7 @@ struct E2bApi::Watcher {
 E2bApi::E2bApi(SandboxManager* manager, E2bOptions opts) : manager_(manager), opts_(std::move(opts)) {}
 E2bApi::~E2bApi() = default;
 
-bool E2bApi::IsEnvdRequest(const Request& req) { return !EnvdTarget(req).first.empty(); }
+bool E2bApi::IsEnvdRequest(const Request& req) { return AddressedSandboxPort(req).port == kEnvdPort; }
 
 bool E2bApi::Handles(const Request& req) {
   if (IsEnvdRequest(req)) return true;
@@ -322,9 +342,13 @@ Response E2bApi::Lifecycle(Call& c) {
     if (action == "metrics" && method == http::verb::get) return SandboxMetrics(c, id);
     if (action == "fork" && method == http::verb::post) return ForkSandbox(c, id);
     if (action == "network" && method == http::verb::put)
-      return E2bError(Unimplemented("egress control is not available yet: sandboxes have loopback "
-                                    "networking only"),
-                      c.req);
+      return Try(c.req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+        PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+        PDK_TRY(MergeE2bNetwork(body, info.network));
+        PDK_TRY(manager_->UpdateNetwork(id, info.network));
+        return EmptyResponse(http::status::no_content, c.req);
+      });
   }
   return E2bError(NotFound("no E2B route for " + std::string(c.req.method_string()) + " " +
                            std::string(c.req.target())),
@@ -347,8 +371,7 @@ Response E2bApi::CreateSandbox(Call& c) {
     spec.timeout_s = timeout.value_or(opts_.default_timeout_s);
     PDK_ASSIGN_OR_RETURN(auto auto_pause, OptionalBool(body, "autoPause"));
     PDK_ASSIGN_OR_RETURN(auto keep_memory, OptionalBool(body, "autoPauseMemory"));
-    PDK_ASSIGN_OR_RETURN(auto internet, OptionalBool(body, "allow_internet_access"));
-    (void)internet;  // loopback-only networking until egress control lands
+    PDK_TRY(MergeE2bNetwork(body, spec.network));
     // Pausing without memory is E2B's filesystem-only pause: Paddock's stop.
     if (auto_pause.value_or(false))
       spec.on_timeout = keep_memory.value_or(true) ? TimeoutAction::kPause : TimeoutAction::kStop;
@@ -504,7 +527,7 @@ Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
 // ---- envd ----
 
 std::optional<Response> E2bApi::Envd(Call& c) {
-  auto [id, port] = EnvdTarget(c.req);
+  std::string id = AddressedSandboxPort(c.req).id;
   bool rpc = c.target.path.size() == 2 && c.target.path[0].find('.') != std::string::npos;
   auto fail = [&](const Status& s) -> Response {
     return rpc ? connect::UnaryError(s, c.req) : E2bError(s, c.req);
@@ -523,9 +546,6 @@ std::optional<Response> E2bApi::Envd(Call& c) {
   if (info->access_token.empty() || !SameSecret(token, info->access_token))
     return fail(Status(StatusCode::kUnauthenticated,
                        "the sandbox's access token (X-Access-Token) is missing or wrong"));
-  if (port != kEnvdPort)
-    return fail(Unimplemented("port " + port + " of sandbox " + id +
-                              " cannot be reached: sandboxes have loopback networking only"));
   if (info->state != SandboxState::kRunning)
     return fail(Unavailable("sandbox " + id + " is " + SandboxStateName(info->state) +
                             "; connect to it to resume it"));

@@ -104,6 +104,16 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     if (ec) stream_failed_ = true;
     return !ec;
   }
+  int native_fd() override { return stream_.socket().native_handle(); }
+  std::string TakeReadAhead() override {
+    std::string bytes = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    return bytes;
+  }
+  void Relayed(bool keep_alive) override {
+    streamed_ = true;
+    if (!keep_alive) stream_failed_ = true;
+  }
 
  private:
   void ReadHeader() {
@@ -151,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
       if (res) return self->Reply(std::move(*res));
       if (self->stream_failed_ || !self->req_.keep_alive()) return self->Close();
+      self->stream_failed_ = false;
       self->streamed_ = false;
       self->ReadHeader();
     });

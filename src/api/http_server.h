@@ -39,6 +39,15 @@ class StreamWriter {
   virtual bool Begin(http::status status, std::string_view content_type) = 0;
   virtual bool Write(std::string_view data) = 0;
   virtual bool End() = 0;
+
+  // For a handler that speaks on the connection itself (the port proxy):
+  // the socket (non-blocking; the handler owns it until it returns), and the
+  // bytes the client sent past this request, which it then owns too. Such a
+  // handler returns nullopt after calling Relayed, which says whether the
+  // connection may carry another request.
+  virtual int native_fd() = 0;
+  virtual std::string TakeReadAhead() = 0;
+  virtual void Relayed(bool keep_alive) = 0;
 };
 
 // Returns the response, or nullopt once it has streamed one through the writer.

@@ -1,5 +1,6 @@
 #include "api/http_util.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace paddock::api {
@@ -61,6 +62,25 @@ Result<nlohmann::json> JsonObjectBody(const Request& req, bool required) {
   nlohmann::json j = nlohmann::json::parse(req.body(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("request body is not a JSON object");
   return j;
+}
+
+bool SameSecret(const std::string& given, const std::string& secret) {
+  unsigned char diff = given.size() != secret.size();
+  for (size_t i = 0; i < secret.size(); ++i)
+    diff |= static_cast<unsigned char>(i < given.size() ? given[i] ^ secret[i] : 1);
+  return diff == 0;
+}
+
+SandboxPort AddressedSandboxPort(const Request& req) {
+  std::string id(req["E2b-Sandbox-Id"]);
+  std::string port(req["E2b-Sandbox-Port"]);
+  if (!id.empty()) return {id, port.empty() ? kEnvdPort : port};
+  std::string host(req[http::field::host]);
+  size_t dash = host.find('-'), dot = host.find('.');
+  if (dash == std::string::npos || dot == std::string::npos || dash == 0 || dot < dash) return {};
+  std::string p = host.substr(0, dash);
+  if (!std::all_of(p.begin(), p.end(), [](unsigned char c) { return std::isdigit(c); })) return {};
+  return {host.substr(dash + 1, dot - dash - 1), p};
 }
 
 Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req) {

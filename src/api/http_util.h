@@ -32,6 +32,19 @@ inline Target ParseTarget(const Request& req) {
 // The request body as a JSON object; an empty body is {} unless `required`.
 Result<nlohmann::json> JsonObjectBody(const Request& req, bool required = false);
 
+// The sandbox and port a request names by host, "{port}-{id}.{domain}", or
+// by E2B's E2b-Sandbox-Id and E2b-Sandbox-Port headers (the port defaults
+// to envd's). Empty id: neither.
+struct SandboxPort {
+  std::string id;
+  std::string port;
+};
+SandboxPort AddressedSandboxPort(const Request& req);
+constexpr const char* kEnvdPort = "49983";
+
+// Compares in time that does not depend on where the strings differ.
+bool SameSecret(const std::string& given, const std::string& secret);
+
 Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req);
 Response EmptyResponse(http::status status, const Request& req);
 

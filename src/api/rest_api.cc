@@ -17,7 +17,14 @@ using agent::json;
 
 namespace {
 
-json SandboxJson(const SandboxInfo& i) {
+json NetworkJson(const SandboxInfo& i, const paddock::net::Network* network) {
+  json j = i.network.ToJson(true);
+  j["address"] = i.address.empty() ? json(nullptr) : json(i.address);
+  j["gateway"] = network && !i.address.empty() ? json(network->gateway().ToString()) : json(nullptr);
+  return j;
+}
+
+json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
   return json{{"id", i.id},
               {"name", i.name},
               {"template", i.template_name},
@@ -34,7 +41,8 @@ json SandboxJson(const SandboxInfo& i) {
               {"started_at", i.started_at_ms ? json(FormatTime(i.started_at_ms)) : json(nullptr)},
               {"stopped_at", i.stopped_at_ms ? json(FormatTime(i.stopped_at_ms)) : json(nullptr)},
               {"error", i.error.empty() ? json(nullptr) : json(i.error)},
-              {"init_pid", i.init_pid}};
+              {"init_pid", i.init_pid},
+              {"network", NetworkJson(i, network)}};
 }
 
 
@@ -109,6 +117,9 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(mana
   metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
   metrics_->Describe("paddock_warm_shells", "gauge",
                      "Sandboxes-to-be ready for Create (namespaces, cgroup, root filesystem).");
+  metrics_->Describe("paddock_warm_network_slots", "gauge",
+                     "Network slots ready for Create and Start (namespace, veth, address).");
+  metrics_->Describe("paddock_sandbox_addresses", "gauge", "Sandboxes holding a network address.");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
   metrics_->Describe("paddock_errors_total", "counter", "Failed API operations by error code.");
   metrics_->Describe("paddock_http_requests_total", "counter", "HTTP requests by status class.");
@@ -152,7 +163,7 @@ std::optional<Response> RestApi::Route(Call& c) {
       c.op = "get";
       return Try(req, [&]() -> Result<Response> {
         PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-        return JsonResponse(http::status::ok, SandboxJson(info), req);
+        return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), req);
       });
     }
     if (p.size() == 3 && method == http::verb::delete_) return Transition(c, id, "delete");
@@ -163,6 +174,15 @@ std::optional<Response> RestApi::Route(Call& c) {
         return Transition(c, id, action);
       if (action == "timeout") return SetTimeout(c, id);
       if (action == "exec") return Exec(c, id);
+    }
+    if (p.size() == 4 && p[3] == "network" && (method == http::verb::put || method == http::verb::patch))
+      return UpdateNetwork(c, id);
+    if (p.size() == 4 && p[3] == "network" && method == http::verb::get) {
+      c.op = "network";
+      return Try(req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+        return JsonResponse(http::status::ok, NetworkJson(info, manager_->network()), req);
+      });
     }
     if (p.size() >= 4 && p[3] == "processes")
       return Processes(c, id, std::vector<std::string>(p.begin() + 4, p.end()));
@@ -189,8 +209,23 @@ Response RestApi::CreateSandbox(Call& c) {
     PDK_ASSIGN_OR_RETURN(spec.auto_delete_after_s, b.Int("auto_delete_after"));
     PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
     PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
+    if (b.j.contains("network")) PDK_TRY(spec.network.Merge(b.j["network"]));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Create(spec));
-    return JsonResponse(http::status::created, SandboxJson(info), c.req);
+    return JsonResponse(http::status::created, SandboxJson(info, manager_->network()), c.req);
+  });
+}
+
+// PUT and PATCH alike: the fields given replace the current ones.
+Response RestApi::UpdateNetwork(Call& c, const std::string& id) {
+  c.op = "network";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    paddock::net::NetworkSettings settings = info.network;
+    PDK_TRY(settings.Merge(body));
+    PDK_TRY(manager_->UpdateNetwork(id, settings));
+    PDK_ASSIGN_OR_RETURN(info, manager_->Get(id));
+    return JsonResponse(http::status::ok, NetworkJson(info, manager_->network()), c.req);
   });
 }
 
@@ -219,7 +254,7 @@ Response RestApi::ListSandboxes(Call& c) {
         auto it = info.metadata.find(k);
         if (it == info.metadata.end() || it->second != v) match = false;
       }
-      if (match) list.push_back(SandboxJson(info));
+      if (match) list.push_back(SandboxJson(info, manager_->network()));
     }
     return JsonResponse(http::status::ok, {{"sandboxes", list}}, c.req);
   });
@@ -247,7 +282,7 @@ Response RestApi::Transition(Call& c, const std::string& id, const std::string& 
       }
     }
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-    return JsonResponse(http::status::ok, SandboxJson(info), c.req);
+    return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);
   });
 }
 
@@ -264,7 +299,7 @@ Response RestApi::SetTimeout(Call& c, const std::string& id) {
     }
     PDK_TRY(manager_->SetTimeout(id, timeout, action ? &*action : nullptr));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-    return JsonResponse(http::status::ok, SandboxJson(info), c.req);
+    return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);
   });
 }
 
@@ -592,9 +627,17 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
 Response RestApi::Metrics(Call& c) {
   c.op = "metrics";
   std::map<std::string, int> by_state = {{"running", 0}, {"paused", 0}, {"stopped", 0}};
-  for (const auto& info : manager_->List()) ++by_state[SandboxStateName(info.state)];
+  int addressed = 0;
+  for (const auto& info : manager_->List()) {
+    ++by_state[SandboxStateName(info.state)];
+    addressed += !info.address.empty();
+  }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
+  if (const paddock::net::Network* network = manager_->network()) {
+    metrics_->Set("paddock_warm_network_slots", {}, static_cast<double>(network->warm_slots_ready()));
+    metrics_->Set("paddock_sandbox_addresses", {}, addressed);
+  }
   Response res{http::status::ok, c.req.version()};
   res.set(http::field::content_type, "text/plain; version=0.0.4");
   res.keep_alive(c.req.keep_alive());

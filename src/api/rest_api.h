@@ -24,6 +24,7 @@ class RestApi {
   Response ListSandboxes(Call& c);
   Response Transition(Call& c, const std::string& id, const std::string& action);
   Response SetTimeout(Call& c, const std::string& id);
+  Response UpdateNetwork(Call& c, const std::string& id);
   std::optional<Response> Exec(Call& c, const std::string& id);
   std::optional<Response> StreamProcess(Call& c, agent::AgentClient& client, int pid, uint64_t from,
                                         bool started);

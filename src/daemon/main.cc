@@ -4,6 +4,8 @@
 //
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
 //            [--api-key KEY] [--max-sandboxes N] [--warm-shells N]
+//            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
+//            [--warm-slots N] [--nft-table NAME]
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
@@ -21,6 +23,7 @@
 
 #include "api/e2b_api.h"
 #include "api/http_server.h"
+#include "api/port_proxy.h"
 #include "api/rest_api.h"
 #include "store/store.h"
 
@@ -44,9 +47,19 @@ int main(int argc, char** argv) {
                  "sandboxes kept half-made per template (host, busybox) for fast creates");
   api::E2bOptions e2b_opts;
   app.add_option("--e2b-domain", e2b_opts.domain, "domain the E2B API reports for sandboxes");
+  net::NetworkOptions nopts;
+  nopts.warm_slots = 4;
+  bool no_network = false;
+  app.add_flag("--no-network", no_network, "sandboxes get loopback only (no bridge, no firewall table)");
+  app.add_option("--bridge", nopts.bridge, "the sandboxes' bridge");
+  app.add_option("--network-pool", nopts.pool, "IPv4 CIDR of sandbox addresses (the first is the gateway)");
+  app.add_option("--dns", nopts.dns, "resolvers for sandboxes (default: the host's, less loopback ones)");
+  app.add_option("--warm-slots", nopts.warm_slots, "network slots kept ready for creates and starts");
+  app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);
+  if (!no_network) mopts.network = nopts;
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
   // Signals are taken by a waiting thread; block them everywhere else.
@@ -75,8 +88,12 @@ int main(int argc, char** argv) {
   api::Metrics metrics;
   api::RestApi rest(manager->get(), &metrics);
   api::E2bApi e2b(manager->get(), e2b_opts);
-  sopts.handler_authenticates = api::E2bApi::IsEnvdRequest;
+  api::PortProxy proxy(manager->get());
+  sopts.handler_authenticates = [](const api::Request& req) {
+    return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
+  };
   api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {
+    if (api::PortProxy::Route(req)) return proxy.Serve(req, out);
     if (api::E2bApi::Handles(req)) return e2b.Handle(req, out);
     return rest.Handle(req, out);
   });
@@ -84,8 +101,9 @@ int main(int argc, char** argv) {
     spdlog::critical("msg=\"cannot listen\" error=\"{}\"", s.ToString());
     return 1;
   }
-  spdlog::info("msg=serving socket={} tcp={}", sopts.unix_socket,
-               sopts.tcp_listen.empty() ? "off" : sopts.tcp_listen);
+  spdlog::info("msg=serving socket={} tcp={} network={}", sopts.unix_socket,
+               sopts.tcp_listen.empty() ? "off" : sopts.tcp_listen,
+               (*manager)->network() ? (*manager)->network()->pool().ToString() + " on " + nopts.bridge : "off");
 
   // The reaper: deadlines live in the store, so a restart loses none.
   std::mutex mu;
