@@ -9,6 +9,7 @@
 #include <boost/asio/buffer.hpp>
 #include <charconv>
 #include <chrono>
+#include <limits>
 
 #include "api/http_util.h"
 
@@ -265,7 +266,7 @@ std::optional<Response> PortProxy::Serve(Request& req, StreamWriter& conn) {
                         req);
     up = std::move(*connected);
     parser.emplace();
-    parser->body_limit(boost::none);
+    parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // (boost::none misbehaves in 1.74)
     if (req.method() == http::verb::head) parser->skip(true);
     from_up.clear();
     FdStream upstream(up.fd.get(), kIoTimeoutMs);

@@ -1,0 +1,237 @@
+// paddockd's network surface: the port proxy (both forms, WebSocket, 502,
+// traffic token), network settings over REST, and recovery of networked
+// sandboxes after kill -9. Traffic goes to loopback and to the sandboxes'
+// own addresses only.
+#include <arpa/inet.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "daemon_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+constexpr int kTcpPort = 18733;
+constexpr const char* kApiKey = "proxy-test-key";
+
+// HTTP and WebSocket echo in Python's standard library: answers
+// "METHOD PATH host=HOST" plus the body, keeps connections alive.
+constexpr const char* kServer = R"py(
+import base64, hashlib, socket, struct, sys, threading
+def handle(c):
+    f = c.makefile('rb')
+    while True:
+        line = f.readline()
+        if not line: return
+        headers = {}
+        while True:
+            h = f.readline().decode()
+            if h in ('\r\n', '\n', ''): break
+            k, v = h.split(':', 1); headers[k.strip().lower()] = v.strip()
+        n = int(headers.get('content-length', 0)); body = f.read(n) if n else b''
+        if headers.get('upgrade', '').lower() == 'websocket':
+            acc = base64.b64encode(hashlib.sha1((headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').encode()).digest()).decode()
+            c.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n' % acc).encode())
+            while True:
+                hdr = f.read(2)
+                if len(hdr) < 2: return
+                op, ln = hdr[0] & 15, hdr[1] & 127
+                if ln == 126: ln = struct.unpack('>H', f.read(2))[0]
+                elif ln == 127: ln = struct.unpack('>Q', f.read(8))[0]
+                mask = f.read(4); data = bytes(b ^ mask[i % 4] for i, b in enumerate(f.read(ln)))
+                if op == 8: c.sendall(b'\x88\x00'); c.shutdown(socket.SHUT_RDWR); return
+                size = bytes([ln]) if ln < 126 else b'\x7e' + struct.pack('>H', ln) if ln < 65536 else b'\x7f' + struct.pack('>Q', ln)
+                c.sendall(bytes([hdr[0]]) + size + data)  # FIN and opcode as sent: fragments stay fragments
+        method, path, _ = line.decode().split(' ', 2)
+        out = ('%s %s host=%s' % (method, path, headers.get('host', ''))).encode() + body
+        c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(out) + out)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept(); threading.Thread(target=handle, args=(c,), daemon=True).start()
+)py";
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+// One request to paddockd's TCP port with the Host header given.
+Reply Get(const std::string& host, const std::string& target,
+          const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
+  http::request<http::string_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, host);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  return {res.result_int(), res.body()};
+}
+
+class ProxyTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    extra_args_ = {"--listen", "127.0.0.1:" + std::to_string(kTcpPort), "--api-key", kApiKey,
+                   "--e2b-domain", "paddock.test"};
+    DaemonTest::SetUp();
+  }
+
+  // A sandbox serving kServer on `port`; returns its id.
+  std::string WebSandbox(const std::string& name, int port, json network = json::object()) {
+    std::string id = Must("POST", "/v1/sandboxes", {{"name", name}, {"network", network}}, 201)["id"];
+    auto put = api().Send("PUT", "/v1/sandboxes/" + name + "/files?path=/srv.py", kServer,
+                          "application/octet-stream");
+    EXPECT_TRUE(put.ok() && put->status == 200);
+    Must("POST", "/v1/sandboxes/" + name + "/exec",
+         {{"command", "nohup python3 /srv.py " + std::to_string(port) + " >/dev/null 2>&1 &"}});
+    for (int i = 0; i < 100; ++i) {  // bounded: 5 s
+      auto r = api().Send("GET", "/v1/sandboxes/" + name + "/ports/" + std::to_string(port) + "/");
+      if (r.ok() && r->status == 200) return id;
+      ::usleep(50000);
+    }
+    ADD_FAILURE() << "the server in " << name << " never answered";
+    return id;
+  }
+};
+
+TEST_F(ProxyTest, HttpThroughBothFormsAndA502ForADeadPort) {
+  std::string id = WebSandbox("web", 8080);
+  json info = Must("GET", "/v1/sandboxes/web");
+  EXPECT_TRUE(info["network"]["address"].is_string()) << info.dump();
+  EXPECT_EQ(info["network"]["egress"], "allow");
+
+  // Path form, behind the API key (the unix socket is trusted).
+  auto r = api().Send("POST", "/v1/sandboxes/web/ports/8080/echo/this?x=1", "payload", "text/plain");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.substr(0, 21), "POST /echo/this?x=1 h");
+  EXPECT_NE(r->body.find("payload"), std::string::npos);
+  auto anonymous = cli::ApiClient("tcp://127.0.0.1:" + std::to_string(kTcpPort)).Send("GET", "/v1/sandboxes/web/ports/8080/");
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401);
+
+  // Host form, public; many requests on one kept-alive client connection.
+  std::string host = "8080-" + id + ".paddock.test";
+  Reply hosted = Get(host, "/from/host");
+  EXPECT_EQ(hosted.status, 200);
+  EXPECT_EQ(hosted.body, "GET /from/host host=" + host);
+  {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
+    beast::flat_buffer buf;
+    for (int i = 0; i < 20; ++i) {
+      http::request<http::string_body> req{http::verb::get, "/n/" + std::to_string(i), 11};
+      req.set(http::field::host, host);
+      http::write(s, req);
+      http::response<http::string_body> res;
+      http::read(s, buf, res);
+      EXPECT_EQ(res.body(), "GET /n/" + std::to_string(i) + " host=" + host);
+    }
+  }
+
+  // Nobody on the port: a 502 that names sandbox and port.
+  Reply dead = Get("9999-" + id + ".paddock.test", "/");
+  EXPECT_EQ(dead.status, 502);
+  EXPECT_NE(dead.body.find("port 9999 of sandbox " + id), std::string::npos) << dead.body;
+  EXPECT_NE(dead.body.find("nothing listens there"), std::string::npos) << dead.body;
+  EXPECT_EQ(Get("8080-nosuchsandbox.paddock.test", "/").status, 404);
+  // Paused: 502 too, saying so.
+  Must("POST", "/v1/sandboxes/web/pause");
+  Reply paused = Get(host, "/");
+  EXPECT_EQ(paused.status, 502);
+  EXPECT_NE(paused.body.find("paused"), std::string::npos);
+  Must("POST", "/v1/sandboxes/web/resume");
+  EXPECT_EQ(Get(host, "/again").status, 200);
+}
+
+TEST_F(ProxyTest, WebSocketEchoThroughTheProxy) {
+  std::string id = WebSandbox("ws", 8081);
+  asio::io_context io;
+  beast::websocket::stream<asio::ip::tcp::socket> ws(io);
+  ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
+  ws.handshake("8081-" + id + ".paddock.test", "/socket");
+  for (const std::string& text : {std::string("ping"), std::string(70000, 'w')}) {  // small and over 64 KiB frames
+    ws.write(asio::buffer(text));
+    beast::flat_buffer buf;
+    ws.read(buf);
+    EXPECT_TRUE(beast::buffers_to_string(buf.data()) == text) << buf.size() << " bytes came back";
+  }
+  ws.close(beast::websocket::close_code::normal);
+}
+
+TEST_F(ProxyTest, ATrafficTokenGuardsPublicPorts) {
+  std::string id = WebSandbox("private", 8082, {{"public_traffic", false}});
+  json info = Must("GET", "/v1/sandboxes/private");
+  std::string token = info["network"]["traffic_token"];
+  ASSERT_EQ(token.size(), 32u);
+  std::string host = "8082-" + id + ".paddock.test";
+  EXPECT_EQ(Get(host, "/").status, 401);
+  EXPECT_EQ(Get(host, "/", {{"e2b-traffic-access-token", "wrong"}}).status, 401);
+  EXPECT_EQ(Get(host, "/", {{"e2b-traffic-access-token", token}}).status, 200);
+}
+
+TEST_F(ProxyTest, NetworkSettingsOverRest) {
+  Must("POST", "/v1/sandboxes", {{"name", "n"}}, 201);
+  json changed = Must("PUT", "/v1/sandboxes/n/network",
+                      {{"egress", "deny"}, {"allow", {{{"cidr", "192.0.2.0/24"}, {"ports", "443"}}}}});
+  EXPECT_EQ(changed["egress"], "deny");
+  EXPECT_EQ(changed["allow"][0]["cidr"], "192.0.2.0/24");
+  EXPECT_NE(MustFail("PUT", "/v1/sandboxes/n/network", R"({"allow": ["300.1.1.1"]})", 400).find("300.1.1.1"),
+            std::string::npos);
+  EXPECT_NE(MustFail("PUT", "/v1/sandboxes/n/network", R"({"enabled": false})", 409).find("stopped"),
+            std::string::npos);
+  json kept = Must("GET", "/v1/sandboxes/n/network");
+  EXPECT_EQ(kept["egress"], "deny");  // the bad requests changed nothing
+  EXPECT_EQ(kept["allow"].size(), 1u);
+  // Stop gives the address back; start takes one.
+  Must("POST", "/v1/sandboxes/n/stop");
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes/n/network")["address"].is_null());
+  Must("PUT", "/v1/sandboxes/n/network", {{"enabled", false}});
+  Must("POST", "/v1/sandboxes/n/start");
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes/n/network")["address"].is_null());
+  auto metrics = api().Send("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("paddock_warm_network_slots"), std::string::npos);
+}
+
+// kill -9 with warm slots and shells in flight; the next paddockd (without
+// pools, so that the bridge should hold exactly the sandbox's port) adopts
+// the sandbox, which stays reachable, and sweeps every orphan.
+TEST_F(ProxyTest, KillNineKeepsSandboxesReachableAndLeavesNoOrphans) {
+  StopDaemon(SIGTERM);
+  extra_args_.insert(extra_args_.end(), {"--warm-slots", "2", "--warm-shells", "1"});
+  StartDaemon();
+  std::string id = WebSandbox("survivor", 8083);
+  std::string address = Must("GET", "/v1/sandboxes/survivor")["network"]["address"];
+  Must("PUT", "/v1/sandboxes/survivor/network", {{"deny", {"198.18.0.0/15"}}});
+  StopDaemon(SIGKILL);
+  extra_args_.resize(extra_args_.size() - 4);
+  StartDaemon({"--warm-slots", "0", "--warm-shells", "0"});
+  json info = Must("GET", "/v1/sandboxes/survivor");
+  EXPECT_EQ(info["state"], "running");
+  EXPECT_EQ(info["network"]["address"], address);
+  EXPECT_EQ(info["network"]["deny"][0]["cidr"], "198.18.0.0/15");
+  Reply r = Get("8083-" + id + ".paddock.test", "/after");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "GET /after host=8083-" + id + ".paddock.test");
+  auto ports = ListDir("/sys/class/net/pdk0/brif");
+  char veth[16];
+  std::snprintf(veth, sizeof veth, "pdkv%08x", ntohl(::inet_addr(address.c_str())));
+  EXPECT_EQ(ports, std::vector<std::string>{veth});
+}
+
+}  // namespace
+}  // namespace paddock::testing
