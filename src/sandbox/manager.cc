@@ -837,6 +837,8 @@ Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
 Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   std::lock_guard<std::mutex> lock(sb->mu);
+  // A delete may have finished while we waited for the lock.
+  if (!sb->ready) return NotFound("sandbox '" + id_or_name + "' does not exist");
   return sb->info;
 }
 

@@ -31,7 +31,8 @@ async function waitFor(check, what, ms = 20000) {
   }
 }
 
-// Sandbox cgroups (any hierarchy) and paddock-init processes on this host.
+// Sandbox cgroups (any hierarchy), paddock-init processes and pdk* network
+// devices on this host.
 export function hostResources() {
   const cgroups = [];
   for (const base of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
@@ -47,7 +48,9 @@ export function hostResources() {
   const inits = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
     try { return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'paddock-init'; } catch { return false; }
   });
-  return { cgroups, inits };
+  let links = [];
+  try { links = fs.readdirSync('/sys/class/net').filter((l) => l.startsWith('pdk')); } catch { /* no sysfs */ }
+  return { cgroups, inits, links };
 }
 
 export async function startDaemon({ extraArgs = [] } = {}) {
@@ -59,7 +62,8 @@ export async function startDaemon({ extraArgs = [] } = {}) {
   const log = fs.openSync(path.join(state, 'paddockd.log'), 'a');
   const child = spawn(paddockd, [
     '--state-dir', path.join(state, 'state'), '--socket', path.join(state, 'paddock.sock'),
-    '--listen', `127.0.0.1:${port}`, '--api-key', apiKey, '--reap-interval-ms', '100', ...extraArgs,
+    '--listen', `127.0.0.1:${port}`, '--api-key', apiKey, '--reap-interval-ms', '100',
+    '--e2b-domain', 'paddock.test', ...extraArgs,
   ], { stdio: ['ignore', log, log] });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => {
@@ -84,6 +88,7 @@ export async function startDaemon({ extraArgs = [] } = {}) {
       const leaked = {
         cgroups: after.cgroups.filter((c) => !before.cgroups.includes(c)),
         inits: after.inits.filter((p) => !before.inits.includes(p)),
+        links: after.links.filter((l) => !before.links.includes(l)),
       };
       return leaked;
     },

@@ -1,6 +1,7 @@
 // The official E2B SDK (npm `e2b`, pinned in package.json), unmodified,
 // against a paddockd of this test's own. Each case is what an E2B user writes.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError } from 'e2b';
 import { startDaemon } from './daemon.mjs';
@@ -9,7 +10,7 @@ let daemon;
 before(async () => { daemon = await startDaemon(); });
 after(async () => {
   const leaked = await daemon.stop();
-  assert.deepEqual(leaked, { cgroups: [], inits: [] }, 'the host is left clean');
+  assert.deepEqual(leaked, { cgroups: [], inits: [], links: [] }, 'the host is left clean');
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -215,7 +216,7 @@ test('fork copies the filesystem; keeping memory is refused with a reason', asyn
   const sbx = await Sandbox.create('base', { metadata: { origin: 'fork-test' } });
   try {
     await sbx.files.write('/data/state.txt', 'v1');
-    await sbx.commands.run('rm /etc/resolv.conf; mkdir -p /data/empty');  // a whiteout over the template
+    await sbx.commands.run('rm /etc/debian_version; mkdir -p /data/empty');  // a whiteout over the template
     const forks = await sbx.fork({ count: 2 });
     assert.equal(forks.length, 2);
     for (const f of forks) {
@@ -223,7 +224,7 @@ test('fork copies the filesystem; keeping memory is refused with a reason', asyn
       assert.notEqual(f.sandboxId, sbx.sandboxId);
       assert.equal(await f.files.read('/data/state.txt'), 'v1');
       assert.equal(await f.files.exists('/data/empty'), true);
-      assert.equal(await f.files.exists('/etc/resolv.conf'), false, 'the whiteout was copied');
+      assert.equal(await f.files.exists('/etc/debian_version'), false, 'the whiteout was copied');
       // Root inside owns the copied files, in the fork's own id range.
       assert.equal((await f.commands.run('stat -c %u:%g /data/state.txt')).stdout, '0:0\n');
       assert.deepEqual((await f.getInfo()).metadata, { origin: 'fork-test' });
@@ -305,6 +306,59 @@ test('StreamInput (a Connect client stream) delivers its data messages in order'
     assert.deepEqual(JSON.parse(reply.subarray(endAt + 5).toString()), {});
     await eventually(() => out === 'one\ntwo\n', 'both lines echoed in order');
     await cat.kill();
+  } finally {
+    await sbx.kill();
+  }
+});
+
+// A GET to paddockd's port with the Host header a browser would send for getHost(port).
+function getVia(url, host, path, headers = {}) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, headers: { Host: host, ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a server in the sandbox answers at getHost(port); private traffic wants the token', async () => {
+  const sbx = await Sandbox.create('base', { network: { allowPublicTraffic: false } });
+  try {
+    assert.equal(sbx.getHost(8000), `8000-${sbx.sandboxId}.paddock.test`);
+    assert.equal(sbx.trafficAccessToken.length, 32);
+    await sbx.files.write('/srv/hello.txt', 'hello from the sandbox');
+    await sbx.commands.run('python3 -m http.server 8000 --bind 0.0.0.0 --directory /srv', { background: true });
+    const token = { 'e2b-traffic-access-token': sbx.trafficAccessToken };
+    await eventually(async () => (await getVia(daemon.url, sbx.getHost(8000), '/hello.txt', token)).status === 200,
+      'the server to answer through the proxy');
+    const ok = await getVia(daemon.url, sbx.getHost(8000), '/hello.txt', token);
+    assert.equal(ok.body, 'hello from the sandbox');
+    assert.equal((await getVia(daemon.url, sbx.getHost(8000), '/hello.txt')).status, 401);
+    const dead = await getVia(daemon.url, sbx.getHost(8001), '/', token);
+    assert.equal(dead.status, 502);
+    assert.match(dead.body, new RegExp(`port 8001 of sandbox ${sbx.sandboxId}`));
+  } finally {
+    await sbx.kill();
+  }
+});
+
+test('allowInternetAccess and updateNetwork change egress; domains are refused by name', async () => {
+  const sbx = await Sandbox.create('base', { allowInternetAccess: false });
+  try {
+    let info = await sbx.getInfo();
+    assert.equal(info.allowInternetAccess, false);
+    assert.deepEqual(info.network.denyOut, ['0.0.0.0/0']);
+    await sbx.updateNetwork({ allowInternetAccess: true, denyOut: ['192.0.2.0/24'] });
+    info = await sbx.getInfo();
+    assert.equal(info.allowInternetAccess, true);
+    assert.deepEqual(info.network.denyOut, ['192.0.2.0/24']);
+    await assert.rejects(sbx.updateNetwork({ allowOut: ['example.com'], denyOut: ['0.0.0.0/0'] }),
+      (err) => /example\.com/.test(String(err)));
+    assert.deepEqual((await sbx.getInfo()).network.denyOut, ['192.0.2.0/24'], 'the refused update changed nothing');
   } finally {
     await sbx.kill();
   }
