@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "samples.h"
 #include "cli/api_client.h"
 
 extern char** environ;
@@ -32,14 +33,7 @@ using cli::json;
 
 namespace {
 
-struct Samples {
-  std::vector<double> ms;
-  double P(double q) {
-    if (ms.empty()) return 0;
-    std::sort(ms.begin(), ms.end());
-    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))];
-  }
-};
+using bench::Samples;
 
 double Now() { return MonotonicNanos() / 1e6; }
 

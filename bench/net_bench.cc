@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "samples.h"
 #include "cli/api_client.h"
 #include "sandbox/manager.h"
 
@@ -42,15 +43,7 @@ using namespace paddock;
 
 namespace {
 
-struct Samples {
-  std::vector<double> ms;
-  void Add(int64_t t0, int64_t t1) { ms.push_back((t1 - t0) / 1e6); }
-  double P(double q) {
-    if (ms.empty()) return 0;
-    std::sort(ms.begin(), ms.end());
-    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * (ms.size() - 1) + 0.5))];
-  }
-};
+using bench::Samples;
 
 struct CreateFigures {
   Samples create, ready;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "samples.h"
 #include "sandbox/manager.h"
 
 extern char** environ;
@@ -29,16 +30,7 @@ using namespace paddock;
 
 namespace {
 
-struct Samples {
-  std::vector<double> ms;
-  void Add(int64_t t0, int64_t t1) { ms.push_back((t1 - t0) / 1e6); }
-  double P(double q) {
-    if (ms.empty()) return 0;
-    std::sort(ms.begin(), ms.end());
-    size_t i = static_cast<size_t>(q * (ms.size() - 1) + 0.5);
-    return ms[std::min(i, ms.size() - 1)];
-  }
-};
+using bench::Samples;
 
 using Table = std::vector<std::pair<std::string, Samples>>;
 

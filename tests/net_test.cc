@@ -87,6 +87,21 @@ class OutsideServer {
   std::thread serve_;
 };
 
+// A host service on every address and a free port, which never answers.
+struct HostListener {
+  HostListener() {
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    socklen_t len = sizeof any;
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+    EXPECT_EQ(::listen(fd.get(), 4), 0);
+    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&any), &len);
+    port = ntohs(any.sin_port);
+  }
+  UniqueFd fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  int port = 0;
+};
+
 class NetTest : public SandboxTest {
  protected:
   static void SetUpTestSuite() {
@@ -202,32 +217,16 @@ TEST_F(NetTest, SandboxesReachTheGatewayAndThemselvesButNotEachOtherOrTheHost) {
   EXPECT_EQ(Probe(b.id, a.address, 8000), "refused");
   // A host service on every address: refused through the gateway, and the
   // sandbox's loopback is its own.
-  int host = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in any{};
-  any.sin_family = AF_INET;
-  socklen_t len = sizeof any;
-  ASSERT_EQ(::bind(host, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
-  ASSERT_EQ(::listen(host, 4), 0);
-  ::getsockname(host, reinterpret_cast<sockaddr*>(&any), &len);
-  int host_port = ntohs(any.sin_port);
-  EXPECT_EQ(Probe(a.id, "10.89.0.1", host_port), "refused");
-  EXPECT_EQ(Probe(a.id, "127.0.0.1", host_port), "refused");
-  ::close(host);
+  HostListener host;
+  EXPECT_EQ(Probe(a.id, "10.89.0.1", host.port), "refused");
+  EXPECT_EQ(Probe(a.id, "127.0.0.1", host.port), "refused");
 }
 
 TEST_F(NetTest, HostAccessIsAnExplicitOptIn) {
   SandboxInfo a = CreateNet(R"({"host_access": true})");
-  int host = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in any{};
-  any.sin_family = AF_INET;
-  socklen_t len = sizeof any;
-  ASSERT_EQ(::bind(host, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
-  ASSERT_EQ(::listen(host, 4), 0);
-  ::getsockname(host, reinterpret_cast<sockaddr*>(&any), &len);
-  std::string out = Probe(a.id, "10.89.0.1", ntohs(any.sin_port));
+  HostListener host;
   // Connected: the probe then waits for a greeting that never comes.
-  EXPECT_EQ(out, "timeout");
-  ::close(host);
+  EXPECT_EQ(Probe(a.id, "10.89.0.1", host.port), "timeout");
 }
 
 TEST_F(NetTest, EgressPoliciesChangeOnARunningSandbox) {
