@@ -406,6 +406,18 @@ Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::Find(
   return it->second;
 }
 
+Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::FindLocked(
+    const std::string& id_or_name, std::unique_lock<std::mutex>& lock) const {
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  lock = std::unique_lock<std::mutex>(sb->mu);
+  // A delete may have finished while this waited for the lock.
+  if (!sb->ready) {
+    lock.unlock();
+    return NotFound("sandbox '" + id_or_name + "' does not exist");
+  }
+  return sb;
+}
+
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) { return CreateFrom(spec, ""); }
 
 Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec spec) {
@@ -415,8 +427,8 @@ Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec 
 }
 
 Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxInfo& info) {
-  PDK_ASSIGN_OR_RETURN(auto src, Find(source_id));
-  std::lock_guard<std::mutex> lock(src->mu);  // no transition of the source meanwhile
+  std::unique_lock<std::mutex> lock;  // no transition of the source meanwhile
+  PDK_ASSIGN_OR_RETURN(auto src, FindLocked(source_id, lock));
   bool freeze = src->info.state == SandboxState::kRunning;
   if (freeze) PDK_TRY(src->cgroup->Freeze());  // a consistent copy: nothing writes meanwhile
   Status s = CopyLayer(src->info.dir + "/upper", info.dir + "/upper", src->info.ids.host_first,
@@ -737,8 +749,8 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
 }
 
 Status SandboxManager::Pause(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (sb->info.state != SandboxState::kRunning)
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a running sandbox can be paused");
@@ -750,8 +762,8 @@ Status SandboxManager::Pause(const std::string& id_or_name) {
 }
 
 Status SandboxManager::Resume(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (sb->info.state != SandboxState::kPaused)
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a paused sandbox can be resumed");
@@ -763,8 +775,8 @@ Status SandboxManager::Resume(const std::string& id_or_name) {
 }
 
 Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (sb->info.state == SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is already stopped");
   PDK_TRY(Persist(*sb, "stopping", {"stop", "intent", ""}));
@@ -775,8 +787,8 @@ Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
 }
 
 Status SandboxManager::Start(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (sb->info.state != SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is " +
                               SandboxStateName(sb->info.state) + "; only a stopped sandbox can be started");
@@ -791,8 +803,8 @@ Status SandboxManager::Start(const std::string& id_or_name) {
 }
 
 Status SandboxManager::Delete(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   return DeleteLocked(*sb);
 }
 
@@ -817,8 +829,8 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
 
 Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
                                      const net::NetworkSettings& settings) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   SandboxInfo& info = sb->info;
   if (settings.enabled != info.network.enabled && info.state != SandboxState::kStopped)
     return FailedPrecondition("sandbox " + info.id + " is " + SandboxStateName(info.state) +
@@ -835,10 +847,8 @@ Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
 }
 
 Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
-  // A delete may have finished while we waited for the lock.
-  if (!sb->ready) return NotFound("sandbox '" + id_or_name + "' does not exist");
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   return sb->info;
 }
 
@@ -859,8 +869,8 @@ std::vector<SandboxInfo> SandboxManager::List() const {
 Status SandboxManager::SetTimeout(const std::string& id_or_name, int64_t timeout_s,
                                   const TimeoutAction* action) {
   if (timeout_s < 0) return InvalidArgument("timeout must not be negative");
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (sb->info.state == SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is stopped; a timeout applies to a "
                               "running or paused sandbox");
@@ -909,17 +919,17 @@ int SandboxManager::Reap(int64_t now_ms) {
 }
 
 Result<kernel::CgroupStats> SandboxManager::Stats(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   if (!sb->cgroup) return kernel::CgroupStats{};
   return sb->cgroup->Stats();
 }
 
 Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name) {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   std::string socket;
   {
-    std::lock_guard<std::mutex> lock(sb->mu);
+    std::unique_lock<std::mutex> lock;
+    PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
     if (sb->info.state != SandboxState::kRunning)
       return FailedPrecondition("sandbox " + sb->info.id + " is " +
                                 SandboxStateName(sb->info.state) + "; it must be running");
@@ -930,8 +940,8 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
 }
 
 Status SandboxManager::AddDefaultEnv(const std::string& id_or_name, agent::ExecOptions& opts) const {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->mu);
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
   return Status::Ok();
 }

@@ -174,6 +174,11 @@ class SandboxManager {
   SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                  UniqueFd init_exe);
   Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const;
+  // Find, then the sandbox's own lock, held in `lock` on return. NotFound if
+  // a delete finished while this waited for the lock: every caller would
+  // otherwise act on a sandbox that is gone.
+  Result<std::shared_ptr<Sandbox>> FindLocked(const std::string& id_or_name,
+                                              std::unique_lock<std::mutex>& lock) const;
   // Starts init over the sandbox's filesystem in a new shell and cgroup.
   Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch);  // requires sb.mu held
   // Gives a warm shell the sandbox's id, folder and limits, and launches it.
