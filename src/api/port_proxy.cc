@@ -39,62 +39,59 @@ class FdStream {
 
   template <typename Buffers>
   size_t read_some(const Buffers& buffers, beast::error_code& ec) {
-    ec = {};
-    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
-      net::mutable_buffer b = *it;
-      if (b.size() == 0) continue;
-      while (true) {
-        ssize_t n = ::recv(fd_, b.data(), b.size(), 0);
-        if (n > 0) return static_cast<size_t>(n);
-        if (n == 0) {
-          ec = net::error::eof;
-          return 0;
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN || !WaitFor(fd_, POLLIN, timeout_ms_)) {
-          ec = errno == EAGAIN ? beast::error_code(net::error::timed_out)
-                               : beast::error_code(errno, boost::system::system_category());
-          return 0;
-        }
-      }
-    }
-    return 0;
-  }
-  template <typename Buffers>
-  size_t read_some(const Buffers& buffers) {
-    beast::error_code ec;
-    size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
+    return Transfer(First<net::mutable_buffer>(buffers), POLLIN, ec,
+                    [&](net::mutable_buffer b) { return ::recv(fd_, b.data(), b.size(), 0); });
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers, beast::error_code& ec) {
-    ec = {};
-    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
-      net::const_buffer b = *it;
-      if (b.size() == 0) continue;
-      while (true) {
-        ssize_t n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-        if (n >= 0) return static_cast<size_t>(n);
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN || !WaitFor(fd_, POLLOUT, timeout_ms_)) {
-          ec = errno == EAGAIN ? beast::error_code(net::error::timed_out)
-                               : beast::error_code(errno, boost::system::system_category());
-          return 0;
-        }
-      }
-    }
-    return 0;
+    return Transfer(First<net::const_buffer>(buffers), POLLOUT, ec,
+                    [&](net::const_buffer b) { return ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL); });
+  }
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers) {
+    return OrThrow([&](beast::error_code& ec) { return read_some(buffers, ec); });
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers) {
+    return OrThrow([&](beast::error_code& ec) { return write_some(buffers, ec); });
+  }
+
+ private:
+  template <typename Buffer, typename Buffers>
+  static Buffer First(const Buffers& buffers) {
+    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it)
+      if (Buffer b = *it; b.size() > 0) return b;
+    return Buffer();
+  }
+  // One recv or send into `b`, waiting up to the timeout while the socket is
+  // not ready. A recv of 0 bytes is the end of the stream.
+  template <typename Buffer, typename Syscall>
+  size_t Transfer(Buffer b, short events, beast::error_code& ec, Syscall call) {
+    ec = {};
+    if (b.size() == 0) return 0;
+    while (true) {
+      ssize_t n = call(b);
+      if (n > 0 || (n == 0 && events == POLLOUT)) return static_cast<size_t>(n);
+      if (n == 0) {
+        ec = net::error::eof;
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN || !WaitFor(fd_, events, timeout_ms_)) {
+        ec = errno == EAGAIN ? beast::error_code(net::error::timed_out)
+                             : beast::error_code(errno, boost::system::system_category());
+        return 0;
+      }
+    }
+  }
+  template <typename Op>
+  static size_t OrThrow(Op op) {
     beast::error_code ec;
-    size_t n = write_some(buffers, ec);
+    size_t n = op(ec);
     if (ec) throw boost::system::system_error(ec);
     return n;
   }
 
- private:
   int fd_;
   int timeout_ms_;
 };
@@ -224,13 +221,11 @@ void PortProxy::GiveBack(const std::string& key, UniqueFd fd) {
   if (idle.size() < kMaxIdlePerTarget) idle.push_back(std::move(fd));
 }
 
-std::optional<Response> PortProxy::Serve(Request& req, StreamWriter& conn) {
-  auto route = Route(req);
-  if (!route) return ErrorResponse(NotFound("not a sandbox port"), req.version(), req.keep_alive());
-  auto info = manager_->Get(route->sandbox);
+std::optional<Response> PortProxy::Serve(const PortRoute& route, Request& req, StreamWriter& conn) {
+  auto info = manager_->Get(route.sandbox);
   if (!info.ok()) return ErrorResponse(info.status(), req.version(), req.keep_alive());
-  const std::string where = "port " + std::to_string(route->port) + " of sandbox " + info->id;
-  if (!route->by_path && !info->network.traffic_token.empty() &&
+  const std::string where = "port " + std::to_string(route.port) + " of sandbox " + info->id;
+  if (!route.by_path && !info->network.traffic_token.empty() &&
       !SameSecret(std::string(req[kTokenHeader]), info->network.traffic_token))
     return ErrorResponse(Status(StatusCode::kUnauthenticated,
                                 where + " wants the sandbox's traffic token in header " + kTokenHeader),
@@ -241,10 +236,10 @@ std::optional<Response> PortProxy::Serve(Request& req, StreamWriter& conn) {
     return BadGateway(where + " cannot be reached: the sandbox has no network", req);
 
   // What the sandbox sees: its own path, no Paddock credentials, where it came from.
-  req.target(route->target);
+  req.target(route.target);
   req.erase(kTokenHeader);
   req.erase("X-API-Key");
-  if (route->by_path) req.erase(http::field::authorization);
+  if (route.by_path) req.erase(http::field::authorization);
   std::string client = PeerAddress(conn.native_fd());
   if (!client.empty()) req.set("X-Forwarded-For", client);
   req.set("X-Forwarded-Proto", "http");
@@ -252,12 +247,12 @@ std::optional<Response> PortProxy::Serve(Request& req, StreamWriter& conn) {
   const bool upgrade = req.find(http::field::upgrade) != req.end();
 
   // Send; a kept-alive connection the sandbox closed meanwhile gets one retry.
-  const std::string key = info->id + "|" + info->address + ":" + std::to_string(route->port);
+  const std::string key = info->id + "|" + info->address + ":" + std::to_string(route.port);
   Upstream up;
   beast::flat_buffer from_up;
   std::optional<http::response_parser<http::buffer_body>> parser;
   for (int attempt = 0;; ++attempt) {
-    auto connected = Connect(key, info->address, route->port);
+    auto connected = Connect(key, info->address, route.port);
     if (!connected.ok())
       return BadGateway(where + " cannot be reached: " +
                             (connected.status().message().find("refused") != std::string::npos

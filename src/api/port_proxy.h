@@ -46,9 +46,9 @@ class PortProxy {
   // the sandbox has one) instead of the API key.
   static bool IsPublic(const Request& req);
 
-  // Relays `req` to the sandbox port; returns an error response, or nullopt
-  // once it has relayed through `conn`.
-  std::optional<Response> Serve(Request& req, StreamWriter& conn);
+  // Relays `req` to the sandbox port `route` (Route's answer for it);
+  // returns an error response, or nullopt once it has relayed through `conn`.
+  std::optional<Response> Serve(const PortRoute& route, Request& req, StreamWriter& conn);
 
  private:
   struct Upstream {

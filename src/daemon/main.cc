@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
   };
   api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {
-    if (api::PortProxy::Route(req)) return proxy.Serve(req, out);
+    if (auto route = api::PortProxy::Route(req)) return proxy.Serve(*route, req, out);
     if (api::E2bApi::Handles(req)) return e2b.Handle(req, out);
     return rest.Handle(req, out);
   });
