@@ -9,7 +9,6 @@
 // "msg=recovered ... ms=" it logs, and until its API answers). Asserts nothing.
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -24,10 +23,10 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "daemon.h"
 #include "samples.h"
 #include "cli/api_client.h"
 
-extern char** environ;
 using namespace paddock;
 using cli::json;
 
@@ -43,21 +42,8 @@ pid_t daemon_pid = -1;
 void StartDaemon() {
   std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
                                    "--init", PADDOCK_INIT_PATH, "--max-sandboxes", "2000"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  std::string log = state + "/paddockd.log";
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn(&daemon_pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  for (int i = 0; i < 3000; ++i) {
-    auto h = cli::ApiClient(sock).Send("GET", "/v1/health");
-    if (h.ok() && h->status == 200) return;
-    ::usleep(1000);
-  }
+  daemon_pid = bench::SpawnPaddockd(args, sock, state + "/paddockd.log");
+  if (daemon_pid > 0) return;
   std::fprintf(stderr, "paddockd did not start\n");
   std::exit(1);
 }

@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,11 +33,11 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "daemon.h"
 #include "samples.h"
 #include "cli/api_client.h"
 #include "sandbox/manager.h"
 
-extern char** environ;
 using namespace paddock;
 
 namespace {
@@ -209,25 +208,10 @@ void ProxyBench(int requests) {
                                    "127.0.0.1:" + std::to_string(kTcpPort), "--api-key", "bench",
                                    "--bridge", "pdkb0", "--nft-table", "paddock_bench",
                                    "--network-pool", "10.90.0.0/16", "--dns", "10.90.0.1"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  std::string log = dir + "/paddockd.log";
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t daemon = -1;
-  posix_spawn(&daemon, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
+  pid_t daemon = bench::SpawnPaddockd(args, sock, dir + "/paddockd.log");
   cli::ApiClient api(sock);
-  for (int i = 0; i < 1000; ++i) {
-    auto h = api.Send("GET", "/v1/health");
-    if (h.ok() && h->status == 200) break;
-    ::usleep(10000);
-  }
   auto created = api.Send("POST", "/v1/sandboxes", R"({"name": "web"})");
-  if (created.ok() && created->status == 201) {
+  if (daemon > 0 && created.ok() && created->status == 201) {
     std::string id = created->Json()["id"];
     std::string ip = created->Json()["network"]["address"];
     (void)api.Send("PUT", "/v1/sandboxes/web/files?path=/srv.py", kServer, "application/octet-stream");
@@ -256,8 +240,10 @@ void ProxyBench(int requests) {
   } else {
     std::fprintf(stderr, "create failed: %s\n", created.ok() ? created->body.c_str() : "no answer");
   }
-  ::kill(daemon, SIGTERM);
-  ::waitpid(daemon, nullptr, 0);
+  if (daemon > 0) {
+    ::kill(daemon, SIGTERM);
+    ::waitpid(daemon, nullptr, 0);
+  }
   (void)RemoveTree(dir);
 }
 

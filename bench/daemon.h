@@ -1,0 +1,44 @@
+// Starts a paddockd for a benchmark, its output appended to `log`.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "cli/api_client.h"
+
+extern char** environ;
+
+namespace paddock::bench {
+
+// Spawns `args` (the paddockd binary first) and waits up to 10 s for its API
+// on the unix socket `sock` to answer. Returns its pid, or -1 (having
+// killed it) if it did not.
+inline pid_t SpawnPaddockd(std::vector<std::string> args, const std::string& sock, const std::string& log) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  int err = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (err != 0) return -1;
+  for (int i = 0; i < 10000; ++i) {
+    auto h = cli::ApiClient(sock).Send("GET", "/v1/health");
+    if (h.ok() && h->status == 200) return pid;
+    ::usleep(1000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+}  // namespace paddock::bench
