@@ -1,7 +1,7 @@
 // net_bench: what networking costs at create, and what the port proxy costs
 // per request.
 //
-//   net_bench [--count N] [--requests N]
+//   net_bench [--count N] [--requests N] [--io-threads N]   (--count 0: the HTTP part only)
 //
 // 1. Create-to-ready (Create returns; then the first exec of `true` done) of
 //    N busybox sandboxes, through SandboxManager, in four set-ups measured in
@@ -10,9 +10,10 @@
 //    networking with neither. Between creates the pools are let refill.
 // 2. Small HTTP requests (GET, 2-byte answer, kept-alive connections) to a
 //    server in a sandbox: straight to the sandbox's address (the peer), and
-//    through paddockd's proxy by host name. Sequential latency p50/p99, then
-//    throughput with 8 connections. paddockd and the server are started here;
-//    all traffic is loopback and the sandbox's own address.
+//    through paddockd's proxy by host name, in alternating rounds. Sequential
+//    latency p50/p99, then throughput with 8 connections. paddockd and the
+//    server are started here; all traffic is loopback and the sandbox's own
+//    address.
 // Prints figures; asserts nothing.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -160,13 +161,14 @@ bool RoundTrip(int fd, const std::string& request) {
 
 struct HttpFigures {
   Samples latency;
-  double per_second = 0;
-  int failures = 0;
+  int64_t done = 0, failures = 0;
+  double seconds = 0;
+  double per_second() const { return seconds > 0 ? done / seconds : 0; }
 };
 
-HttpFigures MeasureHttp(const std::string& ip, int port, const std::string& host, int requests) {
-  HttpFigures f;
-  std::string request = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+// `requests` sequential round trips on one kept-alive connection.
+void MeasureLatency(const std::string& ip, int port, const std::string& request, int requests,
+                    HttpFigures& f) {
   int fd = Dial(ip, port);
   for (int i = 0; i < requests && fd >= 0; ++i) {
     int64_t t0 = MonotonicNanos();
@@ -177,6 +179,11 @@ HttpFigures MeasureHttp(const std::string& ip, int port, const std::string& host
     f.latency.Add(t0, MonotonicNanos());
   }
   if (fd >= 0) ::close(fd);
+}
+
+// `requests` round trips over 8 kept-alive connections at once.
+void MeasureThroughput(const std::string& ip, int port, const std::string& request, int requests,
+                       HttpFigures& f) {
   std::atomic<int> done{0}, failed{0};
   std::vector<std::thread> clients;
   int64_t t0 = MonotonicNanos();
@@ -193,12 +200,12 @@ HttpFigures MeasureHttp(const std::string& ip, int port, const std::string& host
       if (cfd >= 0) ::close(cfd);
     });
   for (auto& t : clients) t.join();
-  f.per_second = done / ((MonotonicNanos() - t0) / 1e9);
+  f.seconds += (MonotonicNanos() - t0) / 1e9;
+  f.done += done;
   f.failures += failed;
-  return f;
 }
 
-void ProxyBench(int requests) {
+void ProxyBench(int requests, const std::string& io_threads) {
   std::string dir = "/tmp/pdk-netbench-XXXXXX";
   dir = ::mkdtemp(dir.data());
   ::chmod(dir.c_str(), 0711);
@@ -207,7 +214,8 @@ void ProxyBench(int requests) {
                                    "--init", PADDOCK_INIT_PATH, "--listen",
                                    "127.0.0.1:" + std::to_string(kTcpPort), "--api-key", "bench",
                                    "--bridge", "pdkb0", "--nft-table", "paddock_bench",
-                                   "--network-pool", "10.90.0.0/16", "--dns", "10.90.0.1"};
+                                   "--network-pool", "10.90.0.0/16", "--dns", "10.90.0.1", "--io-threads",
+                                   io_threads};
   pid_t daemon = bench::SpawnPaddockd(args, sock, dir + "/paddockd.log");
   cli::ApiClient api(sock);
   auto created = api.Send("POST", "/v1/sandboxes", R"({"name": "web"})");
@@ -226,16 +234,28 @@ void ProxyBench(int requests) {
       ::usleep(50000);
     }
     std::string host = "8000-" + id + ".paddock.local";
-    HttpFigures direct = MeasureHttp(ip, 8000, ip + ":8000", requests);
-    HttpFigures proxied = MeasureHttp("127.0.0.1", kTcpPort, host, requests);
+    // In alternating rounds, so that both see the machine in the same state
+    // (how busy the CPUs are changes a wake-up's cost several times over).
+    HttpFigures direct, proxied;
+    const std::string to_direct = "GET / HTTP/1.1\r\nHost: " + ip + ":8000\r\n\r\n";
+    const std::string to_proxy = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+    constexpr int kRounds = 10;
+    for (int r = 0; r < kRounds; ++r) {
+      MeasureLatency(ip, 8000, to_direct, requests / kRounds, direct);
+      MeasureLatency("127.0.0.1", kTcpPort, to_proxy, requests / kRounds, proxied);
+    }
+    for (int r = 0; r < 2; ++r) {
+      MeasureThroughput(ip, 8000, to_direct, requests / 2, direct);
+      MeasureThroughput("127.0.0.1", kTcpPort, to_proxy, requests / 2, proxied);
+    }
     std::printf("\nsmall HTTP requests, %d sequential then %d over 8 connections:\n", requests, requests);
     std::printf("%-34s %9s %9s %11s %9s\n", "", "p50 ms", "p99 ms", "req/s (8)", "failed");
-    std::printf("%-34s %9.3f %9.3f %11.0f %9d\n", "direct to the sandbox (peer)", direct.latency.P(0.5),
-                direct.latency.P(0.99), direct.per_second, direct.failures);
-    std::printf("%-34s %9.3f %9.3f %11.0f %9d\n", "through paddockd (host name)", proxied.latency.P(0.5),
-                proxied.latency.P(0.99), proxied.per_second, proxied.failures);
+    std::printf("%-34s %9.3f %9.3f %11.0f %9lld\n", "direct to the sandbox (peer)", direct.latency.P(0.5),
+                direct.latency.P(0.99), direct.per_second(), static_cast<long long>(direct.failures));
+    std::printf("%-34s %9.3f %9.3f %11.0f %9lld\n", "through paddockd (host name)", proxied.latency.P(0.5),
+                proxied.latency.P(0.99), proxied.per_second(), static_cast<long long>(proxied.failures));
     std::printf("proxied / direct: latency p50 %.2fx, throughput %.2fx\n",
-                proxied.latency.P(0.5) / direct.latency.P(0.5), proxied.per_second / direct.per_second);
+                proxied.latency.P(0.5) / direct.latency.P(0.5), proxied.per_second() / direct.per_second());
     (void)api.Send("DELETE", "/v1/sandboxes/web");
   } else {
     std::fprintf(stderr, "create failed: %s\n", created.ok() ? created->body.c_str() : "no answer");
@@ -251,9 +271,11 @@ void ProxyBench(int requests) {
 
 int main(int argc, char** argv) {
   int count = 100, requests = 4000;
+  std::string io_threads = "2";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--count") == 0) count = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--requests") == 0) requests = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--io-threads") == 0) io_threads = argv[i + 1];
   }
   struct Setup {
     const char* label;
@@ -265,15 +287,16 @@ int main(int argc, char** argv) {
                           {"network, 4 warm slots, no shells", true, 0, 4},
                           {"network, no pools", true, 0, 0},
                           {"no network, no pools", false, 0, 0}};
-  std::printf("create-to-ready of %d busybox sandboxes (ms):\n", count);
+  if (count > 0) std::printf("create-to-ready of %d busybox sandboxes (ms):\n", count);
   std::printf("%-36s %9s %9s %11s %11s\n", "", "create p50", "p99", "+exec p50", "p99");
   double peer = 0;
   for (const auto& s : setups) {
+    if (count == 0) break;
     CreateFigures f = MeasureCreates(s.label, count, s.network, s.shells, s.slots);
     if (peer == 0) peer = f.ready.P(0.5);
     std::printf("%-36s %9.3f %9.3f %11.3f %11.3f  (%+.3f ms vs peer)\n", s.label, f.create.P(0.5),
                 f.create.P(0.99), f.ready.P(0.5), f.ready.P(0.99), f.ready.P(0.5) - peer);
   }
-  ProxyBench(requests);
+  ProxyBench(requests, io_threads);
   return 0;
 }

@@ -25,7 +25,7 @@ constexpr const char* kApiKey = "proxy-test-key";
 // HTTP and WebSocket echo in Python's standard library: answers
 // "METHOD PATH host=HOST" plus the body, keeps connections alive.
 constexpr const char* kServer = R"py(
-import base64, hashlib, socket, struct, sys, threading
+import base64, hashlib, socket, struct, sys, threading, time
 def handle(c):
     f = c.makefile('rb')
     while True:
@@ -52,7 +52,14 @@ def handle(c):
                 c.sendall(bytes([hdr[0]]) + size + data)  # FIN and opcode as sent: fragments stay fragments
         method, path, _ = line.decode().split(' ', 2)
         out = ('%s %s host=%s' % (method, path, headers.get('host', ''))).encode() + body
+        if path.startswith('/chunks'):  # streamed: three chunks, a pause before each
+            c.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+            for i in range(3):
+                time.sleep(0.05); c.sendall(b'6\r\nchunk%d\r\n' % i)
+            c.sendall(b'0\r\n\r\n'); continue
+        if path.startswith('/big'): out = b'x' * (1 << 20) + out
         c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(out) + out)
+        if path.startswith('/bye'): c.close(); return  # drops a kept-alive connection unannounced
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(64)
 while True:
@@ -155,6 +162,41 @@ TEST_F(ProxyTest, HttpThroughBothFormsAndA502ForADeadPort) {
   EXPECT_NE(paused.body.find("paused"), std::string::npos);
   Must("POST", "/v1/sandboxes/web/resume");
   EXPECT_EQ(Get(host, "/again").status, 200);
+}
+
+// One client connection whose requests go to two sandboxes, through a
+// server that drops kept-alive connections unannounced, with a streamed and
+// a large response on the way.
+TEST_F(ProxyTest, OneClientConnectionAcrossSandboxesAndDroppedUpstreams) {
+  std::string a = WebSandbox("a", 8080), b = WebSandbox("b", 8080);
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
+  beast::flat_buffer buf;
+  auto get = [&](const std::string& id, const std::string& target) {
+    http::request<http::string_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "8080-" + id + ".paddock.test");
+    http::write(s, req);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(8 << 20);
+    http::read(s, buf, parser);
+    return parser.release();
+  };
+  auto echo = [](const std::string& id, const std::string& target) {
+    return "GET " + target + " host=8080-" + id + ".paddock.test";
+  };
+  EXPECT_EQ(get(a, "/bye").body(), echo(a, "/bye"));
+  EXPECT_EQ(get(a, "/after-bye").body(), echo(a, "/after-bye"));  // the dropped one is retried
+  EXPECT_EQ(get(b, "/to-b").body(), echo(b, "/to-b"));
+  EXPECT_EQ(get(a, "/back-to-a").body(), echo(a, "/back-to-a"));
+  auto chunks = get(b, "/chunks");
+  EXPECT_EQ(chunks.result_int(), 200);
+  EXPECT_TRUE(chunks.chunked());
+  EXPECT_EQ(chunks.body(), "chunk0chunk1chunk2");
+  auto big = get(a, "/big");
+  EXPECT_EQ(big.body().size(), (size_t{1} << 20) + echo(a, "/big").size());
+  EXPECT_EQ(big.body().substr(1 << 20), echo(a, "/big"));
+  EXPECT_EQ(get(b, "/last").body(), echo(b, "/last"));
 }
 
 TEST_F(ProxyTest, WebSocketEchoThroughTheProxy) {

@@ -1,5 +1,7 @@
 #include "api/http_server.h"
 
+#include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 #include <sys/stat.h>
@@ -7,7 +9,6 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
@@ -66,6 +67,7 @@ bool KeyMatches(const Request& req, const std::string& key) {
 struct Shared {
   ServerOptions opts;
   Handler handler;
+  UpstreamPool upstreams;
   net::thread_pool workers;
   Shared(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)), workers(opts.workers) {}
 };
@@ -75,9 +77,16 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
  public:
   using Stream = beast::basic_stream<Protocol>;
   Session(typename Protocol::socket socket, std::shared_ptr<Shared> shared, bool needs_key)
-      : stream_(std::move(socket)), shared_(std::move(shared)), needs_key_(needs_key) {}
+      : stream_(std::move(socket)), shared_(std::move(shared)), needs_key_(needs_key) {
+    if constexpr (std::is_same_v<Protocol, net::ip::tcp>) {
+      beast::error_code ec;
+      auto peer = stream_.socket().remote_endpoint(ec);
+      if (!ec) client_address_ = peer.address().to_string();
+    }
+  }
 
   void Run() { ReadHeader(); }
+  auto executor() { return stream_.get_executor(); }
 
   // StreamWriter: called on a worker thread while the session waits for it.
   bool Begin(http::status status, std::string_view content_type) override {
@@ -103,16 +112,6 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     net::write(stream_.socket(), http::make_chunk_last(), ec);
     if (ec) stream_failed_ = true;
     return !ec;
-  }
-  int native_fd() override { return stream_.socket().native_handle(); }
-  std::string TakeReadAhead() override {
-    std::string bytes = beast::buffers_to_string(buffer_.data());
-    buffer_.consume(buffer_.size());
-    return bytes;
-  }
-  void Relayed(bool keep_alive) override {
-    streamed_ = true;
-    if (!keep_alive) stream_failed_ = true;
   }
 
  private:
@@ -147,7 +146,24 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     const auto& own_auth = shared_->opts.handler_authenticates;
     if (needs_key_ && !KeyMatches(req_, shared_->opts.api_key) && !(own_auth && own_auth(req_)))
       return Reply(Unauthorized(req_.version()));
+    if (shared_->opts.router) {
+      RouteResult route = shared_->opts.router(req_, client_address_);
+      if (auto* reply = std::get_if<Response>(&route)) return Reply(std::move(*reply));
+      if (auto* target = std::get_if<RelayTarget>(&route)) return Relay(std::move(*target));
+    }
     net::post(shared_->workers, [self = this->shared_from_this()] { self->Handle(); });
+  }
+
+  void Relay(RelayTarget target) {
+    if (!upstream_) upstream_.emplace(stream_.get_executor(), shared_->upstreams);
+    auto relay = std::make_shared<HttpRelay<Stream>>(
+        stream_, buffer_, req_, std::move(target), *upstream_, shared_->opts.relay_timeouts,
+        [self = this->shared_from_this()](std::optional<Response> reply, bool keep_alive) {
+          if (reply) return self->Reply(std::move(*reply));
+          if (!keep_alive) return self->Close();
+          self->ReadHeader();
+        });
+    relay->Start();
   }
 
   // On a worker thread: the socket belongs to this handler until it returns.
@@ -187,7 +203,9 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   Stream stream_;
   std::shared_ptr<Shared> shared_;
   bool needs_key_;
+  std::string client_address_;           // the peer's, on TCP
   beast::flat_buffer buffer_;
+  std::optional<UpstreamLink> upstream_;  // once it has relayed a request
   std::optional<http::request_parser<http::string_body>> parser_;
   Request req_;
   std::shared_ptr<Response> res_;
@@ -195,21 +213,45 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   bool stream_failed_ = false;
 };
 
+// One io_context per I/O thread: a connection lives on one of them for its
+// whole life, so its handlers never hop threads (no strand, no wake-ups of
+// another thread between a read and the write it causes).
+class IoContexts {
+ public:
+  explicit IoContexts(size_t n) {
+    for (size_t i = 0; i < std::max<size_t>(n, 1); ++i) {
+      all_.push_back(std::make_unique<net::io_context>(1));
+      idle_guards_.push_back(net::make_work_guard(*all_.back()));  // run() waits for connections
+    }
+  }
+  net::io_context& first() { return *all_.front(); }
+  net::io_context& next() { return *all_[next_.fetch_add(1, std::memory_order_relaxed) % all_.size()]; }
+  const std::vector<std::unique_ptr<net::io_context>>& all() const { return all_; }
+
+ private:
+  std::vector<std::unique_ptr<net::io_context>> all_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> idle_guards_;
+  std::atomic<size_t> next_{0};
+};
+
 template <typename Protocol>
 class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
  public:
-  Listener(net::io_context& io, typename Protocol::acceptor acceptor, std::shared_ptr<Shared> shared,
+  Listener(IoContexts& ios, typename Protocol::acceptor acceptor, std::shared_ptr<Shared> shared,
            bool needs_key)
-      : io_(io), acceptor_(std::move(acceptor)), shared_(std::move(shared)), needs_key_(needs_key) {}
+      : ios_(ios), acceptor_(std::move(acceptor)), shared_(std::move(shared)), needs_key_(needs_key) {}
   void Accept() {
-    acceptor_.async_accept(net::make_strand(io_), [self = this->shared_from_this()](
-                                                      beast::error_code ec, typename Protocol::socket s) {
+    acceptor_.async_accept(ios_.next(), [self = this->shared_from_this()](beast::error_code ec,
+                                                                        typename Protocol::socket s) {
       if (ec == net::error::operation_aborted) return;
       // Responses go out in several writes (headers, chunks): Nagle would
       // hold each small one back for the client's delayed ACK (40 ms).
       if constexpr (std::is_same_v<Protocol, net::ip::tcp>)
         if (!ec) s.set_option(net::ip::tcp::no_delay(true), ec);
-      if (!ec) std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_)->Run();
+      if (!ec) {
+        auto session = std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_);
+        net::post(session->executor(), [session] { session->Run(); });
+      }
       self->Accept();
     });
   }
@@ -219,7 +261,7 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
   }
 
  private:
-  net::io_context& io_;
+  IoContexts& ios_;
   typename Protocol::acceptor acceptor_;
   std::shared_ptr<Shared> shared_;
   bool needs_key_;
@@ -228,7 +270,7 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
 }  // namespace
 
 struct HttpServer::Impl {
-  net::io_context io;
+  std::unique_ptr<IoContexts> ios;
   std::shared_ptr<Shared> shared;
   std::shared_ptr<Listener<net::local::stream_protocol>> unix_listener;
   std::shared_ptr<Listener<net::ip::tcp>> tcp_listener;
@@ -243,14 +285,16 @@ HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
   const ServerOptions& o = impl_->shared->opts;
+  impl_->ios = std::make_unique<IoContexts>(o.io_threads);
+  net::io_context& io = impl_->ios->first();
   try {
     std::string dir = o.unix_socket.substr(0, o.unix_socket.rfind('/'));
     if (!dir.empty()) PDK_TRY(MakeDirs(dir, 0755));
     ::unlink(o.unix_socket.c_str());
-    net::local::stream_protocol::acceptor unix_acceptor(impl_->io, {o.unix_socket});
+    net::local::stream_protocol::acceptor unix_acceptor(io, {o.unix_socket});
     ::chmod(o.unix_socket.c_str(), 0660);
     impl_->unix_listener = std::make_shared<Listener<net::local::stream_protocol>>(
-        impl_->io, std::move(unix_acceptor), impl_->shared, false);
+        *impl_->ios, std::move(unix_acceptor), impl_->shared, false);
     impl_->unix_listener->Accept();
     if (!o.tcp_listen.empty()) {
       if (o.api_key.empty()) return InvalidArgument("listening on TCP needs an API key");
@@ -258,26 +302,26 @@ Status HttpServer::Start() {
       if (colon == std::string::npos) return InvalidArgument("--listen must be HOST:PORT");
       auto addr = net::ip::make_address(o.tcp_listen.substr(0, colon));
       auto port = static_cast<unsigned short>(std::stoi(o.tcp_listen.substr(colon + 1)));
-      net::ip::tcp::acceptor tcp_acceptor(impl_->io, {addr, port});
+      net::ip::tcp::acceptor tcp_acceptor(io, {addr, port});
       tcp_port_ = tcp_acceptor.local_endpoint().port();
-      impl_->tcp_listener = std::make_shared<Listener<net::ip::tcp>>(impl_->io, std::move(tcp_acceptor),
+      impl_->tcp_listener = std::make_shared<Listener<net::ip::tcp>>(*impl_->ios, std::move(tcp_acceptor),
                                                                      impl_->shared, true);
       impl_->tcp_listener->Accept();
     }
   } catch (const std::exception& e) {
     return Unavailable(std::string("listen: ") + e.what());
   }
-  for (size_t i = 0; i < o.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
+  for (const auto& ctx : impl_->ios->all()) impl_->threads.emplace_back([&io = *ctx] { io.run(); });
   return Status::Ok();
 }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->threads.empty()) return;
-  net::post(impl_->io, [this] {
+  net::post(impl_->ios->first(), [this] {
     if (impl_->unix_listener) impl_->unix_listener->Close();
     if (impl_->tcp_listener) impl_->tcp_listener->Close();
   });
-  impl_->io.stop();
+  for (const auto& ctx : impl_->ios->all()) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
   impl_->shared->workers.stop();

@@ -4,7 +4,9 @@
 // deadline for each request's header and body and a size limit, so slow or
 // hostile clients cannot pile up. Each request is then handled on a worker
 // pool: handlers may block (sandbox operations do) and may stream their
-// response (chunked) through a StreamWriter. On TCP an API key is required.
+// response (chunked) through a StreamWriter. Requests a Router claims are
+// relayed to a TCP endpoint on the I/O threads instead (HttpRelay), holding
+// no worker. On TCP an API key is required.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -18,18 +20,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
+#include "api/http_relay.h"
 #include "base/status.h"
 
 namespace paddock::api {
-
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
 
 // A response written piece by piece from the handler's thread.
 class StreamWriter {
@@ -39,19 +36,17 @@ class StreamWriter {
   virtual bool Begin(http::status status, std::string_view content_type) = 0;
   virtual bool Write(std::string_view data) = 0;
   virtual bool End() = 0;
-
-  // For a handler that speaks on the connection itself (the port proxy):
-  // the socket (non-blocking; the handler owns it until it returns), and the
-  // bytes the client sent past this request, which it then owns too. Such a
-  // handler returns nullopt after calling Relayed, which says whether the
-  // connection may carry another request.
-  virtual int native_fd() = 0;
-  virtual std::string TakeReadAhead() = 0;
-  virtual void Relayed(bool keep_alive) = 0;
 };
 
 // Returns the response, or nullopt once it has streamed one through the writer.
 using Handler = std::function<std::optional<Response>(Request& req, StreamWriter& out)>;
+
+// Runs on an I/O thread for each authenticated request, so it must not
+// block: a target relays the request there (the router may rewrite it
+// first), a response answers it at once, nothing passes it to the Handler.
+// `client` is the peer's address on TCP, empty on the unix socket.
+using RouteResult = std::variant<std::monostate, RelayTarget, Response>;
+using Router = std::function<RouteResult(Request& req, const std::string& client)>;
 
 struct ServerOptions {
   std::string unix_socket;           // required
@@ -60,6 +55,8 @@ struct ServerOptions {
   // Requests that carry credentials of their own, which the handler checks
   // (a sandbox's access token on E2B envd routes): exempt from the API key.
   std::function<bool(const Request&)> handler_authenticates;
+  Router router;                     // optional
+  RelayTimeouts relay_timeouts;
   size_t max_header_bytes = 64 * 1024;
   size_t max_body_bytes = size_t{256} << 20;
   int header_timeout_s = 30;         // also how long an idle keep-alive connection lives

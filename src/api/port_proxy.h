@@ -6,24 +6,18 @@
 //   /v1/sandboxes/{id}/ports/{port}/...    behind the API key; the prefix
 //                                          is stripped
 //
-// Requests are relayed as they come, responses streamed back as they are
-// produced (chunked, server-sent events, long polls). An upgrade (WebSocket)
-// turns the connection into a tunnel. Connections to sandboxes are kept
-// alive and reused. When nothing answers, the client gets a 502 naming the
-// sandbox and the port.
-//
-// Each relayed request, and each tunnel for its life, holds one of the HTTP
-// server's workers.
+// The proxy only decides (PortProxy::Decide, on the HTTP server's I/O
+// thread, without blocking); the server relays (HttpRelay): responses are
+// streamed back as they are produced (chunked, server-sent events, long
+// polls), an upgrade (WebSocket) turns the connection into a tunnel, and
+// connections to sandboxes are kept alive and reused. When nothing answers,
+// the client gets a 502 naming the sandbox and the port.
 #pragma once
 
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "api/http_server.h"
-#include "base/fd.h"
 #include "sandbox/manager.h"
 
 namespace paddock::api {
@@ -46,21 +40,14 @@ class PortProxy {
   // the sandbox has one) instead of the API key.
   static bool IsPublic(const Request& req);
 
-  // Relays `req` to the sandbox port `route` (Route's answer for it);
-  // returns an error response, or nullopt once it has relayed through `conn`.
-  std::optional<Response> Serve(const PortRoute& route, Request& req, StreamWriter& conn);
+  // The HTTP server's Router: for a request to a sandbox port, the target to
+  // relay it to (the request rewritten for the sandbox: its own path, no
+  // Paddock credentials, X-Forwarded-*), or an error response; nothing for
+  // any other request.
+  RouteResult Decide(Request& req, const std::string& client) const;
 
  private:
-  struct Upstream {
-    UniqueFd fd;
-    bool reused = false;
-  };
-  Result<Upstream> Connect(const std::string& key, const std::string& ip, uint16_t port);
-  void GiveBack(const std::string& key, UniqueFd fd);
-
   SandboxManager* manager_;
-  std::mutex idle_mu_;  // guards idle_
-  std::map<std::string, std::vector<UniqueFd>> idle_;  // by sandbox id:address:port
 };
 
 }  // namespace paddock::api

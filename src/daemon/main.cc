@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--socket", sopts.unix_socket, "unix socket of the API");
   app.add_option("--listen", sopts.tcp_listen, "also serve on TCP HOST:PORT (needs an API key)");
   app.add_option("--api-key", sopts.api_key, "API key required on TCP (or $PADDOCK_API_KEY)");
+  app.add_option("--io-threads", sopts.io_threads, "threads reading requests and relaying proxied traffic")
+      ->check(CLI::Range(1, 64));
   app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
@@ -92,8 +94,8 @@ int main(int argc, char** argv) {
   sopts.handler_authenticates = [](const api::Request& req) {
     return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
   };
+  sopts.router = [&proxy](api::Request& req, const std::string& client) { return proxy.Decide(req, client); };
   api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {
-    if (auto route = api::PortProxy::Route(req)) return proxy.Serve(*route, req, out);
     if (api::E2bApi::Handles(req)) return e2b.Handle(req, out);
     return rest.Handle(req, out);
   });

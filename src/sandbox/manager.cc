@@ -56,6 +56,8 @@ struct SandboxManager::Sandbox {
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
   std::unique_ptr<net::Slot> slot;         // its network, while running or paused
+  mutable std::mutex endpoint_mu;          // guards endpoint, which Persist publishes
+  SandboxEndpoint endpoint;
 };
 
 // A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
@@ -375,7 +377,10 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
 }
 
 Status SandboxManager::Persist(Sandbox& sb, const char* state, const JournalNote& note) {
-  return store_->Update(ToRecord(sb.info, state), note);
+  PDK_TRY(store_->Update(ToRecord(sb.info, state), note));
+  std::lock_guard<std::mutex> lock(sb.endpoint_mu);
+  sb.endpoint = {sb.info.id, sb.info.state, sb.info.address, sb.info.network.traffic_token};
+  return Status::Ok();
 }
 
 Result<uint32_t> SandboxManager::ReserveIdSlot() {
@@ -850,6 +855,12 @@ Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   return sb->info;
+}
+
+Result<SandboxEndpoint> SandboxManager::Endpoint(const std::string& id_or_name) const {
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  std::lock_guard<std::mutex> lock(sb->endpoint_mu);
+  return sb->endpoint;
 }
 
 std::vector<SandboxInfo> SandboxManager::List() const {

@@ -101,6 +101,14 @@ struct SandboxInfo {
   std::string address;                 // its IPv4 while it holds a network slot (running, paused)
 };
 
+// Where a sandbox's ports are, as of its last recorded transition.
+struct SandboxEndpoint {
+  std::string id;
+  SandboxState state = SandboxState::kStopped;
+  std::string address;        // empty without a network slot
+  std::string traffic_token;  // guards its public ports when set
+};
+
 // What Open() found and did, for logs and tests.
 struct RecoveryReport {
   int adopted = 0;        // running or paused sandboxes taken over as they were
@@ -137,6 +145,9 @@ class SandboxManager {
   Status Delete(const std::string& id_or_name);
 
   Result<SandboxInfo> Get(const std::string& id_or_name) const;
+  // Never waits for a transition in progress (Get does): the port proxy and
+  // forwards ask once per connection, on I/O threads.
+  Result<SandboxEndpoint> Endpoint(const std::string& id_or_name) const;
   std::vector<SandboxInfo> List() const;
 
   // Sets (or with 0 clears) the timeout, `timeout_s` from now; the sandbox
