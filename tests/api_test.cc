@@ -211,6 +211,15 @@ TEST_F(DaemonTest, CliRunExecAndErrors) {
   EXPECT_EQ(run("exec cli -- sh -c 'exit 7'").first, 7);
   EXPECT_EQ(run("inspect cli --json").first, 0);
   EXPECT_NE(run("ls").second.find("cli"), std::string::npos);
+  auto forwarded = run("forward cli 7000");
+  EXPECT_EQ(forwarded.first, 0) << forwarded.second;
+  ASSERT_EQ(forwarded.second.rfind("127.0.0.1:", 0), 0u) << forwarded.second;
+  std::string host_port = forwarded.second.substr(10, forwarded.second.size() - 11);
+  EXPECT_NE(run("forwards cli").second.find(forwarded.second.substr(0, forwarded.second.size() - 1)),
+            std::string::npos);
+  EXPECT_EQ(run("unforward cli " + host_port).first, 0);
+  EXPECT_NE(run("unforward cli " + host_port).second.find("no forward"), std::string::npos);
+  EXPECT_NE(run("forward cli 70000").first, 0);
   auto missing = run("exec nope -- true");
   EXPECT_EQ(missing.first, 1);
   EXPECT_NE(missing.second.find("does not exist"), std::string::npos);

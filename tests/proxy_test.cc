@@ -1,11 +1,12 @@
 // paddockd's network surface: the port proxy (both forms, WebSocket, 502,
-// traffic token), network settings over REST, and recovery of networked
-// sandboxes after kill -9. Traffic goes to loopback and to the sandboxes'
+// traffic token), TCP forwards, network settings over REST, and recovery of
+// networked sandboxes after kill -9. Traffic goes to loopback and to the sandboxes'
 // own addresses only.
 #include <arpa/inet.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -65,6 +66,43 @@ s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(64)
 while True:
     c, _ = s.accept(); threading.Thread(target=handle, args=(c,), daemon=True).start()
 )py";
+
+// Raw TCP: reads until the client's end of stream, answers with what came
+// upper-cased, then closes (so a forward must pass half-closes through).
+constexpr const char* kShouter = R"py(
+import socket, sys, threading
+def handle(c):
+    data = b''
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        data += d
+    c.sendall(data.upper()); c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept(); threading.Thread(target=handle, args=(c,), daemon=True).start()
+)py";
+
+// Sends `data` to 127.0.0.1:`port`, half-closes, reads to the end. An error
+// (a reset, a refusal) comes back as its message.
+std::string Shout(int port, const std::string& data) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  beast::error_code ec;
+  s.connect({asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)}, ec);
+  if (ec) return "error: " + ec.message();
+  asio::write(s, asio::buffer(data), ec);
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  std::string got;
+  char buf[65536];
+  while (true) {
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    got.append(buf, n);
+    if (ec == asio::error::eof) return got;
+    if (ec) return "error: " + ec.message();
+  }
+}
 
 struct Reply {
   int status = 0;
@@ -247,6 +285,82 @@ TEST_F(ProxyTest, NetworkSettingsOverRest) {
   auto metrics = api().Send("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("paddock_warm_network_slots"), std::string::npos);
+}
+
+// Raw TCP forwards from host ports: half-closes pass, bad requests are
+// refused by name, a stopped sandbox resets connections, a restarted one is
+// reached at its new address, paddockd's restart listens again, and removing
+// the forward or the sandbox frees the port.
+TEST_F(ProxyTest, TcpForwardsFromHostPorts) {
+  Must("POST", "/v1/sandboxes", {{"name", "db"}}, 201);
+  auto put = api().Send("PUT", "/v1/sandboxes/db/files?path=/shout.py", kShouter, "application/octet-stream");
+  ASSERT_TRUE(put.ok() && put->status == 200);
+  auto serve = [&] {
+    Must("POST", "/v1/sandboxes/db/exec", {{"command", "nohup python3 /shout.py 7000 >/dev/null 2>&1 &"}});
+  };
+  serve();
+  json fwd = Must("POST", "/v1/sandboxes/db/forwards", {{"port", 7000}}, 201);
+  int host_port = fwd["host_port"];
+  EXPECT_GT(host_port, 0);
+  EXPECT_EQ(fwd["bind"], "127.0.0.1");
+  EXPECT_EQ(fwd["address"], "127.0.0.1:" + std::to_string(host_port));
+  auto shout_soon = [&](const std::string& data) {
+    std::string got;
+    for (int i = 0; i < 100; ++i) {  // bounded: the server may still be starting (5 s)
+      got = Shout(host_port, data);
+      if (got.rfind("error", 0) != 0 && !got.empty()) break;
+      ::usleep(50000);
+    }
+    return got;
+  };
+  EXPECT_EQ(shout_soon("hello forward"), "HELLO FORWARD");
+  std::string big(3 << 20, 'q');
+  EXPECT_TRUE(Shout(host_port, big) == std::string(3 << 20, 'Q'));
+
+  // Bad requests name what is wrong and change nothing.
+  Must("POST", "/v1/sandboxes", {{"name", "other"}}, 201);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/other/forwards",
+                     json{{"port", 22}, {"host_port", host_port}}.dump(), 409)
+                .find("in use"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/db/forwards", R"({"port": 70000})", 400).find("port"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/db/forwards", R"({"port": 22, "bind": "nope"})", 400).find("nope"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/db/forwards", R"({"port": 22, "bind": "192.0.2.7"})", 400)
+                .find("not an address of this host"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/db/forwards", R"({"port": 22, "hostport": 1})", 400).find("hostport"),
+            std::string::npos);
+  MustFail("DELETE", "/v1/sandboxes/db/forwards/1", "", 404);
+  json listed = Must("GET", "/v1/sandboxes/db/forwards");
+  ASSERT_EQ(listed["forwards"].size(), 1u);
+  EXPECT_EQ(listed["forwards"][0]["port"], 7000);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/db")["network"]["forwards"].size(), 1u);
+
+  // Stopped: a reset, at once. Started again (a new address, maybe): reached.
+  Must("POST", "/v1/sandboxes/db/stop");
+  EXPECT_EQ(Shout(host_port, "anyone?").rfind("error", 0), 0u);
+  Must("POST", "/v1/sandboxes/db/start");
+  serve();
+  EXPECT_EQ(shout_soon("after restart"), "AFTER RESTART");
+
+  // paddockd killed and started again: the forward is in the record.
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  EXPECT_EQ(shout_soon("after kill -9"), "AFTER KILL -9");
+  auto metrics = api().Send("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("paddock_tcp_forwards 1"), std::string::npos);
+
+  // Removed: the port is free (refused, as no one listens).
+  Must("DELETE", "/v1/sandboxes/db/forwards/" + std::to_string(host_port), nullptr, 204);
+  EXPECT_NE(Shout(host_port, "gone?").find("refused"), std::string::npos);
+  // A sandbox's delete frees its forwards' ports.
+  json again = Must("POST", "/v1/sandboxes/other/forwards", {{"port", 22}, {"host_port", host_port}}, 201);
+  EXPECT_EQ(again["host_port"], host_port);
+  Must("DELETE", "/v1/sandboxes/other", nullptr, 204);
+  EXPECT_NE(Shout(host_port, "gone?").find("refused"), std::string::npos);
 }
 
 // kill -9 with warm slots and shells in flight; the next paddockd (without

@@ -44,6 +44,8 @@ TEST_F(StoreTest, RecordsRoundTripAndSurviveReopen) {
   r.state = "running";
   r.init_pid = 42;
   r.timeout_at_ms = 99;
+  r.address = "10.88.0.2";
+  r.forwards = R"([{"bind":"127.0.0.1","host_port":2222,"port":22}])";
   ASSERT_TRUE(store_->Update(r, {"create", "done", ""}).ok());
   store_.reset();
   store_ = std::move(OpenSqliteStore(dir_ + "/paddock.db")).value();
@@ -56,6 +58,8 @@ TEST_F(StoreTest, RecordsRoundTripAndSurviveReopen) {
   EXPECT_EQ(back->env.at("A"), "1");
   EXPECT_EQ(back->init_start_time, 1234567890123ull);
   EXPECT_EQ(back->id_base, 1u << 30);
+  EXPECT_EQ(back->address, "10.88.0.2");
+  EXPECT_EQ(back->forwards, r.forwards);
   auto journal = store_->ReadJournal("a1");
   ASSERT_TRUE(journal.ok());
   ASSERT_EQ(journal->size(), 2u);

@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <charconv>
 #include <chrono>
 #include <set>
 
@@ -17,10 +18,17 @@ using agent::json;
 
 namespace {
 
+json ForwardsJson(const SandboxInfo& i) {
+  json all = json::array();
+  for (const auto& f : i.forwards) all.push_back(f.ToJson());
+  return all;
+}
+
 json NetworkJson(const SandboxInfo& i, const paddock::net::Network* network) {
   json j = i.network.ToJson(true);
   j["address"] = i.address.empty() ? json(nullptr) : json(i.address);
   j["gateway"] = network && !i.address.empty() ? json(network->gateway().ToString()) : json(nullptr);
+  j["forwards"] = ForwardsJson(i);
   return j;
 }
 
@@ -120,6 +128,8 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(mana
   metrics_->Describe("paddock_warm_network_slots", "gauge",
                      "Network slots ready for Create and Start (namespace, veth, address).");
   metrics_->Describe("paddock_sandbox_addresses", "gauge", "Sandboxes holding a network address.");
+  metrics_->Describe("paddock_tcp_forwards", "gauge", "Host ports listening for TCP forwards.");
+  metrics_->Describe("paddock_tcp_forward_connections", "gauge", "Open TCP forward connections.");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
   metrics_->Describe("paddock_errors_total", "counter", "Failed API operations by error code.");
   metrics_->Describe("paddock_http_requests_total", "counter", "HTTP requests by status class.");
@@ -184,6 +194,8 @@ std::optional<Response> RestApi::Route(Call& c) {
         return JsonResponse(http::status::ok, NetworkJson(info, manager_->network()), req);
       });
     }
+    if (p.size() >= 4 && p[3] == "forwards")
+      if (auto res = Forwards(c, id, p.size() == 5 ? p[4] : "", p.size())) return res;
     if (p.size() >= 4 && p[3] == "processes")
       return Processes(c, id, std::vector<std::string>(p.begin() + 4, p.end()));
     if (p.size() >= 4 && p[3] == "files") return Files(c, id, p.size() >= 5 ? p[4] : "");
@@ -227,6 +239,37 @@ Response RestApi::UpdateNetwork(Call& c, const std::string& id) {
     PDK_ASSIGN_OR_RETURN(info, manager_->Get(id));
     return JsonResponse(http::status::ok, NetworkJson(info, manager_->network()), c.req);
   });
+}
+
+// /v1/sandboxes/{id}/forwards: GET lists, POST {"port", "host_port", "bind"}
+// adds; /forwards/{host_port}: DELETE removes. Nothing for other methods
+// and paths (the caller answers 404).
+std::optional<Response> RestApi::Forwards(Call& c, const std::string& id, const std::string& host_port,
+                                          size_t depth) {
+  c.op = "forward";
+  auto method = c.req.method();
+  if (depth == 4 && method == http::verb::get)
+    return Try(c.req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+      return JsonResponse(http::status::ok, {{"forwards", ForwardsJson(info)}}, c.req);
+    });
+  if (depth == 4 && method == http::verb::post)
+    return Try(c.req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+      PDK_ASSIGN_OR_RETURN(paddock::net::PortForward forward, paddock::net::PortForward::FromJson(body));
+      PDK_ASSIGN_OR_RETURN(forward, manager_->AddForward(id, forward));
+      return JsonResponse(http::status::created, forward.ToJson(), c.req);
+    });
+  if (depth == 5 && method == http::verb::delete_)
+    return Try(c.req, [&]() -> Result<Response> {
+      int port = 0;
+      auto [end, ec] = std::from_chars(host_port.data(), host_port.data() + host_port.size(), port);
+      if (ec != std::errc() || end != host_port.data() + host_port.size() || port < 1 || port > 65535)
+        return InvalidArgument("'" + host_port + "' is not a host port (1 to 65535)");
+      PDK_TRY(manager_->RemoveForward(id, static_cast<uint16_t>(port)));
+      return EmptyResponse(http::status::no_content, c.req);
+    });
+  return std::nullopt;
 }
 
 Response RestApi::ListSandboxes(Call& c) {
@@ -637,6 +680,10 @@ Response RestApi::Metrics(Call& c) {
   if (const paddock::net::Network* network = manager_->network()) {
     metrics_->Set("paddock_warm_network_slots", {}, static_cast<double>(network->warm_slots_ready()));
     metrics_->Set("paddock_sandbox_addresses", {}, addressed);
+  }
+  if (const paddock::net::Forwarder* forwarder = manager_->forwarder()) {
+    metrics_->Set("paddock_tcp_forwards", {}, static_cast<double>(forwarder->listening()));
+    metrics_->Set("paddock_tcp_forward_connections", {}, static_cast<double>(forwarder->connections()));
   }
   Response res{http::status::ok, c.req.version()};
   res.set(http::field::content_type, "text/plain; version=0.0.4");

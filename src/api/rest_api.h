@@ -25,6 +25,8 @@ class RestApi {
   Response Transition(Call& c, const std::string& id, const std::string& action);
   Response SetTimeout(Call& c, const std::string& id);
   Response UpdateNetwork(Call& c, const std::string& id);
+  std::optional<Response> Forwards(Call& c, const std::string& id, const std::string& host_port,
+                                   size_t depth);
   std::optional<Response> Exec(Call& c, const std::string& id);
   std::optional<Response> StreamProcess(Call& c, agent::AgentClient& client, int pid, uint64_t from,
                                         bool started);

@@ -314,6 +314,20 @@ int main(int argc, char** argv) {
   timeout->add_option("id", id, "id or name")->required();
   timeout->add_option("seconds", seconds, "from now; 0 clears it")->required();
   timeout->add_option("--on-timeout", on_timeout, "kill, pause or stop");
+  int port = 0, host_port = 0;
+  std::string bind;
+  auto* forward = app.add_subcommand("forward", "forward TCP from a host port to a sandbox's port; "
+                                                "prints HOST:PORT");
+  forward->add_option("id", id, "id or name")->required();
+  forward->add_option("port", port, "the sandbox's port")->required();
+  forward->add_option("--host-port", host_port, "the host port (default: any free one)");
+  forward->add_option("--bind", bind, "the host address to listen on (default 127.0.0.1)");
+  auto* forwards = app.add_subcommand("forwards", "list a sandbox's TCP forwards");
+  forwards->add_option("id", id, "id or name")->required();
+  forwards->add_flag("--json", json_out, "JSON output");
+  auto* unforward = app.add_subcommand("unforward", "stop forwarding a host port");
+  unforward->add_option("id", id, "id or name")->required();
+  unforward->add_option("host_port", host_port, "the host port")->required();
   auto* status = app.add_subcommand("status", "is paddockd up, and what does it hold");
   CLI11_PARSE(app, argc, argv);
 
@@ -374,6 +388,31 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", i.c_str());
     }
     return rc;
+  }
+  if (forward->parsed()) {
+    json body = {{"port", port}};
+    if (host_port) body["host_port"] = host_port;
+    if (!bind.empty()) body["bind"] = bind;
+    auto r = Call(api, "POST", sandbox_path(id) + "/forwards", body);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->value("address", "").c_str());
+    return 0;
+  }
+  if (forwards->parsed()) {
+    auto r = Call(api, "GET", sandbox_path(id) + "/forwards");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", (*r)["forwards"].dump(2).c_str());
+    } else {
+      std::printf("%-22s %s\n", "HOST", "SANDBOX PORT");
+      for (const auto& f : (*r)["forwards"])
+        std::printf("%-22s %d\n", f.value("address", "").c_str(), f.value("port", 0));
+    }
+    return 0;
+  }
+  if (unforward->parsed()) {
+    auto r = Call(api, "DELETE", sandbox_path(id) + "/forwards/" + std::to_string(host_port));
+    return r.ok() ? 0 : Fail(r.status());
   }
   if (cp->parsed()) {
     Status s = Copy(api, src, dst);

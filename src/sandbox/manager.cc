@@ -121,6 +121,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
   r.access_token = i.access_token;
   r.network = i.network.ToJson(true).dump();
   r.address = i.address;
+  r.forwards = net::ForwardsToStored(i.forwards);
   return r;
 }
 
@@ -151,6 +152,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.last_active_ms = r.last_active_ms;
   i.error = r.error;
   i.address = r.address;
+  i.forwards = net::ForwardsFromStored(r.forwards);
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -194,6 +196,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
 SandboxManager::~SandboxManager() {
+  forwarder_.reset();  // its connections ask this manager where sandboxes are
   {
     std::lock_guard<std::mutex> lock(warm_mu_);
     stopping_ = true;
@@ -249,6 +252,12 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
   if (m->opts_.network) {
     PDK_ASSIGN_OR_RETURN(m->network_, net::Network::Open(*m->opts_.network));
+    m->forwarder_ = std::make_unique<net::Forwarder>([p = m.get()](const std::string& id) {
+      std::optional<net::Ipv4> address;
+      if (auto e = p->Endpoint(id); e.ok() && e->state == SandboxState::kRunning && !e->address.empty())
+        if (auto a = net::Ipv4::Parse(e->address); a.ok()) address = *a;
+      return address;
+    });
   }
   PDK_TRY(m->Recover());
   if (m->opts_.warm_shells > 0) m->refill_ = std::thread([p = m.get()] { p->RefillWarmShells(); });
@@ -286,6 +295,74 @@ Status SandboxManager::Recover() {
       if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
     PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
   }
+  for (const auto& [id, sb] : by_id_) PDK_TRY(ReopenForwards(*sb));
+  return Status::Ok();
+}
+
+// Listens again on a recovered sandbox's forwards. One whose host port was
+// taken meanwhile (or whose networking is now off) is dropped from the
+// record, with the reason in the journal.
+Status SandboxManager::ReopenForwards(Sandbox& sb) {
+  if (sb.info.forwards.empty()) return Status::Ok();
+  std::vector<net::PortForward> kept;
+  std::string lost;
+  for (const auto& f : sb.info.forwards) {
+    Status s = forwarder_ ? forwarder_->Open(sb.info.id, f).status() : Unavailable("networking is off");
+    if (s.ok()) {
+      kept.push_back(f);
+    } else {
+      lost += (lost.empty() ? "" : "; ") + f.bind + ":" + std::to_string(f.host_port) + ": " + s.message();
+    }
+  }
+  if (lost.empty()) return Status::Ok();
+  sb.info.forwards = std::move(kept);
+  ++recovery_.lost_forwards;
+  return Persist(sb, SandboxStateName(sb.info.state), {"forward", "lost", lost});
+}
+
+Result<net::PortForward> SandboxManager::AddForward(const std::string& id_or_name, net::PortForward forward) {
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  SandboxInfo& info = sb->info;
+  if (!forwarder_) return FailedPrecondition("networking is off on this host (paddockd --no-network)");
+  if (!info.network.enabled)
+    return FailedPrecondition("sandbox " + info.id + " has no network (network.enabled is false)");
+  if (info.forwards.size() >= kMaxForwards)
+    return ResourceExhausted("sandbox " + info.id + " has " + std::to_string(kMaxForwards) +
+                             " forwards, the most it may have");
+  for (const auto& f : info.forwards)
+    if (forward.host_port != 0 && f.host_port == forward.host_port)
+      return AlreadyExists("sandbox " + info.id + " already forwards host port " +
+                           std::to_string(f.host_port) + " (to its port " + std::to_string(f.port) + ")");
+  PDK_ASSIGN_OR_RETURN(net::PortForward opened, forwarder_->Open(info.id, forward));
+  info.forwards.push_back(opened);
+  Status s = Persist(*sb, SandboxStateName(info.state),
+                     {"forward", "added", opened.bind + ":" + std::to_string(opened.host_port)});
+  if (!s.ok()) {  // the record is the truth
+    info.forwards.pop_back();
+    forwarder_->Close(opened.bind, opened.host_port);
+    return s;
+  }
+  return opened;
+}
+
+Status SandboxManager::RemoveForward(const std::string& id_or_name, uint16_t host_port) {
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  SandboxInfo& info = sb->info;
+  auto it = std::find_if(info.forwards.begin(), info.forwards.end(),
+                         [&](const net::PortForward& f) { return f.host_port == host_port; });
+  if (it == info.forwards.end())
+    return NotFound("sandbox " + info.id + " has no forward from host port " + std::to_string(host_port));
+  net::PortForward gone = *it;
+  info.forwards.erase(it);
+  Status s = Persist(*sb, SandboxStateName(info.state),
+                     {"forward", "removed", gone.bind + ":" + std::to_string(gone.host_port)});
+  if (!s.ok()) {
+    info.forwards.push_back(gone);
+    return s;
+  }
+  forwarder_->Close(gone.bind, gone.host_port);
   return Status::Ok();
 }
 
@@ -822,6 +899,8 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
     return Status::Errno("move " + sb.info.dir + " to trash");
   PDK_TRY(store_->Remove(sb.info.id, {"delete", "done", ""}));
+  if (forwarder_)
+    for (const auto& f : sb.info.forwards) forwarder_->Close(f.bind, f.host_port);
   sb.ready = false;
   {
     std::lock_guard<std::mutex> g(mu_);

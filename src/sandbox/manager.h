@@ -33,6 +33,7 @@
 #include "kernel/contain.h"
 #include "kernel/process.h"
 #include "kernel/user.h"
+#include "net/forwarder.h"
 #include "net/network.h"
 #include "net/policy.h"
 #include "sandbox/template.h"
@@ -99,6 +100,7 @@ struct SandboxInfo {
   std::string access_token;            // a secret of the sandbox's own API (E2B envd routes)
   net::NetworkSettings network;
   std::string address;                 // its IPv4 while it holds a network slot (running, paused)
+  std::vector<net::PortForward> forwards;  // TCP from host ports; kept over stop and start
 };
 
 // Where a sandbox's ports are, as of its last recorded transition.
@@ -117,6 +119,7 @@ struct RecoveryReport {
   int marked_stopped = 0; // their init had died: stopped, with the reason in `error`
   int swept_dirs = 0;     // sandbox folders with no record
   int swept_cgroups = 0;  // cgroups with no record (and whatever ran in them)
+  int lost_forwards = 0;  // sandboxes with a forward that could not listen again (journal says why)
 };
 
 class SandboxManager {
@@ -171,10 +174,19 @@ class SandboxManager {
   // can only change while it is stopped.
   Status UpdateNetwork(const std::string& id_or_name, const net::NetworkSettings& settings);
 
+  // Forwards TCP from a host port (forward.host_port, or any free one if 0)
+  // to the sandbox's port, from now until it is removed or the sandbox is
+  // deleted; kept in its record, so a restart of paddockd listens again.
+  // Connections are refused while the sandbox is not running.
+  static constexpr size_t kMaxForwards = 32;
+  Result<net::PortForward> AddForward(const std::string& id_or_name, net::PortForward forward);
+  Status RemoveForward(const std::string& id_or_name, uint16_t host_port);
+
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const;
   // The host side of networking; null when it is off.
   net::Network* network() const { return network_.get(); }
+  const net::Forwarder* forwarder() const { return forwarder_.get(); }
 
   const char* cgroup_version() const { return cgroups_->version(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
@@ -185,6 +197,7 @@ class SandboxManager {
   SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                  UniqueFd init_exe);
   Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const;
+  Status ReopenForwards(Sandbox& sb);
   // Find, then the sandbox's own lock, held in `lock` on return. NotFound if
   // a delete finished while this waited for the lock: every caller would
   // otherwise act on a sandbox that is gone.
@@ -228,6 +241,7 @@ class SandboxManager {
   RecoveryReport recovery_;
   std::unique_ptr<kernel::CgroupDriver> cgroups_;
   std::unique_ptr<net::Network> network_;
+  std::unique_ptr<net::Forwarder> forwarder_;  // with network_; after it, so destroyed first
   UniqueFd init_exe_;
   TemplateStore templates_;
   std::string sandboxes_dir_, trash_dir_;

@@ -66,12 +66,17 @@ const char* const kMigrations[] = {
     ALTER TABLE sandboxes ADD COLUMN address TEXT NOT NULL DEFAULT '';
     CREATE UNIQUE INDEX sandboxes_by_address ON sandboxes(address) WHERE address != '';
     )sql",
+    // 4: TCP forwards from host ports, JSON (net::PortForward).
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN forwards TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
-    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address";
+    "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
+    "forwards";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -152,13 +157,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23 "
+             "access_token=?21, network=?22, address=?23, forwards=?24 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -311,6 +316,7 @@ class SqliteStore : public Store {
     st.Bind(21, r.access_token);
     st.Bind(22, r.network);
     st.Bind(23, r.address);
+    st.Bind(24, r.forwards);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -337,6 +343,7 @@ class SqliteStore : public Store {
     r.access_token = st.Text(20);
     r.network = st.Text(21);
     r.address = st.Text(22);
+    r.forwards = st.Text(23);
     return r;
   }
 

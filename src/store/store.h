@@ -42,6 +42,7 @@ struct SandboxRecord {
   std::string access_token;           // guards the sandbox's own API (E2B envd routes)
   std::string network;                // its network settings, JSON (net::NetworkSettings)
   std::string address;                // IPv4 of its network slot; empty when it has none
+  std::string forwards;               // TCP forwards from host ports, JSON (net::PortForward)
 };
 
 struct JournalEntry {
