@@ -173,12 +173,12 @@ struct Forwarder::Impl {
   };
 
   Resolve resolve;
+  std::atomic<size_t> connections{0};  // before io: its connections count down as io goes
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   std::thread thread;
   mutable std::mutex mu;  // guards listeners
   std::map<std::string, std::shared_ptr<Listener>> listeners;  // by "bind:host_port"
-  std::atomic<size_t> connections{0};
 
   void Accept(std::shared_ptr<Listener> l) {
     l->acceptor.async_accept([this, l](boost::system::error_code ec, tcp::socket s) {
