@@ -9,7 +9,10 @@ packages=(
   libboost-dev                          # Boost.Asio/Beast (HTTP)
   libspdlog-dev                         # paddockd's logs
   libcli11-dev                          # command lines
-  libarchive-dev                        # tar upload and download
+  libarchive-dev                        # tar upload and download, image layers
+  libcurl4-openssl-dev libssl-dev       # the registry client (HTTP, TLS), sha256
+  docker-registry skopeo umoci zstd     # image tests: a real registry, pushes, a reference unpack
+  python3-jwt python3-cryptography      # image tests: the registry's token service
   libnl-route-3-dev                     # netlink: bridge, veths, addresses, routes
   libnftables-dev                       # the firewall and NAT table
   curl                                  # the README's API examples

@@ -91,7 +91,10 @@ TEST_F(DaemonTest, BadInputGetsAClearErrorAndCorruptsNothing) {
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"env":{"A":1}})", 400).find("'env'"), std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"on_timeout":"explode"})", 400).find("on_timeout"), std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"name":"../x"})", 400).find("name"), std::string::npos);
-  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"nope"})", 404).find("nope"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"127.0.0.1:9/nope"})", 503).find("127.0.0.1:9"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"No Such Template"})", 400).find("No Such Template"),
+            std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"name":"keep"})", 409).find("already exists"), std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes/keep/exec", R"({"cmd":"ls"})", 400).find("'cmd'"), std::string::npos);
   EXPECT_NE(MustFail("GET", "/v1/sandboxes?state=dancing", "", 400).find("dancing"), std::string::npos);

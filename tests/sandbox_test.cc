@@ -24,13 +24,21 @@ TEST_F(SandboxTest, BusyboxTemplateHasNoHostUsr) {
   EXPECT_EQ(Sh(sb.id, "echo hi; test -e /usr/bin/python3 || echo no-python"), "hi\nno-python\n");
 }
 
-TEST_F(SandboxTest, UnknownTemplateIsNotFound) {
+// Any name but the built-ins is an image reference; one whose registry does
+// not answer (nothing listens on 127.0.0.1:9) fails naming that registry,
+// and leaves nothing behind. Tests never reach real registries.
+TEST_F(SandboxTest, TemplateFromAnUnreachableRegistryFailsNamingIt) {
   SandboxSpec spec;
-  spec.template_name = "nope";
+  spec.template_name = "127.0.0.1:9/nope:v1";
   auto r = manager_->Create(spec);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(r.status().message().find("nope"), std::string::npos);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("127.0.0.1:9"), std::string::npos) << r.status().ToString();
+  spec.template_name = "Bad Name";
+  r = manager_->Create(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(manager_->List().empty());
 }
 
 TEST_F(SandboxTest, NamesAreUniqueAndValidated) {

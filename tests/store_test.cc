@@ -96,5 +96,48 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   EXPECT_NE(s.status().message().find("99"), std::string::npos);
 }
 
+TEST_F(StoreTest, ImagesKeepTheirRefsConfigAndSandboxLinks) {
+  ImageRecord a;
+  a.id = "sha256:aaa";
+  a.manifest_digest = "sha256:m1";
+  a.config = R"({"rootfs":{"diff_ids":[]}})";
+  a.layers = "[]";
+  a.size = 42;
+  a.created_at_ms = 1;
+  a.refs = {"docker.io/library/a:1", "docker.io/library/a:latest"};
+  ASSERT_TRUE(store_->PutImage(a).ok());
+  ImageRecord b = a;
+  b.id = "sha256:bbb";
+  b.created_at_ms = 2;
+  b.refs = {"docker.io/library/a:latest"};  // the tag moves to the new image
+  ASSERT_TRUE(store_->PutImage(b).ok());
+  auto images = store_->ListImages();
+  ASSERT_TRUE(images.ok());
+  ASSERT_EQ(images->size(), 2u);
+  EXPECT_EQ((*images)[0].refs, std::vector<std::string>{"docker.io/library/a:1"});
+  EXPECT_EQ((*images)[1].refs, std::vector<std::string>{"docker.io/library/a:latest"});
+  EXPECT_EQ((*images)[0].config, a.config);
+  // A known image with a new ref and no config keeps its stored config.
+  ImageRecord again = a;
+  again.config = "";
+  again.refs = {"docker.io/library/a:again"};
+  ASSERT_TRUE(store_->PutImage(again).ok());
+  ASSERT_TRUE(store_->TouchImage(a.id, 99).ok());
+  images = store_->ListImages();
+  EXPECT_EQ((*images)[0].config, a.config);
+  EXPECT_EQ((*images)[0].last_used_ms, 99);
+  EXPECT_EQ((*images)[0].refs.size(), 2u);
+  ASSERT_TRUE(store_->RemoveImageRef("docker.io/library/a:again").ok());
+  ASSERT_TRUE(store_->RemoveImage(b.id).ok());  // its refs go with it
+  images = store_->ListImages();
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ((*images)[0].refs, std::vector<std::string>{"docker.io/library/a:1"});
+
+  SandboxRecord r = Record("s1", "one");
+  r.image_id = a.id;
+  ASSERT_TRUE(store_->Insert(r).ok());
+  EXPECT_EQ(store_->Get("s1").value().image_id, a.id);
+}
+
 }  // namespace
 }  // namespace paddock

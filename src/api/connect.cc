@@ -17,6 +17,7 @@ const char* CodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
     case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kDataLoss: return "data_loss";
     default: return "internal";
   }
 }

@@ -862,7 +862,7 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
       if (!opts.cwd.empty()) opts.cwd = ResolvePath(opts.cwd, c.user);
       opts.user = c.user;
       opts.tag = msg.value("tag", "");
-      PDK_TRY(manager_->AddDefaultEnv(c.sandbox.id, opts));
+      PDK_TRY(manager_->ApplyExecDefaults(c.sandbox.id, opts));
       req = agent::AgentClient::SpawnRequest(opts, true);
       req["stdin"] = msg.value("stdin", false);
       if (msg.contains("pty")) {

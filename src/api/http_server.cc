@@ -29,6 +29,7 @@ http::status HttpStatusFor(StatusCode code) {
     case StatusCode::kUnimplemented: return http::status::not_implemented;
     case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
     case StatusCode::kUnauthenticated: return http::status::unauthorized;
+    case StatusCode::kDataLoss: return http::status::bad_gateway;
     case StatusCode::kInternal: return http::status::internal_server_error;
   }
   return http::status::internal_server_error;

@@ -5,7 +5,10 @@
 
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <set>
+#include <thread>
 
 #include "api/http_util.h"
 #include "api/sse.h"
@@ -32,10 +35,30 @@ json NetworkJson(const SandboxInfo& i, const paddock::net::Network* network) {
   return j;
 }
 
+json ImageJson(const image::Image& img, bool detail) {
+  json j = {{"id", img.id},
+            {"refs", img.refs},
+            {"digest", img.manifest_digest},
+            {"size", img.size},
+            {"layers", img.layers.size()},
+            {"created_at", FormatTime(img.created_at_ms)},
+            {"last_used_at", img.last_used_ms ? json(FormatTime(img.last_used_ms)) : json(nullptr)},
+            {"config", img.config.ToJson()}};
+  if (detail) {
+    json layers = json::array();
+    for (const auto& l : img.layers)
+      layers.push_back({{"digest", l.digest}, {"size", l.size}, {"media_type", l.media_type},
+                        {"diff_id", l.diff_id}, {"chain_id", l.chain_id}});
+    j["layer_list"] = layers;
+  }
+  return j;
+}
+
 json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
   return json{{"id", i.id},
               {"name", i.name},
               {"template", i.template_name},
+              {"image_id", i.image_id.empty() ? json(nullptr) : json(i.image_id)},
               {"state", SandboxStateName(i.state)},
               {"cpu", i.limits.cpu_millicores},
               {"memory", i.limits.memory_bytes},
@@ -159,6 +182,7 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() == 1 && p[0] == "metrics" && method == http::verb::get) return Metrics(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "health")
     return JsonResponse(http::status::ok, {{"status", "ok"}, {"cgroup", manager_->cgroup_version()}}, req);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
   if (p.size() < 2 || p[0] != "v1" || p[1] != "sandboxes")
     return ErrorResponse(NotFound("no route for " + std::string(req.method_string()) + " " +
                                   std::string(req.target())),
@@ -203,6 +227,106 @@ std::optional<Response> RestApi::Route(Call& c) {
   return ErrorResponse(Status(StatusCode::kNotFound, "no route for " + std::string(req.method_string()) +
                                                          " " + std::string(req.target())),
                        req.version(), req.keep_alive());
+}
+
+std::optional<Response> RestApi::Images(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "image";
+  if (p.size() == 3 && p[2] == "pull" && method == http::verb::post) return PullImage(c);
+  if (p.size() == 2 && method == http::verb::get)
+    return Try(c.req, [&]() -> Result<Response> {
+      json all = json::array();
+      for (const auto& img : manager_->images().List()) all.push_back(ImageJson(img, false));
+      return JsonResponse(http::status::ok, {{"images", all}}, c.req);
+    });
+  if (p.size() == 3 && p[2] == "prune" && method == http::verb::post)
+    return Try(c.req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(image::PruneReport r, manager_->PruneImages());
+      return JsonResponse(http::status::ok, {{"images_removed", r.images}, {"layers_removed", r.layers}}, c.req);
+    });
+  if (p.size() >= 3 && (method == http::verb::get || method == http::verb::delete_)) {
+    // A reference holds slashes: the rest of the path is the reference.
+    std::string ref = p[2];
+    for (size_t i = 3; i < p.size(); ++i) ref += "/" + p[i];
+    return Try(c.req, [&]() -> Result<Response> {
+      if (method == http::verb::delete_) {
+        PDK_TRY(manager_->RemoveImage(ref));
+        return EmptyResponse(http::status::no_content, c.req);
+      }
+      PDK_ASSIGN_OR_RETURN(image::Image img, manager_->images().Find(ref));
+      return JsonResponse(http::status::ok, ImageJson(img, true), c.req);
+    });
+  }
+  return ErrorResponse(NotFound("no route for " + std::string(c.req.method_string()) + " " +
+                                std::string(c.req.target())),
+                       c.req.version(), c.req.keep_alive());
+}
+
+// POST /v1/images/pull {"ref", "stream"}: the image as JSON once pulled, or
+// with "stream" (or Accept: text/event-stream) a "progress" event per layer
+// step, then "done" with the image or "error" with the reason.
+std::optional<Response> RestApi::PullImage(Call& c) {
+  c.op = "pull";
+  auto parsed = [&]() -> Result<std::pair<std::string, bool>> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
+    PDK_ASSIGN_OR_RETURN(std::string ref, b.Str("ref"));
+    if (ref.empty()) return InvalidArgument("field 'ref' (the image reference) is required");
+    PDK_TRY(image::ImageRef::Parse(ref).status());
+    PDK_ASSIGN_OR_RETURN(bool stream, b.Bool("stream"));
+    if (c.req[http::field::accept].find("text/event-stream") != std::string_view::npos) stream = true;
+    return std::make_pair(ref, stream);
+  }();
+  if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
+  auto [ref, stream] = *parsed;
+  if (!stream)
+    return Try(c.req, [&]() -> Result<Response> {
+      PDK_ASSIGN_OR_RETURN(image::Image img, manager_->images().Pull(ref));
+      return JsonResponse(http::status::ok, ImageJson(img, false), c.req);
+    });
+  // The pull runs on its own thread; this one writes its events in order.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> events;
+  bool done = false;
+  Result<image::Image> result = Internal("pull did not finish");
+  std::thread puller([&] {
+    auto r = manager_->images().Pull(ref, [&](const image::PullEvent& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back(SseEvent("progress", {{"digest", e.digest}, {"state", image::LayerStateName(e.state)},
+                                             {"current", e.current}, {"total", e.total}}));
+      cv.notify_one();
+    });
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(r);
+    done = true;
+    cv.notify_one();
+  });
+  bool open = c.out.Begin(http::status::ok, "text/event-stream");
+  std::unique_lock<std::mutex> lock(mu);
+  while (true) {
+    cv.wait(lock, [&] { return done || !events.empty(); });
+    while (!events.empty()) {
+      std::string e = std::move(events.front());
+      events.pop_front();
+      lock.unlock();
+      open = open && c.out.Write(e);  // a client gone does not stop the pull
+      lock.lock();
+    }
+    if (done) break;
+  }
+  lock.unlock();
+  puller.join();
+  if (open) {
+    if (result.ok())
+      open = c.out.Write(SseEvent("done", ImageJson(*result, false)));
+    else
+      open = c.out.Write(SseEvent("error", {{"code", StatusCodeName(result.status().code())},
+                                           {"status", static_cast<int>(HttpStatusFor(result.status().code()))},
+                                           {"message", result.status().message()}}));
+  }
+  if (open) c.out.End();
+  return std::nullopt;
 }
 
 Response RestApi::CreateSandbox(Call& c) {
@@ -362,7 +486,12 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
     } else if (b.j.contains("command")) {
       PDK_ASSIGN_OR_RETURN(std::string command, b.Str("command"));
       o.argv = {"/bin/sh", "-c", command};
-    } else {
+    }
+    // "image_command": Docker's rules, the image's Entrypoint then cmd or its Cmd.
+    PDK_ASSIGN_OR_RETURN(bool image_command, b.Bool("image_command"));
+    if (image_command) {
+      PDK_ASSIGN_OR_RETURN(o.argv, manager_->ImageCommand(id, o.argv));
+    } else if (o.argv.empty()) {
       return InvalidArgument("give 'cmd' (an array) or 'command' (a shell string)");
     }
     PDK_ASSIGN_OR_RETURN(o.env, b.StrMap("env"));
@@ -393,7 +522,7 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
     });
   }
   // Streaming or background: spawn, then follow (or not) the process's events.
-  if (Status s = manager_->AddDefaultEnv(id, opts); !s.ok())
+  if (Status s = manager_->ApplyExecDefaults(id, opts); !s.ok())
     return ErrorResponse(s, req.version(), req.keep_alive());
   auto client = manager_->Connect(id);
   if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());

@@ -17,6 +17,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kUnimplemented: return "unimplemented";
     case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
     case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kDataLoss: return "data_loss";
     case StatusCode::kInternal: return "internal";
   }
   return "internal";

@@ -22,6 +22,7 @@ enum class StatusCode {
   kUnimplemented,       // this build or kernel cannot do it
   kDeadlineExceeded,    // a wait ran out of time
   kUnauthenticated,     // missing or wrong credentials
+  kDataLoss,            // what a peer sent is corrupt (a blob that fails its digest)
   kInternal,            // a real fault
 };
 
@@ -66,6 +67,7 @@ inline Status DeadlineExceeded(std::string m) {
   return {StatusCode::kDeadlineExceeded, std::move(m)};
 }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) {
   return {StatusCode::kResourceExhausted, std::move(m)};
 }

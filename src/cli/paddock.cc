@@ -6,7 +6,8 @@
 //   paddock ls [--state S] [--label K=V]... [--json]
 //   paddock inspect ID|NAME [--json]
 //   paddock exec ID|NAME [-i] [--env K=V]... [--cwd DIR] [--user U] -- CMD [ARGS...]
-//   paddock run [create flags] [-i] -- CMD [ARGS...]
+//   paddock run [create flags] [-i] [-- CMD [ARGS...]]   (no CMD: the image's Entrypoint/Cmd)
+//   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
 //   paddock timeout ID|NAME SECONDS [--on-timeout A]
@@ -73,7 +74,7 @@ struct CreateFlags {
   std::vector<std::string> env, labels;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
-    c->add_option("--template,-t", tmpl, "template: host or busybox");
+    c->add_option("--template,-t", tmpl, "host, busybox, or an image (python:3.12, REGISTRY/REPO:TAG, …@sha256:…), pulled if missing");
     c->add_option("--cpu", cpu, "CPU limit in millicores (1000 = one core)");
     c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
     c->add_option("--pids", pids, "process limit");
@@ -112,10 +113,12 @@ struct ExecFlags {
 };
 
 // Streams a command's output; returns its exit code (128+N when killed by N).
-Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f, const std::map<std::string, std::string>& extra_env = {}) {
-  json body = {{"cmd", f.cmd}, {"stream", true}, {"timeout", 86400}};
+// `image_command`: the image's Entrypoint goes first, its Cmd when f.cmd is empty.
+Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f, bool image_command = false) {
+  json body = {{"stream", true}, {"timeout", 86400}};
+  if (!f.cmd.empty()) body["cmd"] = f.cmd;
+  if (image_command) body["image_command"] = true;
   PDK_ASSIGN_OR_RETURN(auto env, Pairs(f.env, "--env"));
-  for (const auto& [k, v] : extra_env) env.emplace(k, v);
   if (!env.empty()) body["env"] = env;
   if (!f.cwd.empty()) body["cwd"] = f.cwd;
   if (!f.user.empty()) body["user"] = f.user;
@@ -142,6 +145,85 @@ Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f
   PDK_TRY(s);
   if (code < 0) return Unavailable("the output stream ended before the command did");
   return code;
+}
+
+std::string HumanBytes(int64_t n) {
+  char buf[32];
+  if (n >= (int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.1f GB", n / 1073741824.0);
+  else if (n >= (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MB", n / 1048576.0);
+  else if (n >= (1 << 10)) std::snprintf(buf, sizeof buf, "%.1f kB", n / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(n));
+  return buf;
+}
+
+std::string ShortDigest(const std::string& d) { return d.substr(d.find(':') + 1, 12); }
+
+// Pulls `ref`, showing each layer's progress: a bar per layer redrawn in
+// place on a terminal, a line per state change otherwise.
+Status PullWithProgress(ApiClient& api, const std::string& ref) {
+  bool tty = ::isatty(1);
+  std::vector<std::string> order;           // layers in the order first seen
+  std::map<std::string, std::string> lines; // digest -> its line
+  std::map<std::string, std::string> last_state;
+  size_t drawn = 0;
+  auto redraw = [&] {
+    if (drawn) std::printf("\033[%zuA", drawn);
+    for (const auto& d : order) std::printf("\r\033[2K%s\n", lines[d].c_str());
+    drawn = order.size();
+    std::fflush(stdout);
+  };
+  json done;
+  Status failed;
+  Status s = api.Stream("POST", "/v1/images/pull", json{{"ref", ref}, {"stream", true}}.dump(),
+                        [&](const std::string& event, const json& data) {
+                          if (event == "progress") {
+                            std::string d = data.value("digest", ""), state = data.value("state", "");
+                            int64_t cur = data.value("current", int64_t{0}), total = data.value("total", int64_t{0});
+                            if (!lines.count(d)) order.push_back(d);
+                            std::string line = ShortDigest(d) + " " + state;
+                            if (state == "downloading" && total > 0) {
+                              int width = 30, fill = static_cast<int>(width * cur / total);
+                              line += " [" + std::string(fill, '=') + (fill < width ? ">" : "") +
+                                      std::string(std::max(0, width - fill - 1), ' ') + "] " + HumanBytes(cur) +
+                                      "/" + HumanBytes(total);
+                            } else if (total > 0) {
+                              line += " " + HumanBytes(total);
+                            }
+                            lines[d] = line;
+                            if (tty) {
+                              redraw();
+                            } else if (last_state[d] != state) {
+                              last_state[d] = state;
+                              std::printf("%s\n", line.c_str());
+                            }
+                          } else if (event == "done") {
+                            done = data;
+                            return false;
+                          } else if (event == "error") {
+                            failed = Status(StatusCodeFromName(data.value("code", "internal")), data.value("message", "pull failed"));
+                            return false;
+                          }
+                          return true;
+                        });
+  PDK_TRY(s);
+  PDK_TRY(failed);
+  if (done.is_null()) return Unavailable("the pull's event stream ended before the pull did");
+  std::printf("%s: %s (%zu layers, %s)\n", ref.c_str(), done.value("id", "").c_str(),
+              static_cast<size_t>(done.value("layers", 0)), HumanBytes(done.value("size", int64_t{0})).c_str());
+  return Status::Ok();
+}
+
+void PrintImages(const json& images) {
+  std::printf("%-48s %-19s %8s %10s %-20s %s\n", "REFERENCE", "ID", "LAYERS", "SIZE", "CREATED", "LAST USED");
+  for (const auto& i : images) {
+    std::vector<std::string> refs = i.value("refs", std::vector<std::string>{});
+    if (refs.empty()) refs.push_back("<none>");
+    for (const auto& r : refs)
+      std::printf("%-48s %-19s %8d %10s %-20s %s\n", r.c_str(), ShortDigest(i.value("id", "")).c_str(),
+                  i.value("layers", 0), HumanBytes(i.value("size", int64_t{0})).c_str(),
+                  i.value("created_at", "").c_str(),
+                  i["last_used_at"].is_string() ? i["last_used_at"].get<std::string>().c_str() : "never");
+  }
 }
 
 void PrintTable(const json& sandboxes) {
@@ -296,7 +378,7 @@ int main(int argc, char** argv) {
   run->add_flag("--interactive,-i", run_exec.interactive, "send stdin to the command");
   run->add_option("--cwd,-w", run_exec.cwd, "working directory");
   run->add_option("--user,-u", run_exec.user, "user name or uid");
-  run->add_option("cmd", run_exec.cmd, "command and arguments (after --)")->required();
+  run->add_option("cmd", run_exec.cmd, "command and arguments (after --); none: the image's Entrypoint/Cmd");
 
   std::vector<std::string> ids;
   std::map<std::string, CLI::App*> simple;
@@ -329,6 +411,19 @@ int main(int argc, char** argv) {
   unforward->add_option("id", id, "id or name")->required();
   unforward->add_option("host_port", host_port, "the host port")->required();
   auto* status = app.add_subcommand("status", "is paddockd up, and what does it hold");
+  auto* image = app.add_subcommand("image", "pull, list, inspect and remove images");
+  image->require_subcommand(1);
+  std::string ref;
+  std::vector<std::string> refs;
+  auto* image_pull = image->add_subcommand("pull", "pull an image from its registry");
+  image_pull->add_option("ref", ref, "reference: python:3.12, ghcr.io/org/img@sha256:…, 127.0.0.1:5000/team/img:v1")->required();
+  auto* image_ls = image->add_subcommand("ls", "list images");
+  image_ls->add_flag("--json", json_out, "JSON output");
+  auto* image_inspect = image->add_subcommand("inspect", "show one image as JSON");
+  image_inspect->add_option("ref", ref, "reference or id")->required();
+  auto* image_rm = image->add_subcommand("rm", "remove images (a reference; the image goes with its last)");
+  image_rm->add_option("refs", refs, "references or ids")->required();
+  auto* image_prune = image->add_subcommand("prune", "remove every image no sandbox uses, and unused layers");
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -373,7 +468,7 @@ int main(int argc, char** argv) {
     auto created = Call(api, "POST", "/v1/sandboxes", *body);
     if (!created.ok()) return Fail(created.status());
     std::string sid = created->value("id", "");
-    auto code = StreamExec(api, sid, run_exec);
+    auto code = StreamExec(api, sid, run_exec, true);
     auto deleted = Call(api, "DELETE", sandbox_path(sid));
     if (!code.ok()) return Fail(code.status());
     if (!deleted.ok()) Fail(deleted.status());
@@ -426,6 +521,38 @@ int main(int argc, char** argv) {
     std::printf("%s timeout_at=%s on_timeout=%s\n", id.c_str(),
                 (*r)["timeout_at"].is_null() ? "none" : (*r)["timeout_at"].get<std::string>().c_str(),
                 r->value("on_timeout", "").c_str());
+    return 0;
+  }
+  if (image_pull->parsed()) {
+    Status s = PullWithProgress(api, ref);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (image_ls->parsed()) {
+    auto r = Call(api, "GET", "/v1/images");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) std::printf("%s\n", (*r)["images"].dump(2).c_str());
+    else PrintImages((*r)["images"]);
+    return 0;
+  }
+  if (image_inspect->parsed()) {
+    auto r = Call(api, "GET", "/v1/images/" + Escape(ref));
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (image_rm->parsed()) {
+    int rc = 0;
+    for (const auto& r : refs) {
+      auto res = Call(api, "DELETE", "/v1/images/" + Escape(r));
+      if (!res.ok()) rc = Fail(res.status());
+      else std::printf("%s\n", r.c_str());
+    }
+    return rc;
+  }
+  if (image_prune->parsed()) {
+    auto r = Call(api, "POST", "/v1/images/prune");
+    if (!r.ok()) return Fail(r.status());
+    std::printf("removed %d images, %d layers\n", r->value("images_removed", 0), r->value("layers_removed", 0));
     return 0;
   }
   if (status->parsed()) {

@@ -5,7 +5,7 @@
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
 //            [--api-key KEY] [--max-sandboxes N] [--warm-shells N]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
-//            [--warm-slots N] [--nft-table NAME]
+//            [--warm-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   app.add_option("--dns", nopts.dns, "resolvers for sandboxes (default: the host's, less loopback ones)");
   app.add_option("--warm-slots", nopts.warm_slots, "network slots kept ready for creates and starts");
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
+  app.add_option("--insecure-registry", mopts.registry.insecure,
+                 "a registry reached over plain HTTP (loopback ones always are)");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);

@@ -56,6 +56,7 @@ struct SandboxManager::Sandbox {
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
   std::unique_ptr<net::Slot> slot;         // its network, while running or paused
+  std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
   mutable std::mutex endpoint_mu;          // guards endpoint, which Persist publishes
   SandboxEndpoint endpoint;
 };
@@ -122,6 +123,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
   r.network = i.network.ToJson(true).dump();
   r.address = i.address;
   r.forwards = net::ForwardsToStored(i.forwards);
+  r.image_id = i.image_id;
   return r;
 }
 
@@ -153,6 +155,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.error = r.error;
   i.address = r.address;
   i.forwards = net::ForwardsFromStored(r.forwards);
+  i.image_id = r.image_id;
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -248,8 +251,14 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     opts.store = std::move(store);
   }
   PDK_ASSIGN_OR_RETURN(auto cgroups, kernel::CgroupDriver::Detect(opts.cgroup_parent));
+  image::ImageStoreOptions iopts;
+  iopts.root = opts.state_dir + "/images";
+  iopts.registry = opts.registry;
+  PDK_ASSIGN_OR_RETURN(auto images, image::ImageStore::Open(std::move(iopts), opts.store));
   std::unique_ptr<SandboxManager> m(
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
+  m->images_ = std::move(images);
+  m->templates_.SetImages(m->images_.get());
   if (m->opts_.network) {
     PDK_ASSIGN_OR_RETURN(m->network_, net::Network::Open(*m->opts_.network));
     m->forwarder_ = std::make_unique<net::Forwarder>([p = m.get()](const std::string& id) {
@@ -372,6 +381,8 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   auto sb = std::make_shared<Sandbox>();
   sb->info = FromRecord(rec, sandboxes_dir_);
   SandboxInfo& info = sb->info;
+  if (!info.image_id.empty())
+    if (auto tmpl = templates_.ForImage(info.image_id); tmpl.ok()) sb->image_config = tmpl->config;
   kernel::ProcessHandle init;
   if (rec.init_pid > 0) {
     if (auto h = kernel::ProcessHandle::Open(static_cast<pid_t>(rec.init_pid), rec.init_start_time);
@@ -500,12 +511,45 @@ Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::FindLocked(
   return sb;
 }
 
-Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) { return CreateFrom(spec, ""); }
+Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
+  PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
+  return CreateFrom(spec, tmpl, "");
+}
 
 Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec spec) {
   PDK_ASSIGN_OR_RETURN(SandboxInfo src, Get(source));
-  spec.template_name = src.template_name;
-  return CreateFrom(spec, src.id);
+  PDK_ASSIGN_OR_RETURN(Template tmpl, TemplateOf(src));
+  tmpl.name = src.template_name;
+  return CreateFrom(spec, tmpl, src.id);
+}
+
+Result<Template> SandboxManager::TemplateOf(const SandboxInfo& info) {
+  if (info.image_id.empty()) return templates_.Get(info.template_name);
+  auto tmpl = templates_.ForImage(info.image_id);
+  if (!tmpl.ok()) return tmpl.status().Annotate("sandbox " + info.id + "'s image " + info.template_name);
+  return tmpl;
+}
+
+bool SandboxManager::ImageInUse(const std::string& image_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, sb] : by_id_)
+    if (sb->info.image_id == image_id) return true;  // set before the sandbox is listed, never changed
+  return false;
+}
+
+Status SandboxManager::RemoveImage(const std::string& ref_or_id) {
+  return images_->Remove(ref_or_id, [this](const std::string& id) { return ImageInUse(id); });
+}
+
+Result<image::PruneReport> SandboxManager::PruneImages() {
+  return images_->Prune([this](const std::string& id) { return ImageInUse(id); });
+}
+
+Status SandboxManager::MakeWorkingDir(const Sandbox& sb) {
+  if (!sb.image_config || sb.image_config->working_dir.empty()) return Status::Ok();
+  PDK_ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(sb.info.agent_socket));
+  auto made = client.Call({{"op", "mkdir"}, {"path", sb.image_config->working_dir}, {"parents", true}});
+  return made.ok() ? Status::Ok() : made.status().Annotate("creating the image's WorkingDir");
 }
 
 Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxInfo& info) {
@@ -522,7 +566,8 @@ Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxIn
   return s.Annotate("copying the files of sandbox " + source_id);
 }
 
-Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const std::string& fork_source) {
+Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Template& tmpl,
+                                               const std::string& fork_source) {
   if (!spec.name.empty() && !ValidName(spec.name))
     return InvalidArgument("name '" + spec.name +
                            "' is not valid: 1-63 characters [A-Za-z0-9_.-], starting with a "
@@ -536,7 +581,6 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
   if (spec.limits.any() && !cgroups_->SupportsLimits())
     return Unimplemented("this host's cgroup " + std::string(cgroups_->version()) +
                          " tree has no memory/cpu/pids controllers; limits cannot be enforced");
-  PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
 
   auto sb = std::make_shared<Sandbox>();
   std::unique_lock<std::mutex> sb_lock(sb->mu);
@@ -545,6 +589,8 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
   info.access_token = RandomHex(16);
   info.name = spec.name.empty() ? info.id : spec.name;
   info.template_name = tmpl.name;
+  info.image_id = tmpl.image_id;
+  sb->image_config = tmpl.config;
   info.limits = spec.limits;
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
@@ -564,6 +610,17 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
                                " sandboxes exist (the configured maximum)");
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
+  }
+  // Listed with its image id, it keeps the image from removal; one removed
+  // just before that is gone now.
+  if (!info.image_id.empty()) {
+    if (Status s = images_->Find(info.image_id).status(); !s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      by_id_.erase(info.id);
+      id_by_name_.erase(info.name);
+      return s.Annotate("creating from " + tmpl.name);
+    }
+    images_->Touch(info.image_id);
   }
   // The id range: the warm shell's, or a new one.
   // A fork's files must be in place before its overlay is mounted, and a
@@ -609,6 +666,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
     if (s.ok()) s = Boot(*sb, launch);
   }
   if (s.ok()) s = ApplyNetwork(*sb);
+  if (s.ok() && fork_source.empty()) s = MakeWorkingDir(*sb);
   if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});
   if (!s.ok()) {
     (void)Halt(*sb, 0);
@@ -623,7 +681,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const st
 
 Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
   SandboxInfo& info = sb.info;
-  PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(info.template_name));
+  PDK_ASSIGN_OR_RETURN(Template tmpl, TemplateOf(info));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
                        cgroups_->Create(info.id, info.limits));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
@@ -1029,16 +1087,35 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
   return agent::AgentClient::Connect(socket);
 }
 
-Status SandboxManager::AddDefaultEnv(const std::string& id_or_name, agent::ExecOptions& opts) const {
+Status SandboxManager::ApplyExecDefaults(const std::string& id_or_name, agent::ExecOptions& opts) const {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
   for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
+  if (const auto& image = sb->image_config) {
+    for (const auto& kv : image->env) {
+      size_t eq = kv.find('=');
+      opts.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    if (opts.user.empty()) opts.user = image->user;
+    if (opts.cwd.empty()) opts.cwd = image->working_dir.empty() ? "/" : image->working_dir;  // as Docker
+  }
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> SandboxManager::ImageCommand(const std::string& id_or_name,
+                                                              const std::vector<std::string>& given) const {
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  std::vector<std::string> argv = sb->image_config ? image::CommandFor(*sb->image_config, given) : given;
+  if (argv.empty())
+    return FailedPrecondition("sandbox " + sb->info.id + "'s template " + sb->info.template_name +
+                              " has no Entrypoint or Cmd; give a command");
+  return argv;
 }
 
 Result<agent::ExecResult> SandboxManager::Exec(const std::string& id_or_name,
                                                agent::ExecOptions opts) {
-  PDK_TRY(AddDefaultEnv(id_or_name, opts));
+  PDK_TRY(ApplyExecDefaults(id_or_name, opts));
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, Connect(id_or_name));
   return client.Exec(opts);
 }

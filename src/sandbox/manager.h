@@ -29,6 +29,7 @@
 #include "agent/client.h"
 #include "base/fd.h"
 #include "base/status.h"
+#include "image/image_store.h"
 #include "kernel/cgroup.h"
 #include "kernel/contain.h"
 #include "kernel/process.h"
@@ -61,6 +62,8 @@ struct ManagerOptions {
   // Networking: a bridge, an address and a slot per sandbox. Unset: every
   // sandbox has loopback only. With it, warm shells come with their slot.
   std::optional<net::NetworkOptions> network;
+  // Images: pulled into <state_dir>/images from these registries.
+  image::RegistryOptions registry;
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -69,7 +72,7 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s);
 
 struct SandboxSpec {
   std::string name;                    // empty: the id
-  std::string template_name = "host";
+  std::string template_name = "host";  // host, busybox, or an image reference (pulled if missing)
   kernel::CgroupLimits limits;
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
@@ -82,7 +85,8 @@ struct SandboxSpec {
 struct SandboxInfo {
   std::string id;
   std::string name;
-  std::string template_name;
+  std::string template_name;           // host, busybox, or the image's normalised reference
+  std::string image_id;                // the image it was made from (its config digest); empty for built-ins
   SandboxState state = SandboxState::kStopped;
   kernel::CgroupLimits limits;
   pid_t init_pid = 0;                  // host pid of paddock-init; 0 when stopped
@@ -164,9 +168,16 @@ class SandboxManager {
 
   // A new agent connection to a running sandbox; marks it active.
   Result<agent::AgentClient> Connect(const std::string& id_or_name);
-  // Adds the sandbox's default env under `opts.env` (the caller's values win).
-  Status AddDefaultEnv(const std::string& id_or_name, agent::ExecOptions& opts) const;
-  // Runs a command to completion in a running sandbox, with AddDefaultEnv.
+  // Fills in what the caller left out of `opts`: env from the sandbox's
+  // default env over its image's Env (the caller's values win), and the
+  // image's User and WorkingDir ("/" when it has none, as in Docker).
+  Status ApplyExecDefaults(const std::string& id_or_name, agent::ExecOptions& opts) const;
+  // What `paddock run` of the sandbox's image runs: its Entrypoint, then
+  // `given` or else its Cmd (Docker's rules). kFailedPrecondition if that
+  // is empty (a built-in template, or an image with neither).
+  Result<std::vector<std::string>> ImageCommand(const std::string& id_or_name,
+                                                const std::vector<std::string>& given) const;
+  // Runs a command to completion in a running sandbox, with ApplyExecDefaults.
   Result<agent::ExecResult> Exec(const std::string& id_or_name, agent::ExecOptions opts);
 
   // Changes a sandbox's network settings; a running or paused sandbox's
@@ -181,6 +192,12 @@ class SandboxManager {
   static constexpr size_t kMaxForwards = 32;
   Result<net::PortForward> AddForward(const std::string& id_or_name, net::PortForward forward);
   Status RemoveForward(const std::string& id_or_name, uint16_t host_port);
+
+  // The host's images. RemoveImage and PruneImages refuse or skip images
+  // that a sandbox was made from.
+  image::ImageStore& images() const { return *images_; }
+  Status RemoveImage(const std::string& ref_or_id);
+  Result<image::PruneReport> PruneImages();
 
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const;
@@ -230,7 +247,12 @@ class SandboxManager {
   Status Recover();
   Status RecoverOne(const SandboxRecord& rec);
   Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
-  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const std::string& fork_source);
+  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source);
+  // The template a sandbox boots from: its image by id, else the built-in.
+  Result<Template> TemplateOf(const SandboxInfo& info);
+  // Creates the image's WorkingDir in a just-created sandbox.
+  Status MakeWorkingDir(const Sandbox& sb);
+  bool ImageInUse(const std::string& image_id) const;
   // Copies `source_id`'s writable layer into `info`'s folder.
   Status CopyLayerOf(const std::string& source_id, const SandboxInfo& info);
   Result<uint32_t> ReserveIdSlot();
@@ -243,6 +265,7 @@ class SandboxManager {
   std::unique_ptr<net::Network> network_;
   std::unique_ptr<net::Forwarder> forwarder_;  // with network_; after it, so destroyed first
   UniqueFd init_exe_;
+  std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
   std::string sandboxes_dir_, trash_dir_;
 

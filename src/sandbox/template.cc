@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "base/fd.h"
@@ -185,7 +186,29 @@ Status TemplateStore::BuildBusybox(const std::string& layer) {
   return Status::Ok();
 }
 
+Template TemplateStore::FromImage(const image::Image& img, std::string name) const {
+  Template t;
+  t.name = std::move(name);
+  t.layers = images_->LayerDirs(img);
+  t.image_id = img.id;
+  t.config = std::make_shared<const image::ImageConfig>(img.config);
+  return t;
+}
+
+Result<Template> TemplateStore::ForImage(const std::string& id) {
+  if (!images_) return NotFound("image " + id + ": this paddockd has no image store");
+  PDK_ASSIGN_OR_RETURN(image::Image img, images_->Find(id));
+  return FromImage(img, img.refs.empty() ? img.id : img.refs.front());
+}
+
 Result<Template> TemplateStore::Get(const std::string& name) {
+  if (name != "host" && name != "busybox") {
+    if (!images_) return NotFound("template '" + name + "' does not exist (built-in: host, busybox)");
+    PDK_ASSIGN_OR_RETURN(image::Image img, images_->Ensure(name));
+    auto ref = image::ImageRef::Parse(name);
+    bool by_ref = ref.ok() && std::find(img.refs.begin(), img.refs.end(), ref->String()) != img.refs.end();
+    return FromImage(img, by_ref ? ref->String() : img.refs.empty() ? img.id : img.refs.front());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = cache_.find(name); it != cache_.end()) return it->second;
   Template t;
@@ -196,11 +219,9 @@ Result<Template> TemplateStore::Get(const std::string& name) {
     folder = kHostLayer;
     build = &TemplateStore::BuildHost;
     t.readonly_binds = {{"/usr", "/usr"}};
-  } else if (name == "busybox") {
+  } else {
     folder = kBusyboxLayer;
     build = &TemplateStore::BuildBusybox;
-  } else {
-    return NotFound("template '" + name + "' does not exist (built-in: host, busybox)");
   }
   std::string layer = root_ + "/" + folder;
   if (!PathExists(layer)) {

@@ -70,13 +70,32 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE sandboxes ADD COLUMN forwards TEXT NOT NULL DEFAULT '';
     )sql",
+    // 5: images. Layers live in each image's row (JSON): a layer folder is
+    // kept while any image names its chain id. A sandbox names its image by id.
+    R"sql(
+    CREATE TABLE images (
+      id TEXT PRIMARY KEY,
+      manifest_digest TEXT NOT NULL,
+      config TEXT NOT NULL,
+      layers TEXT NOT NULL,
+      size INTEGER NOT NULL DEFAULT 0,
+      created_at_ms INTEGER NOT NULL,
+      last_used_ms INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE image_refs (
+      ref TEXT PRIMARY KEY,
+      image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+    );
+    CREATE INDEX image_refs_by_image ON image_refs(image_id);
+    ALTER TABLE sandboxes ADD COLUMN image_id TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards";
+    "forwards, image_id";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -122,7 +141,8 @@ class SqliteStore : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   ~SqliteStore() override {
-    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_})
+    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
+                     &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -157,13 +177,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -175,8 +195,23 @@ class SqliteStore : public Store {
     read_journal_ = std::make_unique<Statement>(
         db_, "SELECT seq, sandbox_id, op, phase, detail, at_ms FROM journal "
              "WHERE ?1 = '' OR sandbox_id = ?1 ORDER BY seq");
+    put_image_ = std::make_unique<Statement>(
+        db_, "INSERT INTO images (id, manifest_digest, config, layers, size, created_at_ms, last_used_ms) "
+             "VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET manifest_digest=?2, "
+             "config=CASE WHEN ?3 = '' THEN config ELSE ?3 END, "
+             "layers=?4, size=?5, last_used_ms=max(last_used_ms, ?7)");
+    put_ref_ = std::make_unique<Statement>(db_, "INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?1,?2)");
+    list_images_ = std::make_unique<Statement>(
+        db_, "SELECT id, manifest_digest, config, layers, size, created_at_ms, last_used_ms FROM images "
+             "ORDER BY created_at_ms, id");
+    list_refs_ = std::make_unique<Statement>(db_, "SELECT ref, image_id FROM image_refs ORDER BY ref");
+    remove_ref_ = std::make_unique<Statement>(db_, "DELETE FROM image_refs WHERE ref=?1");
+    remove_image_ = std::make_unique<Statement>(db_, "DELETE FROM images WHERE id=?1");
+    touch_image_ = std::make_unique<Statement>(db_, "UPDATE images SET last_used_ms=?2 WHERE id=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
-                          journal_.get(), read_journal_.get()})
+                          journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
+                          list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
+                          touch_image_.get()})
       if (!st->ok()) return Error("prepare statements");
     return Status::Ok();
   }
@@ -254,6 +289,85 @@ class SqliteStore : public Store {
     return out;
   }
 
+  Status PutImage(const ImageRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PDK_TRY(Exec("BEGIN IMMEDIATE"));
+    Status s = [&]() -> Status {
+      Statement& st = put_image_->Reset();
+      st.Bind(1, r.id);
+      st.Bind(2, r.manifest_digest);
+      st.Bind(3, r.config);
+      st.Bind(4, r.layers);
+      st.Bind(5, r.size);
+      st.Bind(6, r.created_at_ms);
+      st.Bind(7, r.last_used_ms);
+      if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("store image " + r.id);
+      for (const auto& ref : r.refs) {
+        Statement& rs = put_ref_->Reset();
+        rs.Bind(1, ref);
+        rs.Bind(2, r.id);
+        if (sqlite3_step(rs.get()) != SQLITE_DONE) return Error("store image ref " + ref);
+      }
+      return Status::Ok();
+    }();
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+    return Exec("COMMIT");
+  }
+
+  Result<std::vector<ImageRecord>> ListImages() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<ImageRecord> out;
+    std::map<std::string, size_t> at;
+    Statement& st = list_images_->Reset();
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      ImageRecord r;
+      r.id = st.Text(0);
+      r.manifest_digest = st.Text(1);
+      r.config = st.Text(2);
+      r.layers = st.Text(3);
+      r.size = st.Int(4);
+      r.created_at_ms = st.Int(5);
+      r.last_used_ms = st.Int(6);
+      at[r.id] = out.size();
+      out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return Error("list images");
+    Statement& refs = list_refs_->Reset();
+    while ((rc = sqlite3_step(refs.get())) == SQLITE_ROW)
+      if (auto it = at.find(refs.Text(1)); it != at.end()) out[it->second].refs.push_back(refs.Text(0));
+    if (rc != SQLITE_DONE) return Error("list image refs");
+    return out;
+  }
+
+  Status RemoveImageRef(const std::string& ref) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_ref_->Reset();
+    st.Bind(1, ref);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove image ref " + ref);
+    return Status::Ok();
+  }
+
+  Status RemoveImage(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_image_->Reset();
+    st.Bind(1, id);  // refs go with it (ON DELETE CASCADE)
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove image " + id);
+    return Status::Ok();
+  }
+
+  Status TouchImage(const std::string& id, int64_t at_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = touch_image_->Reset();
+    st.Bind(1, id);
+    st.Bind(2, at_ms);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("touch image " + id);
+    return Status::Ok();
+  }
+
  private:
   Status AppendJournal(const std::string& sandbox_id, const JournalNote& note) {
     Statement& st = journal_->Reset();
@@ -317,6 +431,7 @@ class SqliteStore : public Store {
     st.Bind(22, r.network);
     st.Bind(23, r.address);
     st.Bind(24, r.forwards);
+    st.Bind(25, r.image_id);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -344,12 +459,14 @@ class SqliteStore : public Store {
     r.network = st.Text(21);
     r.address = st.Text(22);
     r.forwards = st.Text(23);
+    r.image_id = st.Text(24);
     return r;
   }
 
   std::mutex mu_;  // one connection, one statement at a time
   sqlite3* db_;
   std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_;
+  std::unique_ptr<Statement> put_image_, put_ref_, list_images_, list_refs_, remove_ref_, remove_image_, touch_image_;
 };
 
 }  // namespace

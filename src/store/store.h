@@ -43,6 +43,19 @@ struct SandboxRecord {
   std::string network;                // its network settings, JSON (net::NetworkSettings)
   std::string address;                // IPv4 of its network slot; empty when it has none
   std::string forwards;               // TCP forwards from host ports, JSON (net::PortForward)
+  std::string image_id;               // the image its root filesystem stacks; empty for built-ins
+};
+
+// An image in the local image store. Its id is the digest of its config.
+struct ImageRecord {
+  std::string id;
+  std::string manifest_digest;
+  std::string config;                 // the image config, JSON as the registry served it
+  std::string layers;                 // JSON [{digest, size, media_type, diff_id, chain_id}], bottom first
+  int64_t size = 0;                   // bytes pulled (config and layer blobs)
+  int64_t created_at_ms = 0;          // when it was pulled or imported
+  int64_t last_used_ms = 0;           // last sandbox created from it
+  std::vector<std::string> refs;      // normalised references naming it
 };
 
 struct JournalEntry {
@@ -76,6 +89,17 @@ class Store {
                                   const std::string& phase, const std::string& detail) = 0;
   // The journal of one sandbox (or all, if empty), oldest first.
   virtual Result<std::vector<JournalEntry>> ReadJournal(const std::string& sandbox_id) = 0;
+
+  // Adds or replaces the image `r.id` (an empty r.config keeps the stored
+  // one); each of r.refs now names it (a ref that named another image moves).
+  virtual Status PutImage(const ImageRecord& r) = 0;
+  // Every image, with its refs, oldest first.
+  virtual Result<std::vector<ImageRecord>> ListImages() = 0;
+  // Removes one ref; the image it named stays.
+  virtual Status RemoveImageRef(const std::string& ref) = 0;
+  // Removes the image and every ref naming it.
+  virtual Status RemoveImage(const std::string& id) = 0;
+  virtual Status TouchImage(const std::string& id, int64_t at_ms) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`.

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError } from 'e2b';
+import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError } from 'e2b';
 import { startDaemon } from './daemon.mjs';
 
 let daemon;
@@ -204,10 +204,18 @@ test('list with a metadata filter; kill; the not-found errors', async () => {
   await assert.rejects(b.commands.run('true'));
 });
 
-test('an unknown template gets an error naming it', async () => {
-  await assert.rejects(Sandbox.create('no-such-template'), (err) => {
-    assert.ok(err instanceof SandboxError, String(err));
+test('a template whose registry does not answer gets a retry-later error naming it', async () => {
+  // Any template but the built-ins is an image reference; nothing listens on
+  // 127.0.0.1:9 (tests reach no real registry): 503, which the SDK calls busy.
+  await assert.rejects(Sandbox.create('127.0.0.1:9/no-such-template'), (err) => {
+    assert.ok(err instanceof ServiceBusyError, String(err));
     assert.match(err.message, /no-such-template/);
+    assert.match(err.message, /127\.0\.0\.1:9/);
+    return true;
+  });
+  await assert.rejects(Sandbox.create('Not A Template'), (err) => {
+    assert.ok(err instanceof SandboxError, String(err));
+    assert.match(err.message, /Not A Template/);
     return true;
   });
 });

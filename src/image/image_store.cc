@@ -1,0 +1,399 @@
+#include "image/image_store.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "image/digest.h"
+
+namespace paddock::image {
+
+using nlohmann::json;
+
+const char* LayerStateName(LayerState s) {
+  switch (s) {
+    case LayerState::kWaiting: return "waiting";
+    case LayerState::kDownloading: return "downloading";
+    case LayerState::kVerifying: return "verifying";
+    case LayerState::kExtracting: return "extracting";
+    case LayerState::kDone: return "done";
+    case LayerState::kCached: return "cached";
+  }
+  return "waiting";
+}
+
+namespace {
+
+json LayersToJson(const std::vector<ImageLayer>& layers) {
+  json all = json::array();
+  for (const auto& l : layers)
+    all.push_back({{"digest", l.digest}, {"size", l.size}, {"media_type", l.media_type},
+                   {"diff_id", l.diff_id}, {"chain_id", l.chain_id}});
+  return all;
+}
+
+Result<Image> FromRecord(const ImageRecord& r) {
+  Image img;
+  img.id = r.id;
+  img.manifest_digest = r.manifest_digest;
+  img.refs = r.refs;
+  img.size = r.size;
+  img.created_at_ms = r.created_at_ms;
+  img.last_used_ms = r.last_used_ms;
+  PDK_ASSIGN_OR_RETURN(img.config, ParseConfig(json::parse(r.config, nullptr, false)));
+  json layers = json::parse(r.layers, nullptr, false);
+  if (!layers.is_array()) return Internal("image " + r.id + " has a malformed layer list");
+  for (const auto& l : layers)
+    img.layers.push_back({l.value("digest", ""), l.value("size", int64_t{0}), l.value("media_type", ""),
+                          l.value("diff_id", ""), l.value("chain_id", "")});
+  return img;
+}
+
+int64_t NowMillis() { return WallClockMillis(); }
+
+// A download is reported every this many bytes (and at its end).
+constexpr int64_t kProgressStep = 1 << 20;
+
+}  // namespace
+
+ImageStore::ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers)
+    : opts_(std::move(opts)), store_(std::move(store)), layers_(std::move(layers)), registry_(opts_.registry) {}
+
+Result<std::unique_ptr<ImageStore>> ImageStore::Open(ImageStoreOptions opts, std::shared_ptr<Store> store) {
+  PDK_ASSIGN_OR_RETURN(LayerStore layers, LayerStore::Open(opts.root));
+  std::unique_ptr<ImageStore> s(new ImageStore(std::move(opts), std::move(store), std::move(layers)));
+  PDK_ASSIGN_OR_RETURN(std::vector<ImageRecord> records, s->store_->ListImages());
+  for (const auto& r : records) {
+    auto img = FromRecord(r);
+    if (!img.ok()) return img.status().Annotate("loading image " + r.id);
+    for (const auto& ref : img->refs) s->refs_[ref] = img->id;
+    s->images_[img->id] = std::move(*img);
+  }
+  // What a crash mid-pull left: layers no record names, partial downloads.
+  s->layers_.Sweep(s->ChainIdsInUse(), true);
+  return s;
+}
+
+std::shared_ptr<std::mutex> ImageStore::LockFor(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& weak = locks_[key];
+  auto strong = weak.lock();
+  if (!strong) {
+    strong = std::make_shared<std::mutex>();
+    weak = strong;
+  }
+  // Forget the locks nobody holds any more.
+  for (auto it = locks_.begin(); it != locks_.end();) it = it->second.expired() ? locks_.erase(it) : std::next(it);
+  return strong;
+}
+
+std::set<std::string> ImageStore::ChainIdsInUse() const {
+  std::set<std::string> keep(pulling_.begin(), pulling_.end());
+  for (const auto& [id, img] : images_)
+    for (const auto& l : img.layers) keep.insert(l.chain_id);
+  return keep;
+}
+
+Result<Image> ImageStore::FindLocked(const std::string& text) const {
+  if (ValidDigest(text)) {
+    if (auto it = images_.find(text); it != images_.end()) return it->second;
+  }
+  std::string hex = text.rfind("sha256:", 0) == 0 ? text.substr(7) : text;
+  if (hex.size() >= 12 && hex.size() <= 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    const Image* match = nullptr;
+    for (const auto& [id, img] : images_)
+      if (id.compare(7, hex.size(), hex) == 0) {
+        if (match) return InvalidArgument("image id prefix '" + text + "' names more than one image");
+        match = &img;
+      }
+    if (match) return *match;
+  }
+  auto ref = ImageRef::Parse(text);
+  if (ref.ok()) {
+    if (auto it = refs_.find(ref->String()); it != refs_.end()) return images_.at(it->second);
+    if (!ref->digest.empty())  // name@digest of an image pulled by tag
+      for (const auto& [id, img] : images_)
+        if (img.manifest_digest == ref->digest)
+          for (const auto& r : img.refs)
+            if (r.rfind(ref->Name() + ":", 0) == 0 || r.rfind(ref->Name() + "@", 0) == 0) return img;
+  }
+  return NotFound("image '" + text + "' is not on this host" + (ref.ok() ? " (paddock image pull " + ref->String() + ")" : ""));
+}
+
+Result<Image> ImageStore::Find(const std::string& ref_or_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return FindLocked(ref_or_id);
+}
+
+std::vector<Image> ImageStore::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Image> out;
+  for (const auto& [id, img] : images_) out.push_back(img);
+  std::sort(out.begin(), out.end(), [](const Image& a, const Image& b) { return a.created_at_ms < b.created_at_ms; });
+  return out;
+}
+
+Result<Image> ImageStore::Pull(const std::string& text, const PullProgress& progress) {
+  PDK_ASSIGN_OR_RETURN(ImageRef ref, ImageRef::Parse(text));
+  auto lock = LockFor("ref:" + ref.String());
+  std::lock_guard<std::mutex> g(*lock);
+  return PullLocked(ref, progress);
+}
+
+Result<Image> ImageStore::Ensure(const std::string& text) {
+  if (auto found = Find(text); found.ok()) return found;
+  PDK_ASSIGN_OR_RETURN(ImageRef ref, ImageRef::Parse(text));
+  auto lock = LockFor("ref:" + ref.String());
+  std::lock_guard<std::mutex> g(*lock);
+  if (auto found = Find(ref.String()); found.ok()) return found;  // pulled while this waited
+  return PullLocked(ref, nullptr);
+}
+
+Result<Image> ImageStore::PullLocked(const ImageRef& ref, const PullProgress& progress) {
+  auto parse = [&](const FetchedManifest& m) -> Result<json> {
+    json j = json::parse(m.body, nullptr, false);
+    if (j.is_discarded()) return DataLoss("registry " + ref.registry + " served a manifest that is not JSON");
+    return j;
+  };
+  PDK_ASSIGN_OR_RETURN(FetchedManifest fetched, registry_.GetManifest(ref, ref.ManifestReference()));
+  PDK_ASSIGN_OR_RETURN(json body, parse(fetched));
+  if (IsIndex(fetched.media_type, body)) {
+    PDK_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndex(body));
+    auto entry = SelectPlatform(entries, opts_.platform);
+    if (!entry.ok()) return entry.status().Annotate(ref.String());
+    PDK_ASSIGN_OR_RETURN(fetched, registry_.GetManifest(ref, entry->digest));
+    PDK_ASSIGN_OR_RETURN(body, parse(fetched));
+    if (IsIndex(fetched.media_type, body))
+      return Unimplemented(ref.String() + ": an index whose entry for " + opts_.platform.String() +
+                           " is another index");
+  }
+  PDK_ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(fetched.media_type, body));
+  std::string name = ref.String();
+
+  {  // Known already (another tag, or the same one unchanged): only the ref is new.
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = images_.find(manifest.config.digest);
+    bool complete = it != images_.end();
+    if (complete)
+      for (const auto& l : it->second.layers) complete = complete && layers_.Has(l.chain_id);
+    if (complete) {
+      Image img = it->second;
+      lock.unlock();
+      if (progress)
+        for (const auto& l : img.layers) progress({l.digest, LayerState::kCached, l.size, l.size});
+      if (std::find(img.refs.begin(), img.refs.end(), name) == img.refs.end()) img.refs.push_back(name);
+      PDK_TRY(Save(img, ""));
+      return Find(img.id);
+    }
+  }
+
+  PDK_ASSIGN_OR_RETURN(std::string config_json, registry_.GetBlob(ref, manifest.config));
+  PDK_ASSIGN_OR_RETURN(ImageConfig config, ParseConfig(json::parse(config_json, nullptr, false)));
+  if (config.diff_ids.size() != manifest.layers.size())
+    return DataLoss(name + ": the manifest lists " + std::to_string(manifest.layers.size()) +
+                           " layers but the config " + std::to_string(config.diff_ids.size()) + " diff ids");
+  if ((!config.platform.os.empty() && config.platform.os != opts_.platform.os) ||
+      (!config.platform.architecture.empty() && config.platform.architecture != opts_.platform.architecture))
+    return FailedPrecondition(name + " is an image for " + config.platform.String() + "; this host runs " +
+                              opts_.platform.String());
+  Image img;
+  img.id = manifest.config.digest;
+  img.manifest_digest = fetched.digest;
+  img.refs = {name};
+  img.config = config;
+  img.size = manifest.config.size;
+  img.created_at_ms = NowMillis();
+  std::vector<std::string> chains = ChainIds(config.diff_ids);
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    const Layer& l = manifest.layers[i];
+    img.layers.push_back({l.blob.digest, l.blob.size, l.blob.media_type, config.diff_ids[i], chains[i]});
+    img.size += l.blob.size;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : chains) pulling_.insert(c);
+  }
+  Status fetched_layers = FetchLayers(ref, img.layers, progress);
+  Status saved = fetched_layers.ok() ? Save(img, config_json) : fetched_layers;
+  std::set<std::string> keep;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : chains) pulling_.erase(pulling_.find(c));
+    keep = ChainIdsInUse();
+  }
+  if (!saved.ok()) {  // layers this pull extracted that nothing names now
+    layers_.Sweep(keep, false);
+    return saved;
+  }
+  return Find(img.id);
+}
+
+Status ImageStore::FetchLayers(const ImageRef& ref, const std::vector<ImageLayer>& layers,
+                               const PullProgress& progress) {
+  std::mutex progress_mu;
+  auto emit = [&](const PullEvent& e) {
+    if (!progress) return;
+    std::lock_guard<std::mutex> lock(progress_mu);
+    progress(e);
+  };
+  std::vector<const ImageLayer*> todo;
+  for (const auto& l : layers) {
+    if (layers_.Has(l.chain_id)) {
+      emit({l.digest, LayerState::kCached, l.size, l.size});
+    } else {
+      emit({l.digest, LayerState::kWaiting, 0, l.size});
+      todo.push_back(&l);
+    }
+  }
+  std::atomic<size_t> next{0};
+  std::mutex error_mu;
+  Status first_error;
+  auto fetch_one = [&](const ImageLayer& l) -> Status {
+    // One download per blob and one extraction per chain id, whoever asks.
+    auto blob_lock = LockFor("blob:" + l.digest);
+    std::lock_guard<std::mutex> bg(*blob_lock);
+    auto chain_lock = LockFor("layer:" + l.chain_id);
+    std::lock_guard<std::mutex> cg(*chain_lock);
+    if (layers_.Has(l.chain_id)) {
+      emit({l.digest, LayerState::kCached, l.size, l.size});
+      return Status::Ok();
+    }
+    std::string partial = layers_.PartialBlob(l.digest);
+    Descriptor d;
+    d.digest = l.digest;
+    d.size = l.size;
+    d.media_type = l.media_type;
+    emit({l.digest, LayerState::kDownloading, 0, l.size});
+    int64_t reported = 0;
+    Status s = registry_.DownloadBlob(ref, d, partial, [&](int64_t n) {
+      if (n - reported >= kProgressStep || n == l.size) {
+        reported = n;
+        emit({l.digest, LayerState::kDownloading, n, l.size});
+      }
+    });
+    if (!s.ok()) {
+      // A broken connection leaves the bytes for the next pull to resume from.
+      if (s.code() != StatusCode::kUnavailable) ::unlink(partial.c_str());
+      return s;
+    }
+    emit({l.digest, LayerState::kVerifying, l.size, l.size});
+    emit({l.digest, LayerState::kExtracting, l.size, l.size});
+    s = layers_.Extract(partial, l.diff_id, l.chain_id);
+    ::unlink(partial.c_str());  // extracted, or not worth keeping
+    if (s.ok()) emit({l.digest, LayerState::kDone, l.size, l.size});
+    return s;
+  };
+  auto worker = [&] {
+    for (size_t k = next++; k < todo.size(); k = next++) {
+      {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!first_error.ok()) return;
+      }
+      Status s = fetch_one(*todo[k]);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error.ok()) first_error = s;
+      }
+    }
+  };
+  size_t n = std::min<size_t>(std::max(1, opts_.parallel_layers), todo.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  if (n > 0) worker();
+  for (auto& t : threads) t.join();
+  return first_error;
+}
+
+Status ImageStore::Save(const Image& image, const std::string& config_json) {
+  ImageRecord r;
+  r.id = image.id;
+  r.manifest_digest = image.manifest_digest;
+  r.config = config_json;  // empty: a known image, whose stored config stays
+  r.layers = LayersToJson(image.layers).dump();
+  r.size = image.size;
+  r.created_at_ms = image.created_at_ms;
+  r.last_used_ms = image.last_used_ms;
+  r.refs = image.refs;
+  PDK_TRY(store_->PutImage(r));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& ref : image.refs) {
+    auto old = refs_.find(ref);
+    if (old != refs_.end() && old->second != image.id) {  // the ref moved here
+      auto& refs = images_[old->second].refs;
+      refs.erase(std::remove(refs.begin(), refs.end(), ref), refs.end());
+    }
+    refs_[ref] = image.id;
+  }
+  images_[image.id] = image;
+  return Status::Ok();
+}
+
+Status ImageStore::Remove(const std::string& ref_or_id, const std::function<bool(const std::string&)>& in_use) {
+  std::set<std::string> keep;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    PDK_ASSIGN_OR_RETURN(Image img, FindLocked(ref_or_id));
+    auto ref = ImageRef::Parse(ref_or_id);
+    std::string name = ref.ok() ? ref->String() : "";
+    bool by_ref = ref.ok() && refs_.count(name) && refs_[name] == img.id;
+    if (by_ref && img.refs.size() > 1) {  // untag: other refs still name it
+      PDK_TRY(store_->RemoveImageRef(name));
+      refs_.erase(name);
+      auto& refs = images_[img.id].refs;
+      refs.erase(std::remove(refs.begin(), refs.end(), name), refs.end());
+      return Status::Ok();
+    }
+    if (in_use && in_use(img.id))
+      return FailedPrecondition("image " + (img.refs.empty() ? img.id : img.refs.front()) +
+                                " is used by a sandbox; delete the sandbox first");
+    PDK_TRY(store_->RemoveImage(img.id));
+    for (const auto& r : img.refs) refs_.erase(r);
+    images_.erase(img.id);
+    keep = ChainIdsInUse();
+  }
+  layers_.Sweep(keep, false);
+  return Status::Ok();
+}
+
+Result<PruneReport> ImageStore::Prune(const std::function<bool(const std::string&)>& in_use) {
+  PruneReport report;
+  std::set<std::string> keep;
+  bool pulling;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> unused;
+    for (const auto& [id, img] : images_)
+      if (!in_use || !in_use(id)) unused.push_back(id);
+    for (const auto& id : unused) {
+      PDK_TRY(store_->RemoveImage(id));
+      for (const auto& r : images_[id].refs) refs_.erase(r);
+      images_.erase(id);
+      ++report.images;
+    }
+    keep = ChainIdsInUse();
+    pulling = !pulling_.empty();
+  }
+  report.layers = layers_.Sweep(keep, !pulling);
+  return report;
+}
+
+void ImageStore::Touch(const std::string& id) {
+  int64_t now = NowMillis();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = images_.find(id);
+    if (it == images_.end()) return;
+    it->second.last_used_ms = now;
+  }
+  (void)store_->TouchImage(id, now);
+}
+
+std::vector<std::string> ImageStore::LayerDirs(const Image& image) const {
+  std::vector<std::string> dirs;
+  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it) dirs.push_back(layers_.Dir(it->chain_id));
+  return dirs;
+}
+
+}  // namespace paddock::image

@@ -1,0 +1,127 @@
+// ImageStore: the images this host holds. Pulls from registries (references
+// resolved to one manifest for this host's platform), keeps the records in
+// the Store (SQLite) and the layers in a LayerStore, and answers which
+// folders a sandbox of an image stacks.
+//
+// Concurrent pulls of one reference are done once (a lock per reference:
+// the others wait, then find the image); concurrent pulls of one layer by
+// different images are too (a lock per chain id). A failed pull stores no
+// record and no half layer; a download broken by the network is resumed by
+// the next pull (a range request).
+//
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "image/layer_store.h"
+#include "image/manifest.h"
+#include "image/reference.h"
+#include "image/registry.h"
+#include "store/store.h"
+
+namespace paddock::image {
+
+struct ImageLayer {
+  std::string digest;      // the blob as the registry stores it
+  int64_t size = 0;
+  std::string media_type;
+  std::string diff_id;     // of the uncompressed tar
+  std::string chain_id;    // names its folder
+};
+
+struct Image {
+  std::string id;          // the config's digest
+  std::string manifest_digest;
+  std::vector<std::string> refs;
+  ImageConfig config;
+  std::vector<ImageLayer> layers;  // bottom first
+  int64_t size = 0;
+  int64_t created_at_ms = 0, last_used_ms = 0;
+};
+
+enum class LayerState { kWaiting, kDownloading, kVerifying, kExtracting, kDone, kCached };
+const char* LayerStateName(LayerState s);
+
+// One step of a pull, for progress displays. `digest` is a layer's blob
+// digest; `current`/`total` are bytes while downloading.
+struct PullEvent {
+  std::string digest;
+  LayerState state = LayerState::kWaiting;
+  int64_t current = 0, total = 0;
+};
+// Called from the pulling threads, one call at a time.
+using PullProgress = std::function<void(const PullEvent&)>;
+
+struct ImageStoreOptions {
+  std::string root;             // <state>/images
+  RegistryOptions registry;
+  int parallel_layers = 4;      // layers downloaded and extracted at once
+  Platform platform = HostPlatform();
+};
+
+struct PruneReport {
+  int images = 0;
+  int layers = 0;
+};
+
+class ImageStore {
+ public:
+  // Opens the layer store, loads the records and removes layer folders and
+  // partial downloads no record names (what a crash mid-pull left).
+  static Result<std::unique_ptr<ImageStore>> Open(ImageStoreOptions opts, std::shared_ptr<Store> store);
+
+  // Pulls `ref` (always asks the registry: a tag may have moved).
+  Result<Image> Pull(const std::string& ref, const PullProgress& progress = nullptr);
+  // The local image named by a reference, an id ("sha256:…") or an id
+  // prefix of at least 12 hex digits; kNotFound otherwise.
+  Result<Image> Find(const std::string& ref_or_id) const;
+  // Find, else Pull (as a create does).
+  Result<Image> Ensure(const std::string& ref);
+  std::vector<Image> List() const;
+
+  // Removes a reference; the image goes with its last one (or at once when
+  // named by id). `in_use(id)` true: kFailedPrecondition, nothing removed.
+  // Layers no image names any more are removed too.
+  Status Remove(const std::string& ref_or_id, const std::function<bool(const std::string&)>& in_use);
+  // Removes every image for which `in_use(id)` is false, then layers and
+  // partial downloads nothing names.
+  Result<PruneReport> Prune(const std::function<bool(const std::string&)>& in_use);
+  // Records that a sandbox was created from the image.
+  void Touch(const std::string& id);
+
+  // The folders a sandbox of `image` stacks, top-most first.
+  std::vector<std::string> LayerDirs(const Image& image) const;
+  const RegistryClient& registry() const { return registry_; }
+
+ private:
+  ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers);
+  Result<Image> PullLocked(const ImageRef& ref, const PullProgress& progress);
+  Status FetchLayers(const ImageRef& ref, const std::vector<ImageLayer>& layers, const PullProgress& progress);
+  Status Save(const Image& image, const std::string& config_json);
+  Result<Image> FindLocked(const std::string& ref_or_id) const;  // requires mu_
+  std::set<std::string> ChainIdsInUse() const;                   // requires mu_
+  std::shared_ptr<std::mutex> LockFor(const std::string& key);
+
+  ImageStoreOptions opts_;
+  std::shared_ptr<Store> store_;
+  LayerStore layers_;
+  RegistryClient registry_;
+
+  mutable std::mutex mu_;  // guards images_, refs_, locks_; never held during I/O but the store's
+  std::map<std::string, Image> images_;         // by id
+  std::map<std::string, std::string> refs_;     // normalised ref -> id
+  std::map<std::string, std::weak_ptr<std::mutex>> locks_;  // per ref, per blob and per chain id
+  std::multiset<std::string> pulling_;          // chain ids of pulls in flight: never swept
+};
+
+}  // namespace paddock::image

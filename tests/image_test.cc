@@ -1,0 +1,424 @@
+// Images end to end: layouts built here, pushed with skopeo to a real
+// registry (Debian's docker-registry) on 127.0.0.1, pulled by a real
+// paddockd, and run as sandboxes.
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "daemon_fixture.h"
+#include "image/digest.h"
+#include "oci_kit.h"
+
+namespace paddock::testing {
+namespace {
+
+// The base every test image stacks: busybox, so the sandbox has a shell, a
+// user of its own, and files for the layers above to hide.
+LayerSpec BaseLayer() {
+  auto busybox = ReadFile("/bin/busybox");
+  LayerSpec l;
+  l.entries = {
+      {"bin/", 'd', "", 0755},
+      {"bin/busybox", 'f', busybox.ok() ? *busybox : "", 0755},
+      {"bin/sh", 'l', "busybox", 0777},
+      {"bin/echo", 'l', "busybox", 0777},
+      {"etc/", 'd', "", 0755},
+      {"etc/passwd", 'f', "root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345:app:/home/app:/bin/sh\n"},
+      {"etc/group", 'f', "root:x:0:\napp:x:2345:\n"},
+      {"home/", 'd', "", 0755},
+      {"home/app/", 'd', "", 0750, 1234, 2345},
+      {"home/app/own.txt", 'f', "mine\n", 0600, 1234, 2345},
+      {"data/", 'd', "", 0755},
+      {"data/keep.txt", 'f', "kept\n"},
+      {"data/gone.txt", 'f', "should be hidden\n"},
+      {"data/hard", 'h', "data/keep.txt"},
+      {"data/link", 'l', "keep.txt", 0777},
+      {"data/note.txt", 'f', "with an xattr\n", 0640, 0, 0, {{"user.note", "hello"}}},
+      {"data/fifo", 'p', "", 0600},
+      {"opq/", 'd', "", 0755},
+      {"opq/a.txt", 'f', "lower a\n"},
+      {"opq/sub/", 'd', "", 0700},
+      {"opq/sub/b.txt", 'f', "lower b\n"},
+      {"forged/", 'd', "", 0755},
+      {"forged/lower.txt", 'f', "still here\n"},
+  };
+  return l;
+}
+
+// Whiteouts placed after their siblings, and an overlay xattr a hostile
+// layer tries to forge (it must be dropped, not obeyed).
+LayerSpec WhiteoutLayer() {
+  LayerSpec l;
+  l.compression = LayerCompression::kNone;
+  l.entries = {
+      {"data/", 'd', "", 0755},
+      {"data/new.txt", 'f', "new\n"},
+      {"data/.wh.gone.txt", 'f', ""},
+      {"opq/", 'd', "", 0755},
+      {"opq/c.txt", 'f', "upper c\n"},
+      {"opq/.wh..wh..opq", 'f', ""},
+      {"forged/", 'd', "", 0755, 0, 0, {{"trusted.overlay.opaque", "y"}}},
+  };
+  return l;
+}
+
+// Bytes that do not compress, so a layer of them is as large as they are.
+std::string Noise(size_t n) {
+  std::mt19937 rng(42);
+  std::string out(n, '\0');
+  for (auto& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+nlohmann::json RunConfig() {
+  return {{"Env", {"PATH=/bin", "GREETING=hello"}},
+          {"Cmd", {"sh", "-c", "echo $GREETING from $(pwd) as $(id -u):$(id -g)"}},
+          {"WorkingDir", "/work/dir"},
+          {"User", "app"}};
+}
+
+// Every entry under `root` (the named top-level paths only), one line each:
+// path, type, mode, owner relative to `base_uid`, size, content digest, link.
+std::vector<std::string> Listing(const std::string& root, uid_t base_uid) {
+  std::vector<std::string> out;
+  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+    std::string path = root + "/" + rel;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return;
+    std::string line = rel + " " + std::to_string(st.st_mode) + " " + std::to_string(st.st_uid - base_uid) + ":" +
+                       std::to_string(st.st_gid - base_uid);
+    if (S_ISREG(st.st_mode)) {
+      auto data = ReadFile(path);
+      line += " " + std::to_string(st.st_size) + " " + (data.ok() ? image::Sha256::Of(*data) : "unreadable");
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlink(path.c_str(), target, sizeof target);
+      line += " -> " + std::string(target, n > 0 ? static_cast<size_t>(n) : 0);
+    }
+    out.push_back(line);
+    if (S_ISDIR(st.st_mode))
+      for (const auto& name : ListDir(path))
+        walk(rel + "/" + name);
+  };
+  for (const char* top : {"bin", "data", "opq", "forged", "home", "etc/passwd", "etc/group"}) walk(top);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class ImageTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "image tests run as root";
+    for (const char* tool : {"/usr/bin/docker-registry", "/usr/bin/skopeo", "/usr/bin/umoci"})
+      ASSERT_TRUE(PathExists(tool)) << tool << " is missing (scripts/install-deps.sh installs it)";
+    work_ = std::make_unique<TempDir>();
+    registry_ = std::make_unique<Registry>(work_->path() + "/registry");
+    DaemonTest::SetUp();
+  }
+  void TearDown() override {
+    DaemonTest::TearDown();
+    registry_.reset();
+    work_.reset();
+  }
+
+  // Builds `image` into a layout and pushes it as repo:tag; returns the ref.
+  std::string Push(const ImageSpec& image, const std::string& repo_tag) {
+    std::string layout = work_->path() + "/layout";
+    TagLayout(layout, repo_tag, AddImage(layout, image));
+    EXPECT_EQ(registry_->Push(layout, repo_tag, repo_tag), "");
+    return registry_->host() + "/" + repo_tag;
+  }
+
+  std::string Sh(const std::string& id, const std::string& cmd) {
+    json r = Must("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"sh", "-c", cmd}}});
+    EXPECT_EQ(r.value("exit_code", -1), 0) << cmd << ": " << r.dump();
+    return r.value("stdout", "");
+  }
+
+  std::unique_ptr<TempDir> work_;
+  std::unique_ptr<Registry> registry_;
+};
+
+TEST_F(ImageTest, PulledLayersMatchUmociAndRunWithTheImageConfig) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), WhiteoutLayer()};
+  spec.config = RunConfig();
+  std::string ref = Push(spec, "test/layers:v1");
+
+  json pulled = Must("POST", "/v1/images/pull", {{"ref", ref}});
+  EXPECT_EQ(pulled.value("layers", 0), 2);
+  EXPECT_EQ(pulled["refs"], json::array({ref}));
+  json listed = Must("GET", "/v1/images");
+  ASSERT_EQ(listed["images"].size(), 1u);
+  EXPECT_EQ(listed["images"][0]["id"], pulled["id"]);
+  json inspected = Must("GET", "/v1/images/" + ref);
+  EXPECT_EQ(inspected["config"]["working_dir"], "/work/dir");
+  EXPECT_EQ(inspected["layer_list"].size(), 2u);
+  struct stat store_st;  // layers hold what images ship (setuid binaries too): root's alone
+  ASSERT_EQ(::stat((state_->path() + "/state/images").c_str(), &store_st), 0);
+  EXPECT_EQ(store_st.st_mode & 07777, 0700u);
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  std::string id = sb["id"];
+  EXPECT_EQ(sb["template"], ref);
+  EXPECT_EQ(sb["image_id"], pulled["id"]);
+  // The image's User, Env and WorkingDir (created, as it was missing).
+  EXPECT_EQ(Sh(id, "id -u; id -g; pwd; echo $GREETING"), "1234\n2345\n/work/dir\nhello\n");
+  EXPECT_EQ(Sh(id, "cat /home/app/own.txt"), "mine\n");
+  // Whiteouts and the opaque folder, though they came after their siblings.
+  EXPECT_EQ(Sh(id, "test -e /data/gone.txt || echo hidden; cat /data/new.txt /data/keep.txt"), "hidden\nnew\nkept\n");
+  EXPECT_EQ(Sh(id, "ls /opq"), "c.txt\n");
+  // The forged opaque xattr was dropped: the lower layer still shows through.
+  EXPECT_EQ(Sh(id, "cat /forged/lower.txt"), "still here\n");
+
+  // Compared with umoci's unpack of the same layout, entry by entry.
+  std::string bundle = work_->path() + "/bundle";
+  auto [rc, out] = RunProgram({"umoci", "unpack", "--image", work_->path() + "/layout:test/layers:v1", bundle});
+  ASSERT_EQ(rc, 0) << out;
+  std::string root = "/proc/" + std::to_string(sb["init_pid"].get<int>()) + "/root";
+  struct stat st;
+  ASSERT_EQ(::stat(root.c_str(), &st), 0);
+  std::vector<std::string> ours = Listing(root, st.st_uid), umoci = Listing(bundle + "/rootfs", 0);
+  EXPECT_EQ(ours, umoci);
+  EXPECT_GT(ours.size(), 15u);
+  char value[16] = {};
+  EXPECT_EQ(::lgetxattr((root + "/data/note.txt").c_str(), "user.note", value, sizeof value), 5);
+  EXPECT_STREQ(value, "hello");
+
+  // An image in use cannot be removed; once its sandbox is gone it can.
+  EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("used by a sandbox"), std::string::npos);
+  Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
+  Must("DELETE", "/v1/images/" + ref, nullptr, 204);
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
+}
+
+TEST_F(ImageTest, RunWithNoCommandRunsTheImageCmdThroughTheCli) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer()};
+  spec.config = RunConfig();
+  std::string ref = Push(spec, "test/cmd:v1");
+  // Not pulled yet: `run` pulls it first.
+  auto [rc, out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "hello from /work/dir as 1234:2345\n");
+  // With a command, the command replaces Cmd.
+  auto [rc2, out2] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref,
+                                 "--", "echo", "given"});
+  EXPECT_EQ(rc2, 0) << out2;
+  EXPECT_EQ(out2, "given\n");
+  auto [rc3, listing] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "ls"});
+  EXPECT_EQ(rc3, 0);
+  EXPECT_NE(listing.find(ref), std::string::npos) << listing;
+}
+
+TEST_F(ImageTest, ZstdLayersAndAnIndexWithAnAttestationPickThisHost) {
+  std::string layout = work_->path() + "/layout";
+  ImageSpec mine;
+  LayerSpec arch;
+  arch.compression = LayerCompression::kZstd;
+  arch.entries = {{"arch", 'f', HostArchitecture() + "\n"}};
+  mine.layers = {BaseLayer(), arch};
+  ImageSpec other = mine;
+  other.architecture = HostArchitecture() == "arm64" ? "amd64" : "arm64";
+  other.layers[1].entries = {{"arch", 'f', "wrong\n"}};
+  ImageSpec attestation;
+  attestation.os = attestation.architecture = "unknown";
+  attestation.layers = {{{{"statement.json", 'f', "{}"}}, LayerCompression::kNone}};
+  json index = AddIndex(layout, {AddImage(layout, other), AddImage(layout, attestation), AddImage(layout, mine)});
+  TagLayout(layout, "multi", index);
+  ASSERT_EQ(registry_->Push(layout, "multi", "test/multi:v1"), "");
+  std::string ref = registry_->host() + "/test/multi:v1";
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "cat /arch"), HostArchitecture() + "\n");
+  json img = Must("GET", "/v1/images/" + ref);
+  EXPECT_EQ(img["config"]["architecture"], HostArchitecture());
+  EXPECT_EQ(img["layer_list"][1]["media_type"], "application/vnd.oci.image.layer.v1.tar+zstd");
+}
+
+TEST_F(ImageTest, TwentyConcurrentCreatesOfAMissingImagePullItOnce) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), WhiteoutLayer()};
+  spec.config = RunConfig();
+  std::string ref = Push(spec, "test/burst:v1");
+  std::string log_before = registry_->Log();
+  int manifests_before = registry_->CountRequests("GET /v2/test/burst/manifests/");
+  int blobs_before = registry_->CountRequests("GET /v2/test/burst/blobs/");
+
+  constexpr int kCreates = 20;
+  std::vector<std::string> ids(kCreates);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCreates; ++i)
+    threads.emplace_back([&, i] {
+      auto r = api().Send("POST", "/v1/sandboxes", json{{"template", ref}}.dump());
+      if (r.ok() && r->status == 201) ids[i] = r->Json()["id"];
+      else ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& id : ids)
+    if (!id.empty()) EXPECT_EQ(Sh(id, "cat /data/new.txt"), "new\n");
+  EXPECT_EQ(registry_->CountRequests("GET /v2/test/burst/manifests/") - manifests_before, 1);
+  // One config and two layer blobs, each fetched once.
+  EXPECT_EQ(registry_->CountRequests("GET /v2/test/burst/blobs/") - blobs_before, 3);
+}
+
+TEST_F(ImageTest, BadReferencesUnknownImagesAndCorruptBlobsStoreNothing) {
+  EXPECT_NE(MustFail("POST", "/v1/images/pull", R"({"ref":"Not/Valid:ref"})", 400).find("Not/Valid"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/images/pull", R"({})", 400).find("ref"), std::string::npos);
+  std::string missing = registry_->host() + "/test/missing:v1";
+  std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", missing}}.dump(), 404);
+  EXPECT_NE(err.find("test/missing"), std::string::npos) << err;
+  EXPECT_NE(err.find("MANIFEST_UNKNOWN"), std::string::npos) << err;
+  err = MustFail("POST", "/v1/sandboxes", json{{"template", missing}}.dump(), 404);
+  EXPECT_NE(err.find("test/missing"), std::string::npos) << err;
+  EXPECT_NE(MustFail("GET", "/v1/images/" + missing, "", 404).find("not on this host"), std::string::npos);
+
+  // A registry serving a layer whose bytes do not match its digest.
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), WhiteoutLayer()};
+  std::string ref = Push(spec, "test/corrupt:v1");
+  json manifest = json::parse(ReadFile(work_->path() + "/layout/index.json").value())["manifests"].back();
+  json m = json::parse(ReadFile(work_->path() + "/layout/blobs/sha256/" +
+                                image::DigestHex(manifest["digest"].get<std::string>()))
+                           .value());
+  std::string layer = m["layers"][1]["digest"];
+  std::string hex = image::DigestHex(layer);
+  std::string data_path =
+      registry_->storage() + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
+  auto data = ReadFile(data_path);
+  ASSERT_TRUE(data.ok()) << data_path;
+  std::string tampered = *data;
+  tampered[tampered.size() / 2] ^= 0x20;
+  ASSERT_TRUE(WriteFileAtomic(data_path, tampered).ok());
+  err = MustFail("POST", "/v1/images/pull", json{{"ref", ref}}.dump(), 502);
+  EXPECT_NE(err.find("does not match its digest"), std::string::npos) << err;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/staging").empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/blobs").empty());
+}
+
+// Token auth, as Docker Hub and most registries do it: the real registry
+// in token mode, with a token service the test runs. Tokens are cached;
+// one the registry no longer takes is fetched anew once; a scope the
+// service refuses is a 401 naming the registry.
+TEST_F(ImageTest, BearerTokensAreCachedRefreshedOnA401AndRefusalsNamed) {
+  // The registry takes a JWT until 60 s past its exp: these expire 55 s
+  // before they are issued, so they serve for 5 s, though the service
+  // claims 300. Only a 401 can tell the client.
+  TestServer tokens("token", {"--port", "{port0}", "--cert-out", work_->path() + "/token.crt", "--ttl", "-55"}, 1,
+                    work_->path() + "/token.log");
+  std::string auth = "auth:\n  token:\n    realm: http://127.0.0.1:" + std::to_string(tokens.port()) +
+                     "/token\n    service: paddock-test\n    issuer: paddock-test-issuer\n    rootcertbundle: " +
+                     work_->path() + "/token.crt\n";
+  Registry secured(work_->path() + "/secured", auth);
+  std::string layout = work_->path() + "/auth-layout";
+  ImageSpec spec;
+  spec.layers = {BaseLayer()};
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  ASSERT_EQ(secured.Push(layout, "v1", "test/auth:v1", "alice:wonderland"), "");
+  ASSERT_EQ(secured.Push(layout, "v1", "private/secret:v1", "alice:wonderland"), "");
+  std::string ref = secured.host() + "/test/auth:v1";
+  const std::string anonymous = "token user=- scope=repository:test/auth:pull";
+
+  Must("POST", "/v1/images/pull", {{"ref", ref}});
+  EXPECT_EQ(tokens.Count(anonymous), 1) << tokens.Log();
+  Must("POST", "/v1/images/pull", {{"ref", ref}});  // the cached token serves again
+  EXPECT_EQ(tokens.Count(anonymous), 1) << tokens.Log();
+  ::sleep(6);  // the registry now refuses that token
+  Must("POST", "/v1/images/pull", {{"ref", ref}});
+  EXPECT_EQ(tokens.Count(anonymous), 2) << tokens.Log();
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "cat /data/keep.txt"), "kept\n");
+
+  std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", secured.host() + "/private/secret:v1"}}.dump(), 401);
+  EXPECT_NE(err.find("unauthenticated: registry " + secured.host()), std::string::npos) << err;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
+}
+
+// Blobs redirected to another port get no Authorization header; a 429 is
+// retried; a transfer cut short resumes with a range request.
+TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
+  std::string layout = work_->path() + "/redirect-layout";
+  ImageSpec spec;
+  LayerSpec big;
+  std::string noise = Noise(256 << 10);
+  big.entries = {{"big.bin", 'f', noise}};
+  spec.layers = {BaseLayer(), big};
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  TestServer front("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--cut-first",
+                                "--rate-limit-once"},
+                   2, work_->path() + "/redirect.log");
+  std::string ref = "127.0.0.1:" + std::to_string(front.port(0)) + "/test/redir:v1";
+  json pulled = Must("POST", "/v1/images/pull", {{"ref", ref}});
+  EXPECT_EQ(pulled.value("layers", 0), 2) << front.Log();
+  // Config and two layers: each asked for twice (a 429, then a 307), the
+  // two layers once more to resume; fetched from the other port without
+  // the token.
+  EXPECT_EQ(front.Count("api GET /v2/test/redir/blobs/sha256:"), 8) << front.Log();
+  EXPECT_GE(front.Count("blob GET sha256:"), 3) << front.Log();
+  EXPECT_EQ(front.Count("blob GET sha256:"), front.Count("auth=no range")) << "credentials crossed a redirect:\n"
+                                                                           << front.Log();
+  // Both layers were cut halfway once and resumed where they broke off.
+  EXPECT_EQ(front.Count("range=bytes="), 2) << front.Log();
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
+}
+
+// A paddockd killed mid-pull leaves nothing that a later one uses or keeps:
+// start-up sweeps the half-done work, and the pull then completes.
+TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenCompletes) {
+  std::string layout = work_->path() + "/slow-layout";
+  ImageSpec spec;
+  LayerSpec big;
+  std::string noise = Noise(600 << 10);
+  big.entries = {{"big.bin", 'f', noise}};
+  spec.layers = {BaseLayer(), big};
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  TestServer slow("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--throttle-bps",
+                               "400000"},
+                  2, work_->path() + "/slow.log");
+  std::string ref = "127.0.0.1:" + std::to_string(slow.port(0)) + "/test/slow:v1";
+  std::thread pull([&] { (void)api().Send("POST", "/v1/images/pull", json{{"ref", ref}}.dump()); });
+  for (int i = 0; i < 500 && slow.Count("blob GET") < 2; ++i) ::usleep(10000);
+  ::usleep(300000);
+  StopDaemon(SIGKILL);
+  pull.join();
+  std::string images = state_->path() + "/state/images";
+  EXPECT_FALSE(ListDir(images + "/blobs").empty() && ListDir(images + "/staging").empty())
+      << "the kill came after the pull had finished; nothing was tested";
+  StartDaemon();
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(images + "/layers").empty());
+  EXPECT_TRUE(ListDir(images + "/blobs").empty());
+  EXPECT_TRUE(ListDir(images + "/staging").empty());
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
+}
+
+// Deeper than Docker's old ~122-layer mount limit: stacked one by one.
+TEST_F(ImageTest, AnImageOf150LayersRuns) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer()};
+  for (int i = 1; i < 150; ++i) {
+    LayerSpec l;
+    l.compression = i % 2 ? LayerCompression::kGzip : LayerCompression::kNone;
+    l.entries = {{"layers/" + std::to_string(i), 'f', std::to_string(i) + "\n"}};
+    if (i > 1) l.entries.push_back({"layers/.wh." + std::to_string(i - 1), 'f', ""});
+    spec.layers.push_back(l);
+  }
+  std::string ref = Push(spec, "test/deep:v1");
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Must("GET", "/v1/images/" + ref)["layers"], 150);
+  // Each layer hid the one below's file: only the top one's is left.
+  EXPECT_EQ(Sh(sb["id"], "ls /layers; cat /layers/149"), "149\n149\n");
+}
+
+}  // namespace
+}  // namespace paddock::testing
