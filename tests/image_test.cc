@@ -337,9 +337,68 @@ TEST_F(ImageTest, BearerTokensAreCachedRefreshedOnA401AndRefusalsNamed) {
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
   EXPECT_EQ(Sh(sb["id"], "cat /data/keep.txt"), "kept\n");
 
-  std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", secured.host() + "/private/secret:v1"}}.dump(), 401);
+  std::string secret = secured.host() + "/private/secret:v1";
+  std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", secret}}.dump(), 401);
   EXPECT_NE(err.find("unauthenticated: registry " + secured.host()), std::string::npos) << err;
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
+  // A login the token service refuses is not kept; one it takes opens the repository.
+  err = MustFail("POST", "/v1/registries/login",
+                 json{{"registry", secured.host()}, {"username", "alice"}, {"password", "wrong"}}.dump(), 401);
+  EXPECT_NE(err.find(secured.host()), std::string::npos) << err;
+  EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u);
+  Must("POST", "/v1/registries/login", {{"registry", secured.host()}, {"username", "alice"}, {"password", "wonderland"}});
+  json sb2 = Must("POST", "/v1/sandboxes", {{"template", secret}}, 201);
+  EXPECT_EQ(Sh(sb2["id"], "cat /data/keep.txt"), "kept\n");
+  EXPECT_GE(tokens.Count("token user=alice scope=repository:private/secret:pull"), 1) << tokens.Log();
+}
+
+// Basic auth (htpasswd), logins through the CLI, kept 0600 and used by
+// creates; a pull may also bring its own credentials.
+TEST_F(ImageTest, BasicAuthLoginsAreCheckedKeptAndUsed) {
+  auto [rc, htpasswd] = RunProgram({"htpasswd", "-Bbn", "alice", "wonderland"});
+  ASSERT_EQ(rc, 0) << htpasswd;
+  ASSERT_TRUE(WriteFileAtomic(work_->path() + "/htpasswd", htpasswd).ok());
+  Registry basic(work_->path() + "/basic",
+                 "auth:\n  htpasswd:\n    realm: basic-realm\n    path: " + work_->path() + "/htpasswd\n");
+  std::string layout = work_->path() + "/basic-layout";
+  ImageSpec spec;
+  spec.layers = {BaseLayer()};
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  ASSERT_EQ(basic.Push(layout, "v1", "team/app:v1", "alice:wonderland"), "");
+  std::string ref = basic.host() + "/team/app:v1";
+
+  std::string err = MustFail("POST", "/v1/sandboxes", json{{"template", ref}}.dump(), 401);
+  EXPECT_NE(err.find("paddock login " + basic.host()), std::string::npos) << err;
+  err = MustFail("POST", "/v1/images/pull",
+                 json{{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "nope"}}}}.dump(), 401);
+  EXPECT_NE(err.find("registry " + basic.host()), std::string::npos) << err;
+  Must("POST", "/v1/images/pull", {{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "wonderland"}}}});
+  Must("DELETE", "/v1/images/" + ref, nullptr, 204);
+  EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u) << "a pull's own credentials are not kept";
+
+  auto cli = [&](const std::string& args, const std::string& input) {
+    return RunProgram({"sh", "-c", "printf '" + input + "' | env PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH +
+                                       " " + args});
+  };
+  auto [bad, bad_out] = cli("login " + basic.host() + " -u alice --password-stdin", "wrong\\n");
+  EXPECT_EQ(bad, 1);
+  EXPECT_NE(bad_out.find("refused the login of 'alice'"), std::string::npos) << bad_out;
+  auto [ok, ok_out] = cli("login " + basic.host() + " -u alice --password-stdin", "wonderland\\n");
+  EXPECT_EQ(ok, 0) << ok_out;
+  EXPECT_EQ(ok_out, "logged in to " + basic.host() + " as alice\n");
+  std::string auth_file = state_->path() + "/state/images/auth.json";
+  struct stat st;
+  ASSERT_EQ(::stat(auth_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(Must("GET", "/v1/registries")["logins"], json::array({basic.host()}));
+  EXPECT_EQ(Must("GET", "/v1/registries").dump().find("wonderland"), std::string::npos);
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);  // pulled with the login
+  EXPECT_EQ(Sh(sb["id"], "cat /data/keep.txt"), "kept\n");
+  auto [out_rc, out] = cli("logout " + basic.host(), "");
+  EXPECT_EQ(out_rc, 0) << out;
+  EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u);
+  MustFail("DELETE", "/v1/registries/" + basic.host() + "/login", "", 404);
 }
 
 // Blobs redirected to another port get no Authorization header; a 429 is

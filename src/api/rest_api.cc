@@ -183,6 +183,7 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() == 2 && p[0] == "v1" && p[1] == "health")
     return JsonResponse(http::status::ok, {{"status", "ok"}, {"cgroup", manager_->cgroup_version()}}, req);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "registries") return Registries(c);
   if (p.size() < 2 || p[0] != "v1" || p[1] != "sandboxes")
     return ErrorResponse(NotFound("no route for " + std::string(req.method_string()) + " " +
                                   std::string(req.target())),
@@ -263,25 +264,66 @@ std::optional<Response> RestApi::Images(Call& c) {
                        c.req.version(), c.req.keep_alive());
 }
 
-// POST /v1/images/pull {"ref", "stream"}: the image as JSON once pulled, or
+static Result<std::optional<image::Credentials>> AuthField(const Body& b) {
+  if (!b.j.contains("auth") || b.j["auth"].is_null()) return std::optional<image::Credentials>();
+  const json& a = b.j["auth"];
+  if (!a.is_object() || !a.contains("username") || !a["username"].is_string() || !a.contains("password") ||
+      !a["password"].is_string())
+    return InvalidArgument("field 'auth' must be {\"username\": string, \"password\": string}");
+  return std::optional<image::Credentials>(image::Credentials{a["username"], a["password"]});
+}
+
+Response RestApi::Registries(Call& c) {
+  c.op = "registry";
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && method == http::verb::get)
+      return JsonResponse(http::status::ok, {{"logins", manager_->images().Logins()}}, c.req);
+    if (p.size() == 3 && p[2] == "login" && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
+      PDK_ASSIGN_OR_RETURN(std::string registry, b.Str("registry"));
+      PDK_ASSIGN_OR_RETURN(std::string user, b.Str("username"));
+      PDK_ASSIGN_OR_RETURN(std::string password, b.Str("password"));
+      if (registry.empty()) return InvalidArgument("field 'registry' (host[:port]) is required");
+      PDK_ASSIGN_OR_RETURN(std::string name, manager_->images().Login(registry, {user, password}));
+      return JsonResponse(http::status::ok, {{"registry", name}, {"username", user}}, c.req);
+    }
+    if (p.size() == 4 && p[3] == "login" && method == http::verb::delete_) {
+      PDK_TRY(manager_->images().Logout(p[2]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+  });
+}
+
+// POST /v1/images/pull {"ref", "stream", "auth"}: the image as JSON once pulled, or
 // with "stream" (or Accept: text/event-stream) a "progress" event per layer
 // step, then "done" with the image or "error" with the reason.
 std::optional<Response> RestApi::PullImage(Call& c) {
   c.op = "pull";
-  auto parsed = [&]() -> Result<std::pair<std::string, bool>> {
+  struct PullRequest {
+    std::string ref;
+    bool stream = false;
+    std::optional<image::Credentials> auth;  // this pull's, over a stored login
+  };
+  auto parsed = [&]() -> Result<PullRequest> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
-    PDK_ASSIGN_OR_RETURN(std::string ref, b.Str("ref"));
-    if (ref.empty()) return InvalidArgument("field 'ref' (the image reference) is required");
-    PDK_TRY(image::ImageRef::Parse(ref).status());
-    PDK_ASSIGN_OR_RETURN(bool stream, b.Bool("stream"));
-    if (c.req[http::field::accept].find("text/event-stream") != std::string_view::npos) stream = true;
-    return std::make_pair(ref, stream);
+    PullRequest r;
+    PDK_ASSIGN_OR_RETURN(r.ref, b.Str("ref"));
+    if (r.ref.empty()) return InvalidArgument("field 'ref' (the image reference) is required");
+    PDK_TRY(image::ImageRef::Parse(r.ref).status());
+    PDK_ASSIGN_OR_RETURN(r.stream, b.Bool("stream"));
+    if (c.req[http::field::accept].find("text/event-stream") != std::string_view::npos) r.stream = true;
+    PDK_ASSIGN_OR_RETURN(r.auth, AuthField(b));
+    return r;
   }();
   if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
-  auto [ref, stream] = *parsed;
-  if (!stream)
+  const std::string& ref = parsed->ref;
+  const auto& auth = parsed->auth;
+  if (!parsed->stream)
     return Try(c.req, [&]() -> Result<Response> {
-      PDK_ASSIGN_OR_RETURN(image::Image img, manager_->images().Pull(ref));
+      PDK_ASSIGN_OR_RETURN(image::Image img, manager_->images().Pull(ref, nullptr, auth));
       return JsonResponse(http::status::ok, ImageJson(img, false), c.req);
     });
   // The pull runs on its own thread; this one writes its events in order.
@@ -291,12 +333,15 @@ std::optional<Response> RestApi::PullImage(Call& c) {
   bool done = false;
   Result<image::Image> result = Internal("pull did not finish");
   std::thread puller([&] {
-    auto r = manager_->images().Pull(ref, [&](const image::PullEvent& e) {
-      std::lock_guard<std::mutex> lock(mu);
-      events.push_back(SseEvent("progress", {{"digest", e.digest}, {"state", image::LayerStateName(e.state)},
-                                             {"current", e.current}, {"total", e.total}}));
-      cv.notify_one();
-    });
+    auto r = manager_->images().Pull(
+        ref,
+        [&](const image::PullEvent& e) {
+          std::lock_guard<std::mutex> lock(mu);
+          events.push_back(SseEvent("progress", {{"digest", e.digest}, {"state", image::LayerStateName(e.state)},
+                                                 {"current", e.current}, {"total", e.total}}));
+          cv.notify_one();
+        },
+        auth);
     std::lock_guard<std::mutex> lock(mu);
     result = std::move(r);
     done = true;

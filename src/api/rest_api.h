@@ -37,6 +37,8 @@ class RestApi {
   // inspect, remove, prune.
   std::optional<Response> Images(Call& c);
   std::optional<Response> PullImage(Call& c);
+  // /v1/registries: logins kept for pulls (passwords never shown).
+  Response Registries(Call& c);
 
   SandboxManager* manager_;
   api::Metrics* metrics_;

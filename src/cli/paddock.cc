@@ -8,6 +8,7 @@
 //   paddock exec ID|NAME [-i] [--env K=V]... [--cwd DIR] [--user U] -- CMD [ARGS...]
 //   paddock run [create flags] [-i] [-- CMD [ARGS...]]   (no CMD: the image's Entrypoint/Cmd)
 //   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune
+//   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
 //   paddock timeout ID|NAME SECONDS [--on-timeout A]
@@ -424,6 +425,14 @@ int main(int argc, char** argv) {
   auto* image_rm = image->add_subcommand("rm", "remove images (a reference; the image goes with its last)");
   image_rm->add_option("refs", refs, "references or ids")->required();
   auto* image_prune = image->add_subcommand("prune", "remove every image no sandbox uses, and unused layers");
+  std::string registry, user;
+  bool password_stdin = false;
+  auto* login = app.add_subcommand("login", "check a registry login and keep it for pulls (paddockd stores it, 0600)");
+  login->add_option("registry", registry, "host[:port], e.g. ghcr.io or docker.io")->required();
+  login->add_option("--username,-u", user, "user name")->required();
+  login->add_flag("--password-stdin", password_stdin, "read the password from stdin")->required();
+  auto* logout = app.add_subcommand("logout", "forget a registry login");
+  logout->add_option("registry", registry, "host[:port]")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -553,6 +562,22 @@ int main(int argc, char** argv) {
     auto r = Call(api, "POST", "/v1/images/prune");
     if (!r.ok()) return Fail(r.status());
     std::printf("removed %d images, %d layers\n", r->value("images_removed", 0), r->value("layers_removed", 0));
+    return 0;
+  }
+  if (login->parsed()) {
+    std::string password;
+    std::getline(std::cin, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    auto r = Call(api, "POST", "/v1/registries/login",
+                  json{{"registry", registry}, {"username", user}, {"password", password}});
+    if (!r.ok()) return Fail(r.status());
+    std::printf("logged in to %s as %s\n", r->value("registry", "").c_str(), user.c_str());
+    return 0;
+  }
+  if (logout->parsed()) {
+    auto r = Call(api, "DELETE", "/v1/registries/" + Escape(registry) + "/login");
+    if (!r.ok()) return Fail(r.status());
+    std::printf("logged out of %s\n", registry.c_str());
     return 0;
   }
   if (status->parsed()) {

@@ -58,12 +58,19 @@ constexpr int64_t kProgressStep = 1 << 20;
 
 }  // namespace
 
-ImageStore::ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers)
-    : opts_(std::move(opts)), store_(std::move(store)), layers_(std::move(layers)), registry_(opts_.registry) {}
+ImageStore::ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers,
+                       std::unique_ptr<CredentialStore> logins)
+    : opts_(std::move(opts)),
+      store_(std::move(store)),
+      layers_(std::move(layers)),
+      registry_(opts_.registry),
+      logins_(std::move(logins)) {}
 
 Result<std::unique_ptr<ImageStore>> ImageStore::Open(ImageStoreOptions opts, std::shared_ptr<Store> store) {
   PDK_ASSIGN_OR_RETURN(LayerStore layers, LayerStore::Open(opts.root));
-  std::unique_ptr<ImageStore> s(new ImageStore(std::move(opts), std::move(store), std::move(layers)));
+  PDK_ASSIGN_OR_RETURN(auto logins, CredentialStore::Open(opts.root + "/auth.json"));
+  std::unique_ptr<ImageStore> s(
+      new ImageStore(std::move(opts), std::move(store), std::move(layers), std::move(logins)));
   PDK_ASSIGN_OR_RETURN(std::vector<ImageRecord> records, s->store_->ListImages());
   for (const auto& r : records) {
     auto img = FromRecord(r);
@@ -135,11 +142,31 @@ std::vector<Image> ImageStore::List() const {
   return out;
 }
 
-Result<Image> ImageStore::Pull(const std::string& text, const PullProgress& progress) {
+Remote ImageStore::RemoteFor(const ImageRef& ref, const std::optional<Credentials>& creds) const {
+  return Remote{ref, creds ? creds : logins_->Get(ref.registry)};
+}
+
+Result<Image> ImageStore::Pull(const std::string& text, const PullProgress& progress,
+                               const std::optional<Credentials>& creds) {
   PDK_ASSIGN_OR_RETURN(ImageRef ref, ImageRef::Parse(text));
   auto lock = LockFor("ref:" + ref.String());
   std::lock_guard<std::mutex> g(*lock);
-  return PullLocked(ref, progress);
+  return PullLocked(RemoteFor(ref, creds), progress);
+}
+
+Result<std::string> ImageStore::Login(const std::string& registry, const Credentials& creds) {
+  auto ref = ImageRef::Parse(registry + "/login");
+  if (!ref.ok() || ref->registry + "/login" != ref->Name() || registry.find('/') != std::string::npos)
+    return InvalidArgument("registry '" + registry + "' is not a host[:port]");
+  if (creds.username.empty()) return InvalidArgument("a login needs a user name");
+  PDK_TRY(registry_.CheckLogin(ref->registry, creds));
+  PDK_TRY(logins_->Set(ref->registry, creds));
+  return ref->registry;
+}
+
+Status ImageStore::Logout(const std::string& registry) {
+  auto ref = ImageRef::Parse(registry + "/login");
+  return logins_->Remove(ref.ok() ? ref->registry : registry);
 }
 
 Result<Image> ImageStore::Ensure(const std::string& text) {
@@ -148,22 +175,23 @@ Result<Image> ImageStore::Ensure(const std::string& text) {
   auto lock = LockFor("ref:" + ref.String());
   std::lock_guard<std::mutex> g(*lock);
   if (auto found = Find(ref.String()); found.ok()) return found;  // pulled while this waited
-  return PullLocked(ref, nullptr);
+  return PullLocked(RemoteFor(ref, std::nullopt), nullptr);
 }
 
-Result<Image> ImageStore::PullLocked(const ImageRef& ref, const PullProgress& progress) {
+Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& progress) {
+  const ImageRef& ref = remote.ref;
   auto parse = [&](const FetchedManifest& m) -> Result<json> {
     json j = json::parse(m.body, nullptr, false);
     if (j.is_discarded()) return DataLoss("registry " + ref.registry + " served a manifest that is not JSON");
     return j;
   };
-  PDK_ASSIGN_OR_RETURN(FetchedManifest fetched, registry_.GetManifest(ref, ref.ManifestReference()));
+  PDK_ASSIGN_OR_RETURN(FetchedManifest fetched, registry_.GetManifest(remote, ref.ManifestReference()));
   PDK_ASSIGN_OR_RETURN(json body, parse(fetched));
   if (IsIndex(fetched.media_type, body)) {
     PDK_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndex(body));
     auto entry = SelectPlatform(entries, opts_.platform);
     if (!entry.ok()) return entry.status().Annotate(ref.String());
-    PDK_ASSIGN_OR_RETURN(fetched, registry_.GetManifest(ref, entry->digest));
+    PDK_ASSIGN_OR_RETURN(fetched, registry_.GetManifest(remote, entry->digest));
     PDK_ASSIGN_OR_RETURN(body, parse(fetched));
     if (IsIndex(fetched.media_type, body))
       return Unimplemented(ref.String() + ": an index whose entry for " + opts_.platform.String() +
@@ -189,7 +217,7 @@ Result<Image> ImageStore::PullLocked(const ImageRef& ref, const PullProgress& pr
     }
   }
 
-  PDK_ASSIGN_OR_RETURN(std::string config_json, registry_.GetBlob(ref, manifest.config));
+  PDK_ASSIGN_OR_RETURN(std::string config_json, registry_.GetBlob(remote, manifest.config));
   PDK_ASSIGN_OR_RETURN(ImageConfig config, ParseConfig(json::parse(config_json, nullptr, false)));
   if (config.diff_ids.size() != manifest.layers.size())
     return DataLoss(name + ": the manifest lists " + std::to_string(manifest.layers.size()) +
@@ -215,7 +243,7 @@ Result<Image> ImageStore::PullLocked(const ImageRef& ref, const PullProgress& pr
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : chains) pulling_.insert(c);
   }
-  Status fetched_layers = FetchLayers(ref, img.layers, progress);
+  Status fetched_layers = FetchLayers(remote, img.layers, progress);
   Status saved = fetched_layers.ok() ? Save(img, config_json) : fetched_layers;
   std::set<std::string> keep;
   {
@@ -230,7 +258,7 @@ Result<Image> ImageStore::PullLocked(const ImageRef& ref, const PullProgress& pr
   return Find(img.id);
 }
 
-Status ImageStore::FetchLayers(const ImageRef& ref, const std::vector<ImageLayer>& layers,
+Status ImageStore::FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers,
                                const PullProgress& progress) {
   std::mutex progress_mu;
   auto emit = [&](const PullEvent& e) {
@@ -267,7 +295,7 @@ Status ImageStore::FetchLayers(const ImageRef& ref, const std::vector<ImageLayer
     d.media_type = l.media_type;
     emit({l.digest, LayerState::kDownloading, 0, l.size});
     int64_t reported = 0;
-    Status s = registry_.DownloadBlob(ref, d, partial, [&](int64_t n) {
+    Status s = registry_.DownloadBlob(remote, d, partial, [&](int64_t n) {
       if (n - reported >= kProgressStep || n == l.size) {
         reported = n;
         emit({l.digest, LayerState::kDownloading, n, l.size});

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "image/credentials.h"
 #include "image/layer_store.h"
 #include "image/manifest.h"
 #include "image/reference.h"
@@ -80,8 +81,10 @@ class ImageStore {
   // partial downloads no record names (what a crash mid-pull left).
   static Result<std::unique_ptr<ImageStore>> Open(ImageStoreOptions opts, std::shared_ptr<Store> store);
 
-  // Pulls `ref` (always asks the registry: a tag may have moved).
-  Result<Image> Pull(const std::string& ref, const PullProgress& progress = nullptr);
+  // Pulls `ref` (always asks the registry: a tag may have moved), as
+  // `creds`, else as the registry's stored login, else anonymously.
+  Result<Image> Pull(const std::string& ref, const PullProgress& progress = nullptr,
+                     const std::optional<Credentials>& creds = std::nullopt);
   // The local image named by a reference, an id ("sha256:…") or an id
   // prefix of at least 12 hex digits; kNotFound otherwise.
   Result<Image> Find(const std::string& ref_or_id) const;
@@ -96,6 +99,13 @@ class ImageStore {
   // Removes every image for which `in_use(id)` is false, then layers and
   // partial downloads nothing names.
   Result<PruneReport> Prune(const std::function<bool(const std::string&)>& in_use);
+  // Checks `creds` against `registry` and stores them for its pulls; a
+  // registry is named as in references ("docker.io", "127.0.0.1:5000").
+  // Returns the registry's normalised name.
+  Result<std::string> Login(const std::string& registry, const Credentials& creds);
+  Status Logout(const std::string& registry);
+  std::vector<std::string> Logins() const { return logins_->Registries(); }
+
   // Records that a sandbox was created from the image.
   void Touch(const std::string& id);
 
@@ -104,9 +114,11 @@ class ImageStore {
   const RegistryClient& registry() const { return registry_; }
 
  private:
-  ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers);
-  Result<Image> PullLocked(const ImageRef& ref, const PullProgress& progress);
-  Status FetchLayers(const ImageRef& ref, const std::vector<ImageLayer>& layers, const PullProgress& progress);
+  ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers,
+             std::unique_ptr<CredentialStore> logins);
+  Result<Image> PullLocked(const Remote& remote, const PullProgress& progress);
+  Status FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers, const PullProgress& progress);
+  Remote RemoteFor(const ImageRef& ref, const std::optional<Credentials>& creds) const;
   Status Save(const Image& image, const std::string& config_json);
   Result<Image> FindLocked(const std::string& ref_or_id) const;  // requires mu_
   std::set<std::string> ChainIdsInUse() const;                   // requires mu_
@@ -116,6 +128,7 @@ class ImageStore {
   std::shared_ptr<Store> store_;
   LayerStore layers_;
   RegistryClient registry_;
+  std::unique_ptr<CredentialStore> logins_;  // <root>/auth.json
 
   mutable std::mutex mu_;  // guards images_, refs_, locks_; never held during I/O but the store's
   std::map<std::string, Image> images_;         // by id

@@ -193,18 +193,20 @@ std::string RegistryClient::BaseUrl(const ImageRef& ref) const {
   return (plain ? "http://" : "https://") + ref.ApiHost() + "/v2/" + ref.repository;
 }
 
-Result<RegistryClient::Token> RegistryClient::FetchToken(const ImageRef& ref, const std::string& realm,
+Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, const std::string& realm,
                                                          const std::string& service, const std::string& scope) {
+  const ImageRef& ref = remote.ref;
   Authority realm_at = AuthorityOf(realm);
   if (realm_at.scheme != "https" && realm_at.scheme != "http")
     return Unavailable("registry " + ref.registry + " names a token service that is not a URL: '" + realm + "'");
   CURL* curl = curl_easy_init();
   char* s = curl_easy_escape(curl, service.c_str(), static_cast<int>(service.size()));
   char* sc = curl_easy_escape(curl, scope.c_str(), static_cast<int>(scope.size()));
-  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "service=" + s + "&scope=" + sc;
+  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "service=" + s +
+                    (scope.empty() ? "" : std::string("&scope=") + sc);
   curl_free(s);
   curl_free(sc);
-  std::optional<Credentials> creds = opts_.credentials ? opts_.credentials(ref.registry) : std::nullopt;
+  const std::optional<Credentials>& creds = remote.creds;
   std::string body;
   Response resp;
   std::function<bool(const char*, size_t)> sink = [&](const char* d, size_t n) {
@@ -257,7 +259,8 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const ImageRef& ref, co
   return tok;
 }
 
-Result<std::string> RegistryClient::Authorization(const ImageRef& ref, bool refresh) {
+Result<std::string> RegistryClient::Authorization(const Remote& remote, bool refresh) {
+  const ImageRef& ref = remote.ref;
   Challenge ch;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -265,7 +268,7 @@ Result<std::string> RegistryClient::Authorization(const ImageRef& ref, bool refr
     if (it == challenges_.end()) return std::string();  // anonymous until challenged
     ch = it->second;
   }
-  std::optional<Credentials> creds = opts_.credentials ? opts_.credentials(ref.registry) : std::nullopt;
+  const std::optional<Credentials>& creds = remote.creds;
   if (ch.scheme == "basic") {
     if (!creds)
       return Status(StatusCode::kUnauthenticated,
@@ -276,28 +279,29 @@ Result<std::string> RegistryClient::Authorization(const ImageRef& ref, bool refr
   if (ch.scheme != "bearer")
     return Unimplemented("registry " + ref.registry + " asks for '" + ch.scheme + "' authentication");
   std::string realm = ch.params["realm"], service = ch.params["service"];
-  std::string scope = "repository:" + ref.repository + ":pull";
-  std::string key = realm + "|" + service + "|" + scope;
+  std::string scope = ref.repository.empty() ? "" : "repository:" + ref.repository + ":pull";  // none: a login
+  std::string key = realm + "|" + service + "|" + scope + "|" + (creds ? creds->username : "");
   if (!refresh) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tokens_.find(key);
     if (it != tokens_.end() && it->second.expires_ms > NowMillis()) return "Bearer " + it->second.value;
   }
-  PDK_ASSIGN_OR_RETURN(Token tok, FetchToken(ref, realm, service, scope));
+  PDK_ASSIGN_OR_RETURN(Token tok, FetchToken(remote, realm, service, scope));
   std::lock_guard<std::mutex> lock(mu_);
   tokens_[key] = tok;
   return "Bearer " + tok.value;
 }
 
-Result<RegistryClient::Response> RegistryClient::Get(const ImageRef& ref, const std::string& url,
+Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const std::string& url,
                                                      const std::string& accept,
                                                      const std::function<bool(const char*, size_t)>& sink,
                                                      int64_t range_from, const std::function<void()>& on_restart) {
+  const ImageRef& ref = remote.ref;
   Authority home = AuthorityOf(url);
   std::string current = url;
   bool challenged = false;
   int attempts = 0, hops = 0;
-  PDK_ASSIGN_OR_RETURN(std::string auth, Authorization(ref, false));
+  PDK_ASSIGN_OR_RETURN(std::string auth, Authorization(remote, false));
   while (true) {
     Authority at = AuthorityOf(current);
     CURL* curl = curl_easy_init();
@@ -357,7 +361,7 @@ Result<RegistryClient::Response> RegistryClient::Get(const ImageRef& ref, const 
         std::lock_guard<std::mutex> lock(mu_);
         challenges_[ref.registry] = {scheme, params};
       }
-      PDK_ASSIGN_OR_RETURN(auth, Authorization(ref, true));
+      PDK_ASSIGN_OR_RETURN(auth, Authorization(remote, true));
       continue;
     }
     if ((resp.status == 429 || resp.status == 503) && ++attempts < opts_.max_attempts) {
@@ -389,13 +393,14 @@ Status HttpError(const ImageRef& ref, const std::string& what, const RegistryCli
 
 }  // namespace
 
-Result<FetchedManifest> RegistryClient::GetManifest(const ImageRef& ref, const std::string& reference) {
+Result<FetchedManifest> RegistryClient::GetManifest(const Remote& remote, const std::string& reference) {
+  const ImageRef& ref = remote.ref;
   FetchedManifest m;
   auto sink = [&](const char* d, size_t n) {
     m.body.append(d, n);
     return m.body.size() <= kMaxManifestBytes;
   };
-  auto r = Get(ref, BaseUrl(ref) + "/manifests/" + reference, media::kAcceptManifests, sink, 0, nullptr);
+  auto r = Get(remote, BaseUrl(ref) + "/manifests/" + reference, media::kAcceptManifests, sink, 0, nullptr);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kResourceExhausted)
       return DataLoss("the manifest " + ref.Name() + ":" + reference + " is over the " +
@@ -412,13 +417,14 @@ Result<FetchedManifest> RegistryClient::GetManifest(const ImageRef& ref, const s
   return m;
 }
 
-Result<std::string> RegistryClient::GetBlob(const ImageRef& ref, const Descriptor& d) {
+Result<std::string> RegistryClient::GetBlob(const Remote& remote, const Descriptor& d) {
+  const ImageRef& ref = remote.ref;
   std::string body;
   auto sink = [&](const char* p, size_t n) {
     body.append(p, n);
     return static_cast<int64_t>(body.size()) <= d.size;
   };
-  auto r = Get(ref, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, 0, nullptr);
+  auto r = Get(remote, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, 0, nullptr);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kResourceExhausted)
       return DataLoss("blob " + d.digest + " is larger than the " + std::to_string(d.size) + " bytes its manifest gives");
@@ -433,8 +439,9 @@ Result<std::string> RegistryClient::GetBlob(const ImageRef& ref, const Descripto
   return body;
 }
 
-Status RegistryClient::DownloadBlob(const ImageRef& ref, const Descriptor& d, const std::string& path,
+Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d, const std::string& path,
                                     const std::function<void(int64_t)>& progress) {
+  const ImageRef& ref = remote.ref;
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return Status::Errno("open " + path);
   int64_t have = FileSize(fd.get());
@@ -472,7 +479,7 @@ Status RegistryClient::DownloadBlob(const ImageRef& ref, const Descriptor& d, co
   };
   for (int attempt = 0; have < d.size || d.size == 0; ++attempt) {
     int64_t before = have;
-    auto r = Get(ref, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, have, restart);
+    auto r = Get(remote, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, have, restart);
     if (!write_error.ok()) return write_error;
     if (!r.ok()) {
       if (r.status().code() == StatusCode::kResourceExhausted) {
@@ -500,6 +507,20 @@ Status RegistryClient::DownloadBlob(const ImageRef& ref, const Descriptor& d, co
   }
   if (::fsync(fd.get()) != 0) return Status::Errno("fsync " + path);
   return Status::Ok();
+}
+
+Status RegistryClient::CheckLogin(const std::string& registry, const Credentials& creds) {
+  // Any repository will do: the registry's answer to /v2/ says how to log in.
+  Remote remote{ImageRef{registry, "", "", ""}, creds};
+  bool plain = IsLoopbackRegistry(registry) ||
+               std::find(opts_.insecure.begin(), opts_.insecure.end(), registry) != opts_.insecure.end();
+  std::string url = (plain ? "http://" : "https://") + remote.ref.ApiHost() + "/v2/";
+  auto ignore = [](const char*, size_t) { return true; };
+  PDK_ASSIGN_OR_RETURN(Response r, Get(remote, url, "", ignore, 0, nullptr));
+  if (r.status == 200) return Status::Ok();
+  return Status(StatusCode::kUnauthenticated, "registry " + registry + " refused the login of '" + creds.username +
+                                                  "' (HTTP " + std::to_string(r.status) + ": " +
+                                                  RegistrySays(r.error_body) + ")");
 }
 
 }  // namespace paddock::image

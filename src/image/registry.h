@@ -28,10 +28,14 @@ struct Credentials {
   std::string username, password;
 };
 
+// A repository to pull from, and as whom.
+struct Remote {
+  ImageRef ref;
+  std::optional<Credentials> creds;  // none: anonymous
+};
+
 struct RegistryOptions {
   std::vector<std::string> insecure;  // host:port reached over plain HTTP
-  // Credentials for a registry (as ImageRef::registry names it), if any.
-  std::function<std::optional<Credentials>(const std::string& registry)> credentials;
   int max_attempts = 5;               // per request, for 429/503 and broken transfers
   int max_backoff_s = 30;
 };
@@ -48,14 +52,17 @@ class RegistryClient {
   ~RegistryClient();
 
   // The manifest or index `reference` (a tag or a digest) of ref's repository.
-  Result<FetchedManifest> GetManifest(const ImageRef& ref, const std::string& reference);
+  Result<FetchedManifest> GetManifest(const Remote& remote, const std::string& reference);
   // A small blob (an image config) into memory, verified against `d`.
-  Result<std::string> GetBlob(const ImageRef& ref, const Descriptor& d);
+  Result<std::string> GetBlob(const Remote& remote, const Descriptor& d);
   // A blob into `path`, resuming after what `path` already holds (a range
   // request); verified against d.digest and d.size, else `path` is removed.
   // `progress(bytes)` is called as bytes arrive.
-  Status DownloadBlob(const ImageRef& ref, const Descriptor& d, const std::string& path,
+  Status DownloadBlob(const Remote& remote, const Descriptor& d, const std::string& path,
                       const std::function<void(int64_t)>& progress);
+  // Checks that `creds` open `registry` (as `docker login` does): ok, or
+  // kUnauthenticated naming the registry.
+  Status CheckLogin(const std::string& registry, const Credentials& creds);
 
   // Counts of requests sent, for tests and metrics.
   int64_t requests_sent() const;
@@ -70,11 +77,11 @@ class RegistryClient {
   // One GET of `url` with auth, redirects and retries; `sink` takes the body
   // of a 2xx answer and returns false to abort. `range_from` > 0 asks for
   // the bytes from there on.
-  Result<Response> Get(const ImageRef& ref, const std::string& url, const std::string& accept,
+  Result<Response> Get(const Remote& remote, const std::string& url, const std::string& accept,
                        const std::function<bool(const char*, size_t)>& sink, int64_t range_from,
                        const std::function<void()>& on_restart);
-  Result<std::string> Authorization(const ImageRef& ref, bool refresh);
-  Result<Token> FetchToken(const ImageRef& ref, const std::string& realm, const std::string& service,
+  Result<std::string> Authorization(const Remote& remote, bool refresh);
+  Result<Token> FetchToken(const Remote& remote, const std::string& realm, const std::string& service,
                            const std::string& scope);
   std::string BaseUrl(const ImageRef& ref) const;
 
@@ -85,7 +92,7 @@ class RegistryClient {
     std::map<std::string, std::string> params;
   };
   std::map<std::string, Challenge> challenges_;  // by registry
-  std::map<std::string, Token> tokens_;          // by realm|service|scope
+  std::map<std::string, Token> tokens_;          // by realm|service|scope|user
   int64_t requests_ = 0;
 };
 
