@@ -25,6 +25,11 @@ TEST(PasswdTest, LooksUpByNameAndUidWithGroups) {
   EXPECT_EQ(LookupUser("", etc)->name, "root");
   EXPECT_EQ(LookupUser("4242", etc)->uid, 4242u);  // a bare uid is allowed
   EXPECT_EQ(LookupUser("ghost", etc).status().code(), StatusCode::kNotFound);
+  auto bare = LookupUser("", etc + "/none");  // an image with no /etc/passwd: root still is
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->uid, 0u);
+  EXPECT_EQ(bare->gid, 0u);
+  EXPECT_EQ(bare->home, "/");
   EXPECT_EQ(*LookupGroup("wheel", etc), 10u);
   EXPECT_EQ(*LookupGroup("77", etc), 77u);
   EXPECT_EQ(LookupGroup("ghosts", etc).status().code(), StatusCode::kNotFound);

@@ -42,8 +42,11 @@ Result<User> LookupUser(const std::string& spec, const std::string& etc_dir) {
     }
   }
   if (!found) {
+    // root needs no entry (images built FROM scratch often have no
+    // /etc/passwd at all), and a bare uid neither, as docker exec -u allows.
+    if (want == "root") numeric = true;
     if (!numeric) return NotFound("user '" + want + "' not found in /etc/passwd");
-    user.uid = want_uid;  // a bare uid with no passwd entry, as docker exec -u allows
+    user.uid = want_uid;
     user.gid = want_uid;
     user.name = want;
     return user;
