@@ -189,12 +189,26 @@ TEST_F(ImageTest, PulledLayersMatchUmociAndRunWithTheImageConfig) {
   EXPECT_EQ(::lgetxattr((root + "/data/note.txt").c_str(), "user.note", value, sizeof value), 5);
   EXPECT_STREQ(value, "hello");
 
+  // The image is now kept warm: shells with its layers, for the next creates.
+  auto warm_shells = [&] {
+    auto m = api().Send("GET", "/metrics");
+    std::string text = m.ok() ? m->body : "";
+    size_t at = text.find("\npaddock_warm_shells ");
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + 21);
+  };
+  for (int i = 0; i < 1000 && warm_shells() < 12; ++i) ::usleep(10000);
+  EXPECT_EQ(warm_shells(), 12) << "4 each for host, busybox and the image";
+  json second = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(second["id"], "cat /data/new.txt; pwd"), "new\n/work/dir\n");
+  Must("DELETE", "/v1/sandboxes/" + second["id"].get<std::string>(), nullptr, 204);
+
   // An image in use cannot be removed; once its sandbox is gone it can.
   EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("used by a sandbox"), std::string::npos);
   Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
   Must("DELETE", "/v1/images/" + ref, nullptr, 204);
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
+  EXPECT_LE(warm_shells(), 8) << "the image's warm shells went with it";
 }
 
 TEST_F(ImageTest, RunWithNoCommandRunsTheImageCmdThroughTheCli) {

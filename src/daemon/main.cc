@@ -3,7 +3,7 @@
 // SQLite store, adopts running sandboxes at start-up, and reaps timeouts.
 //
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
-//            [--api-key KEY] [--max-sandboxes N] [--warm-shells N]
+//            [--api-key KEY] [--max-sandboxes N] [--warm-shells N] [--warm-images N]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
 //            [--warm-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
 //
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
                  "sandboxes kept half-made per template (host, busybox) for fast creates");
+  app.add_option("--warm-images", mopts.warm_images,
+                 "images (the last created from) that get warm shells too");
   api::E2bOptions e2b_opts;
   app.add_option("--e2b-domain", e2b_opts.domain, "domain the E2B API reports for sandboxes");
   net::NetworkOptions nopts;

@@ -243,8 +243,9 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : chains) pulling_.insert(c);
   }
-  Status fetched_layers = FetchLayers(remote, img.layers, progress);
-  Status saved = fetched_layers.ok() ? Save(img, config_json) : fetched_layers;
+  Status saved = FetchLayers(remote, img.layers, progress);
+  if (saved.ok()) saved = layers_.Sync();
+  if (saved.ok()) saved = Save(img, config_json);
   std::set<std::string> keep;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -408,12 +409,15 @@ Result<PruneReport> ImageStore::Prune(const std::function<bool(const std::string
 }
 
 void ImageStore::Touch(const std::string& id) {
+  constexpr int64_t kPersistEveryMs = 60000;  // a write per create would cost every create a transaction
   int64_t now = NowMillis();
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = images_.find(id);
     if (it == images_.end()) return;
+    bool persist = now - it->second.last_used_ms >= kPersistEveryMs;
     it->second.last_used_ms = now;
+    if (!persist) return;
   }
   (void)store_->TouchImage(id, now);
 }

@@ -106,7 +106,8 @@ class ImageStore {
   Status Logout(const std::string& registry);
   std::vector<std::string> Logins() const { return logins_->Registries(); }
 
-  // Records that a sandbox was created from the image.
+  // Records that a sandbox was created from the image (in the store at most
+  // once a minute; in memory every time).
   void Touch(const std::string& id);
 
   // The folders a sandbox of `image` stacks, top-most first.

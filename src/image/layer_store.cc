@@ -244,16 +244,18 @@ Status LayerStore::Extract(const std::string& blob, const std::string& diff_id, 
       s = DataLoss("the layer's uncompressed digest is " + got + ", not the diff id " + diff_id +
                           " its image config gives");
   }
-  if (s.ok()) {  // durable before it becomes visible
-    UniqueFd fd(::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd || ::syncfs(fd.get()) != 0) s = Status::Errno("sync " + staging);
-  }
   if (s.ok() && ::rename(staging.c_str(), Dir(chain_id).c_str()) != 0) {
     if (errno == ENOTEMPTY || errno == EEXIST) s = Status::Ok();  // already there: keep the first
     else s = Status::Errno("rename " + staging + " to " + Dir(chain_id));
   }
   (void)RemoveTree(staging);  // gone after a successful rename; the wreck of a failure otherwise
   return s.ok() ? s : s.Annotate("layer " + diff_id);
+}
+
+Status LayerStore::Sync() const {
+  UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + root_);
+  return Status::Ok();
 }
 
 int LayerStore::Sweep(const std::set<std::string>& keep, bool partials) const {

@@ -7,7 +7,7 @@
 //   <root>/staging/                 extractions in progress; emptied at start-up
 //
 // A layer folder appears by rename only once its diff id was verified, so a
-// crash never leaves half a layer where a sandbox could use it.
+// crash of paddockd never leaves half a layer where a sandbox could use it.
 //
 // Thread-safe; callers serialise work on one chain id (ImageStore locks it).
 #pragma once
@@ -41,6 +41,11 @@ class LayerStore {
   // then nothing is left behind. `progress(bytes)` counts uncompressed bytes.
   Status Extract(const std::string& blob, const std::string& diff_id, const std::string& chain_id,
                  const std::function<void(int64_t)>& progress = nullptr) const;
+
+  // Flushes every extracted layer to disk: callers sync once before a
+  // record names new layers (a power loss then never leaves a record over
+  // a layer whose files were lost), not once per layer.
+  Status Sync() const;
 
   // Removes every layer folder whose chain id is not in `keep`, and every
   // partial download if `partials`; returns how many layers went.

@@ -537,11 +537,15 @@ bool SandboxManager::ImageInUse(const std::string& image_id) const {
   return false;
 }
 
+// Warm shells stack the image's layers: they go first (the next create
+// makes them again if only a ref was removed).
 Status SandboxManager::RemoveImage(const std::string& ref_or_id) {
+  if (auto img = images_->Find(ref_or_id); img.ok() && !ImageInUse(img->id)) DropWarmImages(img->id);
   return images_->Remove(ref_or_id, [this](const std::string& id) { return ImageInUse(id); });
 }
 
 Result<image::PruneReport> SandboxManager::PruneImages() {
+  DropWarmImages("");
   return images_->Prune([this](const std::string& id) { return ImageInUse(id); });
 }
 
@@ -626,7 +630,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
   bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled);
-  std::unique_ptr<WarmShell> warm = warm_fits ? TakeWarmShell(tmpl.name) : nullptr;
+  std::unique_ptr<WarmShell> warm = warm_fits ? TakeWarmShell(WarmKey(tmpl)) : nullptr;
   Result<uint32_t> slot = warm ? Result<uint32_t>(warm->host_first) : [this] {
     std::lock_guard<std::mutex> lock(mu_);
     return ReserveIdSlot();
@@ -676,6 +680,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     return s;
   }
   sb->ready = true;
+  if (!info.image_id.empty() && fork_source.empty()) KeepImageWarm(info.image_id);
   return info;
 }
 
@@ -793,12 +798,48 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   return warm;
 }
 
-std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(
-    const std::string& template_name) {
+void SandboxManager::KeepImageWarm(const std::string& image_id) {
+  if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
+  std::vector<std::unique_ptr<WarmShell>> evicted;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    auto it = std::find(warm_images_.begin(), warm_images_.end(), image_id);
+    if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
+    if (it != warm_images_.end()) warm_images_.erase(it);
+    warm_images_.push_front(image_id);
+    while (warm_images_.size() > opts_.warm_images) {
+      auto& shells = warm_[warm_images_.back()];
+      for (auto& s : shells) evicted.push_back(std::move(s));
+      warm_.erase(warm_images_.back());
+      warm_images_.pop_back();
+    }
+  }
+  warm_cv_.notify_all();
+  for (auto& w : evicted) DiscardWarmShell(std::move(w));
+}
+
+void SandboxManager::DropWarmImages(const std::string& image_id) {
+  std::vector<std::unique_ptr<WarmShell>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    for (auto it = warm_images_.begin(); it != warm_images_.end();) {
+      if (!image_id.empty() && *it != image_id) {
+        ++it;
+        continue;
+      }
+      for (auto& s : warm_[*it]) dropped.push_back(std::move(s));
+      warm_.erase(*it);
+      it = warm_images_.erase(it);
+    }
+  }
+  for (auto& w : dropped) DiscardWarmShell(std::move(w));
+}
+
+std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(const std::string& key) {
   std::unique_ptr<WarmShell> warm;
   {
     std::lock_guard<std::mutex> lock(warm_mu_);
-    auto it = warm_.find(template_name);
+    auto it = warm_.find(key);
     if (it == warm_.end() || it->second.empty()) return nullptr;
     warm = std::move(it->second.front());
     it->second.pop_front();
@@ -827,30 +868,39 @@ size_t SandboxManager::warm_shells_ready() const {
   return n;
 }
 
-// Keeps opts_.warm_shells ready per template, one at a time; backs off for a
-// second after a failure (a template that cannot be built, a full host).
+// Keeps opts_.warm_shells ready per built-in template and per image kept
+// warm, one at a time; backs off for a second after a failure (a template
+// that cannot be built, a full host). An image removed meanwhile is no
+// longer kept warm: a shell made for it is discarded.
 void SandboxManager::RefillWarmShells() {
   std::unique_lock<std::mutex> lock(warm_mu_);
   while (!stopping_) {
-    const std::string* low = nullptr;
+    std::string key;
+    bool image = false;
     for (const auto& name : opts_.warm_templates)
-      if (warm_[name].size() < opts_.warm_shells) {
-        low = &name;
-        break;
-      }
-    if (!low) {
+      if (key.empty() && warm_[name].size() < opts_.warm_shells) key = name;
+    for (const auto& id : warm_images_)
+      if (key.empty() && warm_[id].size() < opts_.warm_shells) key = id, image = true;
+    if (key.empty()) {
       warm_cv_.wait(lock);
       continue;
     }
-    std::string name = *low;
     lock.unlock();
-    auto tmpl = templates_.Get(name);
+    auto tmpl = image ? templates_.ForImage(key) : templates_.Get(key);
     auto warm = tmpl.ok() ? MakeWarmShell(*tmpl) : tmpl.status();
     lock.lock();
-    if (warm.ok())
-      warm_[name].push_back(std::move(*warm));
-    else
+    bool wanted = !image || std::find(warm_images_.begin(), warm_images_.end(), key) != warm_images_.end();
+    if (warm.ok() && wanted) {
+      warm_[key].push_back(std::move(*warm));
+    } else if (warm.ok()) {
+      lock.unlock();
+      DiscardWarmShell(std::move(*warm));
+      lock.lock();
+    } else if (image && tmpl.status().code() == StatusCode::kNotFound) {
+      warm_images_.erase(std::remove(warm_images_.begin(), warm_images_.end(), key), warm_images_.end());
+    } else {
       warm_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    }
   }
 }
 

@@ -59,6 +59,8 @@ struct ManagerOptions {
   // ready, kept per template so that Create only names and launches one.
   size_t warm_shells = 0;              // per template; 0: none
   std::vector<std::string> warm_templates = {"host", "busybox"};
+  // Images get warm shells too: the `warm_images` last created from.
+  size_t warm_images = 2;
   // Networking: a bridge, an address and a slot per sandbox. Unset: every
   // sandbox has loopback only. With it, warm shells come with their slot.
   std::optional<net::NetworkOptions> network;
@@ -231,7 +233,14 @@ class SandboxManager {
                                                       const kernel::user::IdRange& ids,
                                                       kernel::Cgroup* cgroup, const net::Slot* slot);
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const Template& tmpl);
-  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& template_name);
+  // Warm shells are kept by template name, an image's by its id (a tag
+  // may move to another image).
+  static std::string WarmKey(const Template& tmpl) { return tmpl.image_id.empty() ? tmpl.name : tmpl.image_id; }
+  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& key);
+  // Puts the image first among those kept warm, evicting the oldest.
+  void KeepImageWarm(const std::string& image_id);
+  // Stops keeping images warm (all if `image_id` is empty) and discards their shells.
+  void DropWarmImages(const std::string& image_id);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
   void RefillWarmShells();                   // the refill thread
   // Ends every process, removes the cgroup, gives back the network slot.
@@ -277,7 +286,8 @@ class SandboxManager {
   mutable std::mutex warm_mu_;  // guards warm_ and stopping_
   std::condition_variable warm_cv_;
   bool stopping_ = false;
-  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_;  // by template
+  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_;  // by WarmKey
+  std::deque<std::string> warm_images_;  // image ids kept warm, the last used first
   std::thread refill_;
 };
 
