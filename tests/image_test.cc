@@ -230,6 +230,34 @@ TEST_F(ImageTest, RunWithNoCommandRunsTheImageCmdThroughTheCli) {
   EXPECT_NE(listing.find(ref), std::string::npos) << listing;
 }
 
+// `paddock image pull` off a terminal: a line per layer state, then the image.
+TEST_F(ImageTest, CliPullShowsEachLayersProgress) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), WhiteoutLayer()};
+  std::string ref = Push(spec, "test/progress:v1");
+  auto pull = [&] { return RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "pull", ref}); };
+  auto [rc, out] = pull();
+  ASSERT_EQ(rc, 0) << out;
+  json m = json::parse(ReadFile(work_->path() + "/layout/index.json").value())["manifests"].back();
+  json manifest = json::parse(
+      ReadFile(work_->path() + "/layout/blobs/sha256/" + image::DigestHex(m["digest"].get<std::string>())).value());
+  for (const auto& layer : manifest["layers"]) {
+    std::string short_id = image::DigestHex(layer["digest"].get<std::string>()).substr(0, 12);
+    for (const char* state : {"waiting", "downloading", "extracting", "done"})
+      EXPECT_NE(out.find(short_id + " " + state), std::string::npos) << state << " of " << short_id << ":\n" << out;
+  }
+  json img = Must("GET", "/v1/images/" + ref);
+  EXPECT_NE(out.find(ref + ": " + img["id"].get<std::string>() + " (2 layers, "), std::string::npos) << out;
+  auto [rc2, again] = pull();  // nothing to fetch: every layer is cached
+  EXPECT_EQ(rc2, 0) << again;
+  EXPECT_NE(again.find(" cached"), std::string::npos) << again;
+  EXPECT_EQ(again.find("downloading"), std::string::npos) << again;
+  auto [rc3, missing] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "pull",
+                                    registry_->host() + "/test/none:v1"});
+  EXPECT_EQ(rc3, 1);
+  EXPECT_NE(missing.find("has no manifest"), std::string::npos) << missing;
+}
+
 TEST_F(ImageTest, ZstdLayersAndAnIndexWithAnAttestationPickThisHost) {
   std::string layout = work_->path() + "/layout";
   ImageSpec mine;

@@ -151,7 +151,9 @@ json SandboxAccessJson(const SandboxInfo& i, const std::string& domain) {
   return j;
 }
 
-// The user of an envd call: "Authorization: Basic base64(user:)"; empty: root.
+// The user of an envd call: "Authorization: Basic base64(user:)". Empty
+// (SDKs since envd 0.4.0 send none): the sandbox's default, its image's
+// User or else root.
 Result<std::string> EnvdUser(const Request& req, const Target& t) {
   std::string user = t.Q("username");
   std::string auth(req[http::field::authorization]);
@@ -159,13 +161,13 @@ Result<std::string> EnvdUser(const Request& req, const Target& t) {
     PDK_ASSIGN_OR_RETURN(std::string decoded, connect::Base64Decode(auth.substr(6)));
     user = decoded.substr(0, decoded.find(':'));
   }
-  return user.empty() ? "root" : user;
+  return user;
 }
 
 // E2B resolves relative paths against the user's home.
 std::string ResolvePath(const std::string& path, const std::string& user) {
   if (!path.empty() && path[0] == '/') return path;
-  std::string home = user == "root" ? "/root" : "/home/" + user;
+  std::string home = user.empty() || user == "root" ? "/root" : "/home/" + user;
   if (path.empty() || path == "~") return home;
   if (path.rfind("~/", 0) == 0) return home + path.substr(1);
   return home + "/" + path;

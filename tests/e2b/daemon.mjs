@@ -11,7 +11,7 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const paddockd = process.env.PADDOCKD ?? path.join(root, 'build/bin/paddockd');
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -22,7 +22,7 @@ function freePort() {
   });
 }
 
-async function waitFor(check, what, ms = 20000) {
+export async function waitFor(check, what, ms = 20000) {
   const end = Date.now() + ms;
   for (;;) {
     if (await check()) return;

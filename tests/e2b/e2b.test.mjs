@@ -5,6 +5,7 @@ import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError } from 'e2b';
 import { startDaemon } from './daemon.mjs';
+import { startRegistry } from './registry.mjs';
 
 let daemon;
 before(async () => { daemon = await startDaemon(); });
@@ -218,6 +219,26 @@ test('a template whose registry does not answer gets a retry-later error naming 
     assert.match(err.message, /Not A Template/);
     return true;
   });
+});
+
+test('a template named by an OCI image reference is pulled, and its env and workdir apply', async () => {
+  const registry = await startRegistry();
+  try {
+    const ref = registry.push('e2b/app:v1', ['--config.env', 'GREETING=from-image', '--config.workingdir', '/srv']);
+    const sbx = await Sandbox.create(ref);
+    try {
+      const info = await sbx.getInfo();
+      assert.equal(info.templateId, ref);
+      const r = await sbx.commands.run('echo $GREETING; pwd; id -u');
+      assert.equal(r.stdout, 'from-image\n/srv\n0\n');
+      await sbx.files.write('/srv/note.txt', 'hi');
+      assert.equal(await sbx.files.read('/srv/note.txt'), 'hi');
+    } finally {
+      await sbx.kill();
+    }
+  } finally {
+    await registry.stop();
+  }
 });
 
 test('fork copies the filesystem; keeping memory is refused with a reason', async () => {
