@@ -521,5 +521,78 @@ TEST_F(ImageTest, AnImageOf150LayersRuns) {
   EXPECT_EQ(Sh(sb["id"], "ls /layers; cat /layers/149"), "149\n149\n");
 }
 
+// Archives: an OCI layout tarred, and `docker save`'s legacy form (made by
+// skopeo's docker-archive transport), uploaded and run; bad ones store nothing.
+TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), WhiteoutLayer()};
+  spec.config = RunConfig();
+  std::string layout = work_->path() + "/layout";
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  std::string oci_tar = work_->path() + "/oci.tar", saved = work_->path() + "/saved.tar";
+  ASSERT_EQ(RunProgram({"tar", "-C", layout, "-cf", oci_tar, "."}).first, 0);
+  auto [rc, out] = RunProgram({"skopeo", "copy", "--quiet", "oci:" + layout + ":v1", "docker-archive:" + saved + ":saved/app:v2"});
+  ASSERT_EQ(rc, 0) << out;
+  auto upload = [&](const std::string& file, const std::string& ref) {
+    return api().Send("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + ref), ReadFile(file).value(),
+                      "application/x-tar");
+  };
+
+  // An OCI layout names its image only by tag: the import needs a ref.
+  auto r = upload(oci_tar, "");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("give the ref"), std::string::npos) << r->body;
+  r = upload(oci_tar, "local/app:v1");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->Json()["images"][0]["refs"], json::array({"docker.io/local/app:v1"}));
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "local/app:v1"}}, 201);  // found here: no pull
+  EXPECT_EQ(Sh(sb["id"], "cat /data/new.txt; test -e /data/gone.txt || echo hidden"), "new\nhidden\n");
+
+  // docker save's form, through the CLI: named by its RepoTags.
+  auto [cli_rc, cli_out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "import", saved});
+  ASSERT_EQ(cli_rc, 0) << cli_out;
+  EXPECT_NE(cli_out.find("docker.io/saved/app:v2"), std::string::npos) << cli_out;
+  json sb2 = Must("POST", "/v1/sandboxes", {{"template", "saved/app:v2"}}, 201);
+  EXPECT_EQ(Sh(sb2["id"], "ls /opq; id -u"), "c.txt\n1234\n");
+  json img = Must("GET", "/v1/images/saved/app:v2");
+  EXPECT_EQ(img["id"], Must("GET", "/v1/images/local/app:v1")["id"]) << "one image, two names";
+  EXPECT_EQ(img["refs"].size(), 2u);
+
+  // Hostile or broken archives: refused with the reason, nothing stored.
+  size_t layers_before = ListDir(state_->path() + "/state/images/layers").size();
+  std::string evil = work_->path() + "/evil.tar";
+  ASSERT_TRUE(WriteFileAtomic(evil, MakeTar({{"../evil", 'f', "x"}})).ok());
+  r = upload(evil, "x/y:z");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("climbs out"), std::string::npos) << r->body;
+  std::string sneaky = work_->path() + "/sneaky.tar";
+  ASSERT_TRUE(WriteFileAtomic(sneaky, MakeTar({{"manifest.json", 'f',
+                                                R"([{"Config":"../../../../etc/passwd","Layers":[]}])"}})).ok());
+  r = upload(sneaky, "");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("outside itself"), std::string::npos) << r->body;
+  // A layer whose bytes are not what its manifest says.
+  std::string tampered_dir = work_->path() + "/tampered";
+  ASSERT_EQ(RunProgram({"cp", "-a", layout, tampered_dir}).first, 0);
+  json m = json::parse(ReadFile(tampered_dir + "/index.json").value())["manifests"][0];
+  json manifest = json::parse(
+      ReadFile(tampered_dir + "/blobs/sha256/" + image::DigestHex(m["digest"].get<std::string>())).value());
+  std::string plain_layer = tampered_dir + "/blobs/sha256/" +
+                            image::DigestHex(manifest["layers"][1]["digest"].get<std::string>());
+  std::string bytes = ReadFile(plain_layer).value();
+  bytes[600] ^= 1;  // inside the first file's content, still a valid tar
+  ASSERT_TRUE(WriteFileAtomic(plain_layer, bytes).ok());
+  std::string tampered = work_->path() + "/tampered.tar";
+  ASSERT_EQ(RunProgram({"tar", "-C", tampered_dir, "-cf", tampered, "."}).first, 0);
+  r = upload(tampered, "other/app:v1");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("fails its digest"), std::string::npos) << r->body;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
+  EXPECT_EQ(ListDir(state_->path() + "/state/images/layers").size(), layers_before);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/staging").empty());
+}
+
 }  // namespace
 }  // namespace paddock::testing

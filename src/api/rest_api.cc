@@ -241,6 +241,15 @@ std::optional<Response> RestApi::Images(Call& c) {
       for (const auto& img : manager_->images().List()) all.push_back(ImageJson(img, false));
       return JsonResponse(http::status::ok, {{"images", all}}, c.req);
     });
+  if (p.size() == 3 && p[2] == "import" && method == http::verb::post)
+    return Try(c.req, [&]() -> Result<Response> {
+      c.op = "import";
+      if (c.req.body().empty()) return InvalidArgument("the body must be the archive (docker save, or an OCI archive)");
+      PDK_ASSIGN_OR_RETURN(auto images, manager_->images().ImportBytes(c.req.body(), c.Q("ref")));
+      json all = json::array();
+      for (const auto& img : images) all.push_back(ImageJson(img, false));
+      return JsonResponse(http::status::ok, {{"images", all}}, c.req);
+    });
   if (p.size() == 3 && p[2] == "prune" && method == http::verb::post)
     return Try(c.req, [&]() -> Result<Response> {
       PDK_ASSIGN_OR_RETURN(image::PruneReport r, manager_->PruneImages());

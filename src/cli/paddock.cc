@@ -7,7 +7,7 @@
 //   paddock inspect ID|NAME [--json]
 //   paddock exec ID|NAME [-i] [--env K=V]... [--cwd DIR] [--user U] -- CMD [ARGS...]
 //   paddock run [create flags] [-i] [-- CMD [ARGS...]]   (no CMD: the image's Entrypoint/Cmd)
-//   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune
+//   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune | import FILE [--ref REF]
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -425,6 +425,10 @@ int main(int argc, char** argv) {
   auto* image_rm = image->add_subcommand("rm", "remove images (a reference; the image goes with its last)");
   image_rm->add_option("refs", refs, "references or ids")->required();
   auto* image_prune = image->add_subcommand("prune", "remove every image no sandbox uses, and unused layers");
+  std::string archive;
+  auto* image_import = image->add_subcommand("import", "import a docker save tarball or an OCI archive");
+  image_import->add_option("file", archive, "the archive (up to 256 MiB)")->required();
+  image_import->add_option("--ref", ref, "the name to give it (needed when the archive names none)");
   std::string registry, user;
   bool password_stdin = false;
   auto* login = app.add_subcommand("login", "check a registry login and keep it for pulls (paddockd stores it, 0600)");
@@ -557,6 +561,21 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (image_import->parsed()) {
+    auto data = ReadFile(archive);
+    if (!data.ok()) return Fail(data.status());
+    auto sent = api.Send("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + Escape(ref)), *data,
+                         "application/x-tar");
+    if (!sent.ok()) return Fail(sent.status());
+    if (Status s = sent->AsStatus(); !s.ok()) return Fail(s);
+    json answer = sent->Json();
+    for (const auto& img : answer["images"]) {
+      std::string names;
+      for (const auto& n : img.value("refs", std::vector<std::string>{})) names += (names.empty() ? "" : ", ") + n;
+      std::printf("%s %s\n", img.value("id", "").c_str(), names.empty() ? "<none>" : names.c_str());
+    }
+    return 0;
   }
   if (image_prune->parsed()) {
     auto r = Call(api, "POST", "/v1/images/prune");

@@ -1,11 +1,17 @@
 #include "image/image_store.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <thread>
 
+#include "base/fd.h"
+#include "base/fs.h"
 #include "image/digest.h"
 
 namespace paddock::image {
@@ -333,6 +339,223 @@ Status ImageStore::FetchLayers(const Remote& remote, const std::vector<ImageLaye
   if (n > 0) worker();
   for (auto& t : threads) t.join();
   return first_error;
+}
+
+namespace {
+
+// A file of an unpacked archive by its path there; symlinks may be followed
+// but never out of `root`.
+Result<std::string> ArchiveFile(const std::string& root, const std::string& rel, size_t cap = 0) {
+  if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos)
+    return InvalidArgument("the archive names a file outside itself: '" + rel + "'");
+  char real[PATH_MAX], base[PATH_MAX];
+  if (!::realpath((root + "/" + rel).c_str(), real) || !::realpath(root.c_str(), base))
+    return InvalidArgument("the archive lacks " + rel);
+  std::string r = real;
+  if (r.rfind(std::string(base) + "/", 0) != 0) return InvalidArgument("the archive's " + rel + " links outside it");
+  struct stat st;
+  if (::stat(r.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return InvalidArgument("the archive's " + rel + " is not a file");
+  if (cap && static_cast<size_t>(st.st_size) > cap)
+    return InvalidArgument("the archive's " + rel + " is over the " + std::to_string(cap) + "-byte cap");
+  return r;
+}
+
+Result<json> ArchiveJson(const std::string& root, const std::string& rel, size_t cap) {
+  PDK_ASSIGN_OR_RETURN(std::string path, ArchiveFile(root, rel, cap));
+  PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return InvalidArgument("the archive's " + rel + " is not JSON");
+  return j;
+}
+
+std::string FileDigest(const std::string& path) {
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ssize_t n;
+  while (fd && (n = ::read(fd.get(), buf.data(), buf.size())) > 0) h.Update(buf.data(), static_cast<size_t>(n));
+  return h.Digest();
+}
+
+}  // namespace
+
+Status ImageStore::Install(Image& img, const std::vector<std::string>& blobs, const std::string& config_json) {
+  std::vector<std::string> chains;
+  for (const auto& l : img.layers) chains.push_back(l.chain_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : chains) pulling_.insert(c);
+  }
+  Status s;
+  for (size_t i = 0; i < img.layers.size() && s.ok(); ++i) {
+    const ImageLayer& l = img.layers[i];
+    auto chain_lock = LockFor("layer:" + l.chain_id);
+    std::lock_guard<std::mutex> g(*chain_lock);
+    if (!layers_.Has(l.chain_id)) s = layers_.Extract(blobs[i], l.diff_id, l.chain_id);
+  }
+  if (s.ok()) s = layers_.Sync();
+  if (s.ok()) s = Save(img, config_json);
+  std::set<std::string> keep;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : chains) pulling_.erase(pulling_.find(c));
+    keep = ChainIdsInUse();
+  }
+  if (!s.ok()) layers_.Sweep(keep, false);
+  return s;
+}
+
+Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std::string& ref_text) {
+  std::optional<ImageRef> given;
+  if (!ref_text.empty()) {
+    PDK_ASSIGN_OR_RETURN(ImageRef r, ImageRef::Parse(ref_text));
+    given = r;
+  }
+  PDK_ASSIGN_OR_RETURN(std::string dir, layers_.Scratch("import"));
+  auto done = [&](Status s) {
+    (void)RemoveTree(dir);
+    return s;
+  };
+  if (Status s = LayerStore::UnpackArchive(path, dir); !s.ok()) return done(s);
+
+  // Each image of the archive: its config, its layers' files and its names.
+  struct Found {
+    std::string config_path, config_digest, manifest_digest;
+    std::vector<std::string> blobs, blob_digests, media_types;
+    std::vector<std::string> names;
+  };
+  std::vector<Found> found;
+  auto blob = [&](const std::string& digest) -> Result<std::string> {
+    if (!ValidDigest(digest)) return InvalidArgument("the archive names a blob by '" + digest + "'");
+    return ArchiveFile(dir, "blobs/sha256/" + DigestHex(digest));
+  };
+  if (PathExists(dir + "/index.json")) {  // an OCI layout
+    auto index = ArchiveJson(dir, "index.json", kMaxManifestBytes);
+    if (!index.ok()) return done(index.status());
+    auto entries = ParseIndex(*index);
+    if (!entries.ok()) return done(InvalidArgument(entries.status().message()));
+    for (const auto& raw : (*index)["manifests"]) {
+      auto d = [&]() -> Result<Found> {
+        Found f;
+        std::string digest = raw.value("digest", "");
+        PDK_ASSIGN_OR_RETURN(std::string mpath, blob(digest));
+        if (FileDigest(mpath) != digest) return InvalidArgument("the archive's manifest " + digest + " fails its digest");
+        PDK_ASSIGN_OR_RETURN(std::string mtext, ReadFile(mpath));
+        json body = json::parse(mtext, nullptr, false);
+        std::string type = raw.value("mediaType", "");
+        if (IsIndex(type, body)) {  // a multi-platform image: this host's entry
+          PDK_ASSIGN_OR_RETURN(auto sub, ParseIndex(body));
+          PDK_ASSIGN_OR_RETURN(Descriptor mine, SelectPlatform(sub, opts_.platform));
+          digest = mine.digest;
+          type = mine.media_type;
+          PDK_ASSIGN_OR_RETURN(mpath, blob(digest));
+          if (FileDigest(mpath) != digest) return InvalidArgument("the archive's manifest " + digest + " fails its digest");
+          PDK_ASSIGN_OR_RETURN(mtext, ReadFile(mpath));
+          body = json::parse(mtext, nullptr, false);
+        }
+        PDK_ASSIGN_OR_RETURN(Manifest m, ParseManifest(type, body));
+        f.manifest_digest = digest;
+        f.config_digest = m.config.digest;
+        PDK_ASSIGN_OR_RETURN(f.config_path, blob(m.config.digest));
+        for (const auto& l : m.layers) {
+          PDK_ASSIGN_OR_RETURN(std::string p, blob(l.blob.digest));
+          if (FileDigest(p) != l.blob.digest)
+            return InvalidArgument("the archive's layer " + l.blob.digest + " fails its digest");
+          f.blobs.push_back(p);
+          f.blob_digests.push_back(l.blob.digest);
+          f.media_types.push_back(l.blob.media_type);
+        }
+        const json& ann = raw.value("annotations", json::object());
+        for (const char* key : {"io.containerd.image.name", "org.opencontainers.image.ref.name"})
+          if (ann.contains(key) && ann[key].is_string()) f.names.push_back(ann[key].get<std::string>());
+        return f;
+      }();
+      if (!d.ok()) return done(d.status().code() == StatusCode::kDataLoss ? InvalidArgument(d.status().message()) : d.status());
+      found.push_back(std::move(*d));
+    }
+  } else if (PathExists(dir + "/manifest.json")) {  // docker save, legacy form
+    auto manifest = ArchiveJson(dir, "manifest.json", kMaxManifestBytes);
+    if (!manifest.ok()) return done(manifest.status());
+    if (!manifest->is_array()) return done(InvalidArgument("the archive's manifest.json is not a list"));
+    for (const auto& e : *manifest) {
+      Found f;
+      auto cfg = ArchiveFile(dir, e.value("Config", ""), kMaxConfigBytes);
+      if (!cfg.ok()) return done(cfg.status());
+      f.config_path = *cfg;
+      f.config_digest = FileDigest(*cfg);
+      for (const auto& l : e.value("Layers", json::array())) {
+        auto p = ArchiveFile(dir, l.is_string() ? l.get<std::string>() : "");
+        if (!p.ok()) return done(p.status());
+        f.blobs.push_back(*p);
+        f.blob_digests.push_back(FileDigest(*p));
+        f.media_types.push_back("application/vnd.docker.image.rootfs.diff.tar");
+      }
+      for (const auto& t : e.value("RepoTags", json::array()))
+        if (t.is_string()) f.names.push_back(t.get<std::string>());
+      found.push_back(std::move(f));
+    }
+  } else {
+    return done(InvalidArgument("the archive is neither an OCI layout (index.json) nor a docker save (manifest.json)"));
+  }
+  if (found.empty()) return done(InvalidArgument("the archive holds no image"));
+  if (given && found.size() > 1)
+    return done(InvalidArgument("the archive holds " + std::to_string(found.size()) + " images; a ref names one"));
+
+  std::vector<Image> out;
+  for (auto& f : found) {
+    Image img;
+    auto config_text = ReadFile(f.config_path);
+    if (!config_text.ok()) return done(config_text.status());
+    if (Sha256::Of(*config_text) != f.config_digest)
+      return done(InvalidArgument("the archive's config " + f.config_digest + " fails its digest"));
+    auto config = ParseConfig(json::parse(*config_text, nullptr, false));
+    if (!config.ok()) return done(InvalidArgument(config.status().message()));
+    if (config->diff_ids.size() != f.blobs.size())
+      return done(InvalidArgument("the archive's image lists " + std::to_string(f.blobs.size()) + " layers but its config " +
+                                  std::to_string(config->diff_ids.size()) + " diff ids"));
+    img.id = f.config_digest;
+    img.manifest_digest = f.manifest_digest;
+    img.config = *config;
+    img.created_at_ms = NowMillis();
+    img.size = static_cast<int64_t>(config_text->size());
+    std::vector<std::string> chains = ChainIds(config->diff_ids);
+    for (size_t i = 0; i < f.blobs.size(); ++i) {
+      struct stat st;
+      int64_t size = ::stat(f.blobs[i].c_str(), &st) == 0 ? st.st_size : 0;
+      img.layers.push_back({f.blob_digests[i], size, f.media_types[i], config->diff_ids[i], chains[i]});
+      img.size += size;
+    }
+    if (given) {
+      img.refs = {given->String()};
+    } else {
+      for (const auto& n : f.names) {
+        if (n.find('/') == std::string::npos && n.find(':') == std::string::npos && n.find('@') == std::string::npos)
+          return done(InvalidArgument("the archive names its image only '" + n + "', a tag without a repository; "
+                                      "give the ref to import it as"));
+        auto r = ImageRef::Parse(n);
+        if (!r.ok()) return done(r.status());
+        img.refs.push_back(r->String());
+      }
+    }
+    if (auto known = Find(img.id); known.ok())  // keep the refs it has
+      for (const auto& r : known->refs)
+        if (std::find(img.refs.begin(), img.refs.end(), r) == img.refs.end()) img.refs.push_back(r);
+    Status s = Install(img, f.blobs, *config_text);
+    if (!s.ok()) return done(s.code() == StatusCode::kDataLoss ? InvalidArgument(s.message()) : s);
+    auto stored = Find(img.id);
+    if (!stored.ok()) return done(stored.status());
+    out.push_back(*stored);
+  }
+  (void)done(Status::Ok());
+  return out;
+}
+
+Result<std::vector<Image>> ImageStore::ImportBytes(std::string_view archive, const std::string& ref) {
+  PDK_ASSIGN_OR_RETURN(std::string dir, layers_.Scratch("upload"));
+  Status s = WriteFileAtomic(dir + "/archive", archive, 0600);
+  auto imported = s.ok() ? Import(dir + "/archive", ref) : Result<std::vector<Image>>(s);
+  (void)RemoveTree(dir);
+  return imported;
 }
 
 Status ImageStore::Save(const Image& image, const std::string& config_json) {

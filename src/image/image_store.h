@@ -88,6 +88,16 @@ class ImageStore {
   // The local image named by a reference, an id ("sha256:…") or an id
   // prefix of at least 12 hex digits; kNotFound otherwise.
   Result<Image> Find(const std::string& ref_or_id) const;
+  // Imports every image of the archive at `path`: a `docker save` tarball
+  // (legacy manifest.json, or the OCI form of Docker 25+) or an OCI archive
+  // (an OCI layout, tarred). `ref`, if given, names the image (the archive
+  // must then hold one); else the archive's own names are used (an OCI
+  // layout's bare tags are refused without `ref`). Every blob and diff id
+  // is verified; a bad archive stores nothing (kInvalidArgument).
+  Result<std::vector<Image>> Import(const std::string& path, const std::string& ref);
+  // Import of an archive held in memory (an upload).
+  Result<std::vector<Image>> ImportBytes(std::string_view archive, const std::string& ref);
+
   // Find, else Pull (as a create does).
   Result<Image> Ensure(const std::string& ref);
   std::vector<Image> List() const;
@@ -121,6 +131,9 @@ class ImageStore {
   Status FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers, const PullProgress& progress);
   Remote RemoteFor(const ImageRef& ref, const std::optional<Credentials>& creds) const;
   Status Save(const Image& image, const std::string& config_json);
+  // Extracts the layers of `img` from local blob files (`blobs[i]` for
+  // img.layers[i]) and saves it, as a pull does.
+  Status Install(Image& img, const std::vector<std::string>& blobs, const std::string& config_json);
   Result<Image> FindLocked(const std::string& ref_or_id) const;  // requires mu_
   std::set<std::string> ChainIdsInUse() const;                   // requires mu_
   std::shared_ptr<std::mutex> LockFor(const std::string& key);

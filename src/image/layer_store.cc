@@ -252,6 +252,62 @@ Status LayerStore::Extract(const std::string& blob, const std::string& diff_id, 
   return s.ok() ? s : s.Annotate("layer " + diff_id);
 }
 
+Result<std::string> LayerStore::Scratch(const std::string& what) const {
+  std::string dir = root_ + "/staging/" + what + "-" + RandomHex(6);
+  PDK_TRY(MakeDirs(dir, 0700));
+  return dir;
+}
+
+Status LayerStore::UnpackArchive(const std::string& archive, const std::string& dir) {
+  struct archive* in = archive_read_new();
+  archive_read_support_filter_all(in);
+  archive_read_support_format_tar(in);
+  struct archive* out = archive_write_disk_new();
+  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  Status s;
+  if (archive_read_open_filename(in, archive.c_str(), 1 << 20) != ARCHIVE_OK)
+    s = InvalidArgument(ArchiveError(in, "the upload is not a tar archive"));
+  struct archive_entry* e;
+  while (s.ok()) {
+    int r = archive_read_next_header(in, &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) {
+      s = InvalidArgument(ArchiveError(in, "reading the archive"));
+      break;
+    }
+    auto clean = CleanPath(archive_entry_pathname(e));
+    if (!clean.ok()) {
+      s = InvalidArgument(clean.status().message());
+      break;
+    }
+    mode_t type = archive_entry_filetype(e);
+    if (clean->empty() || (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)) continue;
+    if (const char* link = archive_entry_hardlink(e)) {
+      auto target = CleanPath(link);
+      if (!target.ok() || target->empty()) {
+        s = InvalidArgument("hardlink '" + *clean + "' points out of the archive");
+        break;
+      }
+      archive_entry_set_hardlink(e, (dir + "/" + *target).c_str());
+    }
+    archive_entry_set_pathname(e, (dir + "/" + *clean).c_str());
+    archive_entry_set_uid(e, 0);
+    archive_entry_set_gid(e, 0);
+    archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
+    archive_entry_xattr_clear(e);
+    if (archive_write_header(out, e) < ARCHIVE_WARN) {
+      s = InvalidArgument(ArchiveError(out, "unpacking " + *clean));
+      break;
+    }
+    if (archive_entry_size(e) > 0) s = CopyData(in, out, *clean);
+    if (s.ok() && archive_write_finish_entry(out) < ARCHIVE_WARN) s = Internal(ArchiveError(out, "writing " + *clean));
+  }
+  if (archive_write_close(out) < ARCHIVE_WARN && s.ok()) s = Internal(ArchiveError(out, "closing " + dir));
+  archive_write_free(out);
+  archive_read_free(in);
+  return s;
+}
+
 Status LayerStore::Sync() const {
   UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + root_);

@@ -42,6 +42,14 @@ class LayerStore {
   Status Extract(const std::string& blob, const std::string& diff_id, const std::string& chain_id,
                  const std::function<void(int64_t)>& progress = nullptr) const;
 
+  // A new, empty folder under staging (removed at the next start-up at the
+  // latest); the caller removes it when done.
+  Result<std::string> Scratch(const std::string& what) const;
+  // Unpacks the tar (any compression) at `archive` into the folder `dir`:
+  // folders, regular files (0600) and symlinks, owned by root; refuses
+  // '..', absolute paths and hardlinks out of it (kInvalidArgument).
+  static Status UnpackArchive(const std::string& archive, const std::string& dir);
+
   // Flushes every extracted layer to disk: callers sync once before a
   // record names new layers (a power loss then never leaves a record over
   // a layer whose files were lost), not once per layer.
