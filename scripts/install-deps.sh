@@ -14,6 +14,7 @@ packages=(
   docker-registry skopeo umoci zstd     # image tests: a real registry, pushes, a reference unpack
   python3-jwt python3-cryptography      # image tests: the registry's token service
   apache2-utils                         # image tests: htpasswd for the registry's Basic auth
+  mmdebstrap                            # image tests: a real Debian root filesystem
   libnl-route-3-dev                     # netlink: bridge, veths, addresses, routes
   libnftables-dev                       # the firewall and NAT table
   curl                                  # the README's API examples

@@ -594,5 +594,43 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/staging").empty());
 }
 
+// A real distribution: Debian's minbase with python3, made by mmdebstrap
+// from Debian's archive (the one download tests make; cached across runs),
+// pushed, pulled and used: dpkg and apt state, python3, its Cmd.
+TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
+  const std::string cache = "/var/cache/paddock-tests";
+  const std::string rootfs = cache + "/debian-bookworm-minbase-python3.tar";
+  if (!PathExists(rootfs)) {
+    ASSERT_TRUE(MakeDirs(cache, 0755).ok());
+    auto [rc, out] = RunProgram({"timeout", "600", "mmdebstrap", "--variant=minbase", "--include=python3-minimal",
+                                 "--format=tar", "bookworm", rootfs + ".part"});
+    if (rc != 0) {
+      ::unlink((rootfs + ".part").c_str());
+      if (out.find("Could not resolve") != std::string::npos || out.find("Failed to fetch") != std::string::npos ||
+          out.find("Temporary failure") != std::string::npos)
+        GTEST_SKIP() << "Debian's package archive is unreachable, so no Debian root can be built:\n" << out;
+      FAIL() << "mmdebstrap failed:\n" << out;
+    }
+    ASSERT_EQ(::rename((rootfs + ".part").c_str(), rootfs.c_str()), 0);
+  }
+  ImageSpec spec;
+  LayerSpec root;
+  root.tar_file = rootfs;
+  root.compression = LayerCompression::kNone;
+  spec.layers = {root};
+  spec.config = {{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}},
+                 {"Cmd", {"python3", "-c", "print(6*7)"}}};
+  std::string ref = Push(spec, "debian/python:bookworm");
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "python3 -c 'print(6*7)'"), "42\n");
+  EXPECT_EQ(Sh(sb["id"], "dpkg-query -W -f='${Status}' python3-minimal"), "install ok installed");
+  EXPECT_EQ(Sh(sb["id"], "apt-get check >/dev/null && echo consistent"), "consistent\n");
+  EXPECT_EQ(Sh(sb["id"], ". /etc/os-release; echo $ID $VERSION_CODENAME"), "debian bookworm\n");
+  auto [rc, out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "42\n");
+}
+
 }  // namespace
 }  // namespace paddock::testing

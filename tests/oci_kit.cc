@@ -106,7 +106,7 @@ std::string MakeTar(const std::vector<TarEntry>& entries) {
 json AddImage(const std::string& dir, const ImageSpec& image) {
   json layers = json::array(), diff_ids = json::array();
   for (const auto& l : image.layers) {
-    std::string tar = MakeTar(l.entries);
+    std::string tar = l.tar_file.empty() ? MakeTar(l.entries) : ReadFile(l.tar_file).value();
     diff_ids.push_back(image::Sha256::Of(tar));
     const char* type = l.compression == LayerCompression::kGzip   ? "application/vnd.oci.image.layer.v1.tar+gzip"
                        : l.compression == LayerCompression::kZstd ? "application/vnd.oci.image.layer.v1.tar+zstd"

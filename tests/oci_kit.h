@@ -31,6 +31,7 @@ enum class LayerCompression { kNone, kGzip, kZstd };
 struct LayerSpec {
   std::vector<TarEntry> entries;
   LayerCompression compression = LayerCompression::kGzip;
+  std::string tar_file;  // if set, the layer is this tar (entries are ignored)
 };
 
 struct ImageSpec {
