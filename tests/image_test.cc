@@ -1,6 +1,7 @@
 // Images end to end: layouts built here, pushed with skopeo to a real
 // registry (Debian's docker-registry) on 127.0.0.1, pulled by a real
 // paddockd, and run as sandboxes.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
@@ -592,6 +593,18 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
   EXPECT_EQ(ListDir(state_->path() + "/state/images/layers").size(), layers_before);
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/staging").empty());
+
+  // Prune keeps what sandboxes use, then removes the image and its layers.
+  json kept = Must("POST", "/v1/images/prune");
+  EXPECT_EQ(kept["images_removed"], 0);
+  EXPECT_EQ(kept["layers_removed"], 0);
+  Must("DELETE", "/v1/sandboxes/" + sb["id"].get<std::string>(), nullptr, 204);
+  Must("DELETE", "/v1/sandboxes/" + sb2["id"].get<std::string>(), nullptr, 204);
+  json pruned = Must("POST", "/v1/images/prune");
+  EXPECT_EQ(pruned["images_removed"], 1);
+  EXPECT_EQ(pruned["layers_removed"], 2);
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
 }
 
 // A real distribution: Debian's minbase with python3, made by mmdebstrap
@@ -630,6 +643,34 @@ TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
   auto [rc, out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "42\n");
+}
+
+// A disk that fills up during a pull: a clear error, nothing half-stored.
+// The state folder is a 4 MiB tmpfs; the layer is 2.5 MiB that does not
+// compress, so it downloads but cannot also be extracted.
+TEST_F(ImageTest, ADiskFullDuringAPullIsAClearErrorAndLeavesNothing) {
+  ImageSpec spec;
+  LayerSpec big;
+  big.entries = {{"big.bin", 'f', Noise(5 << 19)}};
+  spec.layers = {big};
+  std::string ref = Push(spec, "test/huge:v1");
+  StopDaemon(SIGTERM);
+  std::string state = state_->path() + "/state";
+  std::string saved = state_->path() + "/state-before";
+  ASSERT_EQ(::rename(state.c_str(), saved.c_str()), 0);
+  ASSERT_TRUE(MakeDirs(state, 0711).ok());
+  ASSERT_EQ(::mount("tmpfs", state.c_str(), "tmpfs", 0, "size=4m,mode=0711"), 0);
+  StartDaemon();
+  std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", ref}}.dump(), 503);
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  for (const char* sub : {"/images/layers", "/images/staging", "/images/blobs"})
+    EXPECT_TRUE(ListDir(state + sub).empty()) << sub;
+  StopDaemon(SIGTERM);
+  EXPECT_EQ(::umount2(state.c_str(), 0), 0);
+  ASSERT_TRUE(RemoveTree(state).ok());
+  ASSERT_EQ(::rename(saved.c_str(), state.c_str()), 0);
+  StartDaemon();
 }
 
 }  // namespace
