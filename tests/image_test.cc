@@ -75,6 +75,15 @@ std::string Noise(size_t n) {
   return out;
 }
 
+// A layout at `layout` of the base and a layer holding `noise` as /big.bin, tagged v1.
+void NoiseLayout(const std::string& layout, const std::string& noise) {
+  ImageSpec spec;
+  LayerSpec big;
+  big.entries = {{"big.bin", 'f', noise}};
+  spec.layers = {BaseLayer(), big};
+  TagLayout(layout, "v1", AddImage(layout, spec));
+}
+
 nlohmann::json RunConfig() {
   return {{"Env", {"PATH=/bin", "GREETING=hello"}},
           {"Cmd", {"sh", "-c", "echo $GREETING from $(pwd) as $(id -u):$(id -g)"}},
@@ -306,6 +315,9 @@ TEST_F(ImageTest, TwentyConcurrentCreatesOfAMissingImagePullItOnce) {
   for (const auto& id : ids)
     if (!id.empty()) EXPECT_EQ(Sh(id, "cat /data/new.txt"), "new\n");
   EXPECT_EQ(registry_->CountRequests("GET /v2/test/burst/manifests/") - manifests_before, 1);
+  std::string metrics = api().Send("GET", "/metrics")->body;
+  EXPECT_NE(metrics.find("\npaddock_registry_requests_total 4\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\npaddock_images 1\n"), std::string::npos) << metrics;
   // One config and two layer blobs, each fetched once.
   EXPECT_EQ(registry_->CountRequests("GET /v2/test/burst/blobs/") - blobs_before, 3);
 }
@@ -448,12 +460,8 @@ TEST_F(ImageTest, BasicAuthLoginsAreCheckedKeptAndUsed) {
 // retried; a transfer cut short resumes with a range request.
 TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
   std::string layout = work_->path() + "/redirect-layout";
-  ImageSpec spec;
-  LayerSpec big;
   std::string noise = Noise(256 << 10);
-  big.entries = {{"big.bin", 'f', noise}};
-  spec.layers = {BaseLayer(), big};
-  TagLayout(layout, "v1", AddImage(layout, spec));
+  NoiseLayout(layout, noise);
   TestServer front("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--cut-first",
                                 "--rate-limit-once"},
                    2, work_->path() + "/redirect.log");
@@ -477,12 +485,8 @@ TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
 // start-up sweeps the half-done work, and the pull then completes.
 TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenCompletes) {
   std::string layout = work_->path() + "/slow-layout";
-  ImageSpec spec;
-  LayerSpec big;
   std::string noise = Noise(600 << 10);
-  big.entries = {{"big.bin", 'f', noise}};
-  spec.layers = {BaseLayer(), big};
-  TagLayout(layout, "v1", AddImage(layout, spec));
+  NoiseLayout(layout, noise);
   TestServer slow("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--throttle-bps",
                                "400000"},
                   2, work_->path() + "/slow.log");

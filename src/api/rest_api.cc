@@ -153,6 +153,9 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(mana
   metrics_->Describe("paddock_sandbox_addresses", "gauge", "Sandboxes holding a network address.");
   metrics_->Describe("paddock_tcp_forwards", "gauge", "Host ports listening for TCP forwards.");
   metrics_->Describe("paddock_tcp_forward_connections", "gauge", "Open TCP forward connections.");
+  metrics_->Describe("paddock_images", "gauge", "Images on this host.");
+  metrics_->Describe("paddock_registry_requests_total", "counter",
+                     "HTTP requests sent to registries (manifests, blobs, tokens, redirects followed).");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
   metrics_->Describe("paddock_errors_total", "counter", "Failed API operations by error code.");
   metrics_->Describe("paddock_http_requests_total", "counter", "HTTP requests by status class.");
@@ -860,6 +863,9 @@ Response RestApi::Metrics(Call& c) {
   }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
+  metrics_->Set("paddock_images", {}, static_cast<double>(manager_->images().List().size()));
+  metrics_->Set("paddock_registry_requests_total", {},
+                static_cast<double>(manager_->images().registry().requests_sent()));
   if (const paddock::net::Network* network = manager_->network()) {
     metrics_->Set("paddock_warm_network_slots", {}, static_cast<double>(network->warm_slots_ready()));
     metrics_->Set("paddock_sandbox_addresses", {}, addressed);

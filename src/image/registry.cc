@@ -137,6 +137,25 @@ size_t OnBody(char* data, size_t size, size_t n, void* ctx) {
   return bytes;
 }
 
+// A new easy handle for one GET of `url` into `t` (which must outlive it):
+// no automatic redirects, bounded connect time, the answer's headers and
+// body to OnHeader and OnBody.
+CURL* StartTransfer(const std::string& url, Transfer& t) {
+  CURL* curl = curl_easy_init();
+  if (!curl) return nullptr;
+  t.curl = curl;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "paddock");
+  return curl;
+}
+
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -199,9 +218,8 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, c
   Authority realm_at = AuthorityOf(realm);
   if (realm_at.scheme != "https" && realm_at.scheme != "http")
     return Unavailable("registry " + ref.registry + " names a token service that is not a URL: '" + realm + "'");
-  CURL* curl = curl_easy_init();
-  char* s = curl_easy_escape(curl, service.c_str(), static_cast<int>(service.size()));
-  char* sc = curl_easy_escape(curl, scope.c_str(), static_cast<int>(scope.size()));
+  char* s = curl_easy_escape(nullptr, service.c_str(), static_cast<int>(service.size()));
+  char* sc = curl_easy_escape(nullptr, scope.c_str(), static_cast<int>(scope.size()));
   std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "service=" + s +
                     (scope.empty() ? "" : std::string("&scope=") + sc);
   curl_free(s);
@@ -213,17 +231,10 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, c
     body.append(d, n);
     return body.size() <= kMaxManifestBytes;
   };
-  Transfer t{curl, &resp, &sink, nullptr, false, false};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+  Transfer t{nullptr, &resp, &sink, nullptr, false, false};
+  CURL* curl = StartTransfer(url, t);
+  if (!curl) return Internal("curl_easy_init");
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "paddock");
   bool secure_realm = realm_at.scheme == "https" || IsLoopbackRegistry(realm_at.host_port) ||
                       std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
   if (creds && secure_realm) {
@@ -304,7 +315,9 @@ Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const
   PDK_ASSIGN_OR_RETURN(std::string auth, Authorization(remote, false));
   while (true) {
     Authority at = AuthorityOf(current);
-    CURL* curl = curl_easy_init();
+    Response resp;
+    Transfer t{nullptr, &resp, &sink, &on_restart, range_from > 0, false};
+    CURL* curl = StartTransfer(current, t);
     if (!curl) return Internal("curl_easy_init");
     struct curl_slist* headers = nullptr;
     if (!accept.empty()) headers = curl_slist_append(headers, ("Accept: " + accept).c_str());
@@ -312,20 +325,9 @@ Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const
     if (!auth.empty() && at.host_port == home.host_port && at.scheme == home.scheme)
       headers = curl_slist_append(headers, ("Authorization: " + auth).c_str());
     std::string range = std::to_string(range_from) + "-";  // curl adds "bytes="
-    Response resp;
-    Transfer t{curl, &resp, &sink, &on_restart, range_from > 0, false};
-    curl_easy_setopt(curl, CURLOPT_URL, current.c_str());
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer ends after 60 s
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "paddock");
     curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L << 10);
     if (range_from > 0) curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
     {

@@ -64,7 +64,7 @@ class RegistryClient {
   // kUnauthenticated naming the registry.
   Status CheckLogin(const std::string& registry, const Credentials& creds);
 
-  // Counts of requests sent, for tests and metrics.
+  // Requests sent so far (every hop and token fetch), for metrics.
   int64_t requests_sent() const;
 
   struct Response;  // one HTTP answer (registry.cc)
