@@ -508,8 +508,9 @@ TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenCompletes) {
   EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
 }
 
-// Deeper than Docker's old ~122-layer mount limit: stacked one by one.
-TEST_F(ImageTest, AnImageOf150LayersRuns) {
+// Deeper than Docker's old ~122-layer mount limit: the bottom 23 layers
+// are merged into one folder at pull (whiteouts applied), 127 stack on it.
+TEST_F(ImageTest, AnImageOf150LayersRunsWithItsBottomLayersFlattened) {
   ImageSpec spec;
   spec.layers = {BaseLayer()};
   for (int i = 1; i < 150; ++i) {
@@ -524,6 +525,16 @@ TEST_F(ImageTest, AnImageOf150LayersRuns) {
   EXPECT_EQ(Must("GET", "/v1/images/" + ref)["layers"], 150);
   // Each layer hid the one below's file: only the top one's is left.
   EXPECT_EQ(Sh(sb["id"], "ls /layers; cat /layers/149"), "149\n149\n");
+  std::string layers = state_->path() + "/state/images/layers";
+  std::vector<std::string> flat;
+  for (const auto& name : ListDir(layers))
+    if (name.rfind("flat-", 0) == 0) flat.push_back(name);
+  ASSERT_EQ(flat.size(), 1u);
+  EXPECT_EQ(ListDir(layers + "/" + flat[0] + "/layers"), std::vector<std::string>{"22"});
+  EXPECT_EQ(ListDir(layers).size(), 151u) << "150 layers and the flat folder";
+  Must("DELETE", "/v1/sandboxes/" + sb["id"].get<std::string>(), nullptr, 204);
+  Must("DELETE", "/v1/images/" + ref, nullptr, 204);
+  EXPECT_TRUE(ListDir(layers).empty());
 }
 
 // Archives: an OCI layout tarred, and `docker save`'s legacy form (made by

@@ -102,11 +102,39 @@ std::shared_ptr<std::mutex> ImageStore::LockFor(const std::string& key) {
   return strong;
 }
 
+namespace {
+
+// How many of an image's bottom layers are merged into one folder (0: none).
+size_t FlattenedLayers(const Image& img) {
+  return img.layers.size() > ImageStore::kMaxStackedLayers
+             ? img.layers.size() - (ImageStore::kMaxStackedLayers - 1)
+             : 0;
+}
+
+}  // namespace
+
+std::vector<std::string> ImageStore::KeepKeys(const Image& img) {
+  std::vector<std::string> keys;
+  for (const auto& l : img.layers) keys.push_back(l.chain_id);
+  if (size_t flat = FlattenedLayers(img)) keys.push_back(LayerStore::FlatKey(img.layers[flat - 1].chain_id));
+  return keys;
+}
+
 std::set<std::string> ImageStore::ChainIdsInUse() const {
   std::set<std::string> keep(pulling_.begin(), pulling_.end());
   for (const auto& [id, img] : images_)
-    for (const auto& l : img.layers) keep.insert(l.chain_id);
+    for (auto& k : KeepKeys(img)) keep.insert(std::move(k));
   return keep;
+}
+
+Status ImageStore::FlattenIfDeep(const Image& img) {
+  size_t flat = FlattenedLayers(img);
+  if (flat == 0) return Status::Ok();
+  std::vector<std::string> chains;
+  for (size_t i = 0; i < flat; ++i) chains.push_back(img.layers[i].chain_id);
+  auto lock = LockFor("flat:" + chains.back());
+  std::lock_guard<std::mutex> g(*lock);
+  return layers_.Flatten(chains);
 }
 
 Result<Image> ImageStore::FindLocked(const std::string& text) const {
@@ -245,23 +273,7 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
     img.layers.push_back({l.blob.digest, l.blob.size, l.blob.media_type, config.diff_ids[i], chains[i]});
     img.size += l.blob.size;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& c : chains) pulling_.insert(c);
-  }
-  Status saved = FetchLayers(remote, img.layers, progress);
-  if (saved.ok()) saved = layers_.Sync();
-  if (saved.ok()) saved = Save(img, config_json);
-  std::set<std::string> keep;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& c : chains) pulling_.erase(pulling_.find(c));
-    keep = ChainIdsInUse();
-  }
-  if (!saved.ok()) {  // layers this pull extracted that nothing names now
-    layers_.Sweep(keep, false);
-    return saved;
-  }
+  PDK_TRY(Commit(img, config_json, [&] { return FetchLayers(remote, img.layers, progress); }));
   return Find(img.id);
 }
 
@@ -379,29 +391,23 @@ std::string FileDigest(const std::string& path) {
 
 }  // namespace
 
-Status ImageStore::Install(Image& img, const std::vector<std::string>& blobs, const std::string& config_json) {
-  std::vector<std::string> chains;
-  for (const auto& l : img.layers) chains.push_back(l.chain_id);
+Status ImageStore::Commit(const Image& img, const std::string& config_json, const std::function<Status()>& fill) {
+  std::vector<std::string> keys = KeepKeys(img);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& c : chains) pulling_.insert(c);
+    for (const auto& k : keys) pulling_.insert(k);
   }
-  Status s;
-  for (size_t i = 0; i < img.layers.size() && s.ok(); ++i) {
-    const ImageLayer& l = img.layers[i];
-    auto chain_lock = LockFor("layer:" + l.chain_id);
-    std::lock_guard<std::mutex> g(*chain_lock);
-    if (!layers_.Has(l.chain_id)) s = layers_.Extract(blobs[i], l.diff_id, l.chain_id);
-  }
+  Status s = fill();
+  if (s.ok()) s = FlattenIfDeep(img);
   if (s.ok()) s = layers_.Sync();
   if (s.ok()) s = Save(img, config_json);
   std::set<std::string> keep;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& c : chains) pulling_.erase(pulling_.find(c));
+    for (const auto& k : keys) pulling_.erase(pulling_.find(k));
     keep = ChainIdsInUse();
   }
-  if (!s.ok()) layers_.Sweep(keep, false);
+  if (!s.ok()) layers_.Sweep(keep, false);  // what this left that nothing names
   return s;
 }
 
@@ -540,7 +546,15 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
     if (auto known = Find(img.id); known.ok())  // keep the refs it has
       for (const auto& r : known->refs)
         if (std::find(img.refs.begin(), img.refs.end(), r) == img.refs.end()) img.refs.push_back(r);
-    Status s = Install(img, f.blobs, *config_text);
+    Status s = Commit(img, *config_text, [&]() -> Status {
+      for (size_t i = 0; i < img.layers.size(); ++i) {
+        const ImageLayer& l = img.layers[i];
+        auto chain_lock = LockFor("layer:" + l.chain_id);
+        std::lock_guard<std::mutex> g(*chain_lock);
+        if (!layers_.Has(l.chain_id)) PDK_TRY(layers_.Extract(f.blobs[i], l.diff_id, l.chain_id));
+      }
+      return Status::Ok();
+    });
     if (!s.ok()) return done(s.code() == StatusCode::kDataLoss ? InvalidArgument(s.message()) : s);
     auto stored = Find(img.id);
     if (!stored.ok()) return done(stored.status());
@@ -646,8 +660,10 @@ void ImageStore::Touch(const std::string& id) {
 }
 
 std::vector<std::string> ImageStore::LayerDirs(const Image& image) const {
+  size_t flat = FlattenedLayers(image);
   std::vector<std::string> dirs;
-  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it) dirs.push_back(layers_.Dir(it->chain_id));
+  for (size_t i = image.layers.size(); i > flat; --i) dirs.push_back(layers_.Dir(image.layers[i - 1].chain_id));
+  if (flat) dirs.push_back(layers_.FlatDir(image.layers[flat - 1].chain_id));
   return dirs;
 }
 

@@ -120,6 +120,10 @@ class ImageStore {
   // once a minute; in memory every time).
   void Touch(const std::string& id);
 
+  // The most layers a sandbox's root stacks: deeper images have their bottom
+  // layers merged into one folder at pull (each stacked layer costs every
+  // create a mount step; the kernel stacks 500 at most).
+  static constexpr size_t kMaxStackedLayers = 128;
   // The folders a sandbox of `image` stacks, top-most first.
   std::vector<std::string> LayerDirs(const Image& image) const;
   const RegistryClient& registry() const { return registry_; }
@@ -131,11 +135,16 @@ class ImageStore {
   Status FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers, const PullProgress& progress);
   Remote RemoteFor(const ImageRef& ref, const std::optional<Credentials>& creds) const;
   Status Save(const Image& image, const std::string& config_json);
-  // Extracts the layers of `img` from local blob files (`blobs[i]` for
-  // img.layers[i]) and saves it, as a pull does.
-  Status Install(Image& img, const std::vector<std::string>& blobs, const std::string& config_json);
+  // Merges the bottom layers of an image deeper than kMaxStackedLayers.
+  Status FlattenIfDeep(const Image& image);
+  // Registers img's layers as in flight (never swept), runs `fill` to put
+  // them in place, merges a deep image's bottom layers, syncs and saves the
+  // record; on failure, sweeps what it left that nothing names.
+  Status Commit(const Image& img, const std::string& config_json, const std::function<Status()>& fill);
+  // The layer store keys an image holds on to: chain ids and a flat folder's.
+  static std::vector<std::string> KeepKeys(const Image& img);
   Result<Image> FindLocked(const std::string& ref_or_id) const;  // requires mu_
-  std::set<std::string> ChainIdsInUse() const;                   // requires mu_
+  std::set<std::string> ChainIdsInUse() const;                   // requires mu_: every KeepKeys
   std::shared_ptr<std::mutex> LockFor(const std::string& key);
 
   ImageStoreOptions opts_;
@@ -148,7 +157,7 @@ class ImageStore {
   std::map<std::string, Image> images_;         // by id
   std::map<std::string, std::string> refs_;     // normalised ref -> id
   std::map<std::string, std::weak_ptr<std::mutex>> locks_;  // per ref, per blob and per chain id
-  std::multiset<std::string> pulling_;          // chain ids of pulls in flight: never swept
+  std::multiset<std::string> pulling_;          // KeepKeys of pulls and imports in flight: never swept
 };
 
 }  // namespace paddock::image

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/layer_copy.h"
 #include "base/fs.h"
 #include "base/ids.h"
 #include "image/digest.h"
+#include "kernel/mnt.h"
 
 namespace paddock::image {
 
@@ -199,6 +201,24 @@ Result<LayerStore> LayerStore::Open(const std::string& root) {
 
 std::string LayerStore::Dir(const std::string& chain_id) const { return root_ + "/layers/" + DigestHex(chain_id); }
 
+std::string LayerStore::FlatDir(const std::string& chain_id) const {
+  return root_ + "/layers/flat-" + DigestHex(chain_id);
+}
+
+Status LayerStore::Flatten(const std::vector<std::string>& chain_ids) const {
+  std::string target = FlatDir(chain_ids.back());
+  if (PathExists(target)) return Status::Ok();
+  std::vector<std::string> lowers;  // top-most first
+  for (auto it = chain_ids.rbegin(); it != chain_ids.rend(); ++it) lowers.push_back(Dir(*it));
+  PDK_ASSIGN_OR_RETURN(UniqueFd merged, kernel::mnt::MakeReadOnlyOverlay(lowers));
+  PDK_ASSIGN_OR_RETURN(std::string staging, Scratch("flat"));
+  Status s = CopyLayer("/proc/self/fd/" + std::to_string(merged.get()), staging, 0, 0);
+  if (s.ok() && ::chmod(staging.c_str(), 0755) != 0) s = Status::Errno("chmod " + staging);
+  if (s.ok() && ::rename(staging.c_str(), target.c_str()) != 0) s = Status::Errno("rename " + staging + " to " + target);
+  (void)RemoveTree(staging);
+  return s.ok() ? s : s.Annotate("flattening " + std::to_string(chain_ids.size()) + " layers");
+}
+
 bool LayerStore::Has(const std::string& chain_id) const { return PathExists(Dir(chain_id)); }
 
 std::string LayerStore::PartialBlob(const std::string& digest) const {
@@ -315,8 +335,9 @@ Status LayerStore::Sync() const {
 }
 
 int LayerStore::Sweep(const std::set<std::string>& keep, bool partials) const {
-  std::set<std::string> keep_hex;
-  for (const auto& c : keep) keep_hex.insert(DigestHex(c));
+  std::set<std::string> keep_hex;  // folder names
+  for (const auto& c : keep)
+    keep_hex.insert(c.rfind("flat:", 0) == 0 ? "flat-" + DigestHex(c.substr(5)) : DigestHex(c));
   int removed = 0;
   for (const auto& name : ListDir(root_ + "/layers")) {
     if (keep_hex.count(name)) continue;

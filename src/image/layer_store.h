@@ -28,6 +28,11 @@ class LayerStore {
   static Result<LayerStore> Open(const std::string& root);
 
   std::string Dir(const std::string& chain_id) const;
+  // The folder holding the layers up to and including `chain_id` merged
+  // into one (see Flatten).
+  std::string FlatDir(const std::string& chain_id) const;
+  // Keys for Sweep's `keep`: a layer's chain id, or a flat folder's.
+  static std::string FlatKey(const std::string& chain_id) { return "flat:" + chain_id; }
   bool Has(const std::string& chain_id) const;
   std::string PartialBlob(const std::string& digest) const;
 
@@ -49,6 +54,12 @@ class LayerStore {
   // folders, regular files (0600) and symlinks, owned by root; refuses
   // '..', absolute paths and hardlinks out of it (kInvalidArgument).
   static Status UnpackArchive(const std::string& archive, const std::string& dir);
+
+  // Merges the extracted layers `chain_ids` (bottom first) into
+  // FlatDir(chain_ids.back()), once: their overlay, read-only, copied with
+  // owners, modes, times and xattrs (whiteouts and opaque folders applied,
+  // so gone). For images deeper than a sandbox's root should stack.
+  Status Flatten(const std::vector<std::string>& chain_ids) const;
 
   // Flushes every extracted layer to disk: callers sync once before a
   // record names new layers (a power loss then never leaves a record over

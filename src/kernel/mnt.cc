@@ -75,6 +75,19 @@ Result<UniqueFd> MakeOverlayRoot(const std::vector<std::string>& lower_dirs,
   return mnt;
 }
 
+Result<UniqueFd> MakeReadOnlyOverlay(const std::vector<std::string>& lower_dirs) {
+  UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fs) return Status::Errno("fsopen overlay");
+  for (const auto& dir : lower_dirs)
+    if (::fsconfig(fs.get(), FSCONFIG_SET_STRING, "lowerdir+", dir.c_str(), 0) != 0)
+      return Status::Errno("overlay lowerdir+ " + dir);
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    return Status::Errno("create a read-only overlay of " + std::to_string(lower_dirs.size()) + " layers");
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID));
+  if (!mnt) return Status::Errno("fsmount read-only overlay");
+  return mnt;
+}
+
 Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd) {
   return CloneTree(source, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, userns_fd,
                    true);

@@ -24,6 +24,10 @@ Result<UniqueFd> MakeOverlayRoot(const std::vector<std::string>& lower_dirs,
                                  const std::string& upper_dir, const std::string& work_dir,
                                  int userns_fd);
 
+// A detached, read-only overlay of `lower_dirs` alone (top-most first, no
+// upper layer): their merged view, readable through /proc/self/fd/<fd>.
+Result<UniqueFd> MakeReadOnlyOverlay(const std::vector<std::string>& lower_dirs);
+
 // A read-only, nosuid, nodev recursive bind of `source`, idmapped where possible.
 Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd);
 

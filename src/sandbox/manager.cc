@@ -16,7 +16,7 @@
 #include "base/fs.h"
 #include "base/ids.h"
 #include "kernel/contain.h"
-#include "sandbox/layer_copy.h"
+#include "base/layer_copy.h"
 
 #ifndef PADDOCK_INIT_DEFAULT_PATH
 #define PADDOCK_INIT_DEFAULT_PATH "/usr/local/libexec/paddock/paddock-init"

@@ -1,4 +1,4 @@
-#include "sandbox/layer_copy.h"
+#include "base/layer_copy.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -48,8 +49,21 @@ Status CopyFile(int src_dir, int dst_dir, const char* name, const struct stat& s
   UniqueFd out(::openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) return Status::Errno("create copy of " + path);
   off_t left = st.st_size;
+  bool in_kernel = true;  // copy_file_range, until a filesystem pair refuses it
+  std::vector<char> buf;
   while (left > 0) {
-    ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
+    ssize_t n;
+    if (in_kernel) {
+      n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+        in_kernel = false;  // e.g. out of an overlay mount
+        buf.resize(1 << 20);
+        continue;
+      }
+    } else {
+      n = ::read(in.get(), buf.data(), std::min<size_t>(buf.size(), static_cast<size_t>(left)));
+      if (n > 0 && ::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) return Status::Errno("copy " + path);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::Errno("copy " + path);
     if (n == 0) break;  // the file shrank meanwhile
