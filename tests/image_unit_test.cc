@@ -57,6 +57,16 @@ TEST(ImageRefTest, RefusesBadSyntaxNamingIt) {
   EXPECT_FALSE(ImageRef::Parse(std::string(600, 'a')).ok());
 }
 
+TEST(ImageRefTest, RegistriesAsLoginsNameThem) {
+  EXPECT_EQ(NormalizeRegistry("docker.io").value(), "docker.io");
+  EXPECT_EQ(NormalizeRegistry("index.docker.io").value(), "docker.io");
+  EXPECT_EQ(NormalizeRegistry("ghcr.io").value(), "ghcr.io");
+  EXPECT_EQ(NormalizeRegistry("127.0.0.1:5000").value(), "127.0.0.1:5000");
+  EXPECT_EQ(NormalizeRegistry("localhost").value(), "localhost");
+  for (const char* bad : {"", "myregistry", "ghcr.io/org", "host:port", "a..b:"})
+    EXPECT_EQ(NormalizeRegistry(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+}
+
 TEST(ImageRefTest, LoopbackRegistries) {
   EXPECT_TRUE(IsLoopbackRegistry("127.0.0.1:5000"));
   EXPECT_TRUE(IsLoopbackRegistry("localhost"));

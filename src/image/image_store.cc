@@ -189,18 +189,16 @@ Result<Image> ImageStore::Pull(const std::string& text, const PullProgress& prog
 }
 
 Result<std::string> ImageStore::Login(const std::string& registry, const Credentials& creds) {
-  auto ref = ImageRef::Parse(registry + "/login");
-  if (!ref.ok() || ref->registry + "/login" != ref->Name() || registry.find('/') != std::string::npos)
-    return InvalidArgument("registry '" + registry + "' is not a host[:port]");
+  PDK_ASSIGN_OR_RETURN(std::string name, NormalizeRegistry(registry));
   if (creds.username.empty()) return InvalidArgument("a login needs a user name");
-  PDK_TRY(registry_.CheckLogin(ref->registry, creds));
-  PDK_TRY(logins_->Set(ref->registry, creds));
-  return ref->registry;
+  PDK_TRY(registry_.CheckLogin(name, creds));
+  PDK_TRY(logins_->Set(name, creds));
+  return name;
 }
 
 Status ImageStore::Logout(const std::string& registry) {
-  auto ref = ImageRef::Parse(registry + "/login");
-  return logins_->Remove(ref.ok() ? ref->registry : registry);
+  PDK_ASSIGN_OR_RETURN(std::string name, NormalizeRegistry(registry));
+  return logins_->Remove(name);
 }
 
 Result<Image> ImageStore::Ensure(const std::string& text) {

@@ -100,6 +100,15 @@ void StripOverlayXattrs(struct archive_entry* e) {
   for (const auto& x : kept) archive_entry_xattr_add_entry(e, x.name.c_str(), x.value.data(), x.value.size());
 }
 
+// A write to disk that libarchive reports as anything but ARCHIVE_OK (it
+// reports a failed write(2), ENOSPC included, as a mere warning): the
+// errno's code where it is the disk's fault, else the layer's.
+Status WriteError(struct archive* a, const std::string& what) {
+  int err = archive_errno(a);
+  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == ENOMEM) return Status::Errno(what, err);
+  return DataLoss(ArchiveError(a, what));
+}
+
 // Copies one entry's data, holes included.
 Status CopyData(struct archive* in, struct archive* out, const std::string& name) {
   const void* buf;
@@ -109,8 +118,7 @@ Status CopyData(struct archive* in, struct archive* out, const std::string& name
     int r = archive_read_data_block(in, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) return Status::Ok();
     if (r < ARCHIVE_WARN) return DataLoss(ArchiveError(in, "reading " + name + " from the layer"));
-    if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
-      return Status(StatusCode::kResourceExhausted, ArchiveError(out, "writing " + name));
+    if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) return WriteError(out, "writing " + name);
   }
 }
 
@@ -171,15 +179,14 @@ Status Unpack(struct archive* tar, const std::string& dir) {
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) ::unlink(path.c_str());
     archive_entry_set_pathname(e, path.c_str());
-    if (archive_write_header(disk, e) < ARCHIVE_WARN) {
-      s = DataLoss(ArchiveError(disk, "extracting " + rel));
+    if (archive_write_header(disk, e) != ARCHIVE_OK) {
+      s = WriteError(disk, "extracting " + rel);
       break;
     }
     if (archive_entry_size(e) > 0) s = CopyData(tar, disk, rel);
-    if (s.ok() && archive_write_finish_entry(disk) < ARCHIVE_WARN)
-      s = DataLoss(ArchiveError(disk, "finishing " + rel));
+    if (s.ok() && archive_write_finish_entry(disk) != ARCHIVE_OK) s = WriteError(disk, "finishing " + rel);
   }
-  if (archive_write_close(disk) < ARCHIVE_WARN && s.ok()) s = DataLoss(ArchiveError(disk, "closing the layer"));
+  if (archive_write_close(disk) != ARCHIVE_OK && s.ok()) s = WriteError(disk, "closing the layer");
   archive_write_free(disk);
   return s;
 }
@@ -315,14 +322,14 @@ Status LayerStore::UnpackArchive(const std::string& archive, const std::string& 
     archive_entry_set_gid(e, 0);
     archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
     archive_entry_xattr_clear(e);
-    if (archive_write_header(out, e) < ARCHIVE_WARN) {
-      s = InvalidArgument(ArchiveError(out, "unpacking " + *clean));
+    if (archive_write_header(out, e) != ARCHIVE_OK) {
+      s = WriteError(out, "unpacking " + *clean);
       break;
     }
     if (archive_entry_size(e) > 0) s = CopyData(in, out, *clean);
-    if (s.ok() && archive_write_finish_entry(out) < ARCHIVE_WARN) s = Internal(ArchiveError(out, "writing " + *clean));
+    if (s.ok() && archive_write_finish_entry(out) != ARCHIVE_OK) s = WriteError(out, "writing " + *clean);
   }
-  if (archive_write_close(out) < ARCHIVE_WARN && s.ok()) s = Internal(ArchiveError(out, "closing " + dir));
+  if (archive_write_close(out) != ARCHIVE_OK && s.ok()) s = WriteError(out, "closing " + dir);
   archive_write_free(out);
   archive_read_free(in);
   return s;

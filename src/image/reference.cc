@@ -130,6 +130,16 @@ std::string ImageRef::ApiHost() const {
   return registry == kDockerHub ? "registry-1.docker.io" : registry;
 }
 
+Result<std::string> NormalizeRegistry(const std::string& host) {
+  // Two path components keep Docker Hub's "library/" out of the way.
+  auto ref = ImageRef::Parse(host + "/x/y");
+  if (host.find('/') != std::string::npos || !ref.ok() || ref->repository != "x/y" ||
+      (ref->registry == kDockerHub && host != kDockerHub && host != "index.docker.io" &&
+       host != "registry-1.docker.io"))
+    return InvalidArgument("registry '" + host + "' is not a host[:port]");
+  return ref->registry;
+}
+
 bool IsLoopbackRegistry(const std::string& host) {
   std::string h = host;
   if (!h.empty() && h.front() == '[') return h.rfind("[::1]", 0) == 0;

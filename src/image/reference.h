@@ -27,6 +27,10 @@ struct ImageRef {
   std::string ApiHost() const;
 };
 
+// `host[:port]` as references name a registry ("index.docker.io" and
+// "registry-1.docker.io" are "docker.io"); kInvalidArgument if it is not one.
+Result<std::string> NormalizeRegistry(const std::string& host);
+
 // True for host[:port] on a loopback address (localhost, 127.0.0.0/8, [::1]).
 bool IsLoopbackRegistry(const std::string& host);
 

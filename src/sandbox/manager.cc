@@ -512,6 +512,7 @@ Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::FindLocked(
 }
 
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
+  PDK_TRY(CheckSpec(spec));  // before a pull, which may take minutes
   PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
   return CreateFrom(spec, tmpl, "");
 }
@@ -570,8 +571,7 @@ Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxIn
   return s.Annotate("copying the files of sandbox " + source_id);
 }
 
-Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Template& tmpl,
-                                               const std::string& fork_source) {
+Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
   if (!spec.name.empty() && !ValidName(spec.name))
     return InvalidArgument("name '" + spec.name +
                            "' is not valid: 1-63 characters [A-Za-z0-9_.-], starting with a "
@@ -585,7 +585,12 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   if (spec.limits.any() && !cgroups_->SupportsLimits())
     return Unimplemented("this host's cgroup " + std::string(cgroups_->version()) +
                          " tree has no memory/cpu/pids controllers; limits cannot be enforced");
+  return Status::Ok();
+}
 
+Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Template& tmpl,
+                                               const std::string& fork_source) {
+  PDK_TRY(CheckSpec(spec));
   auto sb = std::make_shared<Sandbox>();
   std::unique_lock<std::mutex> sb_lock(sb->mu);
   SandboxInfo& info = sb->info;

@@ -257,6 +257,9 @@ class SandboxManager {
   Status RecoverOne(const SandboxRecord& rec);
   Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
   Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source);
+  // kInvalidArgument (or kUnimplemented for limits this host cannot
+  // enforce) naming what is wrong with `spec`.
+  Status CheckSpec(const SandboxSpec& spec) const;
   // The template a sandbox boots from: its image by id, else the built-in.
   Result<Template> TemplateOf(const SandboxInfo& info);
   // Creates the image's WorkingDir in a just-created sandbox.
