@@ -24,16 +24,16 @@
 #include <thread>
 #include <vector>
 
+#include "../tests/host_clean.h"
+#include "../tests/oci_kit.h"
 #include "base/fs.h"
 #include "daemon.h"
 #include "samples.h"
-#include "../tests/host_clean.h"
-#include "../tests/oci_kit.h"
 
 using namespace paddock;
+using nlohmann::json;
 using paddock::testing::ImageSpec;
 using paddock::testing::LayerSpec;
-using nlohmann::json;
 
 namespace {
 
@@ -51,10 +51,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int v = std::atoi(argv[i + 1]);
-    if (flag == "--mb") mb = v;
-    else if (flag == "--layers") layers = v;
-    else if (flag == "--rounds") rounds = v;
-    else if (flag == "--count") count = v;
+    if (flag == "--mb")
+      mb = v;
+    else if (flag == "--layers")
+      layers = v;
+    else if (flag == "--rounds")
+      rounds = v;
+    else if (flag == "--count")
+      count = v;
   }
   if (::geteuid() != 0) {
     std::fprintf(stderr, "image_bench runs paddockd: run it as root\n");
@@ -77,7 +81,8 @@ int main(int argc, char** argv) {
       uint64_t x = rng();
       std::memcpy(&data[j], &x, 8);
     }
-    spec.layers.push_back({{{"data/" + std::to_string(i), 'f', std::move(data)}}, testing::LayerCompression::kGzip});
+    spec.layers.push_back(
+        {{{"data/" + std::to_string(i), 'f', std::move(data)}}, testing::LayerCompression::kGzip});
   }
   testing::TagLayout(layout, "v1", testing::AddImage(layout, spec));
   spec.layers.clear();
@@ -89,8 +94,8 @@ int main(int argc, char** argv) {
   std::string ref = registry.host() + "/bench/img:v1";
 
   std::string sock = work.path() + "/api.sock";
-  pid_t pid = bench::SpawnPaddockd({PADDOCKD_PATH, "--state-dir", work.path() + "/state", "--socket", sock,
-                                    "--init", PADDOCK_INIT_PATH},
+  pid_t pid = bench::SpawnPaddockd({PADDOCKD_PATH, "--state-dir", work.path() + "/state",
+                                    "--socket", sock, "--init", PADDOCK_INIT_PATH},
                                    sock, work.path() + "/paddockd.log");
   if (pid < 0) {
     std::fprintf(stderr, "paddockd did not start\n");
@@ -106,7 +111,8 @@ int main(int argc, char** argv) {
     auto pulled = api.Send("POST", "/v1/images/pull", json{{"ref", ref}}.dump());
     int64_t t1 = MonotonicNanos();
     if (!pulled.ok() || pulled->status != 200) {
-      std::fprintf(stderr, "pull failed: %s\n", pulled.ok() ? pulled->body.c_str() : pulled.status().ToString().c_str());
+      std::fprintf(stderr, "pull failed: %s\n",
+                   pulled.ok() ? pulled->body.c_str() : pulled.status().ToString().c_str());
       break;
     }
     bytes = pulled->Json().value("size", 0.0);
@@ -120,19 +126,26 @@ int main(int argc, char** argv) {
     auto [rc, out] = testing::RunProgram({"skopeo", "copy", "--quiet", "--src-tls-verify=false",
                                           "docker://" + ref, "oci:" + dest + ":v1"});
     t1 = MonotonicNanos();
-    if (rc != 0) std::fprintf(stderr, "skopeo failed: %s\n", out.c_str());
-    else theirs.push_back(Seconds(t0, t1));
+    if (rc != 0)
+      std::fprintf(stderr, "skopeo failed: %s\n", out.c_str());
+    else
+      theirs.push_back(Seconds(t0, t1));
     (void)RemoveTree(dest);
   }
   double mbytes = bytes / 1048576.0;
-  std::printf("pull of %.1f MB in %d layers from a registry on 127.0.0.1, %d rounds\n", mbytes, layers + 1, rounds);
+  std::printf("pull of %.1f MB in %d layers from a registry on 127.0.0.1, %d rounds\n", mbytes,
+              layers + 1, rounds);
   for (size_t i = 0; i < ours.size(); ++i)
-    std::printf("  round %zu: paddockd %.2f s (%.0f MB/s, extracted)   skopeo copy %.2f s (%.0f MB/s, not extracted)\n",
-                i + 1, ours[i], mbytes / ours[i], i < theirs.size() ? theirs[i] : 0,
-                i < theirs.size() ? mbytes / theirs[i] : 0);
+    std::printf(
+        "  round %zu: paddockd %.2f s (%.0f MB/s, extracted)   skopeo copy %.2f s (%.0f MB/s, not "
+        "extracted)\n",
+        i + 1, ours[i], mbytes / ours[i], i < theirs.size() ? theirs[i] : 0,
+        i < theirs.size() ? mbytes / theirs[i] : 0);
   double a = Median(ours), b = Median(theirs);
-  std::printf("  median: paddockd %.2f s (%.0f MB/s), skopeo %.2f s (%.0f MB/s): paddockd/skopeo throughput %.2fx\n",
-              a, mbytes / a, b, mbytes / b, a > 0 ? b / a : 0);
+  std::printf(
+      "  median: paddockd %.2f s (%.0f MB/s), skopeo %.2f s (%.0f MB/s): paddockd/skopeo "
+      "throughput %.2fx\n",
+      a, mbytes / a, b, mbytes / b, a > 0 ? b / a : 0);
 
   // 2. Create-to-ready: image against busybox, alternating.
   bench::Samples from_image, from_busybox;
@@ -140,14 +153,17 @@ int main(int argc, char** argv) {
     int64_t t0 = MonotonicNanos();
     auto c = api.Send("POST", "/v1/sandboxes", json{{"template", tmpl}}.dump());
     if (!c.ok() || c->status != 201) {
-      std::fprintf(stderr, "create from %s: %s\n", tmpl.c_str(), c.ok() ? c->body.c_str() : c.status().ToString().c_str());
+      std::fprintf(stderr, "create from %s: %s\n", tmpl.c_str(),
+                   c.ok() ? c->body.c_str() : c.status().ToString().c_str());
       return false;
     }
     std::string id = c->Json()["id"];
     auto e = api.Send("POST", "/v1/sandboxes/" + id + "/exec", json{{"cmd", {"true"}}}.dump());
     int64_t t1 = MonotonicNanos();
     bool ok = e.ok() && e->status == 200 && e->Json().value("exit_code", -1) == 0;
-    if (!ok) std::fprintf(stderr, "exec in %s: %s\n", tmpl.c_str(), e.ok() ? e->body.c_str() : e.status().ToString().c_str());
+    if (!ok)
+      std::fprintf(stderr, "exec in %s: %s\n", tmpl.c_str(),
+                   e.ok() ? e->body.c_str() : e.status().ToString().c_str());
     if (ok) s.Add(t0, t1);
     (void)api.Send("DELETE", "/v1/sandboxes/" + id);
     return ok;
@@ -161,8 +177,10 @@ int main(int argc, char** argv) {
     }
   }
   double pi = from_image.P(0.5), pb = from_busybox.P(0.5);
-  std::printf("create-to-ready through the API (create + exec true), %d each, warm shells on\n", count);
-  std::printf("  image (%d layers): p50 %.2f ms  p99 %.2f ms\n", layers + 1, pi, from_image.P(0.99));
+  std::printf("create-to-ready through the API (create + exec true), %d each, warm shells on\n",
+              count);
+  std::printf("  image (%d layers): p50 %.2f ms  p99 %.2f ms\n", layers + 1, pi,
+              from_image.P(0.99));
   std::printf("  busybox:           p50 %.2f ms  p99 %.2f ms\n", pb, from_busybox.P(0.99));
   std::printf("  image - busybox at p50: %+.2f ms\n", pi - pb);
 

@@ -99,11 +99,13 @@ std::vector<std::string> Listing(const std::string& root, uid_t base_uid) {
     std::string path = root + "/" + rel;
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) return;
-    std::string line = rel + " " + std::to_string(st.st_mode) + " " + std::to_string(st.st_uid - base_uid) + ":" +
+    std::string line = rel + " " + std::to_string(st.st_mode) + " " +
+                       std::to_string(st.st_uid - base_uid) + ":" +
                        std::to_string(st.st_gid - base_uid);
     if (S_ISREG(st.st_mode)) {
       auto data = ReadFile(path);
-      line += " " + std::to_string(st.st_size) + " " + (data.ok() ? image::Sha256::Of(*data) : "unreadable");
+      line += " " + std::to_string(st.st_size) + " " +
+              (data.ok() ? image::Sha256::Of(*data) : "unreadable");
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t n = ::readlink(path.c_str(), target, sizeof target);
@@ -111,10 +113,10 @@ std::vector<std::string> Listing(const std::string& root, uid_t base_uid) {
     }
     out.push_back(line);
     if (S_ISDIR(st.st_mode))
-      for (const auto& name : ListDir(path))
-        walk(rel + "/" + name);
+      for (const auto& name : ListDir(path)) walk(rel + "/" + name);
   };
-  for (const char* top : {"bin", "data", "opq", "forged", "home", "etc/passwd", "etc/group"}) walk(top);
+  for (const char* top : {"bin", "data", "opq", "forged", "home", "etc/passwd", "etc/group"})
+    walk(top);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -180,14 +182,16 @@ TEST_F(ImageTest, PulledLayersMatchUmociAndRunWithTheImageConfig) {
   EXPECT_EQ(Sh(id, "id -u; id -g; pwd; echo $GREETING"), "1234\n2345\n/work/dir\nhello\n");
   EXPECT_EQ(Sh(id, "cat /home/app/own.txt"), "mine\n");
   // Whiteouts and the opaque folder, though they came after their siblings.
-  EXPECT_EQ(Sh(id, "test -e /data/gone.txt || echo hidden; cat /data/new.txt /data/keep.txt"), "hidden\nnew\nkept\n");
+  EXPECT_EQ(Sh(id, "test -e /data/gone.txt || echo hidden; cat /data/new.txt /data/keep.txt"),
+            "hidden\nnew\nkept\n");
   EXPECT_EQ(Sh(id, "ls /opq"), "c.txt\n");
   // The forged opaque xattr was dropped: the lower layer still shows through.
   EXPECT_EQ(Sh(id, "cat /forged/lower.txt"), "still here\n");
 
   // Compared with umoci's unpack of the same layout, entry by entry.
   std::string bundle = work_->path() + "/bundle";
-  auto [rc, out] = RunProgram({"umoci", "unpack", "--image", work_->path() + "/layout:test/layers:v1", bundle});
+  auto [rc, out] =
+      RunProgram({"umoci", "unpack", "--image", work_->path() + "/layout:test/layers:v1", bundle});
   ASSERT_EQ(rc, 0) << out;
   std::string root = "/proc/" + std::to_string(sb["init_pid"].get<int>()) + "/root";
   struct stat st;
@@ -213,7 +217,8 @@ TEST_F(ImageTest, PulledLayersMatchUmociAndRunWithTheImageConfig) {
   Must("DELETE", "/v1/sandboxes/" + second["id"].get<std::string>(), nullptr, 204);
 
   // An image in use cannot be removed; once its sandbox is gone it can.
-  EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("used by a sandbox"), std::string::npos);
+  EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("used by a sandbox"),
+            std::string::npos);
   Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
   Must("DELETE", "/v1/images/" + ref, nullptr, 204);
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
@@ -227,15 +232,17 @@ TEST_F(ImageTest, RunWithNoCommandRunsTheImageCmdThroughTheCli) {
   spec.config = RunConfig();
   std::string ref = Push(spec, "test/cmd:v1");
   // Not pulled yet: `run` pulls it first.
-  auto [rc, out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
+  auto [rc, out] =
+      RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "hello from /work/dir as 1234:2345\n");
   // With a command, the command replaces Cmd.
-  auto [rc2, out2] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref,
-                                 "--", "echo", "given"});
+  auto [rc2, out2] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run",
+                                 "--template", ref, "--", "echo", "given"});
   EXPECT_EQ(rc2, 0) << out2;
   EXPECT_EQ(out2, "given\n");
-  auto [rc3, listing] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "ls"});
+  auto [rc3, listing] =
+      RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "ls"});
   EXPECT_EQ(rc3, 0);
   EXPECT_NE(listing.find(ref), std::string::npos) << listing;
 }
@@ -245,25 +252,31 @@ TEST_F(ImageTest, CliPullShowsEachLayersProgress) {
   ImageSpec spec;
   spec.layers = {BaseLayer(), WhiteoutLayer()};
   std::string ref = Push(spec, "test/progress:v1");
-  auto pull = [&] { return RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "pull", ref}); };
+  auto pull = [&] {
+    return RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "pull", ref});
+  };
   auto [rc, out] = pull();
   ASSERT_EQ(rc, 0) << out;
   json m = json::parse(ReadFile(work_->path() + "/layout/index.json").value())["manifests"].back();
-  json manifest = json::parse(
-      ReadFile(work_->path() + "/layout/blobs/sha256/" + image::DigestHex(m["digest"].get<std::string>())).value());
+  json manifest = json::parse(ReadFile(work_->path() + "/layout/blobs/sha256/" +
+                                       image::DigestHex(m["digest"].get<std::string>()))
+                                  .value());
   for (const auto& layer : manifest["layers"]) {
     std::string short_id = image::DigestHex(layer["digest"].get<std::string>()).substr(0, 12);
     for (const char* state : {"waiting", "downloading", "extracting", "done"})
-      EXPECT_NE(out.find(short_id + " " + state), std::string::npos) << state << " of " << short_id << ":\n" << out;
+      EXPECT_NE(out.find(short_id + " " + state), std::string::npos)
+          << state << " of " << short_id << ":\n"
+          << out;
   }
   json img = Must("GET", "/v1/images/" + ref);
-  EXPECT_NE(out.find(ref + ": " + img["id"].get<std::string>() + " (2 layers, "), std::string::npos) << out;
+  EXPECT_NE(out.find(ref + ": " + img["id"].get<std::string>() + " (2 layers, "), std::string::npos)
+      << out;
   auto [rc2, again] = pull();  // nothing to fetch: every layer is cached
   EXPECT_EQ(rc2, 0) << again;
   EXPECT_NE(again.find(" cached"), std::string::npos) << again;
   EXPECT_EQ(again.find("downloading"), std::string::npos) << again;
-  auto [rc3, missing] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "pull",
-                                    registry_->host() + "/test/none:v1"});
+  auto [rc3, missing] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image",
+                                    "pull", registry_->host() + "/test/none:v1"});
   EXPECT_EQ(rc3, 1);
   EXPECT_NE(missing.find("has no manifest"), std::string::npos) << missing;
 }
@@ -281,7 +294,8 @@ TEST_F(ImageTest, ZstdLayersAndAnIndexWithAnAttestationPickThisHost) {
   ImageSpec attestation;
   attestation.os = attestation.architecture = "unknown";
   attestation.layers = {{{{"statement.json", 'f', "{}"}}, LayerCompression::kNone}};
-  json index = AddIndex(layout, {AddImage(layout, other), AddImage(layout, attestation), AddImage(layout, mine)});
+  json index = AddIndex(
+      layout, {AddImage(layout, other), AddImage(layout, attestation), AddImage(layout, mine)});
   TagLayout(layout, "multi", index);
   ASSERT_EQ(registry_->Push(layout, "multi", "test/multi:v1"), "");
   std::string ref = registry_->host() + "/test/multi:v1";
@@ -308,8 +322,10 @@ TEST_F(ImageTest, TwentyConcurrentCreatesOfAMissingImagePullItOnce) {
   for (int i = 0; i < kCreates; ++i)
     threads.emplace_back([&, i] {
       auto r = api().Send("POST", "/v1/sandboxes", json{{"template", ref}}.dump());
-      if (r.ok() && r->status == 201) ids[i] = r->Json()["id"];
-      else ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
+      if (r.ok() && r->status == 201)
+        ids[i] = r->Json()["id"];
+      else
+        ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
     });
   for (auto& t : threads) t.join();
   for (const auto& id : ids)
@@ -323,8 +339,9 @@ TEST_F(ImageTest, TwentyConcurrentCreatesOfAMissingImagePullItOnce) {
 }
 
 TEST_F(ImageTest, BadReferencesUnknownImagesAndCorruptBlobsStoreNothing) {
-  EXPECT_NE(MustFail("POST", "/v1/images/pull", R"({"ref":"Not/Valid:ref"})", 400).find("Not/Valid"),
-            std::string::npos);
+  EXPECT_NE(
+      MustFail("POST", "/v1/images/pull", R"({"ref":"Not/Valid:ref"})", 400).find("Not/Valid"),
+      std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/images/pull", R"({})", 400).find("ref"), std::string::npos);
   std::string missing = registry_->host() + "/test/missing:v1";
   std::string err = MustFail("POST", "/v1/images/pull", json{{"ref", missing}}.dump(), 404);
@@ -332,20 +349,22 @@ TEST_F(ImageTest, BadReferencesUnknownImagesAndCorruptBlobsStoreNothing) {
   EXPECT_NE(err.find("MANIFEST_UNKNOWN"), std::string::npos) << err;
   err = MustFail("POST", "/v1/sandboxes", json{{"template", missing}}.dump(), 404);
   EXPECT_NE(err.find("test/missing"), std::string::npos) << err;
-  EXPECT_NE(MustFail("GET", "/v1/images/" + missing, "", 404).find("not on this host"), std::string::npos);
+  EXPECT_NE(MustFail("GET", "/v1/images/" + missing, "", 404).find("not on this host"),
+            std::string::npos);
 
   // A registry serving a layer whose bytes do not match its digest.
   ImageSpec spec;
   spec.layers = {BaseLayer(), WhiteoutLayer()};
   std::string ref = Push(spec, "test/corrupt:v1");
-  json manifest = json::parse(ReadFile(work_->path() + "/layout/index.json").value())["manifests"].back();
+  json manifest =
+      json::parse(ReadFile(work_->path() + "/layout/index.json").value())["manifests"].back();
   json m = json::parse(ReadFile(work_->path() + "/layout/blobs/sha256/" +
                                 image::DigestHex(manifest["digest"].get<std::string>()))
                            .value());
   std::string layer = m["layers"][1]["digest"];
   std::string hex = image::DigestHex(layer);
-  std::string data_path =
-      registry_->storage() + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
+  std::string data_path = registry_->storage() + "/docker/registry/v2/blobs/sha256/" +
+                          hex.substr(0, 2) + "/" + hex + "/data";
   auto data = ReadFile(data_path);
   ASSERT_TRUE(data.ok()) << data_path;
   std::string tampered = *data;
@@ -367,11 +386,13 @@ TEST_F(ImageTest, BearerTokensAreCachedRefreshedOnA401AndRefusalsNamed) {
   // The registry takes a JWT until 60 s past its exp: these expire 55 s
   // before they are issued, so they serve for 5 s, though the service
   // claims 300. Only a 401 can tell the client.
-  TestServer tokens("token", {"--port", "{port0}", "--cert-out", work_->path() + "/token.crt", "--ttl", "-55"}, 1,
-                    work_->path() + "/token.log");
-  std::string auth = "auth:\n  token:\n    realm: http://127.0.0.1:" + std::to_string(tokens.port()) +
-                     "/token\n    service: paddock-test\n    issuer: paddock-test-issuer\n    rootcertbundle: " +
-                     work_->path() + "/token.crt\n";
+  TestServer tokens(
+      "token", {"--port", "{port0}", "--cert-out", work_->path() + "/token.crt", "--ttl", "-55"}, 1,
+      work_->path() + "/token.log");
+  std::string auth =
+      "auth:\n  token:\n    realm: http://127.0.0.1:" + std::to_string(tokens.port()) +
+      "/token\n    service: paddock-test\n    issuer: paddock-test-issuer\n    rootcertbundle: " +
+      work_->path() + "/token.crt\n";
   Registry secured(work_->path() + "/secured", auth);
   std::string layout = work_->path() + "/auth-layout";
   ImageSpec spec;
@@ -397,14 +418,17 @@ TEST_F(ImageTest, BearerTokensAreCachedRefreshedOnA401AndRefusalsNamed) {
   EXPECT_NE(err.find("unauthenticated: registry " + secured.host()), std::string::npos) << err;
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
   // A login the token service refuses is not kept; one it takes opens the repository.
-  err = MustFail("POST", "/v1/registries/login",
-                 json{{"registry", secured.host()}, {"username", "alice"}, {"password", "wrong"}}.dump(), 401);
+  err = MustFail(
+      "POST", "/v1/registries/login",
+      json{{"registry", secured.host()}, {"username", "alice"}, {"password", "wrong"}}.dump(), 401);
   EXPECT_NE(err.find(secured.host()), std::string::npos) << err;
   EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u);
-  Must("POST", "/v1/registries/login", {{"registry", secured.host()}, {"username", "alice"}, {"password", "wonderland"}});
+  Must("POST", "/v1/registries/login",
+       {{"registry", secured.host()}, {"username", "alice"}, {"password", "wonderland"}});
   json sb2 = Must("POST", "/v1/sandboxes", {{"template", secret}}, 201);
   EXPECT_EQ(Sh(sb2["id"], "cat /data/keep.txt"), "kept\n");
-  EXPECT_GE(tokens.Count("token user=alice scope=repository:private/secret:pull"), 1) << tokens.Log();
+  EXPECT_GE(tokens.Count("token user=alice scope=repository:private/secret:pull"), 1)
+      << tokens.Log();
 }
 
 // Basic auth (htpasswd), logins through the CLI, kept 0600 and used by
@@ -413,8 +437,9 @@ TEST_F(ImageTest, BasicAuthLoginsAreCheckedKeptAndUsed) {
   auto [rc, htpasswd] = RunProgram({"htpasswd", "-Bbn", "alice", "wonderland"});
   ASSERT_EQ(rc, 0) << htpasswd;
   ASSERT_TRUE(WriteFileAtomic(work_->path() + "/htpasswd", htpasswd).ok());
-  Registry basic(work_->path() + "/basic",
-                 "auth:\n  htpasswd:\n    realm: basic-realm\n    path: " + work_->path() + "/htpasswd\n");
+  Registry basic(
+      work_->path() + "/basic",
+      "auth:\n  htpasswd:\n    realm: basic-realm\n    path: " + work_->path() + "/htpasswd\n");
   std::string layout = work_->path() + "/basic-layout";
   ImageSpec spec;
   spec.layers = {BaseLayer()};
@@ -425,15 +450,19 @@ TEST_F(ImageTest, BasicAuthLoginsAreCheckedKeptAndUsed) {
   std::string err = MustFail("POST", "/v1/sandboxes", json{{"template", ref}}.dump(), 401);
   EXPECT_NE(err.find("paddock login " + basic.host()), std::string::npos) << err;
   err = MustFail("POST", "/v1/images/pull",
-                 json{{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "nope"}}}}.dump(), 401);
+                 json{{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "nope"}}}}.dump(),
+                 401);
   EXPECT_NE(err.find("registry " + basic.host()), std::string::npos) << err;
-  Must("POST", "/v1/images/pull", {{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "wonderland"}}}});
+  Must("POST", "/v1/images/pull",
+       {{"ref", ref}, {"auth", {{"username", "alice"}, {"password", "wonderland"}}}});
   Must("DELETE", "/v1/images/" + ref, nullptr, 204);
-  EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u) << "a pull's own credentials are not kept";
+  EXPECT_EQ(Must("GET", "/v1/registries")["logins"].size(), 0u)
+      << "a pull's own credentials are not kept";
 
   auto cli = [&](const std::string& args, const std::string& input) {
-    return RunProgram({"sh", "-c", "printf '" + input + "' | env PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH +
-                                       " " + args});
+    return RunProgram({"sh", "-c",
+                       "printf '" + input + "' | env PADDOCK_SOCKET=" + socket_ + " " +
+                           PADDOCK_CLI_PATH + " " + args});
   };
   auto [bad, bad_out] = cli("login " + basic.host() + " -u alice --password-stdin", "wrong\\n");
   EXPECT_EQ(bad, 1);
@@ -462,8 +491,9 @@ TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
   std::string layout = work_->path() + "/redirect-layout";
   std::string noise = Noise(256 << 10);
   NoiseLayout(layout, noise);
-  TestServer front("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--cut-first",
-                                "--rate-limit-once"},
+  TestServer front("redirect",
+                   {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout,
+                    "--cut-first", "--rate-limit-once"},
                    2, work_->path() + "/redirect.log");
   std::string ref = "127.0.0.1:" + std::to_string(front.port(0)) + "/test/redir:v1";
   json pulled = Must("POST", "/v1/images/pull", {{"ref", ref}});
@@ -473,22 +503,24 @@ TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
   // the token.
   EXPECT_EQ(front.Count("api GET /v2/test/redir/blobs/sha256:"), 8) << front.Log();
   EXPECT_GE(front.Count("blob GET sha256:"), 3) << front.Log();
-  EXPECT_EQ(front.Count("blob GET sha256:"), front.Count("auth=no range")) << "credentials crossed a redirect:\n"
-                                                                           << front.Log();
+  EXPECT_EQ(front.Count("blob GET sha256:"), front.Count("auth=no range"))
+      << "credentials crossed a redirect:\n"
+      << front.Log();
   // Both layers were cut halfway once and resumed where they broke off.
   EXPECT_EQ(front.Count("range=bytes="), 2) << front.Log();
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
   EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
 }
 
-// A paddockd killed mid-pull leaves nothing that a later one uses or keeps:
-// start-up sweeps the half-done work, and the pull then completes.
-TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenCompletes) {
+// A paddockd killed mid-pull leaves nothing that a later one uses: start-up
+// sweeps half-done layers, and the next pull resumes the partial downloads.
+TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenResumes) {
   std::string layout = work_->path() + "/slow-layout";
   std::string noise = Noise(600 << 10);
   NoiseLayout(layout, noise);
-  TestServer slow("redirect", {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout, "--throttle-bps",
-                               "400000"},
+  TestServer slow("redirect",
+                  {"--port", "{port0}", "--blob-port", "{port1}", "--layout", layout,
+                   "--throttle-bps", "400000"},
                   2, work_->path() + "/slow.log");
   std::string ref = "127.0.0.1:" + std::to_string(slow.port(0)) + "/test/slow:v1";
   std::thread pull([&] { (void)api().Send("POST", "/v1/images/pull", json{{"ref", ref}}.dump()); });
@@ -502,10 +534,15 @@ TEST_F(ImageTest, APullKilledMidwayIsCleanedAtStartUpAndThenCompletes) {
   StartDaemon();
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
   EXPECT_TRUE(ListDir(images + "/layers").empty());
-  EXPECT_TRUE(ListDir(images + "/blobs").empty());
   EXPECT_TRUE(ListDir(images + "/staging").empty());
+  EXPECT_FALSE(ListDir(images + "/blobs").empty())
+      << "the partial downloads are kept for the next pull";
+  EXPECT_EQ(slow.Count("range=bytes="), 0);
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
   EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
+  EXPECT_GE(slow.Count("range=bytes="), 1) << "no download went on where the killed one stopped:\n"
+                                           << slow.Log();
+  EXPECT_TRUE(ListDir(images + "/blobs").empty());
 }
 
 // Deeper than Docker's old ~122-layer mount limit: the bottom 23 layers
@@ -547,11 +584,12 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   TagLayout(layout, "v1", AddImage(layout, spec));
   std::string oci_tar = work_->path() + "/oci.tar", saved = work_->path() + "/saved.tar";
   ASSERT_EQ(RunProgram({"tar", "-C", layout, "-cf", oci_tar, "."}).first, 0);
-  auto [rc, out] = RunProgram({"skopeo", "copy", "--quiet", "oci:" + layout + ":v1", "docker-archive:" + saved + ":saved/app:v2"});
+  auto [rc, out] = RunProgram({"skopeo", "copy", "--quiet", "oci:" + layout + ":v1",
+                               "docker-archive:" + saved + ":saved/app:v2"});
   ASSERT_EQ(rc, 0) << out;
   auto upload = [&](const std::string& file, const std::string& ref) {
-    return api().Send("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + ref), ReadFile(file).value(),
-                      "application/x-tar");
+    return api().Send("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + ref),
+                      ReadFile(file).value(), "application/x-tar");
   };
 
   // An OCI layout names its image only by tag: the import needs a ref.
@@ -563,11 +601,14 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->Json()["images"][0]["refs"], json::array({"docker.io/local/app:v1"}));
-  json sb = Must("POST", "/v1/sandboxes", {{"template", "local/app:v1"}}, 201);  // found here: no pull
-  EXPECT_EQ(Sh(sb["id"], "cat /data/new.txt; test -e /data/gone.txt || echo hidden"), "new\nhidden\n");
+  json sb =
+      Must("POST", "/v1/sandboxes", {{"template", "local/app:v1"}}, 201);  // found here: no pull
+  EXPECT_EQ(Sh(sb["id"], "cat /data/new.txt; test -e /data/gone.txt || echo hidden"),
+            "new\nhidden\n");
 
   // docker save's form, through the CLI: named by its RepoTags.
-  auto [cli_rc, cli_out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "import", saved});
+  auto [cli_rc, cli_out] =
+      RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "import", saved});
   ASSERT_EQ(cli_rc, 0) << cli_out;
   EXPECT_NE(cli_out.find("docker.io/saved/app:v2"), std::string::npos) << cli_out;
   json sb2 = Must("POST", "/v1/sandboxes", {{"template", "saved/app:v2"}}, 201);
@@ -584,8 +625,10 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("climbs out"), std::string::npos) << r->body;
   std::string sneaky = work_->path() + "/sneaky.tar";
-  ASSERT_TRUE(WriteFileAtomic(sneaky, MakeTar({{"manifest.json", 'f',
-                                                R"([{"Config":"../../../../etc/passwd","Layers":[]}])"}})).ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(sneaky, MakeTar({{"manifest.json", 'f',
+                                        R"([{"Config":"../../../../etc/passwd","Layers":[]}])"}}))
+          .ok());
   r = upload(sneaky, "");
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("outside itself"), std::string::npos) << r->body;
@@ -594,7 +637,8 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   ASSERT_EQ(RunProgram({"cp", "-a", layout, tampered_dir}).first, 0);
   json m = json::parse(ReadFile(tampered_dir + "/index.json").value())["manifests"][0];
   json manifest = json::parse(
-      ReadFile(tampered_dir + "/blobs/sha256/" + image::DigestHex(m["digest"].get<std::string>())).value());
+      ReadFile(tampered_dir + "/blobs/sha256/" + image::DigestHex(m["digest"].get<std::string>()))
+          .value());
   std::string plain_layer = tampered_dir + "/blobs/sha256/" +
                             image::DigestHex(manifest["layers"][1]["digest"].get<std::string>());
   std::string bytes = ReadFile(plain_layer).value();
@@ -630,13 +674,16 @@ TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
   const std::string rootfs = cache + "/debian-bookworm-minbase-python3.tar";
   if (!PathExists(rootfs)) {
     ASSERT_TRUE(MakeDirs(cache, 0755).ok());
-    auto [rc, out] = RunProgram({"timeout", "600", "mmdebstrap", "--variant=minbase", "--include=python3-minimal",
-                                 "--format=tar", "bookworm", rootfs + ".part"});
+    auto [rc, out] =
+        RunProgram({"timeout", "600", "mmdebstrap", "--variant=minbase",
+                    "--include=python3-minimal", "--format=tar", "bookworm", rootfs + ".part"});
     if (rc != 0) {
       ::unlink((rootfs + ".part").c_str());
-      if (out.find("Could not resolve") != std::string::npos || out.find("Failed to fetch") != std::string::npos ||
+      if (out.find("Could not resolve") != std::string::npos ||
+          out.find("Failed to fetch") != std::string::npos ||
           out.find("Temporary failure") != std::string::npos)
-        GTEST_SKIP() << "Debian's package archive is unreachable, so no Debian root can be built:\n" << out;
+        GTEST_SKIP() << "Debian's package archive is unreachable, so no Debian root can be built:\n"
+                     << out;
       FAIL() << "mmdebstrap failed:\n" << out;
     }
     ASSERT_EQ(::rename((rootfs + ".part").c_str(), rootfs.c_str()), 0);
@@ -646,8 +693,10 @@ TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
   root.tar_file = rootfs;
   root.compression = LayerCompression::kNone;
   spec.layers = {root};
-  spec.config = {{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}},
-                 {"Cmd", {"python3", "-c", "print(6*7)"}}};
+  spec.config = {
+      {"Env",
+       {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}},
+      {"Cmd", {"python3", "-c", "print(6*7)"}}};
   std::string ref = Push(spec, "debian/python:bookworm");
 
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
@@ -655,7 +704,8 @@ TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
   EXPECT_EQ(Sh(sb["id"], "dpkg-query -W -f='${Status}' python3-minimal"), "install ok installed");
   EXPECT_EQ(Sh(sb["id"], "apt-get check >/dev/null && echo consistent"), "consistent\n");
   EXPECT_EQ(Sh(sb["id"], ". /etc/os-release; echo $ID $VERSION_CODENAME"), "debian bookworm\n");
-  auto [rc, out] = RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
+  auto [rc, out] =
+      RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "42\n");
 }

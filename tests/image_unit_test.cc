@@ -51,7 +51,8 @@ TEST(ImageRefTest, RefusesBadSyntaxNamingIt) {
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
       EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
-      EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos) << r.status().message();
+      EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos)
+          << r.status().message();
     }
   }
   EXPECT_FALSE(ImageRef::Parse(std::string(600, 'a')).ok());
@@ -91,33 +92,43 @@ TEST(ManifestTest, IndexSkipsAttestationsAndPicksThePlatform) {
   auto entry = [](const char* os, const char* arch, const char* variant, char fill) {
     json p = {{"os", os}, {"architecture", arch}};
     if (*variant) p["variant"] = variant;
-    return json{{"mediaType", media::kOciManifest}, {"digest", "sha256:" + std::string(64, fill)}, {"size", 10},
+    return json{{"mediaType", media::kOciManifest},
+                {"digest", "sha256:" + std::string(64, fill)},
+                {"size", 10},
                 {"platform", p}};
   };
   json index = {{"schemaVersion", 2},
-                {"manifests", {entry("unknown", "unknown", "", 'a'), entry("linux", "arm", "v6", 'b'),
-                               entry("linux", "arm64", "", 'c'), entry("linux", "amd64", "", 'd')}}};
+                {"manifests",
+                 {entry("unknown", "unknown", "", 'a'), entry("linux", "arm", "v6", 'b'),
+                  entry("linux", "arm64", "", 'c'), entry("linux", "amd64", "", 'd')}}};
   auto entries = ParseIndex(index);
   ASSERT_TRUE(entries.ok());
   EXPECT_EQ(entries->size(), 3u);
-  EXPECT_EQ(SelectPlatform(*entries, {"linux", "amd64", ""}).value().digest, "sha256:" + std::string(64, 'd'));
-  EXPECT_EQ(SelectPlatform(*entries, {"linux", "arm64", "v8"}).value().digest, "sha256:" + std::string(64, 'c'));
+  EXPECT_EQ(SelectPlatform(*entries, {"linux", "amd64", ""}).value().digest,
+            "sha256:" + std::string(64, 'd'));
+  EXPECT_EQ(SelectPlatform(*entries, {"linux", "arm64", "v8"}).value().digest,
+            "sha256:" + std::string(64, 'c'));
   auto none = SelectPlatform(*entries, {"linux", "arm", "v7"});
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(none.status().message().find("linux/arm/v6"), std::string::npos) << none.status().message();
+  EXPECT_NE(none.status().message().find("linux/arm/v6"), std::string::npos)
+      << none.status().message();
   EXPECT_TRUE(IsIndex("", index));
   EXPECT_FALSE(IsIndex(media::kOciManifest, index));
 }
 
 TEST(ManifestTest, ManifestsAndConfigs) {
   std::string d1 = "sha256:" + std::string(64, '1'), d2 = "sha256:" + std::string(64, '2');
-  json m = {{"schemaVersion", 2},
-            {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", d1}, {"size", 100}}},
-            {"layers",
-             {{{"mediaType", "application/vnd.docker.image.rootfs.diff.tar.gzip"}, {"digest", d2}, {"size", 5}},
-              {{"mediaType", "application/vnd.oci.image.layer.v1.tar+zstd"}, {"digest", d2}, {"size", 5}},
-              {{"mediaType", "application/vnd.oci.image.layer.v1.tar"}, {"digest", d2}, {"size", 5}}}}};
+  json m = {
+      {"schemaVersion", 2},
+      {"config",
+       {{"mediaType", "application/vnd.oci.image.config.v1+json"}, {"digest", d1}, {"size", 100}}},
+      {"layers",
+       {{{"mediaType", "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+         {"digest", d2},
+         {"size", 5}},
+        {{"mediaType", "application/vnd.oci.image.layer.v1.tar+zstd"}, {"digest", d2}, {"size", 5}},
+        {{"mediaType", "application/vnd.oci.image.layer.v1.tar"}, {"digest", d2}, {"size", 5}}}}};
   auto parsed = ParseManifest(media::kDockerManifest, m);
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   ASSERT_EQ(parsed->layers.size(), 3u);
@@ -125,7 +136,8 @@ TEST(ManifestTest, ManifestsAndConfigs) {
   EXPECT_EQ(parsed->layers[1].compression, Compression::kZstd);
   EXPECT_EQ(parsed->layers[2].compression, Compression::kNone);
 
-  auto schema1 = ParseManifest("application/vnd.docker.distribution.manifest.v1+prettyjws", {{"schemaVersion", 1}});
+  auto schema1 = ParseManifest("application/vnd.docker.distribution.manifest.v1+prettyjws",
+                               {{"schemaVersion", 1}});
   ASSERT_FALSE(schema1.ok());
   EXPECT_EQ(schema1.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(schema1.status().message().find("schema 1"), std::string::npos);
@@ -140,8 +152,12 @@ TEST(ManifestTest, ManifestsAndConfigs) {
 
   json config = {{"os", "linux"},
                  {"architecture", "amd64"},
-                 {"config", {{"Env", {"PATH=/usr/bin", "A=b=c"}}, {"Entrypoint", {"/entry"}}, {"Cmd", {"run", "it"}},
-                             {"WorkingDir", "/app"}, {"User", "1000:1000"}}},
+                 {"config",
+                  {{"Env", {"PATH=/usr/bin", "A=b=c"}},
+                   {"Entrypoint", {"/entry"}},
+                   {"Cmd", {"run", "it"}},
+                   {"WorkingDir", "/app"},
+                   {"User", "1000:1000"}}},
                  {"rootfs", {{"type", "layers"}, {"diff_ids", {d1, d2}}}}};
   auto c = ParseConfig(config);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -154,9 +170,11 @@ TEST(ManifestTest, ManifestsAndConfigs) {
 }
 
 TEST(DigestTest, Sha256AndChainIds) {
-  EXPECT_EQ(Sha256::Of(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256::Of(""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_TRUE(ValidDigest(Sha256::Of("x")));
-  EXPECT_FALSE(ValidDigest("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
+  EXPECT_FALSE(
+      ValidDigest("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
   std::vector<std::string> diffs = {Sha256::Of("a"), Sha256::Of("b")};
   auto chains = ChainIds(diffs);
   EXPECT_EQ(chains[0], diffs[0]);

@@ -37,8 +37,10 @@ std::string Compress(const std::string& data, LayerCompression c) {
   if (c == LayerCompression::kNone) return data;
   std::string out;
   struct archive* a = archive_write_new();
-  if (c == LayerCompression::kGzip) archive_write_add_filter_gzip(a);
-  else archive_write_add_filter_zstd(a);
+  if (c == LayerCompression::kGzip)
+    archive_write_add_filter_gzip(a);
+  else
+    archive_write_add_filter_zstd(a);
   archive_write_set_format_raw(a);
   archive_write_set_bytes_in_last_block(a, 1);
   archive_write_open(a, &out, nullptr, Append, nullptr);
@@ -78,7 +80,9 @@ std::string MakeTar(const std::vector<TarEntry>& entries) {
     archive_entry_set_gid(e, t.gid);
     archive_entry_set_mtime(e, 1700000000, 0);
     switch (t.type) {
-      case 'd': archive_entry_set_filetype(e, AE_IFDIR); break;
+      case 'd':
+        archive_entry_set_filetype(e, AE_IFDIR);
+        break;
       case 'l':
         archive_entry_set_filetype(e, AE_IFLNK);
         archive_entry_set_symlink(e, t.data.c_str());
@@ -87,13 +91,16 @@ std::string MakeTar(const std::vector<TarEntry>& entries) {
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_hardlink(e, t.data.c_str());
         break;
-      case 'p': archive_entry_set_filetype(e, AE_IFIFO); break;
+      case 'p':
+        archive_entry_set_filetype(e, AE_IFIFO);
+        break;
       default:
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_size(e, static_cast<la_int64_t>(t.data.size()));
     }
     archive_entry_set_perm(e, t.mode);
-    for (const auto& [k, v] : t.xattrs) archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
+    for (const auto& [k, v] : t.xattrs)
+      archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
     archive_write_header(a, e);
     if (t.type == 'f') archive_write_data(a, t.data.data(), t.data.size());
     archive_entry_free(e);
@@ -108,9 +115,10 @@ json AddImage(const std::string& dir, const ImageSpec& image) {
   for (const auto& l : image.layers) {
     std::string tar = l.tar_file.empty() ? MakeTar(l.entries) : ReadFile(l.tar_file).value();
     diff_ids.push_back(image::Sha256::Of(tar));
-    const char* type = l.compression == LayerCompression::kGzip   ? "application/vnd.oci.image.layer.v1.tar+gzip"
-                       : l.compression == LayerCompression::kZstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
-                                                                  : "application/vnd.oci.image.layer.v1.tar";
+    const char* type =
+        l.compression == LayerCompression::kGzip   ? "application/vnd.oci.image.layer.v1.tar+gzip"
+        : l.compression == LayerCompression::kZstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
+                                                   : "application/vnd.oci.image.layer.v1.tar";
     layers.push_back(WriteBlob(dir, Compress(tar, l.compression), type));
   }
   std::string arch = image.architecture.empty() ? HostArchitecture() : image.architecture;
@@ -130,7 +138,8 @@ json AddImage(const std::string& dir, const ImageSpec& image) {
 }
 
 json AddIndex(const std::string& dir, const std::vector<json>& manifests) {
-  json index = {{"schemaVersion", 2}, {"mediaType", image::media::kOciIndex}, {"manifests", manifests}};
+  json index = {
+      {"schemaVersion", 2}, {"mediaType", image::media::kOciIndex}, {"manifests", manifests}};
   return WriteBlob(dir, index.dump(), image::media::kOciIndex);
 }
 
@@ -163,7 +172,8 @@ std::pair<int, std::string> RunProgram(const std::vector<std::string>& args) {
   std::string out;
   char buf[4096];
   ssize_t n;
-  while (rc == 0 && (n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  while (rc == 0 && (n = ::read(p[0], buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
   ::close(p[0]);
   if (rc != 0) return {-1, "cannot run " + args[0]};
   int status;
@@ -198,14 +208,17 @@ bool Accepts(int port) {
 
 }  // namespace
 
-TestServer::TestServer(const std::string& mode, std::vector<std::string> args, int ports, const std::string& log)
+TestServer::TestServer(const std::string& mode, std::vector<std::string> args, int ports,
+                       const std::string& log)
     : log_(log) {
   for (int i = 0; i < ports; ++i) ports_.push_back(FreePort());
-  std::vector<std::string> argv = {"/usr/bin/python3", PADDOCK_TEST_SOURCE_DIR "/registry/servers.py", mode};
+  std::vector<std::string> argv = {"/usr/bin/python3",
+                                   PADDOCK_TEST_SOURCE_DIR "/registry/servers.py", mode};
   for (auto a : args) {
     for (int i = 0; i < ports; ++i) {
       std::string key = "{port" + std::to_string(i) + "}";
-      for (size_t at; (at = a.find(key)) != std::string::npos;) a.replace(at, key.size(), std::to_string(ports_[i]));
+      for (size_t at; (at = a.find(key)) != std::string::npos;)
+        a.replace(at, key.size(), std::to_string(ports_[i]));
     }
     argv.push_back(a);
   }
@@ -249,7 +262,8 @@ Registry::Registry(const std::string& dir, const std::string& auth_yaml) : dir_(
   std::ostringstream cfg;
   cfg << "version: 0.1\n"
       << "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-      << "storage:\n  filesystem:\n    rootdirectory: " << dir_ << "/storage\n  delete:\n    enabled: true\n"
+      << "storage:\n  filesystem:\n    rootdirectory: " << dir_
+      << "/storage\n  delete:\n    enabled: true\n"
       << "http:\n  addr: " << host_ << "\n"
       << auth_yaml;
   (void)MakeDirs(dir_ + "/storage");
@@ -261,7 +275,8 @@ Registry::Registry(const std::string& dir, const std::string& auth_yaml) : dir_(
   posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   std::string config = dir_ + "/config.yml";
   const char* argv[] = {"/usr/bin/docker-registry", "serve", config.c_str(), nullptr};
-  if (::posix_spawn(&pid_, argv[0], &fa, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
+  if (::posix_spawn(&pid_, argv[0], &fa, nullptr, const_cast<char**>(argv), environ) != 0)
+    pid_ = -1;
   posix_spawn_file_actions_destroy(&fa);
   for (int i = 0; i < 500 && pid_ > 0 && !Accepts(port); ++i) ::usleep(10000);
 }
@@ -273,10 +288,11 @@ Registry::~Registry() {
   }
 }
 
-std::string Registry::Push(const std::string& layout, const std::string& tag, const std::string& repo_tag,
-                           const std::string& creds) const {
-  std::vector<std::string> args = {"skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests",
-                                   "--multi-arch", "all"};
+std::string Registry::Push(const std::string& layout, const std::string& tag,
+                           const std::string& repo_tag, const std::string& creds) const {
+  std::vector<std::string> args = {
+      "skopeo",       "copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests",
+      "--multi-arch", "all"};
   if (!creds.empty()) args.insert(args.end(), {"--dest-creds", creds});
   args.push_back("oci:" + layout + ":" + tag);
   args.push_back("docker://" + host_ + "/" + repo_tag);

@@ -6,10 +6,9 @@
 #include <sys/types.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace paddock::testing {
 
@@ -35,9 +34,9 @@ struct LayerSpec {
 };
 
 struct ImageSpec {
-  std::vector<LayerSpec> layers;  // bottom first
+  std::vector<LayerSpec> layers;                     // bottom first
   nlohmann::json config = nlohmann::json::object();  // the config's "config" (Env, Cmd, ...)
-  std::string os = "linux", architecture;             // empty: this host's
+  std::string os = "linux", architecture;            // empty: this host's
 };
 
 // Writes blobs for `image` into the OCI layout at `dir` (made if missing)
@@ -74,7 +73,8 @@ class Registry {
 class TestServer {
  public:
   // `ports` free ports are picked; "{port0}", "{port1}" in `args` name them.
-  TestServer(const std::string& mode, std::vector<std::string> args, int ports, const std::string& log);
+  TestServer(const std::string& mode, std::vector<std::string> args, int ports,
+             const std::string& log);
   ~TestServer();
   int port(int i = 0) const { return ports_[i]; }
   std::string Log() const;

@@ -12,6 +12,8 @@
 namespace paddock {
 
 Result<std::string> ReadFile(const std::string& path);
+// Writes all of `data` to `fd`, past short writes and EINTR; `path` names it in errors.
+Status WriteAll(int fd, std::string_view data, const std::string& path);
 // Writes `data` to an existing file (cgroup knobs, /proc files): no create, no truncate.
 Status WriteExisting(const std::string& path, std::string_view data);
 // Crash-safe replace: writes a temporary sibling, fsyncs it, renames it over `path`.

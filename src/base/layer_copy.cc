@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/fs.h"
 
 namespace paddock {
 
@@ -62,7 +63,7 @@ Status CopyFile(int src_dir, int dst_dir, const char* name, const struct stat& s
       }
     } else {
       n = ::read(in.get(), buf.data(), std::min<size_t>(buf.size(), static_cast<size_t>(left)));
-      if (n > 0 && ::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) return Status::Errno("copy " + path);
+      if (n > 0) PDK_TRY(WriteAll(out.get(), std::string_view(buf.data(), static_cast<size_t>(n)), path));
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::Errno("copy " + path);

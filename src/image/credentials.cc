@@ -14,10 +14,11 @@ Result<std::unique_ptr<CredentialStore>> CredentialStore::Open(const std::string
   PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   json j = json::parse(text, nullptr, false);
   if (!j.is_object() || !j.contains("auths") || !j["auths"].is_object())
-    return FailedPrecondition("registry logins file " + path + " is malformed (want {\"auths\": {...}})");
+    return FailedPrecondition("registry logins file " + path +
+                              " is malformed (want {\"auths\": {...}})");
   for (const auto& [registry, a] : j["auths"].items()) {
-    if (!a.is_object() || !a.contains("username") || !a["username"].is_string() || !a.contains("password") ||
-        !a["password"].is_string())
+    if (!a.is_object() || !a.contains("username") || !a["username"].is_string() ||
+        !a.contains("password") || !a["password"].is_string())
       return FailedPrecondition("registry logins file " + path + ": the entry for " + registry +
                                 " needs a username and a password");
     store->auths_[registry] = {a["username"].get<std::string>(), a["password"].get<std::string>()};

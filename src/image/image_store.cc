@@ -20,12 +20,18 @@ using nlohmann::json;
 
 const char* LayerStateName(LayerState s) {
   switch (s) {
-    case LayerState::kWaiting: return "waiting";
-    case LayerState::kDownloading: return "downloading";
-    case LayerState::kVerifying: return "verifying";
-    case LayerState::kExtracting: return "extracting";
-    case LayerState::kDone: return "done";
-    case LayerState::kCached: return "cached";
+    case LayerState::kWaiting:
+      return "waiting";
+    case LayerState::kDownloading:
+      return "downloading";
+    case LayerState::kVerifying:
+      return "verifying";
+    case LayerState::kExtracting:
+      return "extracting";
+    case LayerState::kDone:
+      return "done";
+    case LayerState::kCached:
+      return "cached";
   }
   return "waiting";
 }
@@ -35,8 +41,11 @@ namespace {
 json LayersToJson(const std::vector<ImageLayer>& layers) {
   json all = json::array();
   for (const auto& l : layers)
-    all.push_back({{"digest", l.digest}, {"size", l.size}, {"media_type", l.media_type},
-                   {"diff_id", l.diff_id}, {"chain_id", l.chain_id}});
+    all.push_back({{"digest", l.digest},
+                   {"size", l.size},
+                   {"media_type", l.media_type},
+                   {"diff_id", l.diff_id},
+                   {"chain_id", l.chain_id}});
   return all;
 }
 
@@ -52,8 +61,9 @@ Result<Image> FromRecord(const ImageRecord& r) {
   json layers = json::parse(r.layers, nullptr, false);
   if (!layers.is_array()) return Internal("image " + r.id + " has a malformed layer list");
   for (const auto& l : layers)
-    img.layers.push_back({l.value("digest", ""), l.value("size", int64_t{0}), l.value("media_type", ""),
-                          l.value("diff_id", ""), l.value("chain_id", "")});
+    img.layers.push_back({l.value("digest", ""), l.value("size", int64_t{0}),
+                          l.value("media_type", ""), l.value("diff_id", ""),
+                          l.value("chain_id", "")});
   return img;
 }
 
@@ -72,7 +82,8 @@ ImageStore::ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, Lay
       registry_(opts_.registry),
       logins_(std::move(logins)) {}
 
-Result<std::unique_ptr<ImageStore>> ImageStore::Open(ImageStoreOptions opts, std::shared_ptr<Store> store) {
+Result<std::unique_ptr<ImageStore>> ImageStore::Open(ImageStoreOptions opts,
+                                                     std::shared_ptr<Store> store) {
   PDK_ASSIGN_OR_RETURN(LayerStore layers, LayerStore::Open(opts.root));
   PDK_ASSIGN_OR_RETURN(auto logins, CredentialStore::Open(opts.root + "/auth.json"));
   std::unique_ptr<ImageStore> s(
@@ -84,8 +95,9 @@ Result<std::unique_ptr<ImageStore>> ImageStore::Open(ImageStoreOptions opts, std
     for (const auto& ref : img->refs) s->refs_[ref] = img->id;
     s->images_[img->id] = std::move(*img);
   }
-  // What a crash mid-pull left: layers no record names, partial downloads.
-  s->layers_.Sweep(s->ChainIdsInUse(), true);
+  // What a crash mid-pull left: layers no record names. Partial downloads
+  // stay for the next pull of their blob to resume (prune removes them).
+  s->layers_.Sweep(s->ChainIdsInUse(), false);
   return s;
 }
 
@@ -98,7 +110,8 @@ std::shared_ptr<std::mutex> ImageStore::LockFor(const std::string& key) {
     weak = strong;
   }
   // Forget the locks nobody holds any more.
-  for (auto it = locks_.begin(); it != locks_.end();) it = it->second.expired() ? locks_.erase(it) : std::next(it);
+  for (auto it = locks_.begin(); it != locks_.end();)
+    it = it->second.expired() ? locks_.erase(it) : std::next(it);
   return strong;
 }
 
@@ -116,7 +129,8 @@ size_t FlattenedLayers(const Image& img) {
 std::vector<std::string> ImageStore::KeepKeys(const Image& img) {
   std::vector<std::string> keys;
   for (const auto& l : img.layers) keys.push_back(l.chain_id);
-  if (size_t flat = FlattenedLayers(img)) keys.push_back(LayerStore::FlatKey(img.layers[flat - 1].chain_id));
+  if (size_t flat = FlattenedLayers(img))
+    keys.push_back(LayerStore::FlatKey(img.layers[flat - 1].chain_id));
   return keys;
 }
 
@@ -142,11 +156,13 @@ Result<Image> ImageStore::FindLocked(const std::string& text) const {
     if (auto it = images_.find(text); it != images_.end()) return it->second;
   }
   std::string hex = text.rfind("sha256:", 0) == 0 ? text.substr(7) : text;
-  if (hex.size() >= 12 && hex.size() <= 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos) {
+  if (hex.size() >= 12 && hex.size() <= 64 &&
+      hex.find_first_not_of("0123456789abcdef") == std::string::npos) {
     const Image* match = nullptr;
     for (const auto& [id, img] : images_)
       if (id.compare(7, hex.size(), hex) == 0) {
-        if (match) return InvalidArgument("image id prefix '" + text + "' names more than one image");
+        if (match)
+          return InvalidArgument("image id prefix '" + text + "' names more than one image");
         match = &img;
       }
     if (match) return *match;
@@ -158,9 +174,11 @@ Result<Image> ImageStore::FindLocked(const std::string& text) const {
       for (const auto& [id, img] : images_)
         if (img.manifest_digest == ref->digest)
           for (const auto& r : img.refs)
-            if (r.rfind(ref->Name() + ":", 0) == 0 || r.rfind(ref->Name() + "@", 0) == 0) return img;
+            if (r.rfind(ref->Name() + ":", 0) == 0 || r.rfind(ref->Name() + "@", 0) == 0)
+              return img;
   }
-  return NotFound("image '" + text + "' is not on this host" + (ref.ok() ? " (paddock image pull " + ref->String() + ")" : ""));
+  return NotFound("image '" + text + "' is not on this host" +
+                  (ref.ok() ? " (paddock image pull " + ref->String() + ")" : ""));
 }
 
 Result<Image> ImageStore::Find(const std::string& ref_or_id) const {
@@ -172,7 +190,8 @@ std::vector<Image> ImageStore::List() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<Image> out;
   for (const auto& [id, img] : images_) out.push_back(img);
-  std::sort(out.begin(), out.end(), [](const Image& a, const Image& b) { return a.created_at_ms < b.created_at_ms; });
+  std::sort(out.begin(), out.end(),
+            [](const Image& a, const Image& b) { return a.created_at_ms < b.created_at_ms; });
   return out;
 }
 
@@ -214,10 +233,12 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
   const ImageRef& ref = remote.ref;
   auto parse = [&](const FetchedManifest& m) -> Result<json> {
     json j = json::parse(m.body, nullptr, false);
-    if (j.is_discarded()) return DataLoss("registry " + ref.registry + " served a manifest that is not JSON");
+    if (j.is_discarded())
+      return DataLoss("registry " + ref.registry + " served a manifest that is not JSON");
     return j;
   };
-  PDK_ASSIGN_OR_RETURN(FetchedManifest fetched, registry_.GetManifest(remote, ref.ManifestReference()));
+  PDK_ASSIGN_OR_RETURN(FetchedManifest fetched,
+                       registry_.GetManifest(remote, ref.ManifestReference()));
   PDK_ASSIGN_OR_RETURN(json body, parse(fetched));
   if (IsIndex(fetched.media_type, body)) {
     PDK_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndex(body));
@@ -243,7 +264,8 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
       lock.unlock();
       if (progress)
         for (const auto& l : img.layers) progress({l.digest, LayerState::kCached, l.size, l.size});
-      if (std::find(img.refs.begin(), img.refs.end(), name) == img.refs.end()) img.refs.push_back(name);
+      if (std::find(img.refs.begin(), img.refs.end(), name) == img.refs.end())
+        img.refs.push_back(name);
       PDK_TRY(Save(img, ""));
       return Find(img.id);
     }
@@ -253,11 +275,13 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
   PDK_ASSIGN_OR_RETURN(ImageConfig config, ParseConfig(json::parse(config_json, nullptr, false)));
   if (config.diff_ids.size() != manifest.layers.size())
     return DataLoss(name + ": the manifest lists " + std::to_string(manifest.layers.size()) +
-                           " layers but the config " + std::to_string(config.diff_ids.size()) + " diff ids");
+                    " layers but the config " + std::to_string(config.diff_ids.size()) +
+                    " diff ids");
   if ((!config.platform.os.empty() && config.platform.os != opts_.platform.os) ||
-      (!config.platform.architecture.empty() && config.platform.architecture != opts_.platform.architecture))
-    return FailedPrecondition(name + " is an image for " + config.platform.String() + "; this host runs " +
-                              opts_.platform.String());
+      (!config.platform.architecture.empty() &&
+       config.platform.architecture != opts_.platform.architecture))
+    return FailedPrecondition(name + " is an image for " + config.platform.String() +
+                              "; this host runs " + opts_.platform.String());
   Image img;
   img.id = manifest.config.digest;
   img.manifest_digest = fetched.digest;
@@ -268,7 +292,8 @@ Result<Image> ImageStore::PullLocked(const Remote& remote, const PullProgress& p
   std::vector<std::string> chains = ChainIds(config.diff_ids);
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
     const Layer& l = manifest.layers[i];
-    img.layers.push_back({l.blob.digest, l.blob.size, l.blob.media_type, config.diff_ids[i], chains[i]});
+    img.layers.push_back(
+        {l.blob.digest, l.blob.size, l.blob.media_type, config.diff_ids[i], chains[i]});
     img.size += l.blob.size;
   }
   PDK_TRY(Commit(img, config_json, [&] { return FetchLayers(remote, img.layers, progress); }));
@@ -362,11 +387,14 @@ Result<std::string> ArchiveFile(const std::string& root, const std::string& rel,
   if (!::realpath((root + "/" + rel).c_str(), real) || !::realpath(root.c_str(), base))
     return InvalidArgument("the archive lacks " + rel);
   std::string r = real;
-  if (r.rfind(std::string(base) + "/", 0) != 0) return InvalidArgument("the archive's " + rel + " links outside it");
+  if (r.rfind(std::string(base) + "/", 0) != 0)
+    return InvalidArgument("the archive's " + rel + " links outside it");
   struct stat st;
-  if (::stat(r.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return InvalidArgument("the archive's " + rel + " is not a file");
+  if (::stat(r.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return InvalidArgument("the archive's " + rel + " is not a file");
   if (cap && static_cast<size_t>(st.st_size) > cap)
-    return InvalidArgument("the archive's " + rel + " is over the " + std::to_string(cap) + "-byte cap");
+    return InvalidArgument("the archive's " + rel + " is over the " + std::to_string(cap) +
+                           "-byte cap");
   return r;
 }
 
@@ -383,13 +411,15 @@ std::string FileDigest(const std::string& path) {
   std::vector<char> buf(1 << 20);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   ssize_t n;
-  while (fd && (n = ::read(fd.get(), buf.data(), buf.size())) > 0) h.Update(buf.data(), static_cast<size_t>(n));
+  while (fd && (n = ::read(fd.get(), buf.data(), buf.size())) > 0)
+    h.Update(buf.data(), static_cast<size_t>(n));
   return h.Digest();
 }
 
 }  // namespace
 
-Status ImageStore::Commit(const Image& img, const std::string& config_json, const std::function<Status()>& fill) {
+Status ImageStore::Commit(const Image& img, const std::string& config_json,
+                          const std::function<Status()>& fill) {
   std::vector<std::string> keys = KeepKeys(img);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -409,7 +439,8 @@ Status ImageStore::Commit(const Image& img, const std::string& config_json, cons
   return s;
 }
 
-Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std::string& ref_text) {
+Result<std::vector<Image>> ImageStore::Import(const std::string& path,
+                                              const std::string& ref_text) {
   std::optional<ImageRef> given;
   if (!ref_text.empty()) {
     PDK_ASSIGN_OR_RETURN(ImageRef r, ImageRef::Parse(ref_text));
@@ -430,7 +461,8 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
   };
   std::vector<Found> found;
   auto blob = [&](const std::string& digest) -> Result<std::string> {
-    if (!ValidDigest(digest)) return InvalidArgument("the archive names a blob by '" + digest + "'");
+    if (!ValidDigest(digest))
+      return InvalidArgument("the archive names a blob by '" + digest + "'");
     return ArchiveFile(dir, "blobs/sha256/" + DigestHex(digest));
   };
   if (PathExists(dir + "/index.json")) {  // an OCI layout
@@ -443,7 +475,8 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
         Found f;
         std::string digest = raw.value("digest", "");
         PDK_ASSIGN_OR_RETURN(std::string mpath, blob(digest));
-        if (FileDigest(mpath) != digest) return InvalidArgument("the archive's manifest " + digest + " fails its digest");
+        if (FileDigest(mpath) != digest)
+          return InvalidArgument("the archive's manifest " + digest + " fails its digest");
         PDK_ASSIGN_OR_RETURN(std::string mtext, ReadFile(mpath));
         json body = json::parse(mtext, nullptr, false);
         std::string type = raw.value("mediaType", "");
@@ -453,7 +486,8 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
           digest = mine.digest;
           type = mine.media_type;
           PDK_ASSIGN_OR_RETURN(mpath, blob(digest));
-          if (FileDigest(mpath) != digest) return InvalidArgument("the archive's manifest " + digest + " fails its digest");
+          if (FileDigest(mpath) != digest)
+            return InvalidArgument("the archive's manifest " + digest + " fails its digest");
           PDK_ASSIGN_OR_RETURN(mtext, ReadFile(mpath));
           body = json::parse(mtext, nullptr, false);
         }
@@ -471,16 +505,21 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
         }
         const json& ann = raw.value("annotations", json::object());
         for (const char* key : {"io.containerd.image.name", "org.opencontainers.image.ref.name"})
-          if (ann.contains(key) && ann[key].is_string()) f.names.push_back(ann[key].get<std::string>());
+          if (ann.contains(key) && ann[key].is_string())
+            f.names.push_back(ann[key].get<std::string>());
         return f;
       }();
-      if (!d.ok()) return done(d.status().code() == StatusCode::kDataLoss ? InvalidArgument(d.status().message()) : d.status());
+      if (!d.ok())
+        return done(d.status().code() == StatusCode::kDataLoss
+                        ? InvalidArgument(d.status().message())
+                        : d.status());
       found.push_back(std::move(*d));
     }
   } else if (PathExists(dir + "/manifest.json")) {  // docker save, legacy form
     auto manifest = ArchiveJson(dir, "manifest.json", kMaxManifestBytes);
     if (!manifest.ok()) return done(manifest.status());
-    if (!manifest->is_array()) return done(InvalidArgument("the archive's manifest.json is not a list"));
+    if (!manifest->is_array())
+      return done(InvalidArgument("the archive's manifest.json is not a list"));
     for (const auto& e : *manifest) {
       Found f;
       auto cfg = ArchiveFile(dir, e.value("Config", ""), kMaxConfigBytes);
@@ -499,11 +538,13 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
       found.push_back(std::move(f));
     }
   } else {
-    return done(InvalidArgument("the archive is neither an OCI layout (index.json) nor a docker save (manifest.json)"));
+    return done(InvalidArgument(
+        "the archive is neither an OCI layout (index.json) nor a docker save (manifest.json)"));
   }
   if (found.empty()) return done(InvalidArgument("the archive holds no image"));
   if (given && found.size() > 1)
-    return done(InvalidArgument("the archive holds " + std::to_string(found.size()) + " images; a ref names one"));
+    return done(InvalidArgument("the archive holds " + std::to_string(found.size()) +
+                                " images; a ref names one"));
 
   std::vector<Image> out;
   for (auto& f : found) {
@@ -515,7 +556,8 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
     auto config = ParseConfig(json::parse(*config_text, nullptr, false));
     if (!config.ok()) return done(InvalidArgument(config.status().message()));
     if (config->diff_ids.size() != f.blobs.size())
-      return done(InvalidArgument("the archive's image lists " + std::to_string(f.blobs.size()) + " layers but its config " +
+      return done(InvalidArgument("the archive's image lists " + std::to_string(f.blobs.size()) +
+                                  " layers but its config " +
                                   std::to_string(config->diff_ids.size()) + " diff ids"));
     img.id = f.config_digest;
     img.manifest_digest = f.manifest_digest;
@@ -526,15 +568,18 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
     for (size_t i = 0; i < f.blobs.size(); ++i) {
       struct stat st;
       int64_t size = ::stat(f.blobs[i].c_str(), &st) == 0 ? st.st_size : 0;
-      img.layers.push_back({f.blob_digests[i], size, f.media_types[i], config->diff_ids[i], chains[i]});
+      img.layers.push_back(
+          {f.blob_digests[i], size, f.media_types[i], config->diff_ids[i], chains[i]});
       img.size += size;
     }
     if (given) {
       img.refs = {given->String()};
     } else {
       for (const auto& n : f.names) {
-        if (n.find('/') == std::string::npos && n.find(':') == std::string::npos && n.find('@') == std::string::npos)
-          return done(InvalidArgument("the archive names its image only '" + n + "', a tag without a repository; "
+        if (n.find('/') == std::string::npos && n.find(':') == std::string::npos &&
+            n.find('@') == std::string::npos)
+          return done(InvalidArgument("the archive names its image only '" + n +
+                                      "', a tag without a repository; "
                                       "give the ref to import it as"));
         auto r = ImageRef::Parse(n);
         if (!r.ok()) return done(r.status());
@@ -562,7 +607,8 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path, const std
   return out;
 }
 
-Result<std::vector<Image>> ImageStore::ImportBytes(std::string_view archive, const std::string& ref) {
+Result<std::vector<Image>> ImageStore::ImportBytes(std::string_view archive,
+                                                   const std::string& ref) {
   PDK_ASSIGN_OR_RETURN(std::string dir, layers_.Scratch("upload"));
   Status s = WriteFileAtomic(dir + "/archive", archive, 0600);
   auto imported = s.ok() ? Import(dir + "/archive", ref) : Result<std::vector<Image>>(s);
@@ -594,7 +640,8 @@ Status ImageStore::Save(const Image& image, const std::string& config_json) {
   return Status::Ok();
 }
 
-Status ImageStore::Remove(const std::string& ref_or_id, const std::function<bool(const std::string&)>& in_use) {
+Status ImageStore::Remove(const std::string& ref_or_id,
+                          const std::function<bool(const std::string&)>& in_use) {
   std::set<std::string> keep;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -644,7 +691,8 @@ Result<PruneReport> ImageStore::Prune(const std::function<bool(const std::string
 }
 
 void ImageStore::Touch(const std::string& id) {
-  constexpr int64_t kPersistEveryMs = 60000;  // a write per create would cost every create a transaction
+  constexpr int64_t kPersistEveryMs =
+      60000;  // a write per create would cost every create a transaction
   int64_t now = NowMillis();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -660,7 +708,8 @@ void ImageStore::Touch(const std::string& id) {
 std::vector<std::string> ImageStore::LayerDirs(const Image& image) const {
   size_t flat = FlattenedLayers(image);
   std::vector<std::string> dirs;
-  for (size_t i = image.layers.size(); i > flat; --i) dirs.push_back(layers_.Dir(image.layers[i - 1].chain_id));
+  for (size_t i = image.layers.size(); i > flat; --i)
+    dirs.push_back(layers_.Dir(image.layers[i - 1].chain_id));
   if (flat) dirs.push_back(layers_.FlatDir(image.layers[flat - 1].chain_id));
   return dirs;
 }

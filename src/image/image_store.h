@@ -6,8 +6,8 @@
 // Concurrent pulls of one reference are done once (a lock per reference:
 // the others wait, then find the image); concurrent pulls of one layer by
 // different images are too (a lock per chain id). A failed pull stores no
-// record and no half layer; a download broken by the network is resumed by
-// the next pull (a range request).
+// record and no half layer; a download broken by the network or by a
+// restart of paddockd is resumed by the next pull (a range request).
 //
 // Thread-safe.
 #pragma once
@@ -33,15 +33,15 @@
 namespace paddock::image {
 
 struct ImageLayer {
-  std::string digest;      // the blob as the registry stores it
+  std::string digest;  // the blob as the registry stores it
   int64_t size = 0;
   std::string media_type;
-  std::string diff_id;     // of the uncompressed tar
-  std::string chain_id;    // names its folder
+  std::string diff_id;   // of the uncompressed tar
+  std::string chain_id;  // names its folder
 };
 
 struct Image {
-  std::string id;          // the config's digest
+  std::string id;  // the config's digest
   std::string manifest_digest;
   std::vector<std::string> refs;
   ImageConfig config;
@@ -64,9 +64,9 @@ struct PullEvent {
 using PullProgress = std::function<void(const PullEvent&)>;
 
 struct ImageStoreOptions {
-  std::string root;             // <state>/images
+  std::string root;  // <state>/images
   RegistryOptions registry;
-  int parallel_layers = 4;      // layers downloaded and extracted at once
+  int parallel_layers = 4;  // layers downloaded and extracted at once
   Platform platform = HostPlatform();
 };
 
@@ -77,9 +77,11 @@ struct PruneReport {
 
 class ImageStore {
  public:
-  // Opens the layer store, loads the records and removes layer folders and
-  // partial downloads no record names (what a crash mid-pull left).
-  static Result<std::unique_ptr<ImageStore>> Open(ImageStoreOptions opts, std::shared_ptr<Store> store);
+  // Opens the layer store, loads the records and removes layer folders no
+  // record names (what a crash mid-pull left); partial downloads stay, to
+  // be resumed.
+  static Result<std::unique_ptr<ImageStore>> Open(ImageStoreOptions opts,
+                                                  std::shared_ptr<Store> store);
 
   // Pulls `ref` (always asks the registry: a tag may have moved), as
   // `creds`, else as the registry's stored login, else anonymously.
@@ -105,7 +107,8 @@ class ImageStore {
   // Removes a reference; the image goes with its last one (or at once when
   // named by id). `in_use(id)` true: kFailedPrecondition, nothing removed.
   // Layers no image names any more are removed too.
-  Status Remove(const std::string& ref_or_id, const std::function<bool(const std::string&)>& in_use);
+  Status Remove(const std::string& ref_or_id,
+                const std::function<bool(const std::string&)>& in_use);
   // Removes every image for which `in_use(id)` is false, then layers and
   // partial downloads nothing names.
   Result<PruneReport> Prune(const std::function<bool(const std::string&)>& in_use);
@@ -132,7 +135,8 @@ class ImageStore {
   ImageStore(ImageStoreOptions opts, std::shared_ptr<Store> store, LayerStore layers,
              std::unique_ptr<CredentialStore> logins);
   Result<Image> PullLocked(const Remote& remote, const PullProgress& progress);
-  Status FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers, const PullProgress& progress);
+  Status FetchLayers(const Remote& remote, const std::vector<ImageLayer>& layers,
+                     const PullProgress& progress);
   Remote RemoteFor(const ImageRef& ref, const std::optional<Credentials>& creds) const;
   Status Save(const Image& image, const std::string& config_json);
   // Merges the bottom layers of an image deeper than kMaxStackedLayers.
@@ -140,7 +144,8 @@ class ImageStore {
   // Registers img's layers as in flight (never swept), runs `fill` to put
   // them in place, merges a deep image's bottom layers, syncs and saves the
   // record; on failure, sweeps what it left that nothing names.
-  Status Commit(const Image& img, const std::string& config_json, const std::function<Status()>& fill);
+  Status Commit(const Image& img, const std::string& config_json,
+                const std::function<Status()>& fill);
   // The layer store keys an image holds on to: chain ids and a flat folder's.
   static std::vector<std::string> KeepKeys(const Image& img);
   Result<Image> FindLocked(const std::string& ref_or_id) const;  // requires mu_
@@ -154,10 +159,10 @@ class ImageStore {
   std::unique_ptr<CredentialStore> logins_;  // <root>/auth.json
 
   mutable std::mutex mu_;  // guards images_, refs_, locks_; never held during I/O but the store's
-  std::map<std::string, Image> images_;         // by id
-  std::map<std::string, std::string> refs_;     // normalised ref -> id
+  std::map<std::string, Image> images_;                     // by id
+  std::map<std::string, std::string> refs_;                 // normalised ref -> id
   std::map<std::string, std::weak_ptr<std::mutex>> locks_;  // per ref, per blob and per chain id
-  std::multiset<std::string> pulling_;          // KeepKeys of pulls and imports in flight: never swept
+  std::multiset<std::string> pulling_;  // KeepKeys of pulls and imports in flight: never swept
 };
 
 }  // namespace paddock::image

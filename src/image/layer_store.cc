@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "base/fd.h"
-#include "base/layer_copy.h"
 #include "base/fs.h"
 #include "base/ids.h"
+#include "base/layer_copy.h"
 #include "image/digest.h"
 #include "kernel/mnt.h"
 
@@ -97,7 +97,8 @@ void StripOverlayXattrs(struct archive_entry* e) {
   }
   if (!dropped) return;
   archive_entry_xattr_clear(e);
-  for (const auto& x : kept) archive_entry_xattr_add_entry(e, x.name.c_str(), x.value.data(), x.value.size());
+  for (const auto& x : kept)
+    archive_entry_xattr_add_entry(e, x.name.c_str(), x.value.data(), x.value.size());
 }
 
 // A write to disk that libarchive reports as anything but ARCHIVE_OK (it
@@ -105,7 +106,8 @@ void StripOverlayXattrs(struct archive_entry* e) {
 // errno's code where it is the disk's fault, else the layer's.
 Status WriteError(struct archive* a, const std::string& what) {
   int err = archive_errno(a);
-  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == ENOMEM) return Status::Errno(what, err);
+  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == ENOMEM)
+    return Status::Errno(what, err);
   return DataLoss(ArchiveError(a, what));
 }
 
@@ -118,16 +120,18 @@ Status CopyData(struct archive* in, struct archive* out, const std::string& name
     int r = archive_read_data_block(in, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) return Status::Ok();
     if (r < ARCHIVE_WARN) return DataLoss(ArchiveError(in, "reading " + name + " from the layer"));
-    if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) return WriteError(out, "writing " + name);
+    if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
+      return WriteError(out, "writing " + name);
   }
 }
 
 // Unpacks the tar stream of `tar` into `dir`, which exists and is empty.
 Status Unpack(struct archive* tar, const std::string& dir) {
   struct archive* disk = archive_write_disk_new();
-  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-                                           ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL |
-                                           ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
+                                           ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
+                                           ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   Status s;
   struct archive_entry* e;
   while (s.ok()) {
@@ -158,7 +162,8 @@ Status Unpack(struct archive* tar, const std::string& dir) {
     if (base.rfind(kWhiteoutPrefix, 0) == 0) {
       std::string hidden = parent + "/" + base.substr(4);
       struct stat st;
-      if (base.size() == 4 || ::lstat(hidden.c_str(), &st) == 0) continue;  // never hides its own layer's entries
+      if (base.size() == 4 || ::lstat(hidden.c_str(), &st) == 0)
+        continue;  // never hides its own layer's entries
       s = MakeDirs(parent, 0755);
       if (s.ok() && ::mknod(hidden.c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0)
         s = Status::Errno("whiteout " + hidden);
@@ -177,14 +182,16 @@ Status Unpack(struct archive* tar, const std::string& dir) {
     StripOverlayXattrs(e);
     // An entry replaces a whiteout this layer wrote for the same name.
     struct stat st;
-    if (::lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) ::unlink(path.c_str());
+    if (::lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0))
+      ::unlink(path.c_str());
     archive_entry_set_pathname(e, path.c_str());
     if (archive_write_header(disk, e) != ARCHIVE_OK) {
       s = WriteError(disk, "extracting " + rel);
       break;
     }
     if (archive_entry_size(e) > 0) s = CopyData(tar, disk, rel);
-    if (s.ok() && archive_write_finish_entry(disk) != ARCHIVE_OK) s = WriteError(disk, "finishing " + rel);
+    if (s.ok() && archive_write_finish_entry(disk) != ARCHIVE_OK)
+      s = WriteError(disk, "finishing " + rel);
   }
   if (archive_write_close(disk) != ARCHIVE_OK && s.ok()) s = WriteError(disk, "closing the layer");
   archive_write_free(disk);
@@ -199,14 +206,17 @@ Result<LayerStore> LayerStore::Open(const std::string& root) {
   if (!::realpath(root.c_str(), real)) return Status::Errno("realpath " + root);
   LayerStore store(real);
   PDK_TRY(RemoveTree(store.root_ + "/staging"));
-  for (const char* sub : {"/layers", "/blobs", "/staging"}) PDK_TRY(MakeDirs(store.root_ + sub, 0700));
+  for (const char* sub : {"/layers", "/blobs", "/staging"})
+    PDK_TRY(MakeDirs(store.root_ + sub, 0700));
   // Root's alone: layers hold whatever images ship (setuid binaries among
   // them), which no host user may reach. paddockd mounts them as root.
   if (::chmod(store.root_.c_str(), 0700) != 0) return Status::Errno("chmod " + store.root_);
   return store;
 }
 
-std::string LayerStore::Dir(const std::string& chain_id) const { return root_ + "/layers/" + DigestHex(chain_id); }
+std::string LayerStore::Dir(const std::string& chain_id) const {
+  return root_ + "/layers/" + DigestHex(chain_id);
+}
 
 std::string LayerStore::FlatDir(const std::string& chain_id) const {
   return root_ + "/layers/flat-" + DigestHex(chain_id);
@@ -221,7 +231,8 @@ Status LayerStore::Flatten(const std::vector<std::string>& chain_ids) const {
   PDK_ASSIGN_OR_RETURN(std::string staging, Scratch("flat"));
   Status s = CopyLayer("/proc/self/fd/" + std::to_string(merged.get()), staging, 0, 0);
   if (s.ok() && ::chmod(staging.c_str(), 0755) != 0) s = Status::Errno("chmod " + staging);
-  if (s.ok() && ::rename(staging.c_str(), target.c_str()) != 0) s = Status::Errno("rename " + staging + " to " + target);
+  if (s.ok() && ::rename(staging.c_str(), target.c_str()) != 0)
+    s = Status::Errno("rename " + staging + " to " + target);
   (void)RemoveTree(staging);
   return s.ok() ? s : s.Annotate("flattening " + std::to_string(chain_ids.size()) + " layers");
 }
@@ -232,7 +243,8 @@ std::string LayerStore::PartialBlob(const std::string& digest) const {
   return root_ + "/blobs/" + DigestHex(digest) + ".partial";
 }
 
-Status LayerStore::Extract(const std::string& blob, const std::string& diff_id, const std::string& chain_id,
+Status LayerStore::Extract(const std::string& blob, const std::string& diff_id,
+                           const std::string& chain_id,
                            const std::function<void(int64_t)>& progress) const {
   std::string staging = root_ + "/staging/" + DigestHex(chain_id) + "-" + RandomHex(4);
   PDK_TRY(MakeDirs(staging, 0755));
@@ -269,11 +281,13 @@ Status LayerStore::Extract(const std::string& blob, const std::string& diff_id, 
     std::string got = d.hash.Digest();
     if (got != diff_id)
       s = DataLoss("the layer's uncompressed digest is " + got + ", not the diff id " + diff_id +
-                          " its image config gives");
+                   " its image config gives");
   }
   if (s.ok() && ::rename(staging.c_str(), Dir(chain_id).c_str()) != 0) {
-    if (errno == ENOTEMPTY || errno == EEXIST) s = Status::Ok();  // already there: keep the first
-    else s = Status::Errno("rename " + staging + " to " + Dir(chain_id));
+    if (errno == ENOTEMPTY || errno == EEXIST)
+      s = Status::Ok();  // already there: keep the first
+    else
+      s = Status::Errno("rename " + staging + " to " + Dir(chain_id));
   }
   (void)RemoveTree(staging);  // gone after a successful rename; the wreck of a failure otherwise
   return s.ok() ? s : s.Annotate("layer " + diff_id);
@@ -290,7 +304,8 @@ Status LayerStore::UnpackArchive(const std::string& archive, const std::string& 
   archive_read_support_filter_all(in);
   archive_read_support_format_tar(in);
   struct archive* out = archive_write_disk_new();
-  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  archive_write_disk_set_options(out,
+                                 ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   Status s;
   if (archive_read_open_filename(in, archive.c_str(), 1 << 20) != ARCHIVE_OK)
     s = InvalidArgument(ArchiveError(in, "the upload is not a tar archive"));
@@ -327,7 +342,8 @@ Status LayerStore::UnpackArchive(const std::string& archive, const std::string& 
       break;
     }
     if (archive_entry_size(e) > 0) s = CopyData(in, out, *clean);
-    if (s.ok() && archive_write_finish_entry(out) != ARCHIVE_OK) s = WriteError(out, "writing " + *clean);
+    if (s.ok() && archive_write_finish_entry(out) != ARCHIVE_OK)
+      s = WriteError(out, "writing " + *clean);
   }
   if (archive_write_close(out) != ARCHIVE_OK && s.ok()) s = WriteError(out, "closing " + dir);
   archive_write_free(out);
@@ -349,7 +365,8 @@ int LayerStore::Sweep(const std::set<std::string>& keep, bool partials) const {
   for (const auto& name : ListDir(root_ + "/layers")) {
     if (keep_hex.count(name)) continue;
     std::string trash = root_ + "/staging/gone-" + name;
-    if (::rename((root_ + "/layers/" + name).c_str(), trash.c_str()) == 0 && RemoveTree(trash).ok()) ++removed;
+    if (::rename((root_ + "/layers/" + name).c_str(), trash.c_str()) == 0 && RemoveTree(trash).ok())
+      ++removed;
   }
   if (partials)
     for (const auto& name : ListDir(root_ + "/blobs")) ::unlink((root_ + "/blobs/" + name).c_str());

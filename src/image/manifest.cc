@@ -15,7 +15,8 @@ Status Bad(const std::string& what) { return DataLoss("malformed image document:
 Result<Descriptor> ParseDescriptor(const json& j, const char* where) {
   if (!j.is_object()) return Bad(std::string(where) + " is not an object");
   Descriptor d;
-  if (!j.contains("digest") || !j["digest"].is_string() || !ValidDigest(j["digest"].get<std::string>()))
+  if (!j.contains("digest") || !j["digest"].is_string() ||
+      !ValidDigest(j["digest"].get<std::string>()))
     return Bad(std::string(where) + " has no sha256 digest");
   d.digest = j["digest"].get<std::string>();
   if (!j.contains("size") || !j["size"].is_number_integer() || j["size"].get<int64_t>() < 0)
@@ -70,7 +71,8 @@ Result<std::vector<Descriptor>> ParseIndex(const json& body) {
   std::vector<Descriptor> out;
   for (const auto& m : body["manifests"]) {
     PDK_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(m, "index entry"));
-    if (d.platform.os == "unknown" && d.platform.architecture == "unknown") continue;  // attestations
+    if (d.platform.os == "unknown" && d.platform.architecture == "unknown")
+      continue;  // attestations
     out.push_back(std::move(d));
   }
   return out;
@@ -82,22 +84,27 @@ Result<Descriptor> SelectPlatform(const std::vector<Descriptor>& entries, const 
   for (const auto& d : entries) {
     have += (have.empty() ? "" : ", ") + d.platform.String();
     if (d.platform.os != want.os || d.platform.architecture != want.architecture) continue;
-    std::string variant = d.platform.variant.empty() ? DefaultVariant(d.platform.architecture) : d.platform.variant;
+    std::string variant =
+        d.platform.variant.empty() ? DefaultVariant(d.platform.architecture) : d.platform.variant;
     std::string wanted = want.variant.empty() ? DefaultVariant(want.architecture) : want.variant;
     if (variant == wanted) return d;
     if (!loose && d.platform.variant.empty()) loose = &d;
   }
   if (loose) return *loose;
-  return NotFound("the image has no manifest for " + want.String() + " (it has: " +
-                  (have.empty() ? "none" : have) + ")");
+  return NotFound("the image has no manifest for " + want.String() +
+                  " (it has: " + (have.empty() ? "none" : have) + ")");
 }
 
 Result<Manifest> ParseManifest(const std::string& media_type, const json& body) {
   if (!body.is_object()) return Bad("manifest is not a JSON object");
-  if (body.value("schemaVersion", 0) == 1 || media_type.rfind("application/vnd.docker.distribution.manifest.v1", 0) == 0)
-    return Unimplemented("the registry served a Docker schema 1 manifest, which Paddock does not "
-                         "support (push the image again with a current client)");
-  std::string type = media_type.empty() || media_type == "application/json" ? body.value("mediaType", "") : media_type;
+  if (body.value("schemaVersion", 0) == 1 ||
+      media_type.rfind("application/vnd.docker.distribution.manifest.v1", 0) == 0)
+    return Unimplemented(
+        "the registry served a Docker schema 1 manifest, which Paddock does not "
+        "support (push the image again with a current client)");
+  std::string type = media_type.empty() || media_type == "application/json"
+                         ? body.value("mediaType", "")
+                         : media_type;
   if (!type.empty() && type != media::kOciManifest && type != media::kDockerManifest)
     return Unimplemented("unsupported manifest media type '" + type + "'");
   Manifest m;
@@ -105,13 +112,14 @@ Result<Manifest> ParseManifest(const std::string& media_type, const json& body) 
   PDK_ASSIGN_OR_RETURN(m.config, ParseDescriptor(body["config"], "config"));
   if (m.config.size > static_cast<int64_t>(kMaxConfigBytes))
     return DataLoss("image config of " + std::to_string(m.config.size) + " bytes is over the " +
-                           std::to_string(kMaxConfigBytes) + "-byte cap");
+                    std::to_string(kMaxConfigBytes) + "-byte cap");
   if (!body.contains("layers") || !body["layers"].is_array()) return Bad("manifest has no layers");
   for (const auto& l : body["layers"]) {
     PDK_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(l, "layer"));
     Layer layer;
     const std::string& t = d.media_type;
-    d.foreign = t.find("foreign") != std::string::npos || t.find("nondistributable") != std::string::npos;
+    d.foreign =
+        t.find("foreign") != std::string::npos || t.find("nondistributable") != std::string::npos;
     if (t == "application/vnd.oci.image.layer.v1.tar+gzip" ||
         t == "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" ||
         t == "application/vnd.docker.image.rootfs.diff.tar.gzip" ||
@@ -136,38 +144,44 @@ Result<ImageConfig> ParseConfig(const json& body) {
   if (!body.is_object()) return Bad("image config is not a JSON object");
   ImageConfig c;
   c.platform = {body.value("os", ""), body.value("architecture", ""), body.value("variant", "")};
-  c.created = body.contains("created") && body["created"].is_string() ? body["created"].get<std::string>() : "";
+  c.created = body.contains("created") && body["created"].is_string()
+                  ? body["created"].get<std::string>()
+                  : "";
   if (body.contains("config") && body["config"].is_object()) {
     const json& cfg = body["config"];
     c.env = Strings(cfg, "Env");
     c.entrypoint = Strings(cfg, "Entrypoint");
     c.cmd = Strings(cfg, "Cmd");
-    if (cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string()) c.working_dir = cfg["WorkingDir"];
+    if (cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string())
+      c.working_dir = cfg["WorkingDir"];
     if (cfg.contains("User") && cfg["User"].is_string()) c.user = cfg["User"];
   }
-  if (!body.contains("rootfs") || !body["rootfs"].is_object() || !body["rootfs"].contains("diff_ids") ||
-      !body["rootfs"]["diff_ids"].is_array())
+  if (!body.contains("rootfs") || !body["rootfs"].is_object() ||
+      !body["rootfs"].contains("diff_ids") || !body["rootfs"]["diff_ids"].is_array())
     return Bad("image config has no rootfs.diff_ids");
   for (const auto& d : body["rootfs"]["diff_ids"]) {
-    if (!d.is_string() || !ValidDigest(d.get<std::string>())) return Bad("a diff id is not a sha256 digest");
+    if (!d.is_string() || !ValidDigest(d.get<std::string>()))
+      return Bad("a diff id is not a sha256 digest");
     c.diff_ids.push_back(d.get<std::string>());
   }
   for (const auto& e : c.env)
-    if (e.find('=') == std::string::npos || e.front() == '=') return Bad("Env entry '" + e + "' is not K=V");
+    if (e.find('=') == std::string::npos || e.front() == '=')
+      return Bad("Env entry '" + e + "' is not K=V");
   if (!c.working_dir.empty() && c.working_dir.front() != '/')
     return Bad("WorkingDir '" + c.working_dir + "' is not absolute");
   return c;
 }
 
 json ImageConfig::ToJson() const {
-  return json{{"os", platform.os},        {"architecture", platform.architecture},
+  return json{{"os", platform.os},           {"architecture", platform.architecture},
               {"variant", platform.variant}, {"env", env},
-              {"entrypoint", entrypoint}, {"cmd", cmd},
-              {"working_dir", working_dir}, {"user", user},
+              {"entrypoint", entrypoint},    {"cmd", cmd},
+              {"working_dir", working_dir},  {"user", user},
               {"created", created}};
 }
 
-std::vector<std::string> CommandFor(const ImageConfig& config, const std::vector<std::string>& given) {
+std::vector<std::string> CommandFor(const ImageConfig& config,
+                                    const std::vector<std::string>& given) {
   std::vector<std::string> argv = config.entrypoint;
   const auto& tail = given.empty() ? config.cmd : given;
   argv.insert(argv.end(), tail.begin(), tail.end());

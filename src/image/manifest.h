@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -32,7 +31,9 @@ enum class Compression { kNone, kGzip, kZstd };
 
 struct Platform {
   std::string os, architecture, variant;
-  std::string String() const { return os + "/" + architecture + (variant.empty() ? "" : "/" + variant); }
+  std::string String() const {
+    return os + "/" + architecture + (variant.empty() ? "" : "/" + variant);
+  }
 };
 // This host's platform as an image names it (linux/amd64, linux/arm64/v8, ...).
 Platform HostPlatform();
@@ -42,7 +43,8 @@ struct Descriptor {
   std::string digest;
   int64_t size = 0;
   Platform platform;  // index entries only
-  bool foreign = false;  // a layer the spec lets registries not serve (its `urls` are never followed)
+  bool foreign =
+      false;  // a layer the spec lets registries not serve (its `urls` are never followed)
 };
 
 // True if `body` is an index or manifest list (by media type, or by shape
@@ -56,7 +58,7 @@ Result<std::vector<Descriptor>> ParseIndex(const nlohmann::json& body);
 Result<Descriptor> SelectPlatform(const std::vector<Descriptor>& entries, const Platform& want);
 
 struct Layer {
-  Descriptor blob;          // as the registry stores it
+  Descriptor blob;  // as the registry stores it
   Compression compression = Compression::kNone;
 };
 struct Manifest {
@@ -70,19 +72,20 @@ Result<Manifest> ParseManifest(const std::string& media_type, const nlohmann::js
 // What an image's config says about running it, and its layers' diff ids.
 struct ImageConfig {
   Platform platform;
-  std::vector<std::string> env;         // "K=V"
+  std::vector<std::string> env;  // "K=V"
   std::vector<std::string> entrypoint;
   std::vector<std::string> cmd;
   std::string working_dir;
   std::string user;
-  std::vector<std::string> diff_ids;    // bottom first
+  std::vector<std::string> diff_ids;  // bottom first
   std::string created;
-  nlohmann::json ToJson() const;        // without diff ids
+  nlohmann::json ToJson() const;  // without diff ids
 };
 Result<ImageConfig> ParseConfig(const nlohmann::json& body);
 
 // Docker's rules for what a container runs: Entrypoint then the given
 // arguments, or Entrypoint then Cmd when none are given.
-std::vector<std::string> CommandFor(const ImageConfig& config, const std::vector<std::string>& given);
+std::vector<std::string> CommandFor(const ImageConfig& config,
+                                    const std::vector<std::string>& given);
 
 }  // namespace paddock::image

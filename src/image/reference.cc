@@ -62,7 +62,8 @@ bool ValidTag(const std::string& t) {
   if (t.empty() || t.size() > 128) return false;
   if (!std::isalnum(static_cast<unsigned char>(t[0])) && t[0] != '_') return false;
   for (char c : t)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
   return true;
 }
 
@@ -79,7 +80,8 @@ Result<ImageRef> ImageRef::Parse(const std::string& text) {
   if (size_t at = rest.find('@'); at != std::string::npos) {
     ref.digest = rest.substr(at + 1);
     rest = rest.substr(0, at);
-    if (!ValidDigest(ref.digest)) return bad("the digest must be sha256: and 64 lowercase hex digits");
+    if (!ValidDigest(ref.digest))
+      return bad("the digest must be sha256: and 64 lowercase hex digits");
   }
   // A tag follows the last ':' that comes after the last '/'.
   size_t slash = rest.rfind('/');
@@ -87,21 +89,24 @@ Result<ImageRef> ImageRef::Parse(const std::string& text) {
   if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
     ref.tag = rest.substr(colon + 1);
     rest = rest.substr(0, colon);
-    if (!ValidTag(ref.tag)) return bad("tag '" + ref.tag + "' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+    if (!ValidTag(ref.tag))
+      return bad("tag '" + ref.tag +
+                 "' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'");
   }
   // The first component is a registry if it looks like a host.
   size_t first = rest.find('/');
   if (first != std::string::npos) {
     std::string head = rest.substr(0, first);
-    if (head.find('.') != std::string::npos || head.find(':') != std::string::npos || head == "localhost" ||
-        head.front() == '[') {
+    if (head.find('.') != std::string::npos || head.find(':') != std::string::npos ||
+        head == "localhost" || head.front() == '[') {
       if (!ValidRegistry(head)) return bad("registry '" + head + "' is not a host[:port]");
       ref.registry = head;
       rest = rest.substr(first + 1);
     }
   }
   if (ref.registry.empty()) ref.registry = kDockerHub;
-  if (ref.registry == "index.docker.io" || ref.registry == "registry-1.docker.io") ref.registry = kDockerHub;
+  if (ref.registry == "index.docker.io" || ref.registry == "registry-1.docker.io")
+    ref.registry = kDockerHub;
   if (rest.empty()) return bad("it names no repository");
   if (rest.size() > 255) return bad("the repository name is longer than 255 characters");
   for (size_t i = 0; i <= rest.size();) {

@@ -46,7 +46,8 @@ std::string Trim(const std::string& s) {
 std::string Base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -94,7 +95,8 @@ std::string RegistrySays(const std::string& body) {
     for (const auto& e : j["errors"])
       if (e.is_object())
         out += (out.empty() ? "" : "; ") + e.value("code", std::string("ERROR")) + ": " +
-               (e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "");
+               (e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>()
+                                                                  : "");
   if (out.empty()) out = Trim(body.substr(0, 200));
   return out;
 }
@@ -113,7 +115,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* ctx) {
   std::string line(data, size * n);
   if (line.rfind("HTTP/", 0) == 0) t->response->headers.clear();
   size_t colon = line.find(':');
-  if (colon != std::string::npos) t->response->headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+  if (colon != std::string::npos)
+    t->response->headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
   return size * n;
 }
 
@@ -132,7 +135,8 @@ size_t OnBody(char* data, size_t size, size_t n, void* ctx) {
       return 0;
     }
   } else if (t->response->error_body.size() < kMaxErrorBody) {
-    t->response->error_body.append(data, std::min(bytes, kMaxErrorBody - t->response->error_body.size()));
+    t->response->error_body.append(data,
+                                   std::min(bytes, kMaxErrorBody - t->response->error_body.size()));
   }
   return bytes;
 }
@@ -157,7 +161,8 @@ CURL* StartTransfer(const std::string& url, Transfer& t) {
 }
 
 int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -168,7 +173,8 @@ int64_t FileSize(int fd) {
 
 }  // namespace
 
-std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(const std::string& header) {
+std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(
+    const std::string& header) {
   std::string h = Trim(header);
   size_t space = h.find(' ');
   std::string scheme = Lower(h.substr(0, space));
@@ -207,17 +213,21 @@ int64_t RegistryClient::requests_sent() const {
 }
 
 std::string RegistryClient::BaseUrl(const ImageRef& ref) const {
-  bool plain = IsLoopbackRegistry(ref.registry) ||
-               std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
+  bool plain =
+      IsLoopbackRegistry(ref.registry) ||
+      std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
   return (plain ? "http://" : "https://") + ref.ApiHost() + "/v2/" + ref.repository;
 }
 
-Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, const std::string& realm,
-                                                         const std::string& service, const std::string& scope) {
+Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote,
+                                                         const std::string& realm,
+                                                         const std::string& service,
+                                                         const std::string& scope) {
   const ImageRef& ref = remote.ref;
   Authority realm_at = AuthorityOf(realm);
   if (realm_at.scheme != "https" && realm_at.scheme != "http")
-    return Unavailable("registry " + ref.registry + " names a token service that is not a URL: '" + realm + "'");
+    return Unavailable("registry " + ref.registry + " names a token service that is not a URL: '" +
+                       realm + "'");
   char* s = curl_easy_escape(nullptr, service.c_str(), static_cast<int>(service.size()));
   char* sc = curl_easy_escape(nullptr, scope.c_str(), static_cast<int>(scope.size()));
   std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "service=" + s +
@@ -235,8 +245,9 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, c
   CURL* curl = StartTransfer(url, t);
   if (!curl) return Internal("curl_easy_init");
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  bool secure_realm = realm_at.scheme == "https" || IsLoopbackRegistry(realm_at.host_port) ||
-                      std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
+  bool secure_realm =
+      realm_at.scheme == "https" || IsLoopbackRegistry(realm_at.host_port) ||
+      std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
   if (creds && secure_realm) {
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(curl, CURLOPT_USERNAME, creds->username.c_str());
@@ -250,21 +261,27 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote, c
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK)
-    return Unavailable("cannot reach the token service of registry " + ref.registry + " (" + realm + "): " +
-                       curl_easy_strerror(rc));
+    return Unavailable("cannot reach the token service of registry " + ref.registry + " (" + realm +
+                       "): " + curl_easy_strerror(rc));
   if (resp.status == 401 || resp.status == 403)
     return Status(resp.status == 401 ? StatusCode::kUnauthenticated : StatusCode::kPermissionDenied,
-                  "registry " + ref.registry + " refused " + (creds ? "the credentials" : "anonymous access") +
-                      " for " + scope + ": " + RegistrySays(resp.error_body));
+                  "registry " + ref.registry + " refused " +
+                      (creds ? "the credentials" : "anonymous access") + " for " + scope + ": " +
+                      RegistrySays(resp.error_body));
   if (resp.status != 200)
     return Unavailable("the token service of registry " + ref.registry + " answered HTTP " +
                        std::to_string(resp.status) + ": " + RegistrySays(resp.error_body));
   json j = json::parse(body, nullptr, false);
   Token tok;
-  if (j.is_object() && j.contains("token") && j["token"].is_string()) tok.value = j["token"];
-  else if (j.is_object() && j.contains("access_token") && j["access_token"].is_string()) tok.value = j["access_token"];
-  if (tok.value.empty()) return Unavailable("the token service of registry " + ref.registry + " gave no token");
-  int64_t expires_in = j.contains("expires_in") && j["expires_in"].is_number_integer() ? j["expires_in"].get<int64_t>() : 60;
+  if (j.is_object() && j.contains("token") && j["token"].is_string())
+    tok.value = j["token"];
+  else if (j.is_object() && j.contains("access_token") && j["access_token"].is_string())
+    tok.value = j["access_token"];
+  if (tok.value.empty())
+    return Unavailable("the token service of registry " + ref.registry + " gave no token");
+  int64_t expires_in = j.contains("expires_in") && j["expires_in"].is_number_integer()
+                           ? j["expires_in"].get<int64_t>()
+                           : 60;
   if (expires_in < 60) expires_in = 60;  // the spec's minimum
   tok.expires_ms = NowMillis() + (expires_in - 5) * 1000;
   return tok;
@@ -283,19 +300,22 @@ Result<std::string> RegistryClient::Authorization(const Remote& remote, bool ref
   if (ch.scheme == "basic") {
     if (!creds)
       return Status(StatusCode::kUnauthenticated,
-                    "registry " + ref.registry + " asks for a user name and password (paddock login " +
-                        ref.registry + ")");
+                    "registry " + ref.registry +
+                        " asks for a user name and password (paddock login " + ref.registry + ")");
     return "Basic " + Base64(creds->username + ":" + creds->password);
   }
   if (ch.scheme != "bearer")
-    return Unimplemented("registry " + ref.registry + " asks for '" + ch.scheme + "' authentication");
+    return Unimplemented("registry " + ref.registry + " asks for '" + ch.scheme +
+                         "' authentication");
   std::string realm = ch.params["realm"], service = ch.params["service"];
-  std::string scope = ref.repository.empty() ? "" : "repository:" + ref.repository + ":pull";  // none: a login
+  std::string scope =
+      ref.repository.empty() ? "" : "repository:" + ref.repository + ":pull";  // none: a login
   std::string key = realm + "|" + service + "|" + scope + "|" + (creds ? creds->username : "");
   if (!refresh) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tokens_.find(key);
-    if (it != tokens_.end() && it->second.expires_ms > NowMillis()) return "Bearer " + it->second.value;
+    if (it != tokens_.end() && it->second.expires_ms > NowMillis())
+      return "Bearer " + it->second.value;
   }
   PDK_ASSIGN_OR_RETURN(Token tok, FetchToken(remote, realm, service, scope));
   std::lock_guard<std::mutex> lock(mu_);
@@ -303,10 +323,10 @@ Result<std::string> RegistryClient::Authorization(const Remote& remote, bool ref
   return "Bearer " + tok.value;
 }
 
-Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const std::string& url,
-                                                     const std::string& accept,
-                                                     const std::function<bool(const char*, size_t)>& sink,
-                                                     int64_t range_from, const std::function<void()>& on_restart) {
+Result<RegistryClient::Response> RegistryClient::Get(
+    const Remote& remote, const std::string& url, const std::string& accept,
+    const std::function<bool(const char*, size_t)>& sink, int64_t range_from,
+    const std::function<void()>& on_restart) {
   const ImageRef& ref = remote.ref;
   Authority home = AuthorityOf(url);
   std::string current = url;
@@ -338,18 +358,24 @@ Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_easy_cleanup(curl);
     curl_slist_free_all(headers);
-    if (t.aborted) return ResourceExhausted("the answer of registry " + ref.registry + " to " + current + " is too large");
+    if (t.aborted)
+      return ResourceExhausted("the answer of registry " + ref.registry + " to " + current +
+                               " is too large");
     if (rc != CURLE_OK)
-      return Unavailable("cannot fetch " + current + " from registry " + ref.registry + ": " + curl_easy_strerror(rc));
+      return Unavailable("cannot fetch " + current + " from registry " + ref.registry + ": " +
+                         curl_easy_strerror(rc));
 
     if (resp.status >= 300 && resp.status < 400 && resp.headers.count("location")) {
       std::string next = Resolve(current, resp.headers["location"]);
       Authority to = AuthorityOf(next);
       if (next.empty() || (to.scheme != "http" && to.scheme != "https"))
-        return Unavailable("registry " + ref.registry + " redirected to '" + resp.headers["location"] + "', not a URL");
+        return Unavailable("registry " + ref.registry + " redirected to '" +
+                           resp.headers["location"] + "', not a URL");
       if (at.scheme == "https" && to.scheme == "http")
-        return Unavailable("registry " + ref.registry + " redirected from https down to http (" + next + "); refused");
-      if (++hops > kMaxRedirects) return Unavailable("registry " + ref.registry + " redirected more than 5 times");
+        return Unavailable("registry " + ref.registry + " redirected from https down to http (" +
+                           next + "); refused");
+      if (++hops > kMaxRedirects)
+        return Unavailable("registry " + ref.registry + " redirected more than 5 times");
       current = next;
       continue;
     }
@@ -357,7 +383,8 @@ Result<RegistryClient::Response> RegistryClient::Get(const Remote& remote, const
       challenged = true;  // learn how to authenticate, or get a fresh token, once
       auto [scheme, params] = ParseChallenge(resp.headers["www-authenticate"]);
       if (scheme.empty())
-        return Status(StatusCode::kUnauthenticated, "registry " + ref.registry + " refused the request (HTTP 401) " +
+        return Status(StatusCode::kUnauthenticated, "registry " + ref.registry +
+                                                        " refused the request (HTTP 401) " +
                                                         "without saying how to authenticate");
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -386,36 +413,49 @@ Status HttpError(const ImageRef& ref, const std::string& what, const RegistryCli
   std::string says = RegistrySays(r.error_body);
   std::string tail = " (HTTP " + std::to_string(r.status) + (says.empty() ? "" : ": " + says) + ")";
   switch (r.status) {
-    case 401: return {StatusCode::kUnauthenticated, "registry " + ref.registry + " refused access to " + what + tail};
-    case 403: return {StatusCode::kPermissionDenied, "registry " + ref.registry + " forbids " + what + tail};
-    case 404: return NotFound("registry " + ref.registry + " has no " + what + tail);
-    default: return Unavailable("registry " + ref.registry + " failed to serve " + what + tail);
+    case 401:
+      return {StatusCode::kUnauthenticated,
+              "registry " + ref.registry + " refused access to " + what + tail};
+    case 403:
+      return {StatusCode::kPermissionDenied,
+              "registry " + ref.registry + " forbids " + what + tail};
+    case 404:
+      return NotFound("registry " + ref.registry + " has no " + what + tail);
+    default:
+      return Unavailable("registry " + ref.registry + " failed to serve " + what + tail);
   }
 }
 
 }  // namespace
 
-Result<FetchedManifest> RegistryClient::GetManifest(const Remote& remote, const std::string& reference) {
+Result<FetchedManifest> RegistryClient::GetManifest(const Remote& remote,
+                                                    const std::string& reference) {
   const ImageRef& ref = remote.ref;
   FetchedManifest m;
   auto sink = [&](const char* d, size_t n) {
     m.body.append(d, n);
     return m.body.size() <= kMaxManifestBytes;
   };
-  auto r = Get(remote, BaseUrl(ref) + "/manifests/" + reference, media::kAcceptManifests, sink, 0, nullptr);
+  auto r = Get(remote, BaseUrl(ref) + "/manifests/" + reference, media::kAcceptManifests, sink, 0,
+               nullptr);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kResourceExhausted)
       return DataLoss("the manifest " + ref.Name() + ":" + reference + " is over the " +
-                             std::to_string(kMaxManifestBytes) + "-byte cap");
+                      std::to_string(kMaxManifestBytes) + "-byte cap");
     return r.status();
   }
-  if (r->status != 200) return HttpError(ref, "manifest " + ref.Name() + (reference[0] == 's' && ValidDigest(reference) ? "@" : ":") + reference, *r);
+  if (r->status != 200)
+    return HttpError(ref,
+                     "manifest " + ref.Name() +
+                         (reference[0] == 's' && ValidDigest(reference) ? "@" : ":") + reference,
+                     *r);
   m.media_type = r->headers["content-type"];
-  if (size_t semi = m.media_type.find(';'); semi != std::string::npos) m.media_type = Trim(m.media_type.substr(0, semi));
+  if (size_t semi = m.media_type.find(';'); semi != std::string::npos)
+    m.media_type = Trim(m.media_type.substr(0, semi));
   m.digest = Sha256::Of(m.body);
   if (ValidDigest(reference) && m.digest != reference)
     return DataLoss("registry " + ref.registry + " served a manifest whose digest is " + m.digest +
-                           ", not the " + reference + " asked for");
+                    ", not the " + reference + " asked for");
   return m;
 }
 
@@ -429,19 +469,22 @@ Result<std::string> RegistryClient::GetBlob(const Remote& remote, const Descript
   auto r = Get(remote, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, 0, nullptr);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kResourceExhausted)
-      return DataLoss("blob " + d.digest + " is larger than the " + std::to_string(d.size) + " bytes its manifest gives");
+      return DataLoss("blob " + d.digest + " is larger than the " + std::to_string(d.size) +
+                      " bytes its manifest gives");
     return r.status();
   }
   if (r->status != 200) return HttpError(ref, "blob " + d.digest, *r);
   if (static_cast<int64_t>(body.size()) != d.size)
     return DataLoss("blob " + d.digest + " is " + std::to_string(body.size()) + " bytes, not the " +
-                           std::to_string(d.size) + " its manifest gives");
+                    std::to_string(d.size) + " its manifest gives");
   if (Sha256::Of(body) != d.digest)
-    return DataLoss("blob " + d.digest + " from registry " + ref.registry + " does not match its digest");
+    return DataLoss("blob " + d.digest + " from registry " + ref.registry +
+                    " does not match its digest");
   return body;
 }
 
-Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d, const std::string& path,
+Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d,
+                                    const std::string& path,
                                     const std::function<void(int64_t)>& progress) {
   const ImageRef& ref = remote.ref;
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -465,9 +508,15 @@ Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d, c
   Status write_error;
   auto sink = [&](const char* p, size_t n) {
     if (have + static_cast<int64_t>(n) > d.size) return false;
-    if (::pwrite(fd.get(), p, n, have) != static_cast<ssize_t>(n)) {
-      write_error = Status::Errno("write " + path);
-      return false;
+    // A short write (a disk filling up) is followed by one that says why.
+    for (size_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(fd.get(), p + done, n - done, have + static_cast<int64_t>(done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        write_error = Status::Errno("write " + path, w < 0 ? errno : ENOSPC);
+        return false;
+      }
+      done += static_cast<size_t>(w);
     }
     hash.Update(p, n);
     have += static_cast<int64_t>(n);
@@ -479,33 +528,44 @@ Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d, c
     hash = Sha256();
     have = 0;
   };
-  for (int attempt = 0; have < d.size || d.size == 0; ++attempt) {
-    int64_t before = have;
-    auto r = Get(remote, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, have, restart);
-    if (!write_error.ok()) return write_error;
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kResourceExhausted) {
-        ::unlink(path.c_str());
-        return DataLoss("blob " + d.digest + " is larger than the " + std::to_string(d.size) +
-                        " bytes its manifest gives");
+  // Bytes kept from an earlier download may be wrong: a mismatch then
+  // earns one more pass from the start.
+  for (bool resumed = have > 0;; resumed = false) {
+    for (int attempt = 0; have < d.size || d.size == 0; ++attempt) {
+      int64_t before = have;
+      auto r = Get(remote, BaseUrl(ref) + "/blobs/" + d.digest, "", sink, have, restart);
+      if (!write_error.ok()) return write_error;
+      if (!r.ok()) {
+        if (r.status().code() == StatusCode::kResourceExhausted) {
+          ::unlink(path.c_str());
+          return DataLoss("blob " + d.digest + " is larger than the " + std::to_string(d.size) +
+                          " bytes its manifest gives");
+        }
+        // A transfer broken after some bytes: go on from there.
+        if (r.status().code() == StatusCode::kUnavailable && have > before &&
+            attempt < opts_.max_attempts)
+          continue;
+        return r.status();
       }
-      // A transfer broken after some bytes: go on from there.
-      if (r.status().code() == StatusCode::kUnavailable && have > before && attempt < opts_.max_attempts) continue;
-      return r.status();
+      if (r->status == 416 && have > 0) {  // the range was not satisfiable: start over
+        restart();
+        continue;
+      }
+      if (r->status != 200 && r->status != 206) return HttpError(ref, "blob " + d.digest, *r);
+      if (have == before || d.size == 0) break;  // nothing more to come
     }
-    if (r->status == 416 && have > 0) {  // the range was not satisfiable: start over
+    std::string got = hash.Digest();
+    if (have == d.size && got == d.digest) break;
+    if (resumed) {
       restart();
       continue;
     }
-    if (r->status != 200 && r->status != 206) return HttpError(ref, "blob " + d.digest, *r);
-    if (have == before || d.size == 0) break;  // nothing more to come
-  }
-  if (have != d.size || hash.Digest() != d.digest) {
     ::unlink(path.c_str());
     return DataLoss("blob " + d.digest + " from registry " + ref.registry +
-                    (have != d.size ? " is " + std::to_string(have) + " bytes, not " + std::to_string(d.size)
-                                           : " does not match its digest") +
-                           "; nothing was stored");
+                    (have != d.size
+                         ? " is " + std::to_string(have) + " bytes, not " + std::to_string(d.size)
+                         : " does not match its digest") +
+                    "; nothing was stored");
   }
   if (::fsync(fd.get()) != 0) return Status::Errno("fsync " + path);
   return Status::Ok();
@@ -514,15 +574,16 @@ Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d, c
 Status RegistryClient::CheckLogin(const std::string& registry, const Credentials& creds) {
   // Any repository will do: the registry's answer to /v2/ says how to log in.
   Remote remote{ImageRef{registry, "", "", ""}, creds};
-  bool plain = IsLoopbackRegistry(registry) ||
-               std::find(opts_.insecure.begin(), opts_.insecure.end(), registry) != opts_.insecure.end();
+  bool plain =
+      IsLoopbackRegistry(registry) ||
+      std::find(opts_.insecure.begin(), opts_.insecure.end(), registry) != opts_.insecure.end();
   std::string url = (plain ? "http://" : "https://") + remote.ref.ApiHost() + "/v2/";
   auto ignore = [](const char*, size_t) { return true; };
   PDK_ASSIGN_OR_RETURN(Response r, Get(remote, url, "", ignore, 0, nullptr));
   if (r.status == 200) return Status::Ok();
-  return Status(StatusCode::kUnauthenticated, "registry " + registry + " refused the login of '" + creds.username +
-                                                  "' (HTTP " + std::to_string(r.status) + ": " +
-                                                  RegistrySays(r.error_body) + ")");
+  return Status(StatusCode::kUnauthenticated,
+                "registry " + registry + " refused the login of '" + creds.username + "' (HTTP " +
+                    std::to_string(r.status) + ": " + RegistrySays(r.error_body) + ")");
 }
 
 }  // namespace paddock::image

@@ -56,7 +56,8 @@ class RegistryClient {
   // A small blob (an image config) into memory, verified against `d`.
   Result<std::string> GetBlob(const Remote& remote, const Descriptor& d);
   // A blob into `path`, resuming after what `path` already holds (a range
-  // request); verified against d.digest and d.size, else `path` is removed.
+  // request; if the whole then fails its digest, once more from the start);
+  // verified against d.digest and d.size, else `path` is removed.
   // `progress(bytes)` is called as bytes arrive.
   Status DownloadBlob(const Remote& remote, const Descriptor& d, const std::string& path,
                       const std::function<void(int64_t)>& progress);
@@ -81,8 +82,8 @@ class RegistryClient {
                        const std::function<bool(const char*, size_t)>& sink, int64_t range_from,
                        const std::function<void()>& on_restart);
   Result<std::string> Authorization(const Remote& remote, bool refresh);
-  Result<Token> FetchToken(const Remote& remote, const std::string& realm, const std::string& service,
-                           const std::string& scope);
+  Result<Token> FetchToken(const Remote& remote, const std::string& realm,
+                           const std::string& service, const std::string& scope);
   std::string BaseUrl(const ImageRef& ref) const;
 
   RegistryOptions opts_;
@@ -98,6 +99,7 @@ class RegistryClient {
 
 // The parameters of a WWW-Authenticate header: its scheme (lowercase) and
 // key="value" pairs, where quoted values may hold commas.
-std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(const std::string& header);
+std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(
+    const std::string& header);
 
 }  // namespace paddock::image
