@@ -447,9 +447,10 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
     given = r;
   }
   PDK_ASSIGN_OR_RETURN(std::string dir, layers_.Scratch("import"));
+  // Leaves nothing in staging; a corrupt archive is the caller's bad input.
   auto done = [&](Status s) {
     (void)RemoveTree(dir);
-    return s;
+    return s.code() == StatusCode::kDataLoss ? InvalidArgument(s.message()) : s;
   };
   if (Status s = LayerStore::UnpackArchive(path, dir); !s.ok()) return done(s);
 
@@ -469,7 +470,7 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
     auto index = ArchiveJson(dir, "index.json", kMaxManifestBytes);
     if (!index.ok()) return done(index.status());
     auto entries = ParseIndex(*index);
-    if (!entries.ok()) return done(InvalidArgument(entries.status().message()));
+    if (!entries.ok()) return done(entries.status());
     for (const auto& raw : (*index)["manifests"]) {
       auto d = [&]() -> Result<Found> {
         Found f;
@@ -509,10 +510,7 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
             f.names.push_back(ann[key].get<std::string>());
         return f;
       }();
-      if (!d.ok())
-        return done(d.status().code() == StatusCode::kDataLoss
-                        ? InvalidArgument(d.status().message())
-                        : d.status());
+      if (!d.ok()) return done(d.status());
       found.push_back(std::move(*d));
     }
   } else if (PathExists(dir + "/manifest.json")) {  // docker save, legacy form
@@ -554,7 +552,7 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
     if (Sha256::Of(*config_text) != f.config_digest)
       return done(InvalidArgument("the archive's config " + f.config_digest + " fails its digest"));
     auto config = ParseConfig(json::parse(*config_text, nullptr, false));
-    if (!config.ok()) return done(InvalidArgument(config.status().message()));
+    if (!config.ok()) return done(config.status());
     if (config->diff_ids.size() != f.blobs.size())
       return done(InvalidArgument("the archive's image lists " + std::to_string(f.blobs.size()) +
                                   " layers but its config " +
@@ -598,7 +596,7 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
       }
       return Status::Ok();
     });
-    if (!s.ok()) return done(s.code() == StatusCode::kDataLoss ? InvalidArgument(s.message()) : s);
+    if (!s.ok()) return done(s);
     auto stored = Find(img.id);
     if (!stored.ok()) return done(stored.status());
     out.push_back(*stored);

@@ -76,6 +76,19 @@ la_ssize_t ReadDecompressed(struct archive* a, void* ctx, const void** out) {
   return n;
 }
 
+// Points a hardlink entry at its target inside `dir`; kDataLoss if the
+// target is not inside `where` (the layer, the archive).
+Status RebaseHardlink(struct archive_entry* e, const std::string& dir, const std::string& name,
+                      const char* where) {
+  const char* link = archive_entry_hardlink(e);
+  if (!link) return Status::Ok();
+  auto target = CleanPath(link);
+  if (!target.ok() || target->empty())
+    return DataLoss("hardlink '" + name + "' points out of " + where + " ('" + link + "')");
+  archive_entry_set_hardlink(e, (dir + "/" + *target).c_str());
+  return Status::Ok();
+}
+
 // Drops the xattrs overlayfs would take as its own (a forged opaque flag or redirect).
 void StripOverlayXattrs(struct archive_entry* e) {
   struct Xattr {
@@ -171,14 +184,7 @@ Status Unpack(struct archive* tar, const std::string& dir) {
     }
     mode_t type = archive_entry_filetype(e);
     if (type == AE_IFCHR || type == AE_IFBLK) continue;  // /dev is the sandbox's own
-    if (const char* link = archive_entry_hardlink(e)) {
-      auto target = CleanPath(link);
-      if (!target.ok() || target->empty()) {
-        s = DataLoss("hardlink '" + rel + "' points out of its layer ('" + link + "')");
-        break;
-      }
-      archive_entry_set_hardlink(e, (dir + "/" + *target).c_str());
-    }
+    if (s = RebaseHardlink(e, dir, rel, "its layer"); !s.ok()) break;
     StripOverlayXattrs(e);
     // An entry replaces a whiteout this layer wrote for the same name.
     struct stat st;
@@ -324,13 +330,9 @@ Status LayerStore::UnpackArchive(const std::string& archive, const std::string& 
     }
     mode_t type = archive_entry_filetype(e);
     if (clean->empty() || (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)) continue;
-    if (const char* link = archive_entry_hardlink(e)) {
-      auto target = CleanPath(link);
-      if (!target.ok() || target->empty()) {
-        s = InvalidArgument("hardlink '" + *clean + "' points out of the archive");
-        break;
-      }
-      archive_entry_set_hardlink(e, (dir + "/" + *target).c_str());
+    if (Status h = RebaseHardlink(e, dir, *clean, "the archive"); !h.ok()) {
+      s = InvalidArgument(h.message());
+      break;
     }
     archive_entry_set_pathname(e, (dir + "/" + *clean).c_str());
     archive_entry_set_uid(e, 0);

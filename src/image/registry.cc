@@ -212,11 +212,17 @@ int64_t RegistryClient::requests_sent() const {
   return requests_;
 }
 
+bool RegistryClient::ListedInsecure(const std::string& registry) const {
+  return std::find(opts_.insecure.begin(), opts_.insecure.end(), registry) != opts_.insecure.end();
+}
+
+std::string RegistryClient::V2Url(const ImageRef& ref) const {
+  bool plain = IsLoopbackRegistry(ref.registry) || ListedInsecure(ref.registry);
+  return (plain ? "http://" : "https://") + ref.ApiHost() + "/v2/";
+}
+
 std::string RegistryClient::BaseUrl(const ImageRef& ref) const {
-  bool plain =
-      IsLoopbackRegistry(ref.registry) ||
-      std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
-  return (plain ? "http://" : "https://") + ref.ApiHost() + "/v2/" + ref.repository;
+  return V2Url(ref) + ref.repository;
 }
 
 Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote,
@@ -245,9 +251,8 @@ Result<RegistryClient::Token> RegistryClient::FetchToken(const Remote& remote,
   CURL* curl = StartTransfer(url, t);
   if (!curl) return Internal("curl_easy_init");
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  bool secure_realm =
-      realm_at.scheme == "https" || IsLoopbackRegistry(realm_at.host_port) ||
-      std::find(opts_.insecure.begin(), opts_.insecure.end(), ref.registry) != opts_.insecure.end();
+  bool secure_realm = realm_at.scheme == "https" || IsLoopbackRegistry(realm_at.host_port) ||
+                      ListedInsecure(ref.registry);
   if (creds && secure_realm) {
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(curl, CURLOPT_USERNAME, creds->username.c_str());
@@ -574,10 +579,7 @@ Status RegistryClient::DownloadBlob(const Remote& remote, const Descriptor& d,
 Status RegistryClient::CheckLogin(const std::string& registry, const Credentials& creds) {
   // Any repository will do: the registry's answer to /v2/ says how to log in.
   Remote remote{ImageRef{registry, "", "", ""}, creds};
-  bool plain =
-      IsLoopbackRegistry(registry) ||
-      std::find(opts_.insecure.begin(), opts_.insecure.end(), registry) != opts_.insecure.end();
-  std::string url = (plain ? "http://" : "https://") + remote.ref.ApiHost() + "/v2/";
+  std::string url = V2Url(remote.ref);
   auto ignore = [](const char*, size_t) { return true; };
   PDK_ASSIGN_OR_RETURN(Response r, Get(remote, url, "", ignore, 0, nullptr));
   if (r.status == 200) return Status::Ok();

@@ -84,7 +84,9 @@ class RegistryClient {
   Result<std::string> Authorization(const Remote& remote, bool refresh);
   Result<Token> FetchToken(const Remote& remote, const std::string& realm,
                            const std::string& service, const std::string& scope);
-  std::string BaseUrl(const ImageRef& ref) const;
+  bool ListedInsecure(const std::string& registry) const;  // named by --insecure-registry
+  std::string V2Url(const ImageRef& ref) const;            // scheme://host/v2/
+  std::string BaseUrl(const ImageRef& ref) const;          // ... and the repository
 
   RegistryOptions opts_;
   mutable std::mutex mu_;  // guards challenges_, tokens_, requests_
