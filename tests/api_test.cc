@@ -1,5 +1,9 @@
 // The REST API of a real paddockd: lifecycle, exec (sync, streamed,
 // background and re-attached), files, errors, limits, keys, metrics, CLI.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <mutex>
 #include <set>
 #include <thread>
@@ -173,6 +177,28 @@ TEST_F(DaemonTest, TimeoutsFireThroughTheReaper) {
   EXPECT_EQ(Must("GET", "/v1/sandboxes/lives")["state"], "running");
 }
 
+// Sends `head` (a request's header, its body never follows) to 127.0.0.1:port
+// and returns the status line of the answer, which must come within 10 s.
+std::string AnswerToHeaderAlone(int port, const std::string& head) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval deadline{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
+    char buf[4096];
+    ssize_t n;
+    while (answer.find("\r\n") == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+      answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return answer.substr(0, answer.find("\r\n"));
+}
+
 TEST_F(DaemonTest, TcpNeedsTheApiKey) {
   StopDaemon(SIGTERM);
   extra_args_ = {"--listen", "127.0.0.1:18731", "--api-key", "s3cret"};
@@ -185,6 +211,22 @@ TEST_F(DaemonTest, TcpNeedsTheApiKey) {
   auto keyed = cli::ApiClient("tcp://127.0.0.1:18731", "s3cret").Send("GET", "/v1/sandboxes");
   ASSERT_TRUE(keyed.ok());
   EXPECT_EQ(keyed->status, 200);
+
+  // The key and the body's size are judged on the header: no body is waited
+  // for (none is sent), let alone read into memory.
+  EXPECT_EQ(AnswerToHeaderAlone(18731,
+                                "POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Type: application/json\r\nContent-Length: 200000000\r\n\r\n"),
+            "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(AnswerToHeaderAlone(18731,
+                                "POST /v1/images/import HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Length: 50000000000\r\n\r\n"),
+            "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(AnswerToHeaderAlone(18731,
+                                "POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\n"
+                                "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"),
+            "HTTP/1.1 413 Payload Too Large");
+  EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
 }
 
 TEST_F(DaemonTest, MetricsCountSandboxesOperationsAndErrors) {

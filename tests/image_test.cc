@@ -328,8 +328,11 @@ TEST_F(ImageTest, TwentyConcurrentCreatesOfAMissingImagePullItOnce) {
         ADD_FAILURE() << (r.ok() ? r->body : r.status().ToString());
     });
   for (auto& t : threads) t.join();
-  for (const auto& id : ids)
-    if (!id.empty()) EXPECT_EQ(Sh(id, "cat /data/new.txt"), "new\n");
+  for (const auto& id : ids) {
+    if (!id.empty()) {
+      EXPECT_EQ(Sh(id, "cat /data/new.txt"), "new\n");
+    }
+  }
   EXPECT_EQ(registry_->CountRequests("GET /v2/test/burst/manifests/") - manifests_before, 1);
   std::string metrics = api().Send("GET", "/metrics")->body;
   EXPECT_NE(metrics.find("\npaddock_registry_requests_total 4\n"), std::string::npos) << metrics;
@@ -663,6 +666,61 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   EXPECT_EQ(pruned["images_removed"], 1);
   EXPECT_EQ(pruned["layers_removed"], 2);
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
+}
+
+// paddockd's peak resident memory so far (kB).
+int64_t PeakRssKb(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  size_t at = status->find("VmHWM:");
+  return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
+}
+
+// An archive larger than any body paddockd holds in memory (256 MiB) goes
+// through the CLI and into the store as a stream: paddockd's peak memory
+// hardly moves. --max-upload refuses a larger one up front, naming itself.
+TEST_F(ImageTest, ArchivesOverAQuarterGigabyteStreamAndMaxUploadRefusesLargerOnes) {
+  std::string tree = work_->path() + "/tree", layer = work_->path() + "/layer.tar";
+  ASSERT_TRUE(MakeDirs(tree + "/data", 0755).ok());
+  auto [made, made_out] = RunProgram(
+      {"sh", "-c", "head -c 300M /dev/urandom > " + tree + "/data/blob && tar -C " + tree +
+                       " -cf " + layer + " data && sha256sum " + tree + "/data/blob"});
+  ASSERT_EQ(made, 0) << made_out;
+  std::string blob_sum = made_out.substr(0, 64);
+  ImageSpec spec;
+  spec.layers = {BaseLayer(), LayerSpec{{}, LayerCompression::kNone, layer}};
+  std::string layout = work_->path() + "/big";
+  TagLayout(layout, "v1", AddImage(layout, spec));
+  std::string archive = work_->path() + "/big.tar";
+  ASSERT_EQ(RunProgram({"tar", "-C", layout, "-cf", archive, "."}).first, 0);
+  ASSERT_TRUE(RemoveTree(tree).ok());
+  ASSERT_TRUE(RemoveTree(layout).ok());
+  auto cli = [&](const std::string& file) {
+    return RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "image", "import",
+                       "--ref", "local/big:v1", file});
+  };
+
+  int64_t peak_before = PeakRssKb(pid_);
+  auto [rc, out] = cli(archive);
+  ASSERT_EQ(rc, 0) << out;
+  int64_t peak_after = PeakRssKb(pid_);
+  EXPECT_LT(peak_after - peak_before, 64 * 1024)
+      << "paddockd's peak memory grew from " << peak_before << " kB to " << peak_after << " kB";
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "local/big:v1"}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "busybox sha256sum /data/blob | busybox cut -c1-64"), blob_sum + "\n");
+  Must("DELETE", "/v1/sandboxes/" + sb["id"].get<std::string>(), nullptr, 204);
+  Must("DELETE", "/v1/images/local/big:v1", nullptr, 204);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
+
+  StopDaemon(SIGTERM);
+  StartDaemon({"--max-upload", "100M"});
+  auto [refused, refused_out] = cli(archive);
+  EXPECT_NE(refused, 0);
+  EXPECT_NE(refused_out.find("over 104857600 bytes"), std::string::npos) << refused_out;
+  EXPECT_NE(refused_out.find("--max-upload"), std::string::npos) << refused_out;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
 }
 

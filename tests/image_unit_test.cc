@@ -6,6 +6,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "base/fs.h"
 #include "host_clean.h"
 #include "image/digest.h"
@@ -227,6 +229,36 @@ TEST_F(LayerStoreTest, WhiteoutsBecomeOverlayFormInAnyOrder) {
   EXPECT_EQ(::lgetxattr((root + "/f").c_str(), "user.keep", v, sizeof v), 1);
   EXPECT_FALSE(PathExists(root + "/a/.wh.hidden"));
   EXPECT_FALSE(PathExists(root + "/o/.wh..wh..opq"));
+}
+
+// File capabilities (what lets an image's ping open a raw socket without
+// setuid) survive extraction, also on a file owned by someone else: a chown
+// after the xattr would silently drop them.
+TEST_F(LayerStoreTest, FileCapabilitiesAndOwnersAreKept) {
+  // struct vfs_cap_data, revision 2, effective: permitted = CAP_NET_RAW (13).
+  const std::string net_raw_ep("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00"
+                               "\x00\x00\x00\x00\x00\x00\x00\x00",
+                               20);
+  std::string chain = Sha256::Of("caps");
+  ASSERT_TRUE(Extract(testing::MakeTar({
+                          {"./bin/", 'd', "", 0755},
+                          {"./bin/ping", 'f', "elf", 0755, 0, 0, {{"security.capability", net_raw_ep}}},
+                          {"./bin/tool", 'f', "elf", 0750, 1000, 1001,
+                           {{"security.capability", net_raw_ep}}},
+                      }),
+                      chain)
+                  .ok());
+  for (const char* file : {"/bin/ping", "/bin/tool"}) {
+    std::string path = store_->Dir(chain) + file;
+    char value[64];
+    ssize_t n = ::lgetxattr(path.c_str(), "security.capability", value, sizeof value);
+    ASSERT_EQ(n, 20) << file << ": " << std::strerror(errno);
+    EXPECT_EQ(std::string(value, static_cast<size_t>(n)), net_raw_ep) << file;
+  }
+  struct stat st;
+  ASSERT_EQ(::lstat((store_->Dir(chain) + "/bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
 TEST_F(LayerStoreTest, EscapesAndWrongDiffIdsLeaveNothing) {

@@ -113,19 +113,27 @@ struct Reply {
 };
 
 // One request to paddockd's TCP port with the Host header given.
-Reply Get(const std::string& host, const std::string& target,
-          const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+Reply Exchange(http::verb method, const std::string& host, const std::string& target,
+               const std::vector<std::pair<std::string, std::string>>& headers = {},
+               const std::string& body = "") {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   s.connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
-  http::request<http::string_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, host);
   for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
   http::write(s, req);
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(s, buf, res);
-  return {res.result_int(), res.body()};
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+Reply Get(const std::string& host, const std::string& target,
+          const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  return Exchange(http::verb::get, host, target, headers);
 }
 
 class ProxyTest : public DaemonTest {
@@ -175,6 +183,11 @@ TEST_F(ProxyTest, HttpThroughBothFormsAndA502ForADeadPort) {
   Reply hosted = Get(host, "/from/host");
   EXPECT_EQ(hosted.status, 200);
   EXPECT_EQ(hosted.body, "GET /from/host host=" + host);
+  // A path that paddockd's own API takes as an upload is the sandbox's here:
+  // relayed with its body.
+  Reply posted = Exchange(http::verb::post, host, "/v1/images/import", {}, "the sandbox's body");
+  EXPECT_EQ(posted.status, 200);
+  EXPECT_NE(posted.body.find("the sandbox's body"), std::string::npos) << posted.body;
   {
     asio::io_context io;
     asio::ip::tcp::socket s(io);

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <limits>
 #include <type_traits>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,6 +90,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     }
   }
 
+  ~Session() override { DropBodyFile(); }
+
   void Run() { ReadHeader(); }
   auto executor() { return stream_.get_executor(); }
 
@@ -114,12 +120,15 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     if (ec) stream_failed_ = true;
     return !ec;
   }
+  const std::string& body_file() const override { return body_file_; }
 
  private:
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(shared_->opts.max_header_bytes));
-    parser_->body_limit(shared_->opts.max_body_bytes);
+    // OnHeader sets the limit once it knows the route. (Not boost::none: Boost
+    // 1.74 reads "no limit" as a limit of zero while it parses the header.)
+    parser_->body_limit(std::numeric_limits<uint64_t>::max());
     stream_.expires_after(std::chrono::seconds(shared_->opts.header_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -127,32 +136,100 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
                             });
   }
 
+  // The key is checked and the body's size judged before a byte of it is read.
   void OnHeader(beast::error_code ec) {
     if (ec) return Fail(ec);
-    stream_.expires_after(std::chrono::seconds(shared_->opts.body_timeout_s));
+    const ServerOptions& o = shared_->opts;
+    const Request& head = parser_->get();
+    if (needs_key_ && !KeyMatches(head, o.api_key) &&
+        !(o.handler_authenticates && o.handler_authenticates(head)))
+      return Reply(Unauthorized(head.version()));
+    bool to_file = o.body_to_file && !o.spool_dir.empty() && o.body_to_file(head);
+    uint64_t limit = to_file ? o.max_file_body_bytes : o.max_body_bytes;
+    if (auto length = parser_->content_length(); length && *length > limit)
+      return TooLarge(limit, to_file);
+    parser_->body_limit(limit);  // for chunked bodies
+    if (beast::iequals(head[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> go_on{http::status::continue_, head.version()};
+      beast::error_code write_ec;
+      http::write(stream_.socket(), go_on, write_ec);
+      if (write_ec) return Fail(write_ec);
+    }
+    stream_.expires_after(std::chrono::seconds(o.body_timeout_s));
+    if (to_file) return ReadBodyToFile(limit);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+                     [self = this->shared_from_this(), limit](beast::error_code ec, size_t) {
+                       if (ec == http::error::body_limit) return self->TooLarge(limit, false);
+                       if (ec) return self->Fail(ec);
+                       self->req_ = self->parser_->release();
+                       self->Dispatch();
+                     });
   }
 
-  void OnBody(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
+  // An upload: the body goes to a file in the spool folder, not to memory.
+  void ReadBodyToFile(uint64_t limit) {
+    std::string path = shared_->opts.spool_dir + "/body-XXXXXX";
+    int fd = ::mkostemp(path.data(), O_CLOEXEC);
+    if (fd < 0)
       return Reply(ErrorResponse(
-          ResourceExhausted("request body over " + std::to_string(shared_->opts.max_body_bytes) +
-                            " bytes"),
-          11, false));
-    }
-    if (ec) return Fail(ec);
+          Unavailable(std::string("cannot hold the upload: ") + std::strerror(errno)), 11, false));
+    body_file_ = path;
+    file_parser_.emplace(std::move(*parser_));
+    beast::file file;
+    file.native_handle(fd);
+    beast::error_code ec;
+    file_parser_->get().body().reset(std::move(file), ec);
+    if (ec)
+      return Reply(ErrorResponse(Unavailable("cannot hold the upload: " + ec.message()), 11, false));
+    ReadUploadSome(limit);
+  }
+
+  // Piece by piece, each piece with its own deadline: a large upload may take
+  // longer than body_timeout_s in all, but may not stall that long.
+  void ReadUploadSome(uint64_t limit) {
+    stream_.expires_after(std::chrono::seconds(shared_->opts.body_timeout_s));
+    http::async_read_some(
+        stream_, buffer_, *file_parser_,
+        [self = this->shared_from_this(), limit](beast::error_code ec, size_t) {
+          if (ec == http::error::body_limit) return self->TooLarge(limit, true);
+          if (ec == beast::errc::no_space_on_device || ec == beast::errc::file_too_large)
+            return self->Reply(ErrorResponse(
+                ResourceExhausted("no room on the host for the upload: " + ec.message()), 11,
+                false));
+          if (ec) return self->Fail(ec);
+          if (!self->file_parser_->is_done()) return self->ReadUploadSome(limit);
+          auto message = self->file_parser_->release();
+          self->file_parser_.reset();
+          message.body().close();
+          self->req_ = Request(std::move(message.base()));
+          self->Dispatch();
+        });
+  }
+
+  void TooLarge(uint64_t limit, bool upload) {
+    Response res = ErrorResponse(
+        ResourceExhausted("the request body is over " + std::to_string(limit) + " bytes, the most " +
+                          (upload ? "paddockd takes for an upload (its --max-upload)"
+                                  : "paddockd takes for this request")),
+        11, false);
+    res.result(http::status::payload_too_large);
+    Reply(std::move(res));
+  }
+
+  void Dispatch() {
     stream_.expires_never();
-    req_ = parser_->release();
-    const auto& own_auth = shared_->opts.handler_authenticates;
-    if (needs_key_ && !KeyMatches(req_, shared_->opts.api_key) && !(own_auth && own_auth(req_)))
-      return Reply(Unauthorized(req_.version()));
     if (shared_->opts.router) {
       RouteResult route = shared_->opts.router(req_, client_address_);
       if (auto* reply = std::get_if<Response>(&route)) return Reply(std::move(*reply));
       if (auto* target = std::get_if<RelayTarget>(&route)) return Relay(std::move(*target));
     }
     net::post(shared_->workers, [self = this->shared_from_this()] { self->Handle(); });
+  }
+
+  void DropBodyFile() {
+    if (body_file_.empty()) return;
+    ::unlink(body_file_.c_str());
+    body_file_.clear();
   }
 
   void Relay(RelayTarget target) {
@@ -176,6 +253,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
       if (!streamed_) res = ErrorResponse(Internal(std::string("handler failed: ") + e.what()), req_.version());
     }
     net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
+      self->DropBodyFile();
       if (res) return self->Reply(std::move(*res));
       if (self->stream_failed_ || !self->req_.keep_alive()) return self->Close();
       self->stream_failed_ = false;
@@ -208,6 +286,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   beast::flat_buffer buffer_;
   std::optional<UpstreamLink> upstream_;  // once it has relayed a request
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::file_body>> file_parser_;
+  std::string body_file_;  // the body of the request in hand, when it went to a file
   Request req_;
   std::shared_ptr<Response> res_;
   bool streamed_ = false;

@@ -2,11 +2,13 @@
 //
 // Connections are read asynchronously on a couple of I/O threads, with a
 // deadline for each request's header and body and a size limit, so slow or
-// hostile clients cannot pile up. Each request is then handled on a worker
-// pool: handlers may block (sandbox operations do) and may stream their
-// response (chunked) through a StreamWriter. Requests a Router claims are
-// relayed to a TCP endpoint on the I/O threads instead (HttpRelay), holding
-// no worker. On TCP an API key is required.
+// hostile clients cannot pile up. On TCP an API key is required; it and the
+// body's declared size are judged on the header, before any body is read.
+// Upload bodies go to a file, others to memory. Each request is then handled
+// on a worker pool: handlers may block (sandbox operations do) and may
+// stream their response (chunked) through a StreamWriter. Requests a Router
+// claims are relayed to a TCP endpoint on the I/O threads instead
+// (HttpRelay), holding no worker.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -36,6 +38,10 @@ class StreamWriter {
   virtual bool Begin(http::status status, std::string_view content_type) = 0;
   virtual bool Write(std::string_view data) = 0;
   virtual bool End() = 0;
+  // Where the request's body is when the server wrote it to a file (see
+  // ServerOptions::body_to_file); empty otherwise. The file is removed once
+  // the handler returns.
+  virtual const std::string& body_file() const = 0;
 };
 
 // Returns the response, or nullopt once it has streamed one through the writer.
@@ -58,7 +64,12 @@ struct ServerOptions {
   Router router;                     // optional
   RelayTimeouts relay_timeouts;
   size_t max_header_bytes = 64 * 1024;
-  size_t max_body_bytes = size_t{256} << 20;
+  size_t max_body_bytes = size_t{256} << 20;  // bodies held in memory
+  // Requests whose body goes to a file in `spool_dir` instead of memory
+  // (uploads of archives of any size), chosen from the header alone.
+  std::function<bool(const Request& header)> body_to_file;
+  std::string spool_dir;
+  uint64_t max_file_body_bytes = uint64_t{64} << 30;
   int header_timeout_s = 30;         // also how long an idle keep-alive connection lives
   int body_timeout_s = 300;
   size_t io_threads = 2;

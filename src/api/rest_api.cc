@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <chrono>
@@ -178,6 +179,12 @@ std::optional<Response> RestApi::Handle(Request& req, StreamWriter& out) {
   return res;
 }
 
+bool RestApi::TakesUpload(const Request& req) {
+  if (req.method() != http::verb::post) return false;
+  std::string_view target(req.target().data(), req.target().size());
+  return target.substr(0, target.find('?')) == "/v1/images/import";
+}
+
 std::optional<Response> RestApi::Route(Call& c) {
   const auto& p = c.target.path;
   const Request& req = c.req;
@@ -247,8 +254,11 @@ std::optional<Response> RestApi::Images(Call& c) {
   if (p.size() == 3 && p[2] == "import" && method == http::verb::post)
     return Try(c.req, [&]() -> Result<Response> {
       c.op = "import";
-      if (c.req.body().empty()) return InvalidArgument("the body must be the archive (docker save, or an OCI archive)");
-      PDK_ASSIGN_OR_RETURN(auto images, manager_->images().ImportBytes(c.req.body(), c.Q("ref")));
+      const std::string& archive = c.out.body_file();
+      struct stat st {};
+      if (archive.empty() || ::stat(archive.c_str(), &st) != 0 || st.st_size == 0)
+        return InvalidArgument("the body must be the archive (docker save, or an OCI archive)");
+      PDK_ASSIGN_OR_RETURN(auto images, manager_->images().Import(archive, c.Q("ref")));
       json all = json::array();
       for (const auto& img : images) all.push_back(ImageJson(img, false));
       return JsonResponse(http::status::ok, {{"images", all}}, c.req);

@@ -16,6 +16,8 @@ class RestApi {
  public:
   RestApi(SandboxManager* manager, Metrics* metrics);
   std::optional<Response> Handle(Request& req, StreamWriter& out);
+  // Routes whose body the server should write to a file (image imports).
+  static bool TakesUpload(const Request& req);
 
  private:
   struct Call;

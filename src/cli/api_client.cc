@@ -73,6 +73,20 @@ http::request<http::string_body> MakeRequest(const std::string& method, const st
   return req;
 }
 
+// Reads the answer to a request already sent.
+template <typename Socket>
+Status ReadAnswer(Socket& socket, HttpResult& out) {
+  beast::error_code ec;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(size_t{4} << 30);
+  http::read(socket, buffer, parser, ec);
+  if (ec) return Unavailable("read from paddockd: " + ec.message());
+  out.status = parser.get().result_int();
+  out.body = std::move(parser.get().body());
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<HttpResult> ApiClient::Send(const std::string& method, const std::string& target,
@@ -82,14 +96,31 @@ Result<HttpResult> ApiClient::Send(const std::string& method, const std::string&
     beast::error_code ec;
     http::write(socket, MakeRequest(method, target, body, content_type, api_key_), ec);
     if (ec) return Unavailable("send to paddockd: " + ec.message());
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(size_t{4} << 30);
-    http::read(socket, buffer, parser, ec);
-    if (ec) return Unavailable("read from paddockd: " + ec.message());
-    out.status = parser.get().result_int();
-    out.body = std::move(parser.get().body());
-    return Status::Ok();
+    return ReadAnswer(socket, out);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<HttpResult> ApiClient::SendFile(const std::string& method, const std::string& target,
+                                       const std::string& path, const std::string& content_type) {
+  http::request<http::file_body> req{http::string_to_verb(method), target, 11};
+  beast::error_code ec;
+  req.body().open(path.c_str(), beast::file_mode::scan, ec);
+  if (ec) return NotFound("cannot read " + path + ": " + ec.message());
+  req.set(http::field::host, "paddock");
+  req.set(http::field::user_agent, "paddock-cli");
+  req.set(http::field::content_type, content_type);
+  if (!api_key_.empty()) req.set("X-API-Key", api_key_);
+  req.prepare_payload();
+  HttpResult out;
+  Status s = WithConnection(endpoint_, [&](auto& socket) -> Status {
+    http::write(socket, req, ec);
+    // paddockd may refuse early (too large, no room) and close: its answer says why.
+    Status answer = ReadAnswer(socket, out);
+    if (answer.ok()) return answer;
+    if (ec) return Unavailable("send to paddockd: " + ec.message());
+    return answer;
   });
   if (!s.ok()) return s;
   return out;

@@ -33,6 +33,9 @@ class ApiClient {
   // kUnavailable with a hint when paddockd is not there.
   Result<HttpResult> Send(const std::string& method, const std::string& target,
                           const std::string& body = "", const std::string& content_type = "application/json");
+  // A request whose body is the file at `path`, sent as it is read.
+  Result<HttpResult> SendFile(const std::string& method, const std::string& target,
+                              const std::string& path, const std::string& content_type);
   // A request answered with server-sent events: `on_event(name, data)` per
   // event, until the stream ends or it returns false. A non-2xx answer is
   // returned as its Status.

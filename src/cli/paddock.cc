@@ -427,7 +427,7 @@ int main(int argc, char** argv) {
   auto* image_prune = image->add_subcommand("prune", "remove every image no sandbox uses, and unused layers");
   std::string archive;
   auto* image_import = image->add_subcommand("import", "import a docker save tarball or an OCI archive");
-  image_import->add_option("file", archive, "the archive (up to 256 MiB)")->required();
+  image_import->add_option("file", archive, "the archive (docker save, OCI layout or archive)")->required();
   image_import->add_option("--ref", ref, "the name to give it (needed when the archive names none)");
   std::string registry, user;
   bool password_stdin = false;
@@ -563,10 +563,8 @@ int main(int argc, char** argv) {
     return rc;
   }
   if (image_import->parsed()) {
-    auto data = ReadFile(archive);
-    if (!data.ok()) return Fail(data.status());
-    auto sent = api.Send("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + Escape(ref)), *data,
-                         "application/x-tar");
+    auto sent = api.SendFile("POST", "/v1/images/import" + (ref.empty() ? "" : "?ref=" + Escape(ref)),
+                             archive, "application/x-tar");
     if (!sent.ok()) return Fail(sent.status());
     if (Status s = sent->AsStatus(); !s.ok()) return Fail(s);
     json answer = sent->Json();

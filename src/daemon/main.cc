@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,8 @@
 #include "api/http_server.h"
 #include "api/port_proxy.h"
 #include "api/rest_api.h"
+#include "base/fs.h"
+#include "base/units.h"
 #include "store/store.h"
 
 using namespace paddock;
@@ -62,9 +65,18 @@ int main(int argc, char** argv) {
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
   app.add_option("--insecure-registry", mopts.registry.insecure,
                  "a registry reached over plain HTTP (loopback ones always are)");
+  std::string max_upload = "64G";
+  app.add_option("--max-upload", max_upload, "largest upload (an image archive) paddockd accepts");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);
+  if (auto bytes = ParseSize(max_upload); bytes.ok() && *bytes > 0) {
+    sopts.max_file_body_bytes = static_cast<uint64_t>(*bytes);
+  } else {
+    std::fprintf(stderr, "--max-upload: '%s' is not a size (like 64G or 500M)\n",
+                 max_upload.c_str());
+    return 2;
+  }
   if (!no_network) mopts.network = nopts;
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
@@ -90,6 +102,19 @@ int main(int argc, char** argv) {
       "swept_cgroups={} ms={:.1f} cgroup={}",
       r.adopted, r.finished, r.rolled_back, r.marked_stopped, r.swept_dirs, r.swept_cgroups, recover_ms,
       (*manager)->cgroup_version());
+
+  // Uploads are written here on their way in; a crash leaves at most a few.
+  sopts.spool_dir = mopts.state_dir + "/uploads";
+  if (Status s = RemoveTree(sopts.spool_dir); s.ok())
+    s = MakeDirs(sopts.spool_dir, 0700);
+  else
+    spdlog::warn("msg=\"cannot clear uploads\" error=\"{}\"", s.ToString());
+  // Only for requests the REST API itself answers: a relayed or E2B request
+  // keeps its body in memory.
+  sopts.body_to_file = [](const api::Request& req) {
+    return api::RestApi::TakesUpload(req) && !api::PortProxy::Route(req) &&
+           !api::E2bApi::Handles(req);
+  };
 
   api::Metrics metrics;
   api::RestApi rest(manager->get(), &metrics);

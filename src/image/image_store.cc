@@ -605,15 +605,6 @@ Result<std::vector<Image>> ImageStore::Import(const std::string& path,
   return out;
 }
 
-Result<std::vector<Image>> ImageStore::ImportBytes(std::string_view archive,
-                                                   const std::string& ref) {
-  PDK_ASSIGN_OR_RETURN(std::string dir, layers_.Scratch("upload"));
-  Status s = WriteFileAtomic(dir + "/archive", archive, 0600);
-  auto imported = s.ok() ? Import(dir + "/archive", ref) : Result<std::vector<Image>>(s);
-  (void)RemoveTree(dir);
-  return imported;
-}
-
 Status ImageStore::Save(const Image& image, const std::string& config_json) {
   ImageRecord r;
   r.id = image.id;

@@ -97,8 +97,6 @@ class ImageStore {
   // layout's bare tags are refused without `ref`). Every blob and diff id
   // is verified; a bad archive stores nothing (kInvalidArgument).
   Result<std::vector<Image>> Import(const std::string& path, const std::string& ref);
-  // Import of an archive held in memory (an upload).
-  Result<std::vector<Image>> ImportBytes(std::string_view archive, const std::string& ref);
 
   // Find, else Pull (as a create does).
   Result<Image> Ensure(const std::string& ref);
