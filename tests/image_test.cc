@@ -489,7 +489,8 @@ TEST_F(ImageTest, BasicAuthLoginsAreCheckedKeptAndUsed) {
 }
 
 // Blobs redirected to another port get no Authorization header; a 429 is
-// retried; a transfer cut short resumes with a range request.
+// retried; a transfer cut short resumes with a range request. A manifest
+// over the 4 MiB cap is refused, naming the cap.
 TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
   std::string layout = work_->path() + "/redirect-layout";
   std::string noise = Noise(256 << 10);
@@ -513,6 +514,26 @@ TEST_F(ImageTest, RedirectsDropCredentialsAndBrokenTransfersResume) {
   EXPECT_EQ(front.Count("range=bytes="), 2) << front.Log();
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
   EXPECT_EQ(Sh(sb["id"], "wc -c < /big.bin"), std::to_string(noise.size()) + "\n");
+
+  json huge = {{"schemaVersion", 2},
+               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+               {"config",
+                {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                 {"digest", image::Sha256::Of("{}")},
+                 {"size", 2}}},
+               {"layers", json::array()},
+               {"annotations", {{"padding", std::string(5 << 20, 'x')}}}};
+  std::string text = huge.dump(), digest = image::Sha256::Of(text);
+  ASSERT_TRUE(WriteFileAtomic(layout + "/blobs/sha256/" + image::DigestHex(digest), text).ok());
+  TagLayout(layout, "huge",
+            {{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+             {"digest", digest},
+             {"size", text.size()}});
+  std::string err = MustFail(
+      "POST", "/v1/images/pull",
+      json{{"ref", "127.0.0.1:" + std::to_string(front.port(0)) + "/test/redir:huge"}}.dump(), 502);
+  EXPECT_NE(err.find("over the 4194304-byte cap"), std::string::npos) << err;
+  EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 1u);
 }
 
 // A paddockd killed mid-pull leaves nothing that a later one uses: start-up
