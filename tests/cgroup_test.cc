@@ -12,8 +12,11 @@ namespace {
 using kernel::CgroupDriver;
 
 void FreezeKillAndRemove(CgroupDriver& driver) {
+  HostSnapshot before = TakeHostSnapshot();
   auto cg = driver.Create("pdk-test-cg", {});
   ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  // The leak check sees it, whichever layout this driver uses.
+  EXPECT_NE(DescribeLeaks(before, TakeHostSnapshot()).find("leaked cgroup: "), std::string::npos);
   pid_t child = ::fork();
   if (child == 0) {
     for (;;) ::pause();
@@ -33,6 +36,7 @@ void FreezeKillAndRemove(CgroupDriver& driver) {
   auto names = driver.List();
   EXPECT_TRUE(std::find(names.begin(), names.end(), "pdk-test-cg") == names.end());
   driver.RemoveParentIfEmpty();
+  EXPECT_EQ(DescribeLeaks(before, TakeHostSnapshot()), "");
 }
 
 TEST_F(SandboxTest, DetectedCgroupDriverFreezesKillsAndRemoves) {

@@ -12,6 +12,7 @@
 #include <nftables/libnftables.h>
 
 #include "base/fs.h"
+#include "kernel/cgroup.h"
 
 namespace paddock::testing {
 
@@ -36,11 +37,14 @@ HostSnapshot TakeHostSnapshot() {
   while (std::getline(mi, line))
     if (line.find("paddock") != std::string::npos || line.find("pdk") != std::string::npos)
       s.mounts.push_back(line);
-  for (const auto& hierarchy : ListDirs("/sys/fs/cgroup")) {
-    for (const auto& sub : ListDirs(hierarchy))
-      if (sub.find("paddock") != std::string::npos)
-        for (const auto& cg : ListDirs(sub)) s.cgroups.push_back(cg);
-  }
+  // Sandbox cgroups sit one level under a paddock* parent at the top of each
+  // hierarchy: <v1 controller mount>/paddock/ID, and <cgroup2 mount>/paddock/ID
+  // on v2 (the hybrid layout's is /sys/fs/cgroup/unified).
+  auto hierarchies = kernel::ReadCgroupMounts();
+  for (const auto& hierarchy : hierarchies.ok() ? *hierarchies : std::vector<kernel::CgroupMount>{})
+    for (const auto& parent : ListDirs(hierarchy.mount_point))
+      if (parent.substr(parent.rfind('/') + 1).rfind("paddock", 0) == 0)
+        for (const auto& cg : ListDirs(parent)) s.cgroups.push_back(cg);
   for (const auto& proc : ListDirs("/proc")) {
     std::ifstream comm(proc + "/comm");
     std::string name;
