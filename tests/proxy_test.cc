@@ -24,7 +24,8 @@ constexpr int kTcpPort = 18733;
 constexpr const char* kApiKey = "proxy-test-key";
 
 // HTTP and WebSocket echo in Python's standard library: answers
-// "METHOD PATH host=HOST" plus the body, keeps connections alive.
+// "METHOD PATH host=HOST" plus the body (/headers: the headers it got),
+// keeps connections alive.
 constexpr const char* kServer = R"py(
 import base64, hashlib, socket, struct, sys, threading, time
 def handle(c):
@@ -59,6 +60,7 @@ def handle(c):
                 time.sleep(0.05); c.sendall(b'6\r\nchunk%d\r\n' % i)
             c.sendall(b'0\r\n\r\n'); continue
         if path.startswith('/big'): out = b'x' * (1 << 20) + out
+        if path.startswith('/headers'): out = ''.join('%s: %s\n' % kv for kv in sorted(headers.items())).encode()
         c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(out) + out)
         if path.startswith('/bye'): c.close(); return  # drops a kept-alive connection unannounced
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -183,6 +185,14 @@ TEST_F(ProxyTest, HttpThroughBothFormsAndA502ForADeadPort) {
   Reply hosted = Get(host, "/from/host");
   EXPECT_EQ(hosted.status, 200);
   EXPECT_EQ(hosted.body, "GET /from/host host=" + host);
+  // The app's own Authorization reaches it; Paddock's API key never does.
+  Reply own = Get(host, "/headers", {{"Authorization", "Bearer app-secret"}});
+  EXPECT_NE(own.body.find("authorization: Bearer app-secret\n"), std::string::npos) << own.body;
+  Reply leaked = Get(host, "/headers",
+                     {{"Authorization", std::string("Bearer ") + kApiKey}, {"X-API-Key", kApiKey}});
+  EXPECT_EQ(leaked.status, 200);
+  EXPECT_EQ(leaked.body.find(kApiKey), std::string::npos) << leaked.body;
+  EXPECT_NE(leaked.body.find("x-forwarded-host: " + host), std::string::npos) << leaked.body;
   // A path that paddockd's own API takes as an upload is the sandbox's here:
   // relayed with its body.
   Reply posted = Exchange(http::verb::post, host, "/v1/images/import", {}, "the sandbox's body");

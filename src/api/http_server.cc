@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "api/http_util.h"
 #include "base/fs.h"
 
 namespace paddock::api {
@@ -60,13 +61,9 @@ Response Unauthorized(unsigned version) {
 }
 
 bool KeyMatches(const Request& req, const std::string& key) {
-  std::string given(req[http::field::authorization]);
-  if (given.rfind("Bearer ", 0) == 0) given = given.substr(7);
+  std::string given = BearerToken(req);
   if (given.empty()) given = std::string(req["X-API-Key"]);
-  if (given.size() != key.size()) return false;
-  unsigned char diff = 0;  // constant time: no early exit on the first wrong byte
-  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
-  return diff == 0;
+  return SameSecret(given, key);
 }
 
 struct Shared {

@@ -71,6 +71,11 @@ bool SameSecret(const std::string& given, const std::string& secret) {
   return diff == 0;
 }
 
+std::string BearerToken(const Request& req) {
+  std::string_view value(req[http::field::authorization].data(), req[http::field::authorization].size());
+  return value.rfind("Bearer ", 0) == 0 ? std::string(value.substr(7)) : std::string();
+}
+
 SandboxPort AddressedSandboxPort(const Request& req) {
   std::string id(req["E2b-Sandbox-Id"]);
   std::string port(req["E2b-Sandbox-Port"]);

@@ -44,6 +44,8 @@ constexpr const char* kEnvdPort = "49983";
 
 // Compares in time that does not depend on where the strings differ.
 bool SameSecret(const std::string& given, const std::string& secret);
+// The token of an `Authorization: Bearer TOKEN` header; empty if none.
+std::string BearerToken(const Request& req);
 
 Response JsonResponse(http::status status, const nlohmann::json& body, const Request& req);
 Response EmptyResponse(http::status status, const Request& req);

@@ -72,7 +72,8 @@ RouteResult PortProxy::Decide(Request& req, const std::string& client) const {
   req.target(route->target);
   req.erase(kTokenHeader);
   req.erase("X-API-Key");
-  if (route->by_path) req.erase(http::field::authorization);
+  if (route->by_path || (!api_key_.empty() && SameSecret(BearerToken(req), api_key_)))
+    req.erase(http::field::authorization);
   if (!client.empty()) req.set("X-Forwarded-For", client);
   req.set("X-Forwarded-Proto", "http");
   if (!req[http::field::host].empty()) req.set("X-Forwarded-Host", req[http::field::host]);

@@ -31,7 +31,9 @@ struct PortRoute {
 
 class PortProxy {
  public:
-  explicit PortProxy(SandboxManager* manager) : manager_(manager) {}
+  // `api_key`: Paddock's own, never passed on to a sandbox.
+  PortProxy(SandboxManager* manager, std::string api_key)
+      : manager_(manager), api_key_(std::move(api_key)) {}
 
   // The sandbox port `req` is for, if it is for one (envd's port is not:
   // the E2B API serves it).
@@ -43,11 +45,13 @@ class PortProxy {
   // The HTTP server's Router: for a request to a sandbox port, the target to
   // relay it to (the request rewritten for the sandbox: its own path, no
   // Paddock credentials, X-Forwarded-*), or an error response; nothing for
-  // any other request.
+  // any other request. An Authorization header goes on to the sandbox's app
+  // on the host form, unless it carries Paddock's API key.
   RouteResult Decide(Request& req, const std::string& client) const;
 
  private:
   SandboxManager* manager_;
+  std::string api_key_;
 };
 
 }  // namespace paddock::api

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   api::Metrics metrics;
   api::RestApi rest(manager->get(), &metrics);
   api::E2bApi e2b(manager->get(), e2b_opts);
-  api::PortProxy proxy(manager->get());
+  api::PortProxy proxy(manager->get(), sopts.api_key);
   sopts.handler_authenticates = [](const api::Request& req) {
     return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
   };
