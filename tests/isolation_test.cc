@@ -79,10 +79,15 @@ TEST_F(SandboxTest, SeccompDeniesDangerousSyscalls) {
 
 TEST_F(SandboxTest, CapabilitiesAreBoundedAndNoNewPrivsIsSet) {
   SandboxInfo sb = Create();
-  std::string status = Sh(sb.id, "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status");
+  std::string status =
+      Sh(sb.id, "grep -E '^(CapInh|CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status");
+  EXPECT_NE(status.find("CapInh:\t0000000000000000"), std::string::npos) << status;
   EXPECT_NE(status.find("CapBnd:\t00000000a80425fb"), std::string::npos) << status;
   EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << status;
   EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;
+  std::string root = Sh(sb.id, "grep ' / / ' /proc/self/mountinfo");
+  EXPECT_NE(root.find("nosuid"), std::string::npos) << root;
+  EXPECT_NE(root.find("nodev"), std::string::npos) << root;
 }
 
 TEST_F(SandboxTest, SensitivePathsAreMaskedAndNoHostSecrets) {

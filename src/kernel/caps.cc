@@ -30,7 +30,8 @@ int Restrict(uint64_t keep) {
   struct __user_cap_data_struct data[2] = {};
   for (int i = 0; i < 2; ++i) {
     auto word = static_cast<uint32_t>(keep >> (32 * i));
-    data[i].effective = data[i].permitted = data[i].inheritable = word;
+    data[i].effective = data[i].permitted = word;
+    data[i].inheritable = 0;  // as Docker since CVE-2022-24769: nothing passes through exec by it
   }
   if (::syscall(SYS_capset, &hdr, data) != 0) return errno;
   return 0;
