@@ -19,8 +19,17 @@ Result<AgentClient> AgentClient::Connect(const std::string& socket_path) {
   if (socket_path.size() >= sizeof addr.sun_path)
     return InvalidArgument("agent socket path too long: " + socket_path);
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+  // Whatever the sandbox does, a connect or send waits at most this long:
+  // an init that stops reading (or accepting) fails the call, not the daemon.
+  struct timeval limit = {kSendTimeoutMs / 1000, 0};
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) != 0)
+    return Status::Errno("setsockopt SO_SNDTIMEO");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return DeadlineExceeded("the sandbox agent did not accept a connection in " +
+                              std::to_string(kSendTimeoutMs / 1000) + " s");
     return Status::Errno("connect " + socket_path);
+  }
   return AgentClient(std::move(fd));
 }
 
@@ -33,6 +42,9 @@ Result<uint64_t> AgentClient::Send(json request, std::string_view payload) {
     ssize_t n = ::send(fd_.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return DeadlineExceeded("the sandbox agent read nothing for " +
+                                std::to_string(kSendTimeoutMs / 1000) + " s");
       return Status::Errno("send to agent");
     }
     rest.remove_prefix(static_cast<size_t>(n));

@@ -35,6 +35,9 @@ struct ExecResult {
 
 class AgentClient {
  public:
+  // The longest a connect or a send to the agent may wait.
+  static constexpr int kSendTimeoutMs = 10000;
+
   // Connects to the agent socket. The socket is created by the host before
   // init starts, so this succeeds as soon as the sandbox exists.
   static Result<AgentClient> Connect(const std::string& socket_path);

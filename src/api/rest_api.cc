@@ -801,8 +801,19 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
     if (st->header["entry"].value("type", "") == "dir")
       return ErrorResponse(FailedPrecondition(path + " is a directory; use files/archive"), req.version(),
                            req.keep_alive());
-    if (!c.out.Begin(http::status::ok, "application/octet-stream")) return std::nullopt;
-    (void)client->ReadFile(path, [&](std::string_view piece) { return c.out.Write(piece); });
+    // The first piece before the 200: a refusal (a FIFO, a device) is still
+    // an error response. A failure later cuts the stream short (no last
+    // chunk), so the client cannot take it for the whole file.
+    uint64_t offset = 0;
+    for (bool first = true;; first = false) {
+      auto piece = client->Call({{"op", "read"}, {"path", path}, {"offset", offset}});
+      if (!piece.ok() && first) return ErrorResponse(piece.status(), req.version(), req.keep_alive());
+      if (!piece.ok()) return std::nullopt;
+      if (first && !c.out.Begin(http::status::ok, "application/octet-stream")) return std::nullopt;
+      offset += piece->payload.size();
+      if (!piece->payload.empty() && !c.out.Write(piece->payload)) return std::nullopt;
+      if (piece->header.value("eof", true) || piece->payload.empty()) break;
+    }
     c.out.End();
     return std::nullopt;
   }

@@ -53,6 +53,30 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Status::Ok();
 }
 
+// Opens `path` for the files API: only a regular file. A FIFO, device or
+// socket is refused, and the open itself never waits (O_NONBLOCK: a FIFO
+// with no writer would otherwise stall init, and every exec with it).
+Status CheckRegular(const std::string& path, mode_t mode) {
+  if (S_ISREG(mode)) return Status::Ok();
+  if (S_ISDIR(mode)) return FailedPrecondition(path + " is a directory");
+  const char* kind = S_ISFIFO(mode)                     ? "FIFO"
+                     : S_ISSOCK(mode)                   ? "socket"
+                     : S_ISCHR(mode) || S_ISBLK(mode) ? "device"
+                                                      : "special file";
+  return FailedPrecondition(path + " is a " + kind +
+                            ": the files API reads and writes regular files only");
+}
+
+Result<UniqueFd> OpenRegular(const std::string& path, int flags, mode_t mode = 0) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) PDK_TRY(CheckRegular(path, st.st_mode));  // a socket cannot be opened
+  UniqueFd fd(::open(path.c_str(), flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode));
+  if (!fd) return Status::Errno("open " + path);
+  if (::fstat(fd.get(), &st) != 0) return Status::Errno("stat " + path);
+  PDK_TRY(CheckRegular(path, st.st_mode));  // swapped in after the first look
+  return fd;
+}
+
 void ListInto(const std::string& dir, int depth, json& out) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return;
@@ -98,14 +122,12 @@ Result<Reply> Read(const json& req) {
   uint64_t offset = req.value("offset", uint64_t{0});
   uint64_t length = req.value("length", kMaxReadChunk);
   if (length > kMaxReadChunk) length = kMaxReadChunk;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Status::Errno("open " + path);
+  PDK_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegular(path, O_RDONLY));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Status::Errno("stat " + path);
-  if (S_ISDIR(st.st_mode)) return FailedPrecondition(path + " is a directory");
   Reply r;
   uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (S_ISREG(st.st_mode) && offset < size && size - offset < length) length = size - offset;
+  if (offset < size && size - offset < length) length = size - offset;
   r.payload.resize(length);
   size_t got = 0;
   while (got < length) {
@@ -139,8 +161,7 @@ Result<Reply> Write(const json& req, std::string_view data) {
     gid = static_cast<int>(user.gid);
   }
   if (append) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode));
-    if (!fd) return Status::Errno("open " + path);
+    PDK_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegular(path, O_WRONLY | O_CREAT | O_APPEND, mode));
     PDK_TRY(WriteAll(fd.get(), data, path));
     if (uid >= 0 && ::fchown(fd.get(), uid, gid) != 0) return Status::Errno("chown " + path);
   } else {

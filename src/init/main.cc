@@ -32,6 +32,12 @@ int Die(const char* what) {
 
 int main(int argc, char** argv) {
   using namespace paddock;
+  // Out of the sandbox's reach: a process that is not dumpable can be traced,
+  // have its memory read (/proc/1/mem, process_vm_readv) or its descriptors
+  // taken (pidfd_getfd) only with CAP_SYS_PTRACE, which no sandbox process
+  // holds. Its children become dumpable again when they exec, so debuggers
+  // still work on the sandbox's own programs.
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) return Die("prctl(PR_SET_DUMPABLE)");
   int listen_fd = -1;
   std::string listen_path;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -160,13 +160,21 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   return i;
 }
 
+// A sandbox's folder is its root's alone (0700): its set-up, which runs as
+// that host id, reaches it; other local users cannot read the sandbox's files.
+Status CloseSandboxDir(const std::string& dir, uid_t root) {
+  if (::chown(dir.c_str(), root, root) != 0) return Status::Errno("chown " + dir);
+  if (::chmod(dir.c_str(), 0700) != 0) return Status::Errno("chmod " + dir);
+  return Status::Ok();
+}
+
 // The writable layer of `dir`; its root is the sandbox's root, so "/" is owned by root inside.
 Status PrepareSandboxDir(const std::string& dir, uid_t root) {
   PDK_TRY(MakeDirs(dir + "/upper/etc", 0755));
   for (const char* sub : {"/work", "/rootfs"}) PDK_TRY(MakeDirs(dir + sub, 0755));
   for (const char* sub : {"/upper", "/upper/etc"})
     if (::chown((dir + sub).c_str(), root, root) != 0) return Status::Errno("chown " + dir + sub);
-  return Status::Ok();
+  return CloseSandboxDir(dir, root);
 }
 
 // Whose sandbox a shell becomes: name and id; at creation also the files
@@ -411,6 +419,10 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     ++(rec.state == "creating" ? recovery_.rolled_back : recovery_.finished);
     return Status::Ok();
   }
+
+  // A folder an older paddockd left open to other local users (one that is
+  // gone shows when the sandbox next starts).
+  (void)CloseSandboxDir(info.dir, info.ids.host_first);
 
   bool alive = init.valid() && cgroup.ok();
   if (alive && (rec.state == "running" || rec.state == "paused")) {

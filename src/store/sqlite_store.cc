@@ -1,12 +1,17 @@
 // SqliteStore: the embedded Store, one SQLite database in WAL mode.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <time.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
 
+#include "base/fd.h"
 #include "store/store.h"
 
 namespace paddock {
@@ -472,6 +477,16 @@ class SqliteStore : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  // The database holds every sandbox's access token: root's alone. SQLite
+  // gives its -wal and -shm files the database's mode; ones left by an older
+  // paddockd are narrowed too.
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd || ::fchmod(fd.get(), 0600) != 0) return Status::Errno("open state database " + path);
+  }
+  for (const char* side : {"-wal", "-shm"})
+    if (::chmod((path + side).c_str(), 0600) != 0 && errno != ENOENT)
+      return Status::Errno("chmod " + path + side);
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);

@@ -1,0 +1,134 @@
+// Issue 12's doors, each tried as an attacker would, from inside a sandbox
+// or from the host: each must fail fast, and the sandbox, the daemon and
+// the other sandboxes carry on; the host is left clean.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+// Runs `try_open` for each path as an unprivileged local user (nobody) and
+// returns the paths it could open.
+std::vector<std::string> OpenableByNobody(const std::vector<std::string>& paths) {
+  std::vector<std::string> opened;
+  for (const auto& path : paths) {
+    pid_t child = ::fork();
+    if (child == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+          ::setresuid(65534, 65534, 65534) != 0)
+        ::_exit(2);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      ::_exit(fd >= 0 ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 2) << "could not become nobody";
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) opened.push_back(path);
+  }
+  return opened;
+}
+
+// Another local account on the host reads neither the database (every
+// sandbox's access token) nor a sandbox's files.
+TEST_F(DaemonTest, OtherLocalUsersReadNeitherTheDatabaseNorSandboxFiles) {
+  json sb = Must("POST", "/v1/sandboxes", {{"name", "secret"}}, 201);
+  Must("POST", "/v1/sandboxes/secret/exec", {{"command", "echo token > /root.txt; chmod 644 /root.txt"}});
+  std::string state = state_->path() + "/state", dir = state + "/sandboxes/" + sb["id"].get<std::string>();
+  ASSERT_TRUE(PathExists(dir + "/upper/root.txt"));
+  std::vector<std::string> targets = {state + "/paddock.db", state + "/paddock.db-wal",
+                                      state + "/paddock.db-shm", dir + "/upper/root.txt", dir,
+                                      state + "/sandboxes", state + "/images"};
+  EXPECT_EQ(OpenableByNobody(targets), std::vector<std::string>{});
+  for (const auto& db : {"/paddock.db", "/paddock.db-wal", "/paddock.db-shm"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((state + db).c_str(), &st), 0) << db;
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << db;
+  }
+  // The sandbox itself is unaffected: its own users still read its root.
+  json r = Must("POST", "/v1/sandboxes/secret/exec",
+                {{"command", "cat /root.txt; ls / >/dev/null"}, {"user", "nobody"}, {"cwd", "/"}});
+  EXPECT_EQ(r["exit_code"], 0) << r.dump();
+  EXPECT_EQ(r["stdout"].get<std::string>().substr(0, 6), "token\n");
+}
+
+// The doors to paddock-init from inside: tracing it (which stopped it, and
+// with it every exec, `rm` and paddockd's shutdown), its memory, its file
+// descriptors. All refused; the sandbox answers and is deleted as usual.
+TEST_F(DaemonTest, SandboxCodeCannotTraceInitReadItsMemoryOrTakeItsDescriptors) {
+  Must("POST", "/v1/sandboxes", {{"name", "attacker"}}, 201);
+  const char* attack = R"py(
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, call):
+    ctypes.set_errno(0)
+    r = call()
+    print(name, "refused" if r == -1 else "GOT THROUGH", ctypes.get_errno() if r == -1 else r)
+attempt("ptrace_attach", lambda: libc.ptrace(16, 1, 0, 0))
+attempt("ptrace_seize", lambda: libc.ptrace(0x4206, 1, 0, 0))
+def mem():
+    try:
+        os.open("/proc/1/mem", os.O_RDONLY)
+        return 0
+    except OSError as e:
+        ctypes.set_errno(e.errno)
+        return -1
+attempt("proc_mem", mem)
+pidfd = libc.syscall(434, 1, 0)
+attempt("pidfd_getfd", lambda: -1 if pidfd < 0 else libc.syscall(438, pidfd, 3, 0))
+buf = ctypes.create_string_buffer(16)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+local = iovec(ctypes.cast(buf, ctypes.c_void_p), 16)
+remote = iovec(0x400000, 16)
+attempt("process_vm_readv", lambda: libc.process_vm_readv(1, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+)py";
+  json r = Must("POST", "/v1/sandboxes/attacker/exec", {{"cmd", {"python3", "-c", attack}}});
+  std::string out = r.value("stdout", "");
+  EXPECT_EQ(out.find("GOT THROUGH"), std::string::npos) << out << r.dump();
+  for (const char* door : {"ptrace_attach", "ptrace_seize", "proc_mem", "pidfd_getfd", "process_vm_readv"})
+    EXPECT_NE(out.find(std::string(door) + " refused"), std::string::npos) << door << ":\n" << out;
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/attacker")["state"], "running");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/attacker/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+  // Its own programs can still be debugged: only init is out of reach.
+  json traced = Must("POST", "/v1/sandboxes/attacker/exec",
+                     {{"command", "sleep 30 & python3 -c \"import ctypes,sys; l=ctypes.CDLL(None); "
+                                  "print(l.ptrace(16, int(sys.argv[1]), 0, 0))\" $!; kill $!"}});
+  EXPECT_EQ(traced["stdout"], "0\n") << traced.dump();
+  Must("DELETE", "/v1/sandboxes/attacker", nullptr, 204);
+}
+
+// A FIFO, a device or a socket through the files API is refused at once; it
+// used to stall init (an open that waits for a writer), and every exec with it.
+TEST_F(DaemonTest, FilesApiRefusesFifosDevicesAndSocketsWithoutStalling) {
+  Must("POST", "/v1/sandboxes", {{"name", "pipes"}}, 201);
+  Must("POST", "/v1/sandboxes/pipes/exec",
+       {{"command", "mkfifo /tmp/fifo && mkdir -p /data && mkfifo /data/pipe && echo x > /data/file && "
+                    "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('/tmp/sock')\""}});
+  auto refused = [&](const std::string& path, const std::string& kind) {
+    std::string err = MustFail("GET", "/v1/sandboxes/pipes/files?path=" + path, "", 409);
+    EXPECT_NE(err.find("is a " + kind), std::string::npos) << path << ": " << err;
+  };
+  refused("/tmp/fifo", "FIFO");
+  refused("/dev/null", "device");
+  refused("/tmp/sock", "socket");
+  // A write replaces the FIFO (a new file renamed over it): no open of it.
+  auto put = api().Send("PUT", "/v1/sandboxes/pipes/files?path=/tmp/fifo", "now a file",
+                        "application/octet-stream");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->status, 200) << put->body;
+  EXPECT_EQ(api().Send("GET", "/v1/sandboxes/pipes/files?path=/tmp/fifo")->body, "now a file");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/pipes/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+  // An archive of a folder holding a FIFO leaves it out and carries on.
+  auto tar = api().Send("GET", "/v1/sandboxes/pipes/files/archive?path=/data");
+  ASSERT_TRUE(tar.ok());
+  EXPECT_EQ(tar->status, 200) << tar->body;
+  EXPECT_NE(tar->body.find("file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paddock::testing
