@@ -130,5 +130,49 @@ TEST_F(DaemonTest, FilesApiRefusesFifosDevicesAndSocketsWithoutStalling) {
   EXPECT_NE(tar->body.find("file"), std::string::npos);
 }
 
+// A sandbox created with no limits gets the host's defaults: a fork bomb
+// and a memory hog stay inside it, and it carries on.
+TEST_F(DaemonTest, DefaultLimitsContainAForkBombAndAMemoryHog) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--default-pids", "64", "--default-memory", "96M", "--default-cpu", "500"};
+  StartDaemon();
+  json sb = Must("POST", "/v1/sandboxes", {{"name", "bomb"}}, 201);
+  EXPECT_EQ(sb["pids"], 64);
+  EXPECT_EQ(sb["memory"], 96 << 20);
+  EXPECT_EQ(sb["cpu"], 500);
+  // Explicit limits win over the defaults.
+  json roomy = Must("POST", "/v1/sandboxes", {{"name", "roomy"}, {"pids", 200}}, 201);
+  EXPECT_EQ(roomy["pids"], 200);
+  EXPECT_EQ(roomy["memory"], 96 << 20);
+
+  const char* bomb_script = R"py(
+import os, signal, time
+children = []
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+print(len(children))
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+)py";
+  json bomb = Must("POST", "/v1/sandboxes/bomb/exec", {{"cmd", {"python3", "-c", bomb_script}}});
+  std::string forked = bomb.value("stdout", "");
+  ASSERT_FALSE(forked.empty()) << bomb.dump();
+  EXPECT_LT(std::stoi(forked), 64) << bomb.dump();
+  EXPECT_GT(std::stoi(forked), 10) << bomb.dump();
+  json hog = Must("POST", "/v1/sandboxes/bomb/exec",
+                  {{"cmd", {"python3", "-c", "x = bytearray(400 << 20); print('survived')"}}});
+  EXPECT_EQ(hog.value("stdout", ""), "") << hog.dump();
+  EXPECT_NE(hog["exit_code"], 0) << hog.dump();
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/bomb/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+}
+
 }  // namespace
 }  // namespace paddock::testing

@@ -65,11 +65,27 @@ int main(int argc, char** argv) {
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
   app.add_option("--insecure-registry", mopts.registry.insecure,
                  "a registry reached over plain HTTP (loopback ones always are)");
+  std::string default_memory = "1G";
+  app.add_option("--default-memory", default_memory,
+                 "memory limit of a sandbox created without one (0: none)");
+  app.add_option("--default-cpu", mopts.default_limits.cpu_millicores,
+                 "CPU limit, in millicores, of a sandbox created without one (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--default-pids", mopts.default_limits.pids,
+                 "process limit of a sandbox created without one (0: none)")
+      ->check(CLI::NonNegativeNumber);
   std::string max_upload = "64G";
   app.add_option("--max-upload", max_upload, "largest upload (an image archive) paddockd accepts");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
   CLI11_PARSE(app, argc, argv);
+  if (auto bytes = ParseSize(default_memory); bytes.ok() && (*bytes == 0 || *bytes >= (4 << 20))) {
+    mopts.default_limits.memory_bytes = *bytes;
+  } else {
+    std::fprintf(stderr, "--default-memory: '%s' is not 0 or a size of at least 4M\n",
+                 default_memory.c_str());
+    return 2;
+  }
   if (auto bytes = ParseSize(max_upload); bytes.ok() && *bytes > 0) {
     sopts.max_file_body_bytes = static_cast<uint64_t>(*bytes);
   } else {

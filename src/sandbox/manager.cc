@@ -600,6 +600,15 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
   return Status::Ok();
 }
 
+kernel::CgroupLimits SandboxManager::WithDefaults(kernel::CgroupLimits limits) const {
+  if (!cgroups_->SupportsLimits()) return limits;
+  const kernel::CgroupLimits& d = opts_.default_limits;
+  if (limits.memory_bytes == 0) limits.memory_bytes = d.memory_bytes;
+  if (limits.cpu_millicores == 0) limits.cpu_millicores = d.cpu_millicores;
+  if (limits.pids == 0) limits.pids = d.pids;
+  return limits;
+}
+
 Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Template& tmpl,
                                                const std::string& fork_source) {
   PDK_TRY(CheckSpec(spec));
@@ -612,7 +621,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.template_name = tmpl.name;
   info.image_id = tmpl.image_id;
   sb->image_config = tmpl.config;
-  info.limits = spec.limits;
+  info.limits = WithDefaults(spec.limits);
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
   info.env = spec.env;

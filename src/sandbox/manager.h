@@ -55,6 +55,9 @@ struct ManagerOptions {
   uint32_t id_slots = 16384;           // sandboxes with distinct id ranges
   int default_stop_grace_ms = 10000;
   size_t max_sandboxes = 1000;         // beyond this, Create says the host is full
+  // What a sandbox gets for each limit its spec leaves at 0, so that one
+  // fork bomb or memory hog cannot take the host; a 0 here: no limit.
+  kernel::CgroupLimits default_limits = {int64_t{1} << 30, 2000, 4096};
   // Warm shells: sandboxes-to-be with namespaces, cgroup and root filesystem
   // ready, kept per template so that Create only names and launches one.
   size_t warm_shells = 0;              // per template; 0: none
@@ -260,6 +263,9 @@ class SandboxManager {
   // kInvalidArgument (or kUnimplemented for limits this host cannot
   // enforce) naming what is wrong with `spec`.
   Status CheckSpec(const SandboxSpec& spec) const;
+  // `limits` with the host's defaults where it leaves one at 0 (none where
+  // the cgroup tree cannot enforce limits).
+  kernel::CgroupLimits WithDefaults(kernel::CgroupLimits limits) const;
   // The template a sandbox boots from: its image by id, else the built-in.
   Result<Template> TemplateOf(const SandboxInfo& info);
   // Creates the image's WorkingDir in a just-created sandbox.
