@@ -60,21 +60,52 @@ TEST_F(SandboxTest, PrivilegedOperationsFail) {
 
 TEST_F(SandboxTest, SeccompDeniesDangerousSyscalls) {
   SandboxInfo sb = Create();
-  // bpf(321), perf_event_open(298), keyctl(250), userfaultfd(323), kexec_load(246),
-  // unshare(CLONE_NEWUSER)(272): each must fail with EPERM (1).
+  // Each must fail with EPERM (1): bpf(321), perf_event_open(298), keyctl(250),
+  // userfaultfd(323), kexec_load(246), unshare(272) of a user or mount ns,
+  // clone(56) of a net ns, io_uring_setup(425), kcmp(312), pidfd_getfd(438),
+  // personality(135) without ASLR; sockets: AF_VSOCK(40), AF_PACKET(17), raw
+  // IPv4 and IPv6. A syscall number past the list's newest: ENOSYS (38).
   std::string script =
       "import ctypes\n"
       "l = ctypes.CDLL(None, use_errno=True)\n"
-      "for name, nr, a in [('bpf',321,0),('perf_event_open',298,0),('keyctl',250,0),"
-      "('userfaultfd',323,0),('kexec_load',246,0),('unshare_user',272,0x10000000)]:\n"
+      "for name, nr, a, b, c in [('bpf',321,0,0,0),('perf_event_open',298,0,0,0),"
+      "('keyctl',250,0,0,0),('userfaultfd',323,0,0,0),('kexec_load',246,0,0,0),"
+      "('unshare_user',272,0x10000000,0,0),('unshare_mnt',272,0x20000,0,0),"
+      "('clone_net',56,0x40000000|17,0,0),('io_uring_setup',425,8,0,0),('kcmp',312,1,1,0),"
+      "('pidfd_getfd',438,0,0,0),('personality',135,0x0040000,0,0),('vsock',41,40,1,0),"
+      "('packet',41,17,3,0),('raw4',41,2,3,1),('raw6',41,10,3,58),('future',1000,0,0,0)]:\n"
       "    ctypes.set_errno(0)\n"
-      "    r = l.syscall(nr, a, 0, 0, 0, 0)\n"
+      "    r = l.syscall(nr, a, b, c, 0, 0)\n"
       "    print(name, r, ctypes.get_errno())\n";
   auto r = Exec(sb.id, {"python3", "-c", script});
   EXPECT_EQ(r.stdout_data,
             "bpf -1 1\nperf_event_open -1 1\nkeyctl -1 1\nuserfaultfd -1 1\nkexec_load -1 1\n"
-            "unshare_user -1 1\n")
+            "unshare_user -1 1\nunshare_mnt -1 1\nclone_net -1 1\nio_uring_setup -1 1\n"
+            "kcmp -1 1\npidfd_getfd -1 1\npersonality -1 1\nvsock -1 1\npacket -1 1\n"
+            "raw4 -1 1\nraw6 -1 1\nfuture -1 38\n")
       << r.stderr_data;
+}
+
+// What programs do every day still works under the allow list: threads,
+// processes, pipes, TCP and UDP, unix sockets, netlink, timers, mmap, xattrs.
+TEST_F(SandboxTest, SeccompAllowsEverydayPrograms) {
+  SandboxInfo sb = Create();
+  std::string script =
+      "import os, socket, subprocess, threading, tempfile, mmap, time, signal, json, hashlib\n"
+      "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
+      "print(subprocess.run(['sh', '-c', 'echo sub | cat'], capture_output=True, text=True).stdout, end='')\n"
+      "a, b = socket.socketpair(); a.send(b'x'); assert b.recv(1) == b'x'\n"
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname());"
+      " conn, _ = s.accept(); c.send(b'tcp'); print(conn.recv(3).decode())\n"
+      "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0));"
+      " u.sendto(b'udp', u.getsockname()); print(u.recv(3).decode())\n"
+      "n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); n.close()\n"
+      "f = tempfile.TemporaryFile(); f.write(b'm' * 4096); f.flush(); mm = mmap.mmap(f.fileno(), 4096); print(mm[:1].decode())\n"
+      "signal.setitimer(signal.ITIMER_REAL, 0.01); signal.signal(signal.SIGALRM, lambda *a: None); time.sleep(0.05)\n"
+      "print(hashlib.sha256(b'').hexdigest()[:8], os.cpu_count() > 0)\n";
+  auto r = Exec(sb.id, {"python3", "-c", script});
+  EXPECT_EQ(r.stdout_data, "sub\ntcp\nudp\nm\ne3b0c442 True\n") << r.stderr_data;
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
 }
 
 TEST_F(SandboxTest, CapabilitiesAreBoundedAndNoNewPrivsIsSet) {

@@ -1,5 +1,5 @@
-// The default seccomp profile, in the spirit of Docker's: deny what a sandbox
-// never needs and what has a history of kernel escapes.
+// The default seccomp profile: an allow list modelled on Docker's default
+// profile and its argument rules, everything else refused.
 #pragma once
 
 #include <linux/filter.h>
@@ -12,17 +12,20 @@ namespace paddock::kernel::seccomp {
 
 struct Program {
   std::vector<struct sock_filter> code;
+  int newest_syscall = 0;  // above it: ENOSYS
   struct sock_fprog fprog() const {
     return {static_cast<unsigned short>(code.size()), const_cast<sock_filter*>(code.data())};
   }
 };
 
 // The default profile compiled to BPF with libseccomp (once; thread-safe).
-// Denied calls fail with EPERM: kexec, kernel modules, bpf, perf_event_open,
-// keyctl and friends, userfaultfd, mount and the new mount API, swap, reboot,
-// clock setting, acct, quotactl, open_by_handle_at, setns, kcmp, and
-// unshare/clone of a new user namespace; clone3 gets ENOSYS so libc falls
-// back to clone, whose flags the filter can see.
+// Syscalls not on its list fail with EPERM (io_uring, bpf, perf_event_open,
+// keyctl, userfaultfd, kcmp, pidfd_getfd, mounts, setns, unshare, kexec,
+// modules, clock setting, ...); those newer than anything on it with ENOSYS,
+// as on an older kernel. clone may not make namespaces; clone3 gets ENOSYS
+// (libc falls back to clone, whose flags the filter can see); personality
+// takes Docker's values; socket takes AF_UNIX, AF_NETLINK, and AF_INET/INET6
+// stream, datagram and seqpacket sockets (no raw, packet or vsock ones).
 Result<const Program*> DefaultProfile();
 
 // Child side, async-signal-safe: installs `prog` (needs no_new_privs). 0 or errno.
