@@ -174,5 +174,37 @@ for pid in children:
   EXPECT_EQ(Must("POST", "/v1/sandboxes/bomb/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
 }
 
+// paddockd's peak resident memory so far (kB).
+int64_t PeakRssKb(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  size_t at = status->find("VmHWM:");
+  return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
+}
+
+// A sandbox printing 1 GiB through a sync exec: the reply keeps the first
+// 4 MiB of it and says it was cut; paddockd's memory hardly moves.
+TEST_F(DaemonTest, ASyncExecPrintingAGigabyteIsCutAndTheDaemonStaysSmall) {
+  Must("POST", "/v1/sandboxes", {{"name", "loud"}}, 201);
+  int64_t before = PeakRssKb(pid_);
+  json r = Must("POST", "/v1/sandboxes/loud/exec",
+                {{"command", "yes | head -c 1073741824; echo done >&2"}, {"timeout", 120}});
+  int64_t after = PeakRssKb(pid_);
+  EXPECT_EQ(r["exit_code"], 0) << r.value("stderr", "");
+  EXPECT_EQ(r["stdout"].get<std::string>().size(), size_t{4} << 20);
+  EXPECT_EQ(r["stdout_truncated"], true);
+  EXPECT_EQ(r["stderr"], "done\n");
+  EXPECT_EQ(r["stderr_truncated"], false);
+  EXPECT_LT(after - before, 64 * 1024) << "paddockd's peak grew from " << before << " to " << after << " kB";
+  json small = Must("POST", "/v1/sandboxes/loud/exec",
+                    {{"command", "yes | head -c 100"}, {"max_output", 10}});
+  EXPECT_EQ(small["stdout"], "y\ny\ny\ny\ny\n");
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/loud/exec",
+                     R"({"command": "true", "max_output": 1000000000})", 400)
+                .find("max_output"),
+            std::string::npos);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/loud/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+}
+
 }  // namespace
 }  // namespace paddock::testing

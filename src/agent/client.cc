@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/fs.h"
@@ -122,7 +123,11 @@ Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
     const json& h = f.header;
     std::string ev = h.value("event", "");
     if (ev == "output") {
-      (h.value("stream", "") == "stderr" ? result.stderr_data : result.stdout_data) += f.payload;
+      bool err = h.value("stream", "") == "stderr";
+      std::string& kept = err ? result.stderr_data : result.stdout_data;
+      size_t room = opts.max_output_bytes - std::min(kept.size(), opts.max_output_bytes);
+      kept.append(f.payload, 0, std::min(room, f.payload.size()));
+      if (f.payload.size() > room) (err ? result.stderr_truncated : result.stdout_truncated) = true;
     } else if (ev == "exit") {
       result.exit_code = h.value("exit_code", -1);
       result.signal = h.value("signal", 0);

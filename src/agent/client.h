@@ -22,6 +22,8 @@ struct ExecOptions {
   std::string stdin_data;   // written then closed, when has_stdin
   bool has_stdin = false;
   int timeout_ms = 60000;   // the process is killed when it runs past this
+  // Output kept per stream; the rest is read and dropped (the reply says so).
+  size_t max_output_bytes = size_t{4} << 20;
 };
 
 struct ExecResult {
@@ -31,6 +33,8 @@ struct ExecResult {
   bool timed_out = false;
   std::string stdout_data;
   std::string stderr_data;
+  bool stdout_truncated = false;  // it printed more than max_output_bytes
+  bool stderr_truncated = false;
 };
 
 class AgentClient {

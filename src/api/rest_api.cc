@@ -22,6 +22,10 @@ using agent::json;
 
 namespace {
 
+// A sync exec's reply holds at most this much of each stream (JSON escaping
+// can grow it sixfold); more is for the streaming form.
+constexpr int64_t kMaxExecOutput = int64_t{64} << 20;
+
 json ForwardsJson(const SandboxInfo& i) {
   json all = json::array();
   for (const auto& f : i.forwards) all.push_back(f.ToJson());
@@ -569,6 +573,11 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
       PDK_ASSIGN_OR_RETURN(o.stdin_data, b.Str("stdin"));
       o.has_stdin = true;
     }
+    PDK_ASSIGN_OR_RETURN(int64_t max_output, b.Int("max_output", int64_t{4} << 20));
+    if (max_output > kMaxExecOutput)
+      return InvalidArgument("field 'max_output' must be at most " +
+                             std::to_string(kMaxExecOutput) + " bytes (stream larger output)");
+    o.max_output_bytes = static_cast<size_t>(max_output);
     PDK_ASSIGN_OR_RETURN(int64_t timeout, b.Int("timeout", 60));
     o.timeout_ms = static_cast<int>(std::min<int64_t>(timeout, 86400) * 1000);
     PDK_ASSIGN_OR_RETURN(bool stream, b.Bool("stream"));
@@ -584,7 +593,9 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
       PDK_ASSIGN_OR_RETURN(agent::ExecResult r, manager_->Exec(id, opts));
       return JsonResponse(http::status::ok,
                           {{"pid", r.pid}, {"exit_code", r.exit_code}, {"signal", r.signal},
-                           {"timed_out", r.timed_out}, {"stdout", r.stdout_data}, {"stderr", r.stderr_data}},
+                           {"timed_out", r.timed_out}, {"stdout", r.stdout_data}, {"stderr", r.stderr_data},
+                           {"stdout_truncated", r.stdout_truncated},
+                           {"stderr_truncated", r.stderr_truncated}},
                           req);
     });
   }
