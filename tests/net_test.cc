@@ -21,25 +21,28 @@ constexpr const char* kBridge = "pdkt0";
 constexpr const char* kPool = "10.89.0.0/24";
 constexpr const char* kOutside = "198.18.0.2";  // the outside server's address (TEST-NET-2)
 
-// A network namespace beside the host joined by veth pdkx0 (198.18.0.1/30
-// here, 198.18.0.2/30 there), serving "hello <port>" on each port.
+// A network namespace beside the host joined by veth `link` (host_address/30
+// here, address/30 there), serving "hello <port>" on each port. By default
+// the "internet": 198.18.0.2 (a benchmarking range, not a private one).
 class OutsideServer {
  public:
-  explicit OutsideServer(std::vector<int> ports) {
+  explicit OutsideServer(std::vector<int> ports, std::string address = kOutside,
+                         std::string host_address = "198.18.0.1", std::string link = "pdkx0")
+      : address_(std::move(address)), link_(std::move(link)) {
     auto ns = kernel::net::NewNetns();
     EXPECT_TRUE(ns.ok()) << ns.status().ToString();
     netns_ = std::move(*ns);
     auto nl = net::Netlink::Open();
     EXPECT_TRUE(nl.ok());
-    EXPECT_TRUE(nl->AddVeth("pdkx0", 0, "eth0", netns_.get()).ok());
-    auto host_end = nl->LinkIndex("pdkx0");
+    EXPECT_TRUE(nl->AddVeth(link_, 0, "eth0", netns_.get()).ok());
+    auto host_end = nl->LinkIndex(link_);
     EXPECT_TRUE(host_end.ok());
-    EXPECT_TRUE(nl->AddAddress(*host_end, *net::Ipv4::Parse("198.18.0.1"), 30).ok());
+    EXPECT_TRUE(nl->AddAddress(*host_end, *net::Ipv4::Parse(host_address), 30).ok());
     Status inside = kernel::net::InNetns(netns_.get(), [&]() -> Status {
       PDK_ASSIGN_OR_RETURN(net::Netlink inner, net::Netlink::Open());
       PDK_ASSIGN_OR_RETURN(int eth0, inner.LinkIndex("eth0"));
       PDK_TRY(inner.SetUp(eth0));
-      PDK_TRY(inner.AddAddress(eth0, *net::Ipv4::Parse(kOutside), 30));
+      PDK_TRY(inner.AddAddress(eth0, *net::Ipv4::Parse(address_), 30));
       for (int port : ports) {
         int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
@@ -47,7 +50,7 @@ class OutsideServer {
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(static_cast<uint16_t>(port));
-        ::inet_pton(AF_INET, kOutside, &a.sin_addr);
+        ::inet_pton(AF_INET, address_.c_str(), &a.sin_addr);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0)
           return Status::Errno("listen outside");
         listeners_.push_back({fd, port});
@@ -62,7 +65,7 @@ class OutsideServer {
     serve_.join();
     for (auto [fd, port] : listeners_) ::close(fd);
     auto nl = net::Netlink::Open();
-    if (nl.ok()) (void)nl->DeleteLink("pdkx0");
+    if (nl.ok()) (void)nl->DeleteLink(link_);
   }
 
  private:
@@ -81,6 +84,7 @@ class OutsideServer {
       }
     }
   }
+  std::string address_, link_;
   UniqueFd netns_;
   std::vector<std::pair<int, int>> listeners_;
   std::atomic<bool> stop_{false};
@@ -264,6 +268,31 @@ TEST_F(NetTest, EgressPoliciesChangeOnARunningSandbox) {
   ASSERT_TRUE(manager_->Start(b.id).ok());
   EXPECT_FALSE(manager_->Get(b.id)->address.empty());
   EXPECT_EQ(Probe(b.id, kOutside, 8001), "refused");
+}
+
+// Default egress is the public internet: a server on a private-range address
+// of the host's LAN (here a namespace the test makes, at 10.99.0.2) is
+// refused, as is the cloud metadata address, while the "internet" answers;
+// an allow rule opens the LAN to one sandbox.
+TEST_F(NetTest, DefaultEgressReachesTheInternetButNotTheHostsPrivateNetworks) {
+  OutsideServer internet({8001});
+  OutsideServer lan({8003}, "10.99.0.2", "10.99.0.1", "pdkl0");
+  SandboxInfo a = CreateNet();
+  EXPECT_EQ(Probe(a.id, kOutside, 8001), "ok hello 8001");
+  EXPECT_EQ(Probe(a.id, "10.99.0.2", 8003), "refused");
+  EXPECT_EQ(Probe(a.id, "169.254.169.254", 80), "refused");
+  EXPECT_EQ(Probe(a.id, "192.168.1.1", 80), "refused");
+  SandboxInfo b = CreateNet(R"({"allow": ["10.99.0.0/30"]})");
+  EXPECT_EQ(Probe(b.id, "10.99.0.2", 8003), "ok hello 8003");
+  EXPECT_EQ(Probe(b.id, kOutside, 8001), "ok hello 8001");
+  EXPECT_EQ(Probe(b.id, "169.254.169.254", 80), "refused");
+  // And a policy change opens or closes it on a running sandbox.
+  net::NetworkSettings open = a.network;
+  ASSERT_TRUE(open.Merge(nlohmann::json::parse(R"({"allow": ["10.99.0.2/32"]})")).ok());
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, open).ok());
+  EXPECT_EQ(Probe(a.id, "10.99.0.2", 8003), "ok hello 8003");
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, net::NetworkSettings{}).ok());
+  EXPECT_EQ(Probe(a.id, "10.99.0.2", 8003), "refused");
 }
 
 TEST_F(NetTest, BadPoliciesAreRefusedAndChangeNothing) {

@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   app.add_option("--dns", nopts.dns, "resolvers for sandboxes (default: the host's, less loopback ones)");
   app.add_option("--warm-slots", nopts.warm_slots, "network slots kept ready for creates and starts");
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
+  app.add_option("--egress-allow-private", nopts.private_allowed,
+                 "a private-range CIDR every sandbox may reach (default egress is the "
+                 "public internet only)");
   app.add_option("--insecure-registry", mopts.registry.insecure,
                  "a registry reached over plain HTTP (loopback ones always are)");
   std::string default_memory = "1G";

@@ -47,13 +47,36 @@ Status Firewall::Run(const std::string& commands) {
 std::string Firewall::TableText() const {
   const std::string br = "\"" + config_.bridge + "\"";
   const std::string pool = config_.pool.ToString();
+  auto elements = [](const std::vector<std::string>& all) {
+    std::string text;
+    for (const auto& e : all) text += (text.empty() ? "" : ", ") + e;
+    return all.empty() ? std::string() : " elements = { " + text + " };";
+  };
+  std::vector<std::string> resolvers, allowed;
+  for (Ipv4 r : config_.resolvers) resolvers.push_back(r.ToString());
+  for (const Cidr& c : config_.private_allowed) allowed.push_back(c.ToString());
   std::ostringstream t;
   t << "table inet " << config_.table << " {\n"
     << "  set host_access { type ipv4_addr; }\n"
     << "  map egress { type ipv4_addr : verdict; }\n"
+    << "  set resolvers { type ipv4_addr;" << elements(resolvers) << " }\n"
+    << "  set private_allowed { type ipv4_addr; flags interval; auto-merge;" << elements(allowed)
+    << " }\n"
+    // Not the internet: this host's networks and their neighbours (RFC 1918,
+    // link-local and the cloud metadata address, CGNAT, loopback, "this
+    // network", multicast and reserved).
+    << "  set private { type ipv4_addr; flags interval; elements = { 0.0.0.0/8, 10.0.0.0/8, "
+       "100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16, "
+       "224.0.0.0/3 }; }\n"
     << "  chain refuse {\n"
     << "    meta l4proto tcp reject with tcp reset\n"
     << "    reject with icmpx admin-prohibited\n"
+    << "  }\n"
+    << "  chain public_only {\n"
+    << "    ip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept\n"
+    << "    ip daddr @private_allowed accept\n"
+    << "    ip daddr @private jump refuse\n"
+    << "    accept\n"
     << "  }\n"
     << "  chain input {\n"
     << "    type filter hook input priority filter - 10; policy accept;\n"
@@ -71,6 +94,7 @@ std::string Firewall::TableText() const {
     << "    iifname " << br << " meta nfproto ipv6 drop\n"
     << "    iifname " << br << " ct state established,related accept\n"
     << "    iifname " << br << " ip saddr vmap @egress\n"
+    << "    iifname " << br << " goto public_only\n"
     << "  }\n"
     << "  chain postrouting {\n"
     << "    type nat hook postrouting priority srcnat; policy accept;\n"
@@ -102,7 +126,7 @@ std::string Firewall::ApplyCommands(Ipv4 address, const NetworkPolicy& policy) c
     for (Ipv4 r : config_.resolvers) rule("ip daddr " + r.ToString() + " meta l4proto { tcp, udp } th dport 53 accept");
   for (const auto& r : policy.allow) rule(Match(r) + " accept");
   for (const auto& r : policy.deny) rule(Match(r) + " jump refuse");
-  rule(policy.allow_egress ? "accept" : "jump refuse");
+  if (!policy.allow_egress) rule("jump refuse");  // else back to forward, and public_only
   c << "add element inet " << table << " egress { " << addr << " : jump " << chain << " }\n";
   return c.str();
 }

@@ -4,7 +4,10 @@
 //               their address is in @host_access
 //   forward     never sandbox to sandbox; nothing unasked-for from outside
 //               to a sandbox; egress by @egress, a verdict map from a
-//               sandbox's address to the chain of its policy
+//               sandbox's address to the chain of its policy, then
+//               public_only: DNS to the resolvers and the operator's
+//               private_allowed, no other private, link-local, loopback,
+//               shared (CGNAT) or multicast address; the rest accepted
 //   postrouting masquerade from the pool to anywhere but the bridge
 //
 // A sandbox with the default policy (all egress allowed, no host access)
@@ -30,7 +33,8 @@ struct FirewallConfig {
   std::string table = "paddock";
   std::string bridge = "pdk0";
   Cidr pool;
-  std::vector<Ipv4> resolvers;  // an allow list also admits DNS to these
+  std::vector<Ipv4> resolvers;  // DNS to these is let through (by an allow list too)
+  std::vector<Cidr> private_allowed;  // private ranges the operator opened to every sandbox
 };
 
 class Firewall {

@@ -65,12 +65,17 @@ Result<std::unique_ptr<Network>> Network::Open(NetworkOptions opts) {
     PDK_ASSIGN_OR_RETURN(Ipv4 a, Ipv4::Parse(text));
     resolvers.push_back(a);
   }
+  std::vector<Cidr> private_allowed;
+  for (const auto& text : opts.private_allowed) {
+    PDK_ASSIGN_OR_RETURN(Cidr c, Cidr::Parse(text));
+    private_allowed.push_back(c);
+  }
   PDK_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
   PDK_ASSIGN_OR_RETURN(int bridge, nl.EnsureBridge(opts.bridge));
   PDK_TRY(nl.AddAddress(bridge, pool.At(1), pool.prefix));
   PDK_TRY(nl.SetUp(bridge));
   PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_forward", "1").Annotate("enable IPv4 forwarding"));
-  PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers}));
+  PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers, private_allowed}));
   return std::unique_ptr<Network>(
       new Network(std::move(opts), pool, std::move(resolvers), std::move(nl), bridge, std::move(firewall)));
 }

@@ -38,6 +38,9 @@ struct NetworkOptions {
   std::string pool = "10.88.0.0/16";  // the first address is the bridge's (the gateway)
   std::vector<std::string> dns;       // empty: the host's resolvers, less loopback ones
   size_t warm_slots = 0;              // slots kept ready
+  // Private-range CIDRs that sandboxes reach by default (egress otherwise
+  // goes to the public internet only: see Firewall).
+  std::vector<std::string> private_allowed;
 };
 
 struct Slot {

@@ -25,10 +25,13 @@ struct EgressRule {
 };
 
 // Egress: what `allow` names is let through, then what `deny` names is
-// refused, then `allow_egress` decides the rest. Allowed (the default) is
-// allow_egress with no rules; denied is !allow_egress with none; an allow
-// list is !allow_egress with `allow` rules. Refusals fail fast (TCP reset or
-// ICMP admin-prohibited), so a client is told at once.
+// refused, then `allow_egress` decides the rest: allowed means the public
+// internet and DNS to the sandbox's resolvers, not private, link-local or
+// other non-public ranges (an `allow` rule, or paddockd's
+// --egress-allow-private, opens one). Allowed (the default) is allow_egress
+// with no rules; denied is !allow_egress with none; an allow list is
+// !allow_egress with `allow` rules. Refusals fail fast (TCP reset or ICMP
+// admin-prohibited), so a client is told at once.
 struct NetworkPolicy {
   bool allow_egress = true;
   std::vector<EgressRule> allow, deny;
