@@ -295,6 +295,21 @@ TEST_F(NetTest, DefaultEgressReachesTheInternetButNotTheHostsPrivateNetworks) {
   EXPECT_EQ(Probe(a.id, "10.99.0.2", 8003), "refused");
 }
 
+// A networked sandbox cannot mount a sysfs of its own (its network namespace
+// is the host's to own) and sees a read-only view of the host's: the host's
+// cgroup tree and network devices (other sandboxes' veths) are hidden in it.
+TEST_F(NetTest, TheHostsCgroupsAndNetworkDevicesAreHiddenInSys) {
+  SandboxInfo a = CreateNet(), b = CreateNet();
+  (void)b;
+  EXPECT_EQ(Sh(a.id, "ls /sys/fs/cgroup /sys/class/net /sys/devices/virtual/net | grep -v : | "
+                     "grep -c . || true"),
+            "0\n");
+  EXPECT_EQ(Sh(a.id, "cat /proc/interrupts | wc -c; ls /proc/asound 2>/dev/null | wc -l"), "0\n0\n");
+  EXPECT_EQ(Sh(a.id, "ls /sys/class/thermal /sys/devices/virtual/powercap 2>/dev/null | grep -v : | "
+                     "grep -c . || true"),
+            "0\n");
+}
+
 TEST_F(NetTest, BadPoliciesAreRefusedAndChangeNothing) {
   net::NetworkSettings s;
   EXPECT_EQ(s.Merge(nlohmann::json::parse(R"({"allow": ["10.0.0.1/8"]})")).code(), StatusCode::kInvalidArgument);

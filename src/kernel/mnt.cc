@@ -112,9 +112,13 @@ RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>&
                     {"/proc/self/fd/0", p.dev + "/stdin"},
                     {"/proc/self/fd/1", p.dev + "/stdout"},
                     {"/proc/self/fd/2", p.dev + "/stderr"}};
-  p.masked_files = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
-                    "/proc/latency_stats", "/proc/kallsyms", "/proc/kmsg"};
-  p.masked_dirs = {"/proc/acpi", "/proc/scsi", "/sys/firmware", "/proc/driver"};
+  // Docker's masked paths, and a few more the host's kernel shows.
+  p.masked_files = {"/proc/kcore",         "/proc/keys",         "/proc/timer_list",
+                    "/proc/timer_stats",   "/proc/sched_debug",  "/proc/latency_stats",
+                    "/proc/kallsyms",      "/proc/kmsg",         "/proc/interrupts"};
+  p.masked_dirs = {"/proc/acpi",    "/proc/scsi",   "/proc/asound",
+                   "/proc/driver",  "/sys/firmware", "/sys/devices/virtual/powercap",
+                   "/sys/class/powercap", "/sys/class/thermal", "/sys/devices/virtual/thermal"};
   p.readonly_dirs = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"};
   return p;
 }
@@ -153,7 +157,9 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
     if (::symlink(target.c_str(), path.c_str()) != 0) return "create /dev symlink";
 
   ::mkdir(p.sys.c_str(), 0555);
+  bool host_sys = false;
   if (::mount("sysfs", p.sys.c_str(), "sysfs", kSafe | MS_RDONLY, nullptr) != 0) {
+    host_sys = true;
     // A sysfs of our own needs a network namespace we own; else a read-only view of the host's.
     if (::mount("/sys", p.sys.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) return "bind /sys";
     if (::mount(nullptr, p.sys.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe,
@@ -184,6 +190,13 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
                 nullptr) != 0)
       return "remount path read-only";
   }
+  // The host's sysfs shows the host's cgroup tree and every network device
+  // (other sandboxes' veths among them): hidden.
+  if (host_sys)
+    for (const char* path : {"/sys/fs/cgroup", "/sys/class/net", "/sys/devices/virtual/net",
+                             "/sys/devices/virtual/block", "/sys/class/block", "/sys/block"})
+      if (::mount("tmpfs", path, "tmpfs", MS_RDONLY | kSafe, "size=0") != 0 && errno != ENOENT)
+        return "mask the host's sysfs";
   errno = 0;
   return nullptr;
 }
