@@ -3,6 +3,7 @@
 // the other sandboxes carry on; the host is left clean.
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -204,6 +205,36 @@ TEST_F(DaemonTest, ASyncExecPrintingAGigabyteIsCutAndTheDaemonStaysSmall) {
                 .find("max_output"),
             std::string::npos);
   EXPECT_EQ(Must("POST", "/v1/sandboxes/loud/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+}
+
+// A tree 5,000 folders deep (deeper than PATH_MAX, and than the descriptors
+// a recursive walk could hold) is removed through the files API, by delete,
+// and by the start-up sweep.
+TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedLikeAnyOther) {
+  const char* deep =
+      "import os, sys\n"
+      "os.makedirs(sys.argv[1], exist_ok=True); os.chdir(sys.argv[1])\n"
+      "for _ in range(5000):\n"
+      "    os.mkdir('d'); os.chdir('d')\n"
+      "open('leaf', 'w').write('x')\n";
+  // paddockd with 4,096 descriptors, as many hosts give a service: a walk
+  // holding two per level would run out at 2,048 levels.
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  struct rlimit low = {4096, saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  Must("POST", "/v1/sandboxes", {{"name", "deep"}}, 201);
+  Must("POST", "/v1/sandboxes/deep/exec", {{"cmd", {"python3", "-c", deep, "/tmp/a"}}});
+  Must("DELETE", "/v1/sandboxes/deep/files?path=/tmp/a", nullptr, 204);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/deep/exec", {{"command", "ls /tmp/a 2>&1 | head -1"}})["stdout"],
+            "ls: cannot access '/tmp/a': No such file or directory\n");
+  Must("POST", "/v1/sandboxes/deep/exec", {{"cmd", {"python3", "-c", deep, "/tmp/b"}}});
+  Must("DELETE", "/v1/sandboxes/deep", nullptr, 204);
+  EXPECT_TRUE(ListDir(state_->path() + "/state/sandboxes").size() <= 8u);  // warm shells only
+  EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <functional>
+#include <vector>
+
 #include "base/fd.h"
 #include "base/ids.h"
 
@@ -69,46 +72,85 @@ Status MakeDirs(const std::string& path, mode_t mode) {
   return Status::Ok();
 }
 
-// Removes everything below the open directory `dirfd`, never following symlinks.
-static Status RemoveContents(int dirfd, const std::string& path) {
+namespace {
+
+// One folder on the way down: its name in its parent, and the identity of
+// that parent, so that climbing back up through ".." can check where it lands.
+struct Level {
+  std::string name;
+  dev_t parent_dev;
+  ino_t parent_ino;
+};
+
+std::string PathOf(const std::string& root, const std::vector<Level>& down) {
+  std::string path = root;
+  for (const auto& l : down) path += "/" + l.name;
+  return path;
+}
+
+// Removes what `dirfd` holds that is not a folder; returns the name of one
+// folder left in it ("" when none), or the error.
+Result<std::string> RemoveFilesIn(int dirfd, const std::function<std::string()>& where) {
   int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dupfd < 0) return Status::Errno("dup " + path);
+  if (dupfd < 0) return Status::Errno("dup " + where());
   DIR* dir = ::fdopendir(dupfd);
   if (!dir) {
     ::close(dupfd);
-    return Status::Errno("opendir " + path);
+    return Status::Errno("opendir " + where());
   }
-  Status result;
+  ::rewinddir(dir);
+  Result<std::string> folder = std::string();
   while (struct dirent* e = ::readdir(dir)) {
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     if (::unlinkat(dirfd, e->d_name, 0) == 0) continue;
-    if (errno != EISDIR && errno != EPERM) {
-      result = Status::Errno("unlink " + path + "/" + e->d_name);
+    if (errno == EISDIR || errno == EPERM) {
+      folder = std::string(name);
       break;
     }
-    UniqueFd child(::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!child) {
-      result = Status::Errno("open " + path + "/" + e->d_name);
-      break;
-    }
-    result = RemoveContents(child.get(), path + "/" + e->d_name);
-    if (!result.ok()) break;
-    if (::unlinkat(dirfd, e->d_name, AT_REMOVEDIR) != 0) {
-      result = Status::Errno("rmdir " + path + "/" + e->d_name);
-      break;
-    }
+    folder = Status::Errno("unlink " + where() + "/" + e->d_name);
+    break;
   }
   ::closedir(dir);
-  return result;
+  return folder;
 }
 
+}  // namespace
+
+// Depth first without recursion, holding two descriptors whatever the depth
+// (a tree 5,000 folders deep, which a sandbox can make, goes like any other),
+// never following symlinks.
 Status RemoveTree(const std::string& path) {
   if (::unlink(path.c_str()) == 0) return Status::Ok();
   if (errno == ENOENT) return Status::Ok();
-  UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir) return errno == ENOENT ? Status::Ok() : Status::Errno("open " + path);
-  PDK_TRY(RemoveContents(dir.get(), path));
+  UniqueFd cur(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!cur) return errno == ENOENT ? Status::Ok() : Status::Errno("open " + path);
+  std::vector<Level> down;
+  auto where = [&] { return PathOf(path, down); };
+  for (;;) {
+    PDK_ASSIGN_OR_RETURN(std::string sub, RemoveFilesIn(cur.get(), where));
+    if (!sub.empty()) {
+      UniqueFd child(
+          ::openat(cur.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!child) return Status::Errno("open " + where() + "/" + sub);
+      struct stat st;
+      if (::fstat(cur.get(), &st) != 0) return Status::Errno("stat " + where());
+      down.push_back({sub, st.st_dev, st.st_ino});
+      cur = std::move(child);
+      continue;
+    }
+    if (down.empty()) break;
+    UniqueFd parent(::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct stat st;
+    if (!parent || ::fstat(parent.get(), &st) != 0) return Status::Errno("open " + where() + "/..");
+    if (st.st_dev != down.back().parent_dev || st.st_ino != down.back().parent_ino)
+      return FailedPrecondition("folder " + where() + " moved while it was being removed");
+    std::string name = std::move(down.back().name);
+    down.pop_back();
+    cur = std::move(parent);
+    if (::unlinkat(cur.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return Status::Errno("rmdir " + where() + "/" + name);
+  }
   if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return Status::Errno("rmdir " + path);
   return Status::Ok();
 }
