@@ -115,6 +115,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     beast::error_code ec;
     net::write(stream_.socket(), http::make_chunk_last(), ec);
     if (ec) stream_failed_ = true;
+    ended_ = true;
     return !ec;
   }
   const std::string& body_file() const override { return body_file_; }
@@ -252,9 +253,13 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
       self->DropBodyFile();
       if (res) return self->Reply(std::move(*res));
-      if (self->stream_failed_ || !self->req_.keep_alive()) return self->Close();
+      // A stream its handler gave up on without End() is cut: the client
+      // must not take what came for the whole answer.
+      bool cut = self->streamed_ && !self->ended_;
+      if (cut || self->stream_failed_ || !self->req_.keep_alive()) return self->Close();
       self->stream_failed_ = false;
       self->streamed_ = false;
+      self->ended_ = false;
       self->ReadHeader();
     });
   }
@@ -288,6 +293,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   Request req_;
   std::shared_ptr<Response> res_;
   bool streamed_ = false;
+  bool ended_ = false;  // End() was called on the stream in hand
   bool stream_failed_ = false;
 };
 

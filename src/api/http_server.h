@@ -37,6 +37,8 @@ class StreamWriter {
   // Sends status and headers; the body follows in chunks. False if the client is gone.
   virtual bool Begin(http::status status, std::string_view content_type) = 0;
   virtual bool Write(std::string_view data) = 0;
+  // Ends the stream. A handler that returns after Begin() without End() has
+  // its connection closed, so a stream cut short never looks complete.
   virtual bool End() = 0;
   // Where the request's body is when the server wrote it to a file (see
   // ServerOptions::body_to_file); empty otherwise. The file is removed once
