@@ -53,9 +53,7 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Status::Ok();
 }
 
-// Opens `path` for the files API: only a regular file. A FIFO, device or
-// socket is refused, and the open itself never waits (O_NONBLOCK: a FIFO
-// with no writer would otherwise stall init, and every exec with it).
+// Refuses anything but a regular file, naming what it is.
 Status CheckRegular(const std::string& path, mode_t mode) {
   if (S_ISREG(mode)) return Status::Ok();
   if (S_ISDIR(mode)) return FailedPrecondition(path + " is a directory");
@@ -67,6 +65,9 @@ Status CheckRegular(const std::string& path, mode_t mode) {
                             ": the files API reads and writes regular files only");
 }
 
+// Opens `path` for the files API: only a regular file. A FIFO, device or
+// socket is refused, and the open itself never waits (O_NONBLOCK: a FIFO
+// with no writer would otherwise stall init, and every exec with it).
 Result<UniqueFd> OpenRegular(const std::string& path, int flags, mode_t mode = 0) {
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) PDK_TRY(CheckRegular(path, st.st_mode));  // a socket cannot be opened
