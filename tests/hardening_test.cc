@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fd.h"
 #include "daemon_fixture.h"
 
 namespace paddock::testing {
@@ -183,13 +186,13 @@ int64_t PeakRssKb(pid_t pid) {
   return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
 }
 
-// A sandbox printing 1 GiB through a sync exec: the reply keeps the first
+// A sandbox printing 3 GiB through a sync exec: the reply keeps the first
 // 4 MiB of it and says it was cut; paddockd's memory hardly moves.
-TEST_F(DaemonTest, ASyncExecPrintingAGigabyteIsCutAndTheDaemonStaysSmall) {
+TEST_F(DaemonTest, ASyncExecPrintingThreeGigabytesIsCutAndTheDaemonStaysSmall) {
   Must("POST", "/v1/sandboxes", {{"name", "loud"}}, 201);
   int64_t before = PeakRssKb(pid_);
   json r = Must("POST", "/v1/sandboxes/loud/exec",
-                {{"command", "yes | head -c 1073741824; echo done >&2"}, {"timeout", 120}});
+                {{"command", "yes | head -c 3221225472; echo done >&2"}, {"timeout", 300}});
   int64_t after = PeakRssKb(pid_);
   EXPECT_EQ(r["exit_code"], 0) << r.value("stderr", "");
   EXPECT_EQ(r["stdout"].get<std::string>().size(), size_t{4} << 20);
@@ -205,6 +208,151 @@ TEST_F(DaemonTest, ASyncExecPrintingAGigabyteIsCutAndTheDaemonStaysSmall) {
                 .find("max_output"),
             std::string::npos);
   EXPECT_EQ(Must("POST", "/v1/sandboxes/loud/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+}
+
+// What a raw client on paddockd's socket got: the start and end of the
+// response (headers included) and how many bytes it read in all.
+struct RawRead {
+  std::string head;
+  std::string tail;
+  uint64_t bytes = 0;
+};
+
+// Sends `request` and reads the answer until `limit` bytes came or the
+// server ended it, then drops the connection: a client that stops reading
+// part way, as a user with enough of a 64 GB download does.
+RawRead ReadRaw(const std::string& socket_path, const std::string& request, uint64_t limit) {
+  RawRead got;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return got;
+  if (::write(fd.get(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) return got;
+  std::vector<char> buf(1 << 20);
+  while (got.bytes < limit) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n <= 0) break;
+    got.bytes += static_cast<uint64_t>(n);
+    if (got.head.size() < 4096) got.head.append(buf.data(), std::min<size_t>(n, 4096 - got.head.size()));
+    got.tail.append(buf.data(), static_cast<size_t>(n));
+    if (got.tail.size() > (64 << 10)) got.tail.erase(0, got.tail.size() - (64 << 10));
+  }
+  return got;
+}
+
+std::string Get(const std::string& target) {
+  return "GET " + target + " HTTP/1.1\r\nHost: paddock\r\nConnection: close\r\n\r\n";
+}
+
+std::string Shell(const std::string& command) {
+  FILE* p = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  return out;
+}
+
+// Uploads and downloads go through paddockd piece by piece: a 512 MiB
+// upload, the first GiB of a 64 GiB sparse file and of a tar of it, and a
+// 10 KB tar that unpacks to 1 TiB (refused as a bomb, nothing left behind)
+// move paddockd's peak memory by less than 64 MiB.
+TEST_F(DaemonTest, UploadsDownloadsAndArchiveBombsStreamThroughAFixedAmountOfMemory) {
+  Must("POST", "/v1/sandboxes", {{"name", "files"}}, 201);
+  Must("POST", "/v1/sandboxes/files/exec",
+       {{"command", "mkdir -p /data/sub && truncate -s 64G /data/big && echo hi > /data/sub/x"}});
+  int64_t before = PeakRssKb(pid_);
+
+  std::string upload = state_->path() + "/upload.bin";
+  Shell("head -c 1048576 /dev/urandom > " + upload + ".1 && for i in $(seq 512); do cat " + upload +
+        ".1; done > " + upload);
+  auto put = api().SendFile("PUT", "/v1/sandboxes/files/files?path=/data/up.bin", upload,
+                            "application/octet-stream");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_EQ(put->status, 200) << put->body;
+  EXPECT_EQ(put->Json()["size"], 512 << 20);
+  json sum = Must("POST", "/v1/sandboxes/files/exec", {{"command", "sha256sum < /data/up.bin"}});
+  EXPECT_EQ(sum["stdout"], Shell("sha256sum < " + upload));
+
+  // Reading stops after 1 GiB: the old code read all 64 GiB into memory
+  // before the first byte went out.
+  RawRead file = ReadRaw(socket_, Get("/v1/sandboxes/files/files?path=/data/big"), uint64_t{1} << 30);
+  EXPECT_EQ(file.head.rfind("HTTP/1.1 200", 0), 0u) << file.head.substr(0, 200);
+  EXPECT_GE(file.bytes, uint64_t{1} << 30);
+  RawRead tar = ReadRaw(socket_, Get("/v1/sandboxes/files/files/archive?path=/data"), uint64_t{1} << 30);
+  EXPECT_EQ(tar.head.rfind("HTTP/1.1 200", 0), 0u) << tar.head.substr(0, 200);
+  EXPECT_GE(tar.bytes, uint64_t{1} << 30);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/files/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+
+  // A whole small tree comes back with the names the host built.
+  RawRead small = ReadRaw(socket_, Get("/v1/sandboxes/files/files/archive?path=/data/sub"), 1 << 20);
+  EXPECT_NE(small.tail.find("x"), std::string::npos);
+  EXPECT_NE(small.tail.find("hi\n"), std::string::npos);
+
+  std::string sparse = state_->path() + "/huge";
+  Shell("truncate -s 1T " + sparse + " && tar --sparse -C " + state_->path() + " -cf " + sparse +
+        ".tar huge && rm " + sparse);
+  auto bomb = api().SendFile("PUT", "/v1/sandboxes/files/files/archive?path=/bomb", sparse + ".tar",
+                             "application/x-tar");
+  ASSERT_TRUE(bomb.ok()) << bomb.status().ToString();
+  EXPECT_EQ(bomb->status, 400) << bomb->body;
+  EXPECT_NE(bomb->body.find("decompression bomb"), std::string::npos) << bomb->body;
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/files/exec", {{"command", "ls -A /bomb"}})["stdout"], "");
+
+  int64_t after = PeakRssKb(pid_);
+  EXPECT_LT(after - before, 64 * 1024) << "paddockd's peak grew from " << before << " to " << after << " kB";
+}
+
+// A streamed exec whose reader stops: the process waits on its full pipe
+// (it does not run ahead into init's or paddockd's memory), then everything
+// arrives in order once the reader reads again. And 3 GiB streamed through
+// leave paddockd's peak memory within 64 MiB of where it was.
+TEST_F(DaemonTest, StreamedExecWaitsForASlowReaderAndStaysSmallOverThreeGigabytes) {
+  Must("POST", "/v1/sandboxes", {{"name", "stream"}}, 201);
+  const char* writer =
+      "import os\n"
+      "for n in range(1, 257):\n"
+      "    os.write(1, b'y' * 65536)\n"
+      "    open('/tmp/progress', 'w').write(str(n))\n";
+  uint64_t received = 0;
+  bool in_order = true;
+  int written_while_stalled = -1;
+  Status st = api().Stream(
+      "POST", "/v1/sandboxes/stream/exec", json{{"cmd", {"python3", "-c", writer}}, {"stream", true}}.dump(),
+      [&](const std::string& ev, const json& d) {
+        if (ev != "stdout") return true;
+        in_order = in_order && d.value("offset", uint64_t{0}) == received;
+        received += d.value("data", "").size();
+        if (written_while_stalled < 0) {
+          ::sleep(2);  // stop reading: 16 MiB are on offer
+          json progress = Must("POST", "/v1/sandboxes/stream/exec", {{"command", "cat /tmp/progress"}});
+          written_while_stalled = std::stoi(progress.value("stdout", "0"));
+        }
+        return true;
+      });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(received, uint64_t{16} << 20);
+  // Buffers on the way (pipe, init's high-water mark, sockets) hold a few
+  // MiB; without back-pressure init read all 16 MiB at once.
+  EXPECT_GT(written_while_stalled, 0);
+  EXPECT_LT(written_while_stalled, 128) << "64 KiB writes done while nobody read";
+
+  int64_t before = PeakRssKb(pid_);
+  RawRead loud = ReadRaw(
+      socket_,
+      "POST /v1/sandboxes/stream/exec HTTP/1.1\r\nHost: paddock\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nContent-Length: 71\r\n\r\n"
+      R"({"command": "yes | head -c 3221225472", "stream": true, "timeout": 300})",
+      UINT64_MAX);
+  int64_t after = PeakRssKb(pid_);
+  EXPECT_EQ(loud.head.rfind("HTTP/1.1 200", 0), 0u) << loud.head.substr(0, 200);
+  // "y\n" is 3 bytes in the events' JSON: at least 4.5 GB came through.
+  EXPECT_GT(loud.bytes, (uint64_t{3} << 30) * 3 / 2);
+  EXPECT_NE(loud.tail.find("event: exit\ndata: {\"exit_code\":0"), std::string::npos)
+      << loud.tail.substr(loud.tail.size() > 300 ? loud.tail.size() - 300 : 0);
+  EXPECT_LT(after - before, 64 * 1024) << "paddockd's peak grew from " << before << " to " << after << " kB";
 }
 
 // A tree 5,000 folders deep (deeper than PATH_MAX, and than the descriptors

@@ -163,7 +163,8 @@ Result<uint64_t> AgentClient::ReadFile(const std::string& path,
                                        const std::function<bool(std::string_view)>& sink) {
   uint64_t offset = 0;
   for (;;) {
-    PDK_ASSIGN_OR_RETURN(Frame f, Call({{"op", "read"}, {"path", path}, {"offset", offset}}));
+    PDK_ASSIGN_OR_RETURN(Frame f, Call({{"op", "read"}, {"path", path}, {"offset", offset},
+                                        {"length", kReadPieceBytes}}));
     offset += f.payload.size();
     if (!f.payload.empty() && !sink(f.payload)) return offset;
     if (f.header.value("eof", true) || f.payload.empty()) return offset;
@@ -171,24 +172,54 @@ Result<uint64_t> AgentClient::ReadFile(const std::string& path,
 }
 
 Result<json> AgentClient::WriteFile(const std::string& path, std::string_view data, json extra) {
-  constexpr size_t kPiece = kMaxPayloadBytes - 4096;
+  return WriteFileFrom(
+      path,
+      [&data](char* buf, size_t cap) -> Result<size_t> {
+        size_t n = std::min(cap, data.size());
+        std::memcpy(buf, data.data(), n);
+        data.remove_prefix(n);
+        return n;
+      },
+      std::move(extra));
+}
+
+Result<json> AgentClient::WriteFileFrom(const std::string& path, const Reader& read, json extra) {
+  constexpr size_t kPiece = kWritePieceBytes;
+  std::string piece;
+  // The next piece: kPiece bytes unless the data ends first. The buffer
+  // grows as data comes, so a small file costs a small one.
+  auto fill = [&]() -> Result<size_t> {
+    piece.clear();
+    for (;;) {
+      size_t got = piece.size();
+      if (got == kPiece) return got;
+      piece.resize(got + std::min<size_t>(kPiece - got, std::max<size_t>(got, 64 << 10)));
+      PDK_ASSIGN_OR_RETURN(size_t n, read(piece.data() + got, piece.size() - got));
+      piece.resize(got + n);
+      if (n == 0) return got;
+    }
+  };
   json req = std::move(extra);
   req["op"] = "write";
-  if (data.size() <= kPiece) {
+  PDK_ASSIGN_OR_RETURN(size_t n, fill());
+  if (n < kPiece) {
     req["path"] = path;
-    PDK_ASSIGN_OR_RETURN(Frame f, Call(req, data));
+    PDK_ASSIGN_OR_RETURN(Frame f, Call(req, piece));
     return f.header["entry"];
   }
   // Watchers never see ".paddock-write-" names; readers see the old file until the rename.
   size_t slash = path.rfind('/');
   std::string tmp = path.substr(0, slash + 1) + ".paddock-write-" + RandomHex(6);
   req["path"] = tmp;
-  for (size_t off = 0; off < data.size(); off += kPiece) {
-    req["append"] = off > 0;
-    if (Result<Frame> f = Call(req, data.substr(off, kPiece)); !f.ok()) {
+  for (bool first = true; n > 0; first = false) {
+    req["append"] = !first;
+    Status sent = Call(req, piece).status();
+    Result<size_t> next = sent.ok() ? fill() : Result<size_t>(sent);
+    if (!next.ok()) {
       (void)Call({{"op", "remove"}, {"path", tmp}});
-      return f.status();
+      return next.status();
     }
+    n = *next;
   }
   PDK_ASSIGN_OR_RETURN(Frame f, Call({{"op", "rename"}, {"from", tmp}, {"to", path}}));
   return f.header["entry"];

@@ -64,14 +64,23 @@ class AgentClient {
   // Runs a process to completion and collects its output.
   Result<ExecResult> Exec(const ExecOptions& opts);
 
-  // Reads a file range by range, handing each range to `sink` (which returns
-  // false to stop early). Returns the file's size.
+  // Reads a file range by range (kReadPieceBytes each: a reader streams
+  // through a small, fixed amount of memory), handing each range to `sink`
+  // (which returns false to stop early). Returns the bytes read.
+  static constexpr uint64_t kReadPieceBytes = uint64_t{1} << 20;
+  static constexpr size_t kWritePieceBytes = size_t{1} << 20;
   Result<uint64_t> ReadFile(const std::string& path,
                             const std::function<bool(std::string_view)>& sink);
   // Replaces a file atomically with `data` of any size: one frame when it
-  // fits, else a hidden temporary sibling written in pieces and renamed.
+  // fits in kWritePieceBytes, else a hidden temporary sibling written in
+  // pieces of that size and renamed.
   // `extra` adds request fields (mode, user). Returns the file's entry.
   Result<json> WriteFile(const std::string& path, std::string_view data, json extra = json::object());
+  // The same, with the data from `read`: it fills up to `cap` bytes at `buf`
+  // and returns how many, 0 at the end. Holds at most one frame's worth.
+  using Reader = std::function<Result<size_t>(char* buf, size_t cap)>;
+  Result<json> WriteFileFrom(const std::string& path, const Reader& read,
+                             json extra = json::object());
 
   int fd() const { return fd_.get(); }
 

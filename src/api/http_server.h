@@ -74,6 +74,7 @@ struct ServerOptions {
   uint64_t max_file_body_bytes = uint64_t{64} << 30;
   int header_timeout_s = 30;         // also how long an idle keep-alive connection lives
   int body_timeout_s = 300;
+  int write_stall_timeout_s = 60;    // a streamed response whose client takes nothing for this long is cut
   size_t io_threads = 2;
   size_t workers = 256;              // handlers in flight (streams hold one each)
 };

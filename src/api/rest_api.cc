@@ -2,12 +2,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -184,9 +188,18 @@ std::optional<Response> RestApi::Handle(Request& req, StreamWriter& out) {
 }
 
 bool RestApi::TakesUpload(const Request& req) {
-  if (req.method() != http::verb::post) return false;
   std::string_view target(req.target().data(), req.target().size());
-  return target.substr(0, target.find('?')) == "/v1/images/import";
+  target = target.substr(0, target.find('?'));
+  if (req.method() == http::verb::post) return target == "/v1/images/import";
+  if (req.method() != http::verb::put) return false;
+  // /v1/sandboxes/{id}/files and /v1/sandboxes/{id}/files/archive
+  constexpr std::string_view kPrefix = "/v1/sandboxes/";
+  if (target.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view rest = target.substr(kPrefix.size());
+  size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return false;
+  rest = rest.substr(slash);
+  return rest == "/files" || rest == "/files/archive";
 }
 
 std::optional<Response> RestApi::Route(Call& c) {
@@ -690,104 +703,228 @@ std::optional<Response> RestApi::Processes(Call& c, const std::string& id,
 
 namespace {
 
-// Tar (ustar/pax) of a directory tree read through the agent.
-Result<std::string> TarFromSandbox(agent::AgentClient& client, const std::string& root) {
-  PDK_ASSIGN_OR_RETURN(agent::Frame listing, client.Call({{"op", "ls"}, {"path", root}, {"depth", 64}}));
-  std::string out;
+// Limits on what an archive upload may unpack into a sandbox.
+constexpr int64_t kMaxArchiveEntries = 1000000;
+// Past this many bytes unpacked, an archive may not expand to more than
+// kMaxExpansion times its own size (a decompression bomb).
+constexpr int64_t kBombFloorBytes = int64_t{1} << 30;
+constexpr int64_t kMaxExpansion = 1024;
+// How deep a downloaded tree may go (each level holds one path on the host).
+constexpr size_t kMaxArchiveDepth = 1024;
+
+// One name of a listing, as the host takes it: a single path component.
+bool PlainName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+// Streams a tar (pax) of the tree at `root` to `out`, read through the agent
+// one folder page and one file range at a time, so paddockd holds neither
+// the listing nor the data. Names are built here from the folder walked and
+// each entry's single-component name; a file is given exactly the size it
+// was listed with (cut, or padded with zeros if it changed meanwhile).
+// `begun` says whether the 200 went out (after it, a failure can only cut the stream).
+Status TarFromSandbox(agent::AgentClient& client, const std::string& root, StreamWriter& out,
+                      bool& begun) {
+  struct Sink {
+    StreamWriter& out;
+    bool& begun;
+    bool failed = false;
+  } sink{out, begun};
   struct archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
-  archive_write_open(a, &out, nullptr,
+  archive_write_set_bytes_per_block(a, 64 << 10);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &sink, nullptr,
                      [](struct archive*, void* ctx, const void* buf, size_t n) -> la_ssize_t {
-                       static_cast<std::string*>(ctx)->append(static_cast<const char*>(buf), n);
+                       auto* s = static_cast<Sink*>(ctx);
+                       if (!s->begun) s->begun = s->out.Begin(http::status::ok, "application/x-tar");
+                       if (!s->begun || !s->out.Write({static_cast<const char*>(buf), n})) {
+                         s->failed = true;
+                         return -1;
+                       }
                        return static_cast<la_ssize_t>(n);
                      },
                      nullptr);
-  Status result;
-  for (const auto& e : listing.header["entries"]) {
-    std::string path = e.value("path", "");
-    std::string rel = path.substr(root == "/" ? 1 : root.size() + 1);
-    std::string type = e.value("type", "");
-    struct archive_entry* entry = archive_entry_new();
-    archive_entry_set_pathname(entry, rel.c_str());
-    archive_entry_set_perm(entry, e.value("mode", 0644));
-    archive_entry_set_mtime(entry, e.value("mtime_ns", int64_t{0}) / 1000000000, 0);
-    std::string data;
-    if (type == "dir") {
-      archive_entry_set_filetype(entry, AE_IFDIR);
-    } else if (type == "symlink") {
-      archive_entry_set_filetype(entry, AE_IFLNK);
-      archive_entry_set_symlink(entry, e.value("symlink_target", "").c_str());
-    } else if (type == "file") {
-      archive_entry_set_filetype(entry, AE_IFREG);
-      auto read = client.ReadFile(path, [&](std::string_view piece) {
-        data.append(piece);
-        return true;
-      });
-      if (!read.ok()) {
-        archive_entry_free(entry);
-        result = read.status();
+  std::unique_ptr<struct archive, int (*)(struct archive*)> guard(a, archive_write_free);
+  auto written = [&](int rc) -> Status {
+    if (rc >= ARCHIVE_WARN) return Status::Ok();
+    if (sink.failed) return Unavailable("the client stopped reading");
+    return Internal(std::string("tar: ") + (archive_error_string(a) ? archive_error_string(a) : "write failed"));
+  };
+  struct Level {
+    std::string dir;   // absolute, in the sandbox
+    std::string rel;   // its name in the archive ("" for the root)
+    int64_t cursor = 0;
+  };
+  std::vector<Level> stack{{root, "", 0}};
+  while (!stack.empty()) {
+    Level& level = stack.back();
+    PDK_ASSIGN_OR_RETURN(agent::Frame page, client.Call({{"op", "ls"}, {"path", level.dir}, {"depth", 1},
+                                                         {"cursor", level.cursor}}));
+    const json& entries = page.header["entries"];
+    bool descended = false;
+    for (const auto& e : entries) {
+      level.cursor = e.value("cursor", int64_t{0});
+      std::string name = e.value("name", "");
+      if (!PlainName(name))
+        return DataLoss("the sandbox's agent listed a bad name under " + level.dir);
+      std::string path = JoinPath(level.dir, name);
+      std::string rel = level.rel.empty() ? name : level.rel + "/" + name;
+      std::string type = e.value("type", "");
+      std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(archive_entry_new(),
+                                                                                    archive_entry_free);
+      archive_entry_set_pathname(entry.get(), rel.c_str());
+      archive_entry_set_perm(entry.get(), e.value("mode", 0644) & 07777);
+      archive_entry_set_mtime(entry.get(), e.value("mtime_ns", int64_t{0}) / 1000000000, 0);
+      if (type == "dir") {
+        archive_entry_set_filetype(entry.get(), AE_IFDIR);
+        PDK_TRY(written(archive_write_header(a, entry.get())));
+        if (stack.size() >= kMaxArchiveDepth)
+          return FailedPrecondition("the tree under " + root + " is deeper than " +
+                                    std::to_string(kMaxArchiveDepth) + " levels");
+        stack.push_back({path, rel, 0});  // `level` is not used past this point
+        descended = true;
         break;
       }
-      archive_entry_set_size(entry, static_cast<la_int64_t>(data.size()));
-    } else {
-      archive_entry_free(entry);
-      continue;
+      if (type == "symlink") {
+        archive_entry_set_filetype(entry.get(), AE_IFLNK);
+        archive_entry_set_symlink(entry.get(), e.value("symlink_target", "").c_str());
+        PDK_TRY(written(archive_write_header(a, entry.get())));
+        continue;
+      }
+      if (type != "file") continue;  // FIFOs, devices, sockets have no contents to give
+      int64_t size = std::max<int64_t>(e.value("size", int64_t{0}), 0);
+      archive_entry_set_filetype(entry.get(), AE_IFREG);
+      archive_entry_set_size(entry.get(), size);
+      PDK_TRY(written(archive_write_header(a, entry.get())));
+      int64_t sent = 0;
+      Status piece_status;
+      auto read = client.ReadFile(path, [&](std::string_view piece) {
+        size_t n = static_cast<size_t>(std::min<int64_t>(size - sent, static_cast<int64_t>(piece.size())));
+        piece_status = written(static_cast<int>(archive_write_data(a, piece.data(), n)) >= 0 || n == 0
+                                   ? ARCHIVE_OK
+                                   : ARCHIVE_FATAL);
+        sent += static_cast<int64_t>(n);
+        return piece_status.ok() && sent < size;
+      });
+      PDK_TRY(piece_status);
+      if (!read.ok() && read.status().code() != StatusCode::kNotFound) return read.status();
+      static const std::string kZeros(64 << 10, '\0');
+      while (sent < size) {  // shrank (or vanished) since it was listed
+        size_t n = static_cast<size_t>(std::min<int64_t>(size - sent, static_cast<int64_t>(kZeros.size())));
+        PDK_TRY(written(archive_write_data(a, kZeros.data(), n) >= 0 ? ARCHIVE_OK : ARCHIVE_FATAL));
+        sent += static_cast<int64_t>(n);
+      }
     }
-    archive_write_header(a, entry);
-    if (!data.empty()) archive_write_data(a, data.data(), data.size());
-    archive_entry_free(entry);
+    if (!descended && !page.header.value("more", false)) stack.pop_back();
   }
-  archive_write_close(a);
-  archive_write_free(a);
-  if (!result.ok()) return result;
-  return out;
+  PDK_TRY(written(archive_write_close(a)));
+  if (!sink.begun && !(sink.begun = out.Begin(http::status::ok, "application/x-tar")))
+    return Unavailable("the client stopped reading");
+  out.End();
+  return Status::Ok();
 }
 
-// Unpacks a tar into `root` in the sandbox. Entries may not climb out of it.
-Result<int> UntarIntoSandbox(agent::AgentClient& client, const std::string& root, const std::string& tar) {
+// Reads a request body: from the file the server spooled it to, or from memory.
+class BodyReader {
+ public:
+  BodyReader(const Request& req, StreamWriter& out) : memory_(req.body()) {
+    if (!out.body_file().empty()) fd_.reset(::open(out.body_file().c_str(), O_RDONLY | O_CLOEXEC));
+    from_file_ = !out.body_file().empty();
+  }
+  // An open descriptor when the body is in a file (else -1), and its size.
+  int fd() const { return fd_.get(); }
+  bool from_file() const { return from_file_; }
+  Result<size_t> Read(char* buf, size_t cap) {
+    if (!from_file_) {
+      size_t n = std::min(cap, memory_.size());
+      std::memcpy(buf, memory_.data(), n);
+      memory_.remove_prefix(n);
+      return n;
+    }
+    if (!fd_) return Internal("the request body's spool file is gone");
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, cap);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return Status::Errno("read request body");
+    }
+  }
+  std::string_view memory() const { return memory_; }
+
+ private:
+  std::string_view memory_;
+  UniqueFd fd_;
+  bool from_file_ = false;
+};
+
+// Unpacks a tar (any compression libarchive knows) into `root` in the
+// sandbox, one entry and one piece at a time. Entries may not climb out of
+// `root`; entry count, and expansion past kBombFloorBytes, are capped.
+Result<int> UntarIntoSandbox(agent::AgentClient& client, const std::string& root, BodyReader& body) {
   struct archive* a = archive_read_new();
+  std::unique_ptr<struct archive, int (*)(struct archive*)> guard(a, archive_read_free);
   archive_read_support_format_all(a);
   archive_read_support_filter_all(a);
-  if (archive_read_open_memory(a, tar.data(), tar.size()) != ARCHIVE_OK) {
-    std::string msg = archive_error_string(a) ? archive_error_string(a) : "unreadable archive";
-    archive_read_free(a);
-    return InvalidArgument("body is not a tar archive: " + msg);
+  int64_t archive_bytes = 0;
+  int opened;
+  if (body.from_file()) {
+    struct stat st;
+    if (body.fd() < 0 || ::fstat(body.fd(), &st) != 0) return Internal("the request body's spool file is gone");
+    archive_bytes = st.st_size;
+    opened = archive_read_open_fd(a, body.fd(), 64 << 10);
+  } else {
+    archive_bytes = static_cast<int64_t>(body.memory().size());
+    opened = archive_read_open_memory(a, body.memory().data(), body.memory().size());
   }
+  auto archive_error = [&](const char* what) {
+    return InvalidArgument(std::string(what) + ": " +
+                           (archive_error_string(a) ? archive_error_string(a) : "truncated"));
+  };
+  if (opened != ARCHIVE_OK) return archive_error("body is not a tar archive");
   int files = 0;
-  Status result;
+  int64_t entries = 0;
+  int64_t unpacked = 0;
   struct archive_entry* entry;
   int rc;
   while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
+    if (++entries > kMaxArchiveEntries)
+      return InvalidArgument("archive has more than " + std::to_string(kMaxArchiveEntries) + " entries");
     std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
     while (name.rfind("./", 0) == 0) name = name.substr(2);
     if (name.empty() || name == ".") continue;
-    if (name[0] == '/' || ("/" + name + "/").find("/../") != std::string::npos) {
-      result = InvalidArgument("archive entry '" + name + "' escapes the target folder");
-      break;
-    }
+    if (name[0] == '/' || ("/" + name + "/").find("/../") != std::string::npos)
+      return InvalidArgument("archive entry '" + name + "' escapes the target folder");
     std::string path = JoinPath(root, name);
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     auto type = archive_entry_filetype(entry);
     int mode = archive_entry_perm(entry);
     if (type == AE_IFDIR) {
-      result = client.Call({{"op", "mkdir"}, {"path", path}, {"mode", mode}}).status();
+      PDK_TRY(client.Call({{"op", "mkdir"}, {"path", path}, {"mode", mode}}).status());
     } else if (type == AE_IFREG) {
-      std::string data;
-      const void* buf;
-      size_t size;
-      la_int64_t offset;
-      while (archive_read_data_block(a, &buf, &size, &offset) == ARCHIVE_OK)
-        data.append(static_cast<const char*>(buf), size);
-      result = client.WriteFile(path, data, {{"mode", mode}}).status();
+      // A sparse entry's trailing hole is not returned as data: zeros make
+      // up its declared size (they count as unpacked bytes like any others).
+      int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+      int64_t written = 0;
+      auto reader = [&](char* buf, size_t cap) -> Result<size_t> {
+        la_ssize_t n = archive_read_data(a, buf, cap);
+        if (n < 0) return archive_error(("bad tar entry '" + name + "'").c_str());
+        if (n == 0 && written < size) {
+          n = static_cast<la_ssize_t>(std::min<int64_t>(size - written, static_cast<int64_t>(cap)));
+          std::memset(buf, 0, static_cast<size_t>(n));
+        }
+        written += n;
+        unpacked += n;
+        if (unpacked > kBombFloorBytes && unpacked / kMaxExpansion > archive_bytes)
+          return InvalidArgument("archive expands to more than " + std::to_string(kMaxExpansion) +
+                                 " times its size (a decompression bomb?)");
+        return static_cast<size_t>(n);
+      };
+      PDK_TRY(client.WriteFileFrom(path, reader, {{"mode", mode}}).status());
       ++files;
     }
-    if (!result.ok()) break;
   }
-  if (result.ok() && rc != ARCHIVE_EOF)
-    result = InvalidArgument(std::string("bad tar archive: ") +
-                             (archive_error_string(a) ? archive_error_string(a) : "truncated"));
-  archive_read_free(a);
-  if (!result.ok()) return result;
+  if (rc != ARCHIVE_EOF) return archive_error("bad tar archive");
   return files;
 }
 
@@ -815,17 +952,28 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
     // The first piece before the 200: a refusal (a FIFO, a device) is still
     // an error response. A failure later cuts the stream short (no last
     // chunk), so the client cannot take it for the whole file.
-    uint64_t offset = 0;
-    for (bool first = true;; first = false) {
-      auto piece = client->Call({{"op", "read"}, {"path", path}, {"offset", offset}});
-      if (!piece.ok() && first) return ErrorResponse(piece.status(), req.version(), req.keep_alive());
-      if (!piece.ok()) return std::nullopt;
-      if (first && !c.out.Begin(http::status::ok, "application/octet-stream")) return std::nullopt;
-      offset += piece->payload.size();
-      if (!piece->payload.empty() && !c.out.Write(piece->payload)) return std::nullopt;
-      if (piece->header.value("eof", true) || piece->payload.empty()) break;
-    }
+    bool begun = false, gone = false;
+    auto read = client->ReadFile(path, [&](std::string_view piece) {
+      if (!begun) gone = !(begun = c.out.Begin(http::status::ok, "application/octet-stream"));
+      gone = gone || !c.out.Write(piece);
+      return !gone;
+    });
+    if (!read.ok() && !begun) return ErrorResponse(read.status(), req.version(), req.keep_alive());
+    if (!read.ok() || gone) return std::nullopt;
+    if (!begun) return EmptyResponse(http::status::ok, req);  // an empty file
     c.out.End();
+    return std::nullopt;
+  }
+  if (sub == "archive" && method == http::verb::get) {
+    if (Status s = need_path(); !s.ok()) return ErrorResponse(s, req.version(), req.keep_alive());
+    auto st = client->Call({{"op", "stat"}, {"path", path}});
+    if (!st.ok()) return ErrorResponse(st.status(), req.version(), req.keep_alive());
+    if (st->header["entry"].value("type", "") != "dir")
+      return ErrorResponse(FailedPrecondition(path + " is not a directory"), req.version(), req.keep_alive());
+    // Errors after the first byte cut the stream (no last chunk).
+    bool begun = false;
+    Status s = TarFromSandbox(*client, path, c.out, begun);
+    if (!s.ok() && !begun) return ErrorResponse(s, req.version(), req.keep_alive());
     return std::nullopt;
   }
   return Try(req, [&]() -> Result<Response> {
@@ -833,7 +981,10 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
       PDK_TRY(need_path());
       json extra = json::object();
       if (!c.Q("mode").empty()) extra["mode"] = std::stoi(c.Q("mode"), nullptr, 8);
-      PDK_ASSIGN_OR_RETURN(json entry, client->WriteFile(path, req.body(), extra));
+      BodyReader body(req, c.out);
+      PDK_ASSIGN_OR_RETURN(
+          json entry, client->WriteFileFrom(
+                          path, [&body](char* buf, size_t cap) { return body.Read(buf, cap); }, extra));
       return JsonResponse(http::status::ok, entry, req);
     }
     if (sub.empty() && method == http::verb::delete_) {
@@ -850,7 +1001,9 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
       PDK_TRY(need_path());
       int depth = std::atoi(c.Q("depth", "1").c_str());
       PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "ls"}, {"path", path}, {"depth", depth}}));
-      return JsonResponse(http::status::ok, {{"entries", f.header["entries"]}}, req);
+      json reply = {{"entries", f.header["entries"]}};
+      if (f.header.value("truncated", false)) reply["truncated"] = true;  // over the reply budget
+      return JsonResponse(http::status::ok, reply, req);
     }
     if (sub == "mkdir" && method == http::verb::post) {
       PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
@@ -865,20 +1018,11 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
       PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "rename"}, {"from", from}, {"to", to}}));
       return JsonResponse(http::status::ok, f.header["entry"], req);
     }
-    if (sub == "archive" && method == http::verb::get) {
-      PDK_TRY(need_path());
-      PDK_ASSIGN_OR_RETURN(std::string tar, TarFromSandbox(*client, path));
-      Response res{http::status::ok, req.version()};
-      res.set(http::field::content_type, "application/x-tar");
-      res.keep_alive(req.keep_alive());
-      res.body() = std::move(tar);
-      res.prepare_payload();
-      return res;
-    }
     if (sub == "archive" && method == http::verb::put) {
       PDK_TRY(need_path());
       PDK_TRY(client->Call({{"op", "mkdir"}, {"path", path}}).status());
-      PDK_ASSIGN_OR_RETURN(int files, UntarIntoSandbox(*client, path, req.body()));
+      BodyReader body(req, c.out);
+      PDK_ASSIGN_OR_RETURN(int files, UntarIntoSandbox(*client, path, body));
       return JsonResponse(http::status::ok, {{"files", files}}, req);
     }
     return NotFound("no files route " + std::string(req.method_string()) + " " + sub);

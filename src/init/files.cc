@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/ids.h"
@@ -78,22 +80,40 @@ Result<UniqueFd> OpenRegular(const std::string& path, int flags, mode_t mode = 0
   return fd;
 }
 
-void ListInto(const std::string& dir, int depth, json& out) {
+// What a listing reply may hold: it must fit a frame header (1 MiB) with room to spare.
+constexpr size_t kListBudgetBytes = size_t{512} << 10;
+
+// Appends the entries under `dir`, `depth` levels down, until `budget`
+// (approximate reply bytes) runs out; returns false then. With a cursor
+// (depth 1 only), starts after the entry it names and gives each entry the
+// cursor that resumes after it.
+bool ListInto(const std::string& dir, int depth, json& out, size_t& budget, const long* cursor) {
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
+  if (!d) return true;
+  if (cursor && *cursor > 0) ::seekdir(d, *cursor);
   std::vector<std::string> subdirs;
+  bool complete = true;
   while (struct dirent* e = ::readdir(d)) {
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     std::string path = dir == "/" ? "/" + std::string(name) : dir + "/" + std::string(name);
     auto entry = Describe(path);
     if (!entry.ok()) continue;  // vanished while listing
+    if (cursor) (*entry)["cursor"] = ::telldir(d);
+    size_t cost = 160 + path.size() * 2 + entry->value("symlink_target", "").size();
+    if (cost > budget) {
+      complete = false;
+      break;
+    }
+    budget -= cost;
     if ((*entry)["type"] == "dir") subdirs.push_back(path);
     out.push_back(std::move(*entry));
   }
   ::closedir(d);
   if (depth > 1)
-    for (const auto& sub : subdirs) ListInto(sub, depth - 1, out);
+    for (const auto& sub : subdirs)
+      if (complete) complete = ListInto(sub, depth - 1, out, budget, nullptr);
+  return complete;
 }
 
 }  // namespace
@@ -202,9 +222,19 @@ Result<Reply> List(const json& req) {
   if (::stat(path.c_str(), &st) != 0) return Status::Errno("stat " + path);
   if (!S_ISDIR(st.st_mode)) return FailedPrecondition(path + " is not a directory");
   json entries = json::array();
-  ListInto(path, depth, entries);
+  size_t budget = kListBudgetBytes;
+  // A cursor pages through one folder of any size: each entry carries the
+  // cursor to resume after it, "more" says whether to.
+  std::optional<long> cursor;
+  if (auto c = req.find("cursor"); c != req.end()) {
+    if (!c->is_number_integer() || depth != 1)
+      return InvalidArgument("field 'cursor' must be an integer, with depth 1");
+    cursor = c->get<long>();
+  }
+  bool complete = ListInto(path, depth, entries, budget, cursor ? &*cursor : nullptr);
   Reply r;
   r.body["entries"] = std::move(entries);
+  if (!complete) r.body[cursor ? "more" : "truncated"] = true;
   return r;
 }
 

@@ -28,6 +28,8 @@ class EventSink {
   virtual ~EventSink() = default;
   // Queues an event frame to `conn`; silently drops it if the connection is gone.
   virtual void Emit(ConnId conn, const json& event, std::string_view payload = {}) = 0;
+  // Bytes queued for `conn` and not yet sent; 0 once it is gone.
+  virtual size_t Backlog(ConnId conn) const = 0;
 };
 
 }  // namespace paddock::init

@@ -112,6 +112,7 @@ struct ProcessTable::Process {
   int term_signal = 0;
   uint64_t drain_timer = 0;
   std::set<ConnId> subscribers;
+  bool output_paused = false;  // a subscriber fell behind: the pipes wait
 
   explicit Process(size_t ring_bytes) : ring(ring_bytes) {}
   int input_fd() const { return pty ? out.get() : in.get(); }
@@ -266,13 +267,7 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   }
   for (int fd : {pr->out.get(), pr->err.get(), pr->in.get()})
     if (fd >= 0) SetNonBlocking(fd);
-  Stream out_stream = pty ? Stream::kPty : Stream::kStdout;
-  (void)loop_->Add(pr->out.get(), EPOLLIN, [this, pr, out_stream](uint32_t) {
-    OnOutput(pr, pr->out.get(), out_stream);
-  });
-  if (pr->err)
-    (void)loop_->Add(pr->err.get(), EPOLLIN,
-                     [this, pr](uint32_t) { OnOutput(pr, pr->err.get(), Stream::kStderr); });
+  WatchOutput(pr);
   if (req.value("subscribe", true)) pr->subscribers.insert(conn);
   procs_[pid] = std::move(proc);
 
@@ -435,9 +430,46 @@ Result<Reply> ProcessTable::List(const json& req) const {
   return r;
 }
 
+void ProcessTable::WatchOutput(Process* p) {
+  auto watch = [this, p](int fd, Stream stream) {
+    if (fd < 0) return;
+    uint32_t events = EPOLLIN | (p->pty && !p->stdin_pending.empty() ? uint32_t{EPOLLOUT} : 0u);
+    (void)loop_->Add(fd, events, [this, p, fd, stream](uint32_t ev) {
+      if (ev & EPOLLOUT) FlushStdin(p);  // a pty master is its stdin too
+      if (ev & ~uint32_t{EPOLLOUT}) OnOutput(p, fd, stream);
+    });
+  };
+  watch(p->out.get(), p->pty ? Stream::kPty : Stream::kStdout);
+  watch(p->err.get(), Stream::kStderr);
+}
+
+bool ProcessTable::SubscriberBehind(const Process& p) const {
+  for (ConnId c : p.subscribers)
+    if (sink_->Backlog(c) > kOutputHighWater) return true;
+  return false;
+}
+
+void ProcessTable::ResumeOutput() {
+  for (auto& [pid, p] : procs_) {
+    if (!p->output_paused || SubscriberBehind(*p)) continue;
+    p->output_paused = false;
+    WatchOutput(p.get());
+    MaybeFinish(p.get());  // exited meanwhile: wait for the pipes' end again
+  }
+}
+
 void ProcessTable::OnOutput(Process* p, int fd, Stream stream) {
   char buf[65536];
   for (int rounds = 0; rounds < 16; ++rounds) {  // bounded: stay fair to other fds
+    if (!p->output_paused && SubscriberBehind(*p)) {
+      // Back-pressure: stop reading until the reader catches up (the
+      // server calls ResumeOutput), so the process blocks on a full pipe
+      // instead of init queueing its output without bound.
+      p->output_paused = true;
+      for (int f : {p->out.get(), p->err.get()})
+        if (f >= 0) loop_->Remove(f);
+    }
+    if (p->output_paused) return;
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
       std::string_view data(buf, static_cast<size_t>(n));
@@ -473,10 +505,14 @@ void ProcessTable::MaybeFinish(Process* p) {
       auto it = procs_.find(pid);
       if (it == procs_.end() || it->second->finished) return;
       Process* p = it->second.get();
+      p->drain_timer = 0;
+      // A reader that is behind holds the rest in the pipe: ResumeOutput
+      // starts this wait again once it catches up.
+      if (p->output_paused) return;
       for (int fd : {p->out.get(), p->err.get()})
         if (fd >= 0) OnOutput(p, fd, fd == p->err.get() ? Stream::kStderr
                                                          : (p->pty ? Stream::kPty : Stream::kStdout));
-      if (!p->finished) Finish(p);
+      if (!p->finished && !p->output_paused) Finish(p);
     });
   }
 }
@@ -485,6 +521,7 @@ void ProcessTable::Finish(Process* p) {
   if (p->finished) return;
   for (int fd : {p->out.get(), p->err.get(), p->in.get()})
     if (fd >= 0) loop_->Remove(fd);
+  p->output_paused = false;
   p->out.reset();
   p->err.reset();
   p->in.reset();
@@ -535,6 +572,7 @@ void ProcessTable::SignalAll(int sig) {
 
 void ProcessTable::DropConnection(ConnId conn) {
   for (auto& [pid, p] : procs_) p->subscribers.erase(conn);
+  ResumeOutput();
 }
 
 }  // namespace paddock::init

@@ -41,10 +41,19 @@ class ProcessTable {
   // pid namespace: to the process groups this table started).
   void SignalAll(int sig);
   void DropConnection(ConnId conn);
+  // Reads output again for processes whose subscribers have caught up; the
+  // server calls it when a connection's queue drains.
+  void ResumeOutput();
+
+  // How far (bytes queued, unsent) a subscriber may fall behind before its
+  // processes' output is no longer read.
+  static constexpr size_t kOutputHighWater = size_t{1} << 20;
 
  private:
   struct Process;
   Result<Process*> Find(const json& req);
+  void WatchOutput(Process* p);
+  bool SubscriberBehind(const Process& p) const;
   void OnOutput(Process* p, int fd, Stream stream);
   void CloseOutput(Process* p, int fd);
   void FlushStdin(Process* p);

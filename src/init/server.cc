@@ -163,7 +163,13 @@ void Server::Flush(Conn* c) {
   if (pending != c->writing) {
     c->writing = pending;
     (void)loop_->Modify(c->fd.get(), EPOLLIN | EPOLLRDHUP | (pending ? uint32_t{EPOLLOUT} : 0u));
+    if (!pending) procs_.ResumeOutput();  // caught up: its processes may print again
   }
+}
+
+size_t Server::Backlog(ConnId conn) const {
+  auto it = conns_.find(conn);
+  return it == conns_.end() ? 0 : it->second->out.size() - it->second->out_pos;
 }
 
 void Server::Emit(ConnId conn, const json& event, std::string_view payload) {

@@ -27,6 +27,7 @@ class Server : public EventSink {
   // Takes signals (blocked by the caller) from a signalfd and starts accepting.
   Status Start();
   void Emit(ConnId conn, const json& event, std::string_view payload) override;
+  size_t Backlog(ConnId conn) const override;
   // True once a SIGTERM-initiated shutdown has seen every child exit.
   bool finished() const { return finished_; }
 
