@@ -2,6 +2,7 @@
 // egress policies, stop/start. All traffic stays on this machine: the
 // "outside" is a network namespace this test makes, with a server in it.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -20,6 +21,9 @@ namespace {
 constexpr const char* kBridge = "pdkt0";
 constexpr const char* kPool = "10.89.0.0/24";
 constexpr const char* kOutside = "198.18.0.2";  // the outside server's address (TEST-NET-2)
+
+// The outside server's port that keeps connections open and echoes.
+constexpr int kEchoPort = 8004;
 
 // A network namespace beside the host joined by veth `link` (host_address/30
 // here, address/30 there), serving "hello <port>" on each port. By default
@@ -73,17 +77,34 @@ class OutsideServer {
     while (!stop_) {
       std::vector<pollfd> fds;
       for (auto [fd, port] : listeners_) fds.push_back({fd, POLLIN, 0});
+      for (int fd : echoes_) fds.push_back({fd, POLLIN, 0});
       if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
-      for (size_t i = 0; i < fds.size(); ++i) {
+      for (size_t i = 0; i < listeners_.size(); ++i) {
         if (!(fds[i].revents & POLLIN)) continue;
         int c = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) continue;
         std::string hello = "hello " + std::to_string(listeners_[i].second) + "\n";
         (void)::send(c, hello.data(), hello.size(), MSG_NOSIGNAL);
-        ::close(c);
+        if (listeners_[i].second == kEchoPort) {
+          ::fcntl(c, F_SETFL, O_NONBLOCK);
+          echoes_.push_back(c);
+        } else {
+          ::close(c);
+        }
+      }
+      for (size_t i = 0; i < echoes_.size(); ++i) {  // an open connection: echo, until closed
+        char buf[4096];
+        ssize_t n = ::recv(echoes_[i], buf, sizeof buf, 0);
+        if (n > 0) (void)::send(echoes_[i], buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+          ::close(echoes_[i]);
+          echoes_.erase(echoes_.begin() + static_cast<long>(i--));
+        }
       }
     }
+    for (int c : echoes_) ::close(c);
   }
+  std::vector<int> echoes_;
   std::string address_, link_;
   UniqueFd netns_;
   std::vector<std::pair<int, int>> listeners_;
@@ -268,6 +289,47 @@ TEST_F(NetTest, EgressPoliciesChangeOnARunningSandbox) {
   ASSERT_TRUE(manager_->Start(b.id).ok());
   EXPECT_FALSE(manager_->Get(b.id)->address.empty());
   EXPECT_EQ(Probe(b.id, kOutside, 8001), "refused");
+}
+
+// A policy change cuts the connections it no longer allows: a sandbox's
+// open connection to the outside stops carrying data once egress is denied
+// (it used to carry on, its packets accepted as "established").
+TEST_F(NetTest, NarrowingThePolicyCutsConnectionsAlreadyOpen) {
+  OutsideServer outside({kEchoPort});
+  SandboxInfo a = CreateNet();
+  agent::ExecOptions talker;
+  talker.argv = {"python3", "-c",
+                 "import socket, sys, time\n"
+                 "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+                 "s.recv(100)\n"
+                 "for _ in range(100):\n"
+                 "    try:\n"
+                 "        s.sendall(b'ping'); got = s.recv(100)\n"
+                 "        line = 'ok' if got else 'closed'\n"
+                 "    except Exception as e:\n"
+                 "        line = type(e).__name__\n"
+                 "    open('/tmp/talk', 'a').write(line + '\\n')\n"
+                 "    if line != 'ok': break\n"
+                 "    time.sleep(0.1)\n",
+                 kOutside, std::to_string(kEchoPort)};
+  auto client = manager_->Connect(a.id);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->Call(agent::AgentClient::SpawnRequest(talker, false)).ok());
+  auto talk = [&] { return Exec(a.id, {"sh", "-c", "cat /tmp/talk 2>/dev/null"}).stdout_data; };
+  for (int i = 0; i < 100 && talk().find("ok\nok\n") == std::string::npos; ++i) ::usleep(50000);
+  ASSERT_NE(talk().find("ok\nok\n"), std::string::npos) << talk();
+
+  net::NetworkSettings deny = a.network;
+  ASSERT_TRUE(deny.Merge(nlohmann::json{{"egress", "deny"}}).ok());
+  ASSERT_TRUE(manager_->UpdateNetwork(a.id, deny).ok());
+  std::string last;
+  for (int i = 0; i < 100; ++i) {  // up to 5 s: a reset, or a 2 s receive timeout
+    std::string t = talk();
+    last = t.substr(t.rfind('\n', t.size() - 2) + 1);
+    if (last != "ok\n") break;
+    ::usleep(50000);
+  }
+  EXPECT_NE(last, "ok\n") << "the connection still carries data after egress was denied:\n" << talk();
 }
 
 // Default egress is the public internet: a server on a private-range address

@@ -78,9 +78,14 @@ std::string Firewall::TableText() const {
     << "    ip daddr @private jump refuse\n"
     << "    accept\n"
     << "  }\n"
+    // Packets a sandbox sends are judged by its policy each time, not only
+    // when a connection opens: a change that narrows the policy cuts the
+    // connections it no longer allows (no conntrack flush needed). Replies
+    // to connections opened towards the sandbox, and ICMP errors, pass.
     << "  chain input {\n"
     << "    type filter hook input priority filter - 10; policy accept;\n"
-    << "    iifname " << br << " ct state established,related accept\n"
+    << "    iifname " << br << " ct direction reply accept\n"
+    << "    iifname " << br << " ct state related accept\n"
     << "    iifname " << br << " ip saddr @host_access accept\n"
     << "    iifname " << br << " icmp type echo-request accept\n"
     << "    iifname " << br << " jump refuse\n"
@@ -92,7 +97,8 @@ std::string Firewall::TableText() const {
     << "    oifname " << br << " drop\n"
     << "    iifname " << br << " ip saddr != " << pool << " drop\n"
     << "    iifname " << br << " meta nfproto ipv6 drop\n"
-    << "    iifname " << br << " ct state established,related accept\n"
+    << "    iifname " << br << " ct direction reply accept\n"
+    << "    iifname " << br << " ct state related accept\n"
     << "    iifname " << br << " ip saddr vmap @egress\n"
     << "    iifname " << br << " goto public_only\n"
     << "  }\n"

@@ -10,6 +10,10 @@
 //               shared (CGNAT) or multicast address; the rest accepted
 //   postrouting masquerade from the pool to anywhere but the bridge
 //
+// What a sandbox sends is judged on every packet (only replies to
+// connections made towards it skip the policy), so a narrower policy cuts
+// the connections already open that it no longer allows.
+//
 // A sandbox with the default policy (all egress allowed, no host access)
 // has no element and no chain, so taking a network slot needs no nft call.
 // Thread-safe.
