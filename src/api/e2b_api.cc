@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -289,7 +290,41 @@ struct E2bApi::Watcher {
   std::mutex mu;
   std::string sandbox_id;
   agent::AgentClient client;
+  std::atomic<int64_t> last_read_ns{MonotonicNanos()};
 };
+
+namespace {
+// Each watcher holds a descriptor in paddockd and an inotify instance in
+// the sandbox: without a cap a client could open them until either ran out.
+constexpr int kMaxWatchers = 64;
+// A polled watcher nobody reads: what E2B's SDK leaves behind when a
+// client dies without RemoveWatcher.
+constexpr int64_t kWatcherIdleNs = int64_t{600} * 1000000000;
+}  // namespace
+
+Status E2bApi::TakeWatcherPlace(const std::string& sandbox_id) {
+  std::lock_guard<std::mutex> lock(watchers_mu_);
+  int64_t now = MonotonicNanos();
+  int held = streamed_watches_[sandbox_id];
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    const Watcher& w = *it->second;
+    if (now - w.last_read_ns.load() > kWatcherIdleNs || !manager_->Get(w.sandbox_id).ok()) {
+      it = watchers_.erase(it);
+      continue;
+    }
+    held += w.sandbox_id == sandbox_id;
+    ++it;
+  }
+  if (held >= kMaxWatchers)
+    return ResourceExhausted("sandbox " + sandbox_id + " has " + std::to_string(kMaxWatchers) +
+                             " watchers, the most it may; remove one (RemoveWatcher) first");
+  return Status::Ok();
+}
+
+void E2bApi::GiveWatcherPlace(const std::string& sandbox_id) {
+  std::lock_guard<std::mutex> lock(watchers_mu_);
+  if (--streamed_watches_[sandbox_id] <= 0) streamed_watches_.erase(sandbox_id);
+}
 
 E2bApi::E2bApi(SandboxManager* manager, E2bOptions opts) : manager_(manager), opts_(std::move(opts)) {}
 E2bApi::~E2bApi() = default;
@@ -780,6 +815,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
     }
     if (method == "RemoveWatcher") return json::object();
     std::lock_guard<std::mutex> lock(w->mu);
+    w->last_read_ns = MonotonicNanos();
     json events = json::array();
     for (;;) {
       auto f = w->client.Read(0);
@@ -795,15 +831,13 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
   if (method == "CreateWatcher") {
     PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
+    PDK_TRY(TakeWatcherPlace(c.sandbox.id));
     PDK_TRY(client.Call({{"op", "watch"}, {"path", ResolvePath(path, c.user)},
                          {"recursive", msg.value("recursive", false)}})
                 .status());
     auto w = std::make_shared<Watcher>(c.sandbox.id, std::move(client));
     std::string wid = RandomHex(8);
     std::lock_guard<std::mutex> lock(watchers_mu_);
-    // Drop watchers of sandboxes that are gone.
-    for (auto it = watchers_.begin(); it != watchers_.end();)
-      it = manager_->Get(it->second->sandbox_id).ok() ? std::next(it) : watchers_.erase(it);
     watchers_[wid] = std::move(w);
     return json{{"watcherId", wid}};
   }
@@ -908,14 +942,29 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
 }
 
 std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
+  bool placed = false;
   auto opened = [&]() -> Result<agent::AgentClient> {
     PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
+    PDK_TRY(TakeWatcherPlace(c.sandbox.id));
+    {
+      std::lock_guard<std::mutex> lock(watchers_mu_);
+      ++streamed_watches_[c.sandbox.id];
+      placed = true;
+    }
     PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
     PDK_TRY(client.Call({{"op", "watch"}, {"path", ResolvePath(path, c.user)},
                          {"recursive", msg.value("recursive", false)}})
                 .status());
     return client;
   }();
+  struct Place {  // given back however the stream ends
+    E2bApi* api;
+    const std::string& id;
+    bool held;
+    ~Place() {
+      if (held) api->GiveWatcherPlace(id);
+    }
+  } place{this, c.sandbox.id, placed};
   auto& out = c.out;
   if (!out.Begin(http::status::ok, "application/connect+json")) return std::nullopt;
   if (!opened.ok()) {

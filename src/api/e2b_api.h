@@ -71,8 +71,15 @@ class E2bApi {
 
   SandboxManager* manager_;
   E2bOptions opts_;
+  // Takes one of a sandbox's kMaxWatchers places (a CreateWatcher watcher
+  // or a WatchDir stream); ResourceExhausted when none is left. Drops, first,
+  // polled watchers of sandboxes that are gone or unread for kWatcherIdle.
+  Status TakeWatcherPlace(const std::string& sandbox_id);
+  void GiveWatcherPlace(const std::string& sandbox_id);
+
   std::mutex watchers_mu_;
   std::map<std::string, std::shared_ptr<Watcher>> watchers_;  // CreateWatcher's, by id
+  std::map<std::string, int> streamed_watches_;                // WatchDir streams, by sandbox
 };
 
 }  // namespace paddock::api

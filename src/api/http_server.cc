@@ -15,6 +15,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
@@ -72,6 +73,7 @@ struct Shared {
   ServerOptions opts;
   Handler handler;
   UpstreamPool upstreams;
+  std::atomic<size_t> connections{0};  // sessions alive
   net::thread_pool workers;
   Shared(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)), workers(opts.workers) {}
 };
@@ -82,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   using Stream = beast::basic_stream<Protocol>;
   Session(typename Protocol::socket socket, std::shared_ptr<Shared> shared, bool needs_key)
       : stream_(std::move(socket)), shared_(std::move(shared)), needs_key_(needs_key) {
+    shared_->connections.fetch_add(1, std::memory_order_relaxed);
     if constexpr (std::is_same_v<Protocol, net::ip::tcp>) {
       beast::error_code ec;
       auto peer = stream_.socket().remote_endpoint(ec);
@@ -89,7 +92,10 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     }
   }
 
-  ~Session() override { DropBodyFile(); }
+  ~Session() override {
+    DropBodyFile();
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Run() { ReadHeader(); }
   auto executor() { return stream_.get_executor(); }
@@ -357,14 +363,24 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
     acceptor_.async_accept(ios_.next(), [self = this->shared_from_this()](beast::error_code ec,
                                                                         typename Protocol::socket s) {
       if (ec == net::error::operation_aborted) return;
+      if (ec) {
+        // Out of descriptors (or another passing failure): accepting again at
+        // once would spin; try again shortly.
+        self->retry_.expires_after(std::chrono::milliseconds(100));
+        self->retry_.async_wait([self](beast::error_code wait_ec) {
+          if (!wait_ec) self->Accept();
+        });
+        return;
+      }
+      if (self->shared_->connections.load(std::memory_order_relaxed) >= self->shared_->opts.max_connections) {
+        TurnAway(s);
+        return self->Accept();
+      }
       // Responses go out in several writes (headers, chunks): Nagle would
       // hold each small one back for the client's delayed ACK (40 ms).
-      if constexpr (std::is_same_v<Protocol, net::ip::tcp>)
-        if (!ec) s.set_option(net::ip::tcp::no_delay(true), ec);
-      if (!ec) {
-        auto session = std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_);
-        net::post(session->executor(), [session] { session->Run(); });
-      }
+      if constexpr (std::is_same_v<Protocol, net::ip::tcp>) s.set_option(net::ip::tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session<Protocol>>(std::move(s), self->shared_, self->needs_key_);
+      net::post(session->executor(), [session] { session->Run(); });
       self->Accept();
     });
   }
@@ -374,10 +390,29 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
   }
 
  private:
+  // Over max_connections: a 503 written without waiting (it fits the
+  // socket's buffer), then the connection is closed unread.
+  static void TurnAway(typename Protocol::socket& s) {
+    static const std::string kBusy = [] {
+      Response res = ErrorResponse(
+          ResourceExhausted("paddockd has as many connections as it takes (--max-connections)"), 11,
+          false);
+      std::ostringstream text;
+      text << res;
+      return text.str();
+    }();
+    beast::error_code ec;
+    s.non_blocking(true, ec);
+    s.write_some(net::buffer(kBusy), ec);
+    s.shutdown(Protocol::socket::shutdown_both, ec);
+    s.close(ec);
+  }
+
   IoContexts& ios_;
   typename Protocol::acceptor acceptor_;
   std::shared_ptr<Shared> shared_;
   bool needs_key_;
+  net::steady_timer retry_{acceptor_.get_executor()};
 };
 
 }  // namespace

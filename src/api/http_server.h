@@ -77,6 +77,9 @@ struct ServerOptions {
   int write_stall_timeout_s = 60;    // a streamed response whose client takes nothing for this long is cut
   size_t io_threads = 2;
   size_t workers = 256;              // handlers in flight (streams hold one each)
+  // Connections open at once; more are answered 503 and closed. (Each is a
+  // descriptor: without a cap, a flood runs paddockd out of them.)
+  size_t max_connections = 4096;
 };
 
 // A JSON error body {"error":{"code","message"}} with the fitting status.

@@ -12,8 +12,10 @@
 // sandboxes keep running and are adopted by the next one.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -46,6 +48,10 @@ int main(int argc, char** argv) {
   app.add_option("--api-key", sopts.api_key, "API key required on TCP (or $PADDOCK_API_KEY)");
   app.add_option("--io-threads", sopts.io_threads, "threads reading requests and relaying proxied traffic")
       ->check(CLI::Range(1, 64));
+  app.add_option("--max-connections", sopts.max_connections,
+                 "API connections open at once (more are answered 503); at most half the "
+                 "descriptors paddockd may open")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
@@ -99,6 +105,20 @@ int main(int argc, char** argv) {
   if (!no_network) mopts.network = nopts;
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
+  // Every connection, agent link and sandbox takes descriptors: use what the
+  // host allows (services often start with a soft limit of 1,024), and keep
+  // connections to half of it so a flood cannot starve the rest.
+  struct rlimit files {};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    files.rlim_cur = std::max(files.rlim_cur, std::min<rlim_t>(files.rlim_max, rlim_t{1} << 20));
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    if (sopts.max_connections > files.rlim_cur / 2) {
+      sopts.max_connections = std::max<size_t>(files.rlim_cur / 2, 1);
+      spdlog::warn("msg=\"max connections lowered to half the descriptor limit\" max_connections={}",
+                   sopts.max_connections);
+    }
+  }
   // Signals are taken by a waiting thread; block them everywhere else.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -309,6 +309,36 @@ test('malformed Connect envelopes and JSON get Connect error bodies; a wrong tok
   }
 });
 
+test('a sandbox holds at most 64 watchers; removing one makes room', async () => {
+  const sbx = await Sandbox.create('base');
+  try {
+    const headers = {
+      'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken, 'Content-Type': 'application/json',
+    };
+    const call = (method, body) =>
+      fetch(`${daemon.url}/filesystem.Filesystem/${method}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const ids = [];
+    for (let i = 0; i < 64; i++) {
+      const res = await call('CreateWatcher', { path: '/tmp' });
+      assert.equal(res.status, 200, await res.clone().text());
+      ids.push((await res.json()).watcherId);
+    }
+    let res = await call('CreateWatcher', { path: '/tmp' });
+    const refused = await res.json();
+    assert.equal(refused.code, 'resource_exhausted');
+    assert.match(refused.message, /64 watchers/);
+    // A streamed watch counts too.
+    await assert.rejects(sbx.files.watchDir('/tmp', () => {}), /64 watchers/);
+    res = await call('RemoveWatcher', { watcherId: ids.pop() });
+    assert.equal(res.status, 200);
+    res = await call('CreateWatcher', { path: '/tmp' });
+    assert.equal(res.status, 200);
+    assert.equal((await sbx.commands.run('echo alive')).stdout, 'alive\n');
+  } finally {
+    await sbx.kill();
+  }
+});
+
 test('StreamInput (a Connect client stream) delivers its data messages in order', async () => {
   const sbx = await Sandbox.create('base');
   try {
