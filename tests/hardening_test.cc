@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "base/fd.h"
 #include "daemon_fixture.h"
 
@@ -382,6 +385,51 @@ TEST_F(DaemonTest, ConnectionsPastTheCapAreTurnedAwayAndServiceResumes) {
     if (!served) ::usleep(20000);
   }
   EXPECT_TRUE(served);
+}
+
+// An init that cannot answer (stopped here from the host, as a debugger
+// inside once could) fails each call within seconds and shows as unhealthy;
+// other sandboxes and listing carry on; continued, it answers and is healthy
+// again. A request in flight does not hold a SIGTERM of paddockd.
+TEST_F(DaemonTest, AStoppedInitFailsCallsFastAndNeverHoldsTheDaemon) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  json stuck = Must("POST", "/v1/sandboxes", {{"name", "stuck"}}, 201);
+  Must("POST", "/v1/sandboxes", {{"name", "other"}}, 201);
+  pid_t init = stuck["init_pid"];
+  ASSERT_EQ(::kill(init, SIGSTOP), 0);
+  auto t0 = Clock::now();
+  std::string err = MustFail("POST", "/v1/sandboxes/stuck/exec", json{{"command", "true"}}.dump(), 503);
+  EXPECT_LT(seconds_since(t0), 5.0);
+  EXPECT_NE(err.find("init is stopped"), std::string::npos) << err;
+  t0 = Clock::now();
+  err = MustFail("GET", "/v1/sandboxes/stuck/files?path=/etc/hostname", "", 503);
+  EXPECT_LT(seconds_since(t0), 5.0);
+  EXPECT_NE(err.find("init is stopped"), std::string::npos) << err;
+  json got = Must("GET", "/v1/sandboxes/stuck");
+  EXPECT_EQ(got["healthy"], false);
+  EXPECT_NE(got["unhealthy"].get<std::string>().find("init is stopped"), std::string::npos) << got.dump();
+  int listed_unhealthy = 0;
+  json list = Must("GET", "/v1/sandboxes");
+  for (const auto& s : list["sandboxes"])
+    listed_unhealthy += s["healthy"] == false ? (s["name"] == "stuck" ? 1 : 100) : 0;
+  EXPECT_EQ(listed_unhealthy, 1);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/other/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+
+  ASSERT_EQ(::kill(init, SIGCONT), 0);
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/stuck/exec", {{"command", "echo back"}})["stdout"], "back\n");
+  got = Must("GET", "/v1/sandboxes/stuck");
+  EXPECT_EQ(got["healthy"], true) << got.dump();
+  EXPECT_TRUE(got["unhealthy"].is_null());
+
+  std::thread slow([this] {
+    (void)api().Send("POST", "/v1/sandboxes/other/exec", json{{"command", "sleep 60"}, {"timeout", 120}}.dump());
+  });
+  ::usleep(500000);  // the exec is waiting on its process by now
+  t0 = Clock::now();
+  StopDaemon(SIGTERM);
+  EXPECT_LT(seconds_since(t0), 5.0);
+  slow.join();
 }
 
 // A tree 5,000 folders deep (deeper than PATH_MAX, and than the descriptors

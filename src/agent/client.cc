@@ -65,15 +65,27 @@ Result<Frame> AgentClient::Read(int timeout_ms) {
 Result<Frame> AgentClient::ReadWire(int timeout_ms) {
   int64_t deadline = timeout_ms < 0 ? -1 : MonotonicNanos() + int64_t{timeout_ms} * 1000000;
   for (;;) {
+    int64_t now = MonotonicNanos();
+    if (check_ && now >= next_check_ns_) {
+      next_check_ns_ = now + int64_t{kCheckIntervalMs} * 1000000;
+      if (Status s = check_(); !s.ok()) {
+        if (report_) report_(s);
+        return s;
+      }
+    }
     if (auto f = decoder_.Next()) {
       if (!f->ok()) return f->status();
       return std::move(*f).value();
     }
     int wait = -1;
     if (deadline >= 0) {
-      int64_t left = deadline - MonotonicNanos();
+      int64_t left = deadline - now;
       if (left <= 0) return DeadlineExceeded("timed out waiting for the sandbox agent");
       wait = static_cast<int>((left + 999999) / 1000000);
+    }
+    if (check_) {
+      int to_check = static_cast<int>((next_check_ns_ - now + 999999) / 1000000);
+      wait = wait < 0 ? to_check : std::min(wait, to_check);
     }
     struct pollfd pfd = {fd_.get(), POLLIN, 0};
     int r = ::poll(&pfd, 1, wait);
@@ -94,14 +106,22 @@ Result<Frame> AgentClient::Call(json request, std::string_view payload,
   int64_t deadline = MonotonicNanos() + int64_t{timeout_ms} * 1000000;
   for (;;) {
     int left = static_cast<int>((deadline - MonotonicNanos()) / 1000000);
-    PDK_ASSIGN_OR_RETURN(Frame f, ReadWire(left < 0 ? 0 : left));
-    if (f.header.contains("id") && f.header["id"] == id) {
-      PDK_TRY(StatusFromReply(f.header));
-      return f;
+    Result<Frame> f = ReadWire(left < 0 ? 0 : left);
+    if (!f.ok() && f.status().code() == StatusCode::kDeadlineExceeded) {
+      Status late = DeadlineExceeded("the sandbox's init did not answer in " +
+                                     std::to_string(timeout_ms / 1000) + " s");
+      if (report_) report_(late);
+      return late;
     }
-    if (!f.header.contains("event")) continue;  // a late reply to a request sent with Send
-    if (on_event) on_event(f);
-    else pending_events_.push_back(std::move(f));
+    if (!f.ok()) return f.status();
+    if (f->header.contains("id") && f->header["id"] == id) {
+      if (report_) report_(Status::Ok());
+      PDK_TRY(StatusFromReply(f->header));
+      return std::move(f).value();
+    }
+    if (!f->header.contains("event")) continue;  // a late reply to a request sent with Send
+    if (on_event) on_event(*f);
+    else pending_events_.push_back(std::move(f).value());
   }
 }
 

@@ -39,8 +39,12 @@ struct ExecResult {
 
 class AgentClient {
  public:
-  // The longest a connect or a send to the agent may wait.
+  // The longest a connect or a send to the agent may wait, and the longest
+  // a Call waits for its reply unless told otherwise.
   static constexpr int kSendTimeoutMs = 10000;
+  static constexpr int kReplyTimeoutMs = 10000;
+  // How often a waiting client runs its Check.
+  static constexpr int kCheckIntervalMs = 1000;
 
   // Connects to the agent socket. The socket is created by the host before
   // init starts, so this succeeds as soon as the sandbox exists.
@@ -52,7 +56,7 @@ class AgentClient {
   // An error reply comes back as its Status.
   Result<Frame> Call(json request, std::string_view payload = {},
                      const std::function<void(Frame&)>& on_event = nullptr,
-                     int timeout_ms = 30000);
+                     int timeout_ms = kReplyTimeoutMs);
   // The next frame (event or reply), waiting up to `timeout_ms` (-1: forever);
   // kDeadlineExceeded when none came in time.
   Result<Frame> Read(int timeout_ms);
@@ -84,6 +88,19 @@ class AgentClient {
 
   int fd() const { return fd_.get(); }
 
+  // Judges the far end while this client waits on it, at most once each
+  // kCheckIntervalMs: a non-OK status ends the wait with that status (an init
+  // that is stopped or gone never answers, and waiting out the deadline would
+  // only hold the caller).
+  using Check = std::function<Status()>;
+  // Hears whether the agent answers: OK when a Call's reply came, else why
+  // none did (its deadline passed, or the Check failed).
+  using Report = std::function<void(const Status&)>;
+  void Watch(Check check, Report report) {
+    check_ = std::move(check);
+    report_ = std::move(report);
+  }
+
  private:
   explicit AgentClient(UniqueFd fd) : fd_(std::move(fd)) {}
   Result<Frame> ReadWire(int timeout_ms);  // the next frame off the socket
@@ -91,6 +108,9 @@ class AgentClient {
   FrameDecoder decoder_;
   std::deque<Frame> pending_events_;  // arrived during a Call without a handler
   uint64_t next_id_ = 1;
+  Check check_;
+  Report report_;
+  int64_t next_check_ns_ = 0;
 };
 
 }  // namespace paddock::agent

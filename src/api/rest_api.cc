@@ -81,6 +81,8 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"started_at", i.started_at_ms ? json(FormatTime(i.started_at_ms)) : json(nullptr)},
               {"stopped_at", i.stopped_at_ms ? json(FormatTime(i.stopped_at_ms)) : json(nullptr)},
               {"error", i.error.empty() ? json(nullptr) : json(i.error)},
+              {"healthy", i.unhealthy.empty()},
+              {"unhealthy", i.unhealthy.empty() ? json(nullptr) : json(i.unhealthy)},
               {"init_pid", i.init_pid},
               {"network", NetworkJson(i, network)}};
 }

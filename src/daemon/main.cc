@@ -34,6 +34,9 @@
 
 using namespace paddock;
 
+// How long requests in progress get to end once a stop signal came.
+constexpr int kShutdownGraceS = 10;
+
 int main(int argc, char** argv) {
   CLI::App app{"paddockd: the Paddock host daemon"};
   ManagerOptions mopts;
@@ -194,6 +197,18 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("msg=stopping signal={}", sig);
+  // Agent waits end within a second from here. Whatever else still holds a
+  // request after kShutdownGraceS (a pull, a stop's grace period) is cut
+  // short by exiting: every transition is journaled, and the next start
+  // finishes or rolls it back as it would after a crash.
+  (*manager)->BeginShutdown();
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(kShutdownGraceS));
+    spdlog::warn("msg=\"requests still running {} s after the stop signal; exiting without them\"",
+                 kShutdownGraceS);
+    spdlog::default_logger()->flush();
+    std::_Exit(0);
+  }).detach();
   {
     std::lock_guard<std::mutex> lock(mu);
     stopping = true;

@@ -59,6 +59,24 @@ struct SandboxManager::Sandbox {
   std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
   mutable std::mutex endpoint_mu;          // guards endpoint, which Persist publishes
   SandboxEndpoint endpoint;
+  // What agent clients last saw of an init (SandboxInfo::unhealthy): the
+  // one that started at health_init. Clients report from any thread.
+  mutable std::mutex health_mu;
+  uint64_t health_init = 0;
+  std::string unhealthy;
+
+  void ReportHealth(uint64_t init_start_time, const Status& seen) {
+    std::lock_guard<std::mutex> lock(health_mu);
+    health_init = init_start_time;
+    unhealthy = seen.ok() ? "" : seen.message();
+  }
+  // info, with what is known of its init's health; requires mu held.
+  SandboxInfo Snapshot() const {
+    SandboxInfo out = info;
+    std::lock_guard<std::mutex> lock(health_mu);
+    if (info.state != SandboxState::kStopped && info.init_start_time == health_init) out.unhealthy = unhealthy;
+    return out;
+  }
 };
 
 // A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
@@ -1067,7 +1085,7 @@ Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
 Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  return sb->info;
+  return sb->Snapshot();
 }
 
 Result<SandboxEndpoint> SandboxManager::Endpoint(const std::string& id_or_name) const {
@@ -1085,7 +1103,7 @@ std::vector<SandboxInfo> SandboxManager::List() const {
   std::vector<SandboxInfo> out;
   for (const auto& sb : all) {
     std::lock_guard<std::mutex> lock(sb->mu);
-    if (sb->ready) out.push_back(sb->info);
+    if (sb->ready) out.push_back(sb->Snapshot());
   }
   return out;
 }
@@ -1150,17 +1168,38 @@ Result<kernel::CgroupStats> SandboxManager::Stats(const std::string& id_or_name)
 }
 
 Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name) {
+  std::shared_ptr<Sandbox> sb;
   std::string socket;
+  pid_t pid = 0;
+  uint64_t start_time = 0;
   {
     std::unique_lock<std::mutex> lock;
-    PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+    PDK_ASSIGN_OR_RETURN(sb, FindLocked(id_or_name, lock));
     if (sb->info.state != SandboxState::kRunning)
       return FailedPrecondition("sandbox " + sb->info.id + " is " +
                                 SandboxStateName(sb->info.state) + "; it must be running");
     socket = sb->info.agent_socket;
+    pid = sb->info.init_pid;
+    start_time = sb->info.init_start_time;
     sb->info.last_active_ms = WallClockMillis();  // in memory; persisted with the next transition
   }
-  return agent::AgentClient::Connect(socket);
+  PDK_ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(socket));
+  std::string id = sb->info.id;  // never changes
+  client.Watch(
+      [this, id, pid, start_time]() -> Status {
+        if (shutting_down_) return Unavailable("paddockd is shutting down");
+        auto stat = kernel::ReadProcessStat(pid);
+        if (!stat.ok() || stat->start_time != start_time || stat->state == 'Z' || stat->state == 'X')
+          return Unavailable("sandbox " + id + "'s init has exited");
+        if (stat->state == 'T' || stat->state == 't')
+          return Unavailable("sandbox " + id + "'s init is stopped (by a signal or a debugger) and "
+                             "cannot answer until it is continued");
+        return Status::Ok();
+      },
+      [this, sb = std::move(sb), start_time](const Status& seen) {
+        if (!shutting_down_) sb->ReportHealth(start_time, seen);
+      });
+  return client;
 }
 
 Status SandboxManager::ApplyExecDefaults(const std::string& id_or_name, agent::ExecOptions& opts) const {

@@ -15,6 +15,7 @@
 // adopts, finishes, rolls back or marks it; it sweeps what has no record.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -106,6 +107,9 @@ struct SandboxInfo {
   int64_t auto_delete_after_s = 0;
   int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
   std::string error;                   // why it stopped without being asked to
+  // Why its init does not answer host calls (stopped, gone, or past a
+  // deadline); empty while it answers. Known from calls, not stored.
+  std::string unhealthy;
   std::string access_token;            // a secret of the sandbox's own API (E2B envd routes)
   net::NetworkSettings network;
   std::string address;                 // its IPv4 while it holds a network slot (running, paused)
@@ -171,8 +175,14 @@ class SandboxManager {
   int Reap(int64_t now_ms);
   Result<kernel::CgroupStats> Stats(const std::string& id_or_name);
 
-  // A new agent connection to a running sandbox; marks it active.
+  // A new agent connection to a running sandbox; marks it active. While it
+  // waits, the client checks that init can still answer: one stopped (by a
+  // signal or a debugger) or gone fails the wait within a second, and the
+  // sandbox shows as unhealthy until its init answers again.
   Result<agent::AgentClient> Connect(const std::string& id_or_name);
+  // From now on, agent waits end at their next check ("paddockd is shutting
+  // down"), so that no request in progress holds the daemon's shutdown.
+  void BeginShutdown() { shutting_down_ = true; }
   // Fills in what the caller left out of `opts`: env from the sandbox's
   // default env over its image's Env (the caller's values win), and the
   // image's User and WorkingDir ("/" when it has none, as in Docker).
@@ -286,6 +296,8 @@ class SandboxManager {
   std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
   std::string sandboxes_dir_, trash_dir_;
+
+  std::atomic<bool> shutting_down_ = false;
 
   mutable std::mutex mu_;  // guards the maps and id slots below, never held during I/O
   std::map<std::string, std::shared_ptr<Sandbox>> by_id_;
