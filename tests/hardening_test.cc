@@ -433,9 +433,9 @@ TEST_F(DaemonTest, AStoppedInitFailsCallsFastAndNeverHoldsTheDaemon) {
 }
 
 // A tree 5,000 folders deep (deeper than PATH_MAX, and than the descriptors
-// a recursive walk could hold) is removed through the files API, by delete,
-// and by the start-up sweep.
-TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedLikeAnyOther) {
+// a recursive walk could hold) is removed through the files API and by
+// delete, and copied whole by a fork.
+TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedAndForkedLikeAnyOther) {
   const char* deep =
       "import os, sys\n"
       "os.makedirs(sys.argv[1], exist_ok=True); os.chdir(sys.argv[1])\n"
@@ -453,6 +453,18 @@ TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedLikeAnyOther) {
   EXPECT_EQ(Must("POST", "/v1/sandboxes/deep/exec", {{"command", "ls /tmp/a 2>&1 | head -1"}})["stdout"],
             "ls: cannot access '/tmp/a': No such file or directory\n");
   Must("POST", "/v1/sandboxes/deep/exec", {{"cmd", {"python3", "-c", deep, "/tmp/b"}}});
+  json forks = Must("POST", "/sandboxes/deep/fork", json::object(), 201);
+  ASSERT_EQ(forks.size(), 1u) << forks.dump();
+  ASSERT_TRUE(forks[0].contains("sandbox")) << forks.dump();
+  std::string fork = forks[0]["sandbox"]["sandboxID"];
+  const char* climb =
+      "import os\n"
+      "os.chdir('/tmp/b'); n = 0\n"
+      "while os.path.isdir('d'): os.chdir('d'); n += 1\n"
+      "print(n, open('leaf').read())\n";
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + fork + "/exec", {{"cmd", {"python3", "-c", climb}}})["stdout"],
+            "5000 x\n");
+  Must("DELETE", "/v1/sandboxes/" + fork, nullptr, 204);
   Must("DELETE", "/v1/sandboxes/deep", nullptr, 204);
   EXPECT_TRUE(ListDir(state_->path() + "/state/sandboxes").size() <= 8u);  // warm shells only
   EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());

@@ -73,69 +73,135 @@ Status CopyFile(int src_dir, int dst_dir, const char* name, const struct stat& s
   return Status::Ok();
 }
 
-Status CopyDir(int src_dir, int dst_dir, const std::string& path, const Shift& shift) {
-  int dupfd = ::fcntl(src_dir, F_DUPFD_CLOEXEC, 0);
-  DIR* dir = dupfd < 0 ? nullptr : ::fdopendir(dupfd);
-  if (!dir) {
+// The names in folder `dir`, but "." and "..".
+Result<std::vector<std::string>> Names(int dir, const std::string& path) {
+  int dupfd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  DIR* d = dupfd < 0 ? nullptr : ::fdopendir(dupfd);
+  if (!d) {
     if (dupfd >= 0) ::close(dupfd);
     return Status::Errno("list " + path);
   }
-  Status result;
-  while (struct dirent* e = ::readdir(dir)) {
-    const char* name = e->d_name;
-    if (!std::strcmp(name, ".") || !std::strcmp(name, "..")) continue;
-    std::string sub = path + "/" + name;
-    struct stat st;
-    if (::fstatat(src_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      result = Status::Errno("stat " + sub);
-      break;
-    }
-    Status s;
-    if (S_ISDIR(st.st_mode)) {
-      if (::mkdirat(dst_dir, name, 0700) != 0 && errno != EEXIST) {
-        s = Status::Errno("create folder " + sub);
-      } else {
-        UniqueFd from(::openat(src_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        UniqueFd to(::openat(dst_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        s = from && to ? CopyDir(from.get(), to.get(), sub, shift) : Status::Errno("open folder " + sub);
-      }
-    } else if (S_ISREG(st.st_mode)) {
-      s = CopyFile(src_dir, dst_dir, name, st, sub);
-    } else if (S_ISLNK(st.st_mode)) {
-      std::vector<char> target(static_cast<size_t>(st.st_size) + 1);
-      ssize_t n = ::readlinkat(src_dir, name, target.data(), target.size());
-      if (n < 0 || ::symlinkat(std::string(target.data(), static_cast<size_t>(n)).c_str(), dst_dir, name) != 0)
-        s = Status::Errno("copy symlink " + sub);
-    } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {  // an overlayfs whiteout
-      if (::mknodat(dst_dir, name, S_IFCHR | 0000, makedev(0, 0)) != 0) s = Status::Errno("copy whiteout " + sub);
-    } else {
-      continue;  // sockets, fifos and devices of the sandbox's own are not carried over
-    }
-    if (s.ok()) s = CopyXattrs(src_dir, dst_dir, name, sub);
-    if (s.ok() && ::fchownat(dst_dir, name, shift(st.st_uid), shift(st.st_gid), AT_SYMLINK_NOFOLLOW) != 0)
-      s = Status::Errno("chown copy of " + sub);
-    if (s.ok() && !S_ISLNK(st.st_mode) && ::fchmodat(dst_dir, name, st.st_mode & 07777, 0) != 0)
-      s = Status::Errno("chmod copy of " + sub);
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (s.ok() && ::utimensat(dst_dir, name, times, AT_SYMLINK_NOFOLLOW) != 0)
-      s = Status::Errno("set times of copy of " + sub);
-    if (!s.ok()) {
-      result = s;
-      break;
-    }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d))
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
+  ::closedir(d);
+  return names;
+}
+
+// Copies `name` from `src_dir` to `dst_dir` when it is not a folder; false
+// for a type that is not carried over.
+Result<bool> CopyEntry(int src_dir, int dst_dir, const char* name, const struct stat& st,
+                       const std::string& path) {
+  if (S_ISREG(st.st_mode)) {
+    PDK_TRY(CopyFile(src_dir, dst_dir, name, st, path));
+  } else if (S_ISLNK(st.st_mode)) {
+    std::vector<char> target(static_cast<size_t>(st.st_size) + 1);
+    ssize_t n = ::readlinkat(src_dir, name, target.data(), target.size());
+    if (n < 0 ||
+        ::symlinkat(std::string(target.data(), static_cast<size_t>(n)).c_str(), dst_dir, name) != 0)
+      return Status::Errno("copy symlink " + path);
+  } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {  // an overlayfs whiteout
+    if (::mknodat(dst_dir, name, S_IFCHR | 0000, makedev(0, 0)) != 0)
+      return Status::Errno("copy whiteout " + path);
+  } else {
+    return false;  // sockets, fifos and devices of the sandbox's own are not carried over
   }
-  ::closedir(dir);
-  return result;
+  return true;
+}
+
+// Gives the copy of `name` the source's attributes, owners and times (a
+// folder's once its contents are in, so that they do not touch its times).
+Status FinishEntry(int src_dir, int dst_dir, const char* name, const struct stat& st,
+                   const std::string& path, const Shift& shift) {
+  PDK_TRY(CopyXattrs(src_dir, dst_dir, name, path));
+  if (::fchownat(dst_dir, name, shift(st.st_uid), shift(st.st_gid), AT_SYMLINK_NOFOLLOW) != 0)
+    return Status::Errno("chown copy of " + path);
+  if (!S_ISLNK(st.st_mode) && ::fchmodat(dst_dir, name, st.st_mode & 07777, 0) != 0)
+    return Status::Errno("chmod copy of " + path);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::utimensat(dst_dir, name, times, AT_SYMLINK_NOFOLLOW) != 0)
+    return Status::Errno("set times of copy of " + path);
+  return Status::Ok();
+}
+
+// A folder being copied: its name in its parent, what it is, and the names
+// in it not copied yet.
+struct Level {
+  std::string name;
+  struct stat st;
+  std::vector<std::string> names;
+  size_t next = 0;
+};
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 }  // namespace
 
+// Depth first without recursion and with two descriptors whatever the
+// depth (a sandbox can nest folders thousands deep): it climbs back up
+// through "..", checking that it lands where it came from.
 Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
+  const Shift shift{from_base, to_base};
   UniqueFd src(::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!src) return Status::Errno("open " + from);
   UniqueFd dst(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dst) return Status::Errno("open " + to);
-  return CopyDir(src.get(), dst.get(), from, Shift{from_base, to_base});
+  std::vector<Level> down(1);
+  if (::fstat(src.get(), &down[0].st) != 0) return Status::Errno("stat " + from);
+  PDK_ASSIGN_OR_RETURN(down[0].names, Names(src.get(), from));
+  auto where = [&](const std::string& name) {
+    std::string path = from;
+    for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
+    return path + "/" + name;
+  };
+  for (;;) {
+    Level& level = down.back();
+    if (level.next == level.names.size()) {
+      if (down.size() == 1) return Status::Ok();
+      Level done = std::move(level);
+      down.pop_back();
+      UniqueFd src_up(::openat(src.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd dst_up(::openat(dst.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      struct stat st;
+      if (!src_up || !dst_up || ::fstat(src_up.get(), &st) != 0)
+        return Status::Errno("open the folder above " + where(done.name));
+      if (!SameFile(st, down.back().st))
+        return FailedPrecondition("folder " + where(done.name) +
+                                  " moved while it was being copied");
+      src = std::move(src_up);
+      dst = std::move(dst_up);
+      PDK_TRY(
+          FinishEntry(src.get(), dst.get(), done.name.c_str(), done.st, where(done.name), shift));
+      continue;
+    }
+    const std::string& name = level.names[level.next++];
+    struct stat st;
+    if (::fstatat(src.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return Status::Errno("stat " + where(name));
+    if (!S_ISDIR(st.st_mode)) {
+      PDK_ASSIGN_OR_RETURN(bool copied,
+                           CopyEntry(src.get(), dst.get(), name.c_str(), st, where(name)));
+      if (copied) PDK_TRY(FinishEntry(src.get(), dst.get(), name.c_str(), st, where(name), shift));
+      continue;
+    }
+    if (::mkdirat(dst.get(), name.c_str(), 0700) != 0 && errno != EEXIST)
+      return Status::Errno("create folder " + where(name));
+    UniqueFd src_down(
+        ::openat(src.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd dst_down(
+        ::openat(dst.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat opened;
+    if (!src_down || !dst_down || ::fstat(src_down.get(), &opened) != 0)
+      return Status::Errno("open folder " + where(name));
+    if (!SameFile(opened, st))
+      return FailedPrecondition("folder " + where(name) + " changed while it was being copied");
+    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, Names(src_down.get(), where(name)));
+    down.push_back({name, st, std::move(names)});
+    src = std::move(src_down);
+    dst = std::move(dst_down);
+  }
 }
 
 }  // namespace paddock
