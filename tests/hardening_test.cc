@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/fs.h"
+#include "kernel/cgroup.h"
 #include "daemon_fixture.h"
 
 namespace paddock::testing {
@@ -468,6 +470,36 @@ TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedAndForkedLikeAnyOther) {
   Must("DELETE", "/v1/sandboxes/deep", nullptr, 204);
   EXPECT_TRUE(ListDir(state_->path() + "/state/sandboxes").size() <= 8u);  // warm shells only
   EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
+}
+
+// A host clean-up script removes a running sandbox's cgroups from outside
+// (moving its processes to the root cgroup first, as the kernel demands).
+// The sandbox can still be deleted: its processes are killed, its record
+// and folder go.
+TEST_F(DaemonTest, ASandboxWhoseCgroupsWereRemovedFromOutsideCanStillBeDeleted) {
+  json sb = Must("POST", "/v1/sandboxes", {{"name", "orphan"}}, 201);
+  std::string id = sb["id"];
+  pid_t init = sb["init_pid"];
+  auto hierarchies = kernel::ReadCgroupMounts();
+  ASSERT_TRUE(hierarchies.ok()) << hierarchies.status().ToString();
+  int removed = 0;
+  for (const auto& h : *hierarchies)
+    for (const auto& parent : ListDir(h.mount_point, /*dirs_only=*/true)) {
+      std::string dir = h.mount_point + "/" + parent + "/" + id;
+      if (parent.rfind("paddock", 0) != 0 || !PathExists(dir)) continue;
+      auto procs = ReadFile(dir + "/cgroup.procs");
+      ASSERT_TRUE(procs.ok());
+      std::istringstream pids(*procs);
+      for (std::string pid; pids >> pid;) ASSERT_TRUE(WriteExisting(h.mount_point + "/cgroup.procs", pid).ok());
+      ASSERT_EQ(::rmdir(dir.c_str()), 0) << dir << ": " << std::strerror(errno);
+      ++removed;
+    }
+  ASSERT_GT(removed, 0);
+  ASSERT_EQ(::kill(init, 0), 0);  // still running, out of every cgroup of its own
+  Must("DELETE", "/v1/sandboxes/orphan", nullptr, 204);
+  MustFail("GET", "/v1/sandboxes/orphan", "", 404);
+  for (int i = 0; i < 100 && ::kill(init, 0) == 0; ++i) ::usleep(20000);
+  EXPECT_NE(::kill(init, 0), 0) << "init " << init << " outlived the delete";
 }
 
 }  // namespace

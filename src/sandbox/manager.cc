@@ -957,8 +957,12 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
     return Status::Ok();
   }
   // A frozen init cannot act on SIGTERM, and frozen tasks do not die. Thaw
-  // whatever the recorded state: a freeze may have been left half done.
-  if (sb.cgroup) PDK_TRY(sb.cgroup->Thaw());
+  // whatever the recorded state: a freeze may have been left half done. A
+  // cgroup someone removed from outside has nothing left to thaw (and must
+  // not make the sandbox undeletable).
+  if (sb.cgroup)
+    if (Status thawed = sb.cgroup->Thaw(); !thawed.ok() && thawed.code() != StatusCode::kNotFound)
+      return thawed;
   bool exited = false;
   if (grace_ms > 0 && sb.init.valid()) {
     PDK_TRY(sb.init.Signal(SIGTERM));  // init forwards it to every process
