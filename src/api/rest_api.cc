@@ -17,6 +17,7 @@
 
 #include "api/http_util.h"
 #include "api/sse.h"
+#include "api/tar_upload.h"
 #include "base/fs.h"
 #include "base/units.h"
 
@@ -601,8 +602,8 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
     return std::make_pair(o, std::make_pair(stream, background));
   }();
   if (!parsed.ok()) return ErrorResponse(parsed.status(), req.version(), req.keep_alive());
-  auto& [opts, flags] = *parsed;
-  auto [stream, background] = flags;
+  agent::ExecOptions& opts = parsed->first;
+  auto [stream, background] = parsed->second;
   if (!stream && !background) {
     return Try(req, [&]() -> Result<Response> {
       PDK_ASSIGN_OR_RETURN(agent::ExecResult r, manager_->Exec(id, opts));
@@ -705,12 +706,6 @@ std::optional<Response> RestApi::Processes(Call& c, const std::string& id,
 
 namespace {
 
-// Limits on what an archive upload may unpack into a sandbox.
-constexpr int64_t kMaxArchiveEntries = 1000000;
-// Past this many bytes unpacked, an archive may not expand to more than
-// kMaxExpansion times its own size (a decompression bomb).
-constexpr int64_t kBombFloorBytes = int64_t{1} << 30;
-constexpr int64_t kMaxExpansion = 1024;
 // How deep a downloaded tree may go (each level holds one path on the host).
 constexpr size_t kMaxArchiveDepth = 1024;
 
@@ -860,74 +855,21 @@ class BodyReader {
   bool from_file_ = false;
 };
 
-// Unpacks a tar (any compression libarchive knows) into `root` in the
-// sandbox, one entry and one piece at a time. Entries may not climb out of
-// `root`; entry count, and expansion past kBombFloorBytes, are capped.
+// Unpacks an uploaded archive into `root` in the sandbox, one entry and one
+// piece at a time.
 Result<int> UntarIntoSandbox(agent::AgentClient& client, const std::string& root, BodyReader& body) {
-  struct archive* a = archive_read_new();
-  std::unique_ptr<struct archive, int (*)(struct archive*)> guard(a, archive_read_free);
-  archive_read_support_format_all(a);
-  archive_read_support_filter_all(a);
-  int64_t archive_bytes = 0;
-  int opened;
-  if (body.from_file()) {
-    struct stat st;
-    if (body.fd() < 0 || ::fstat(body.fd(), &st) != 0) return Internal("the request body's spool file is gone");
-    archive_bytes = st.st_size;
-    opened = archive_read_open_fd(a, body.fd(), 64 << 10);
-  } else {
-    archive_bytes = static_cast<int64_t>(body.memory().size());
-    opened = archive_read_open_memory(a, body.memory().data(), body.memory().size());
-  }
-  auto archive_error = [&](const char* what) {
-    return InvalidArgument(std::string(what) + ": " +
-                           (archive_error_string(a) ? archive_error_string(a) : "truncated"));
-  };
-  if (opened != ARCHIVE_OK) return archive_error("body is not a tar archive");
-  int files = 0;
-  int64_t entries = 0;
-  int64_t unpacked = 0;
-  struct archive_entry* entry;
-  int rc;
-  while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
-    if (++entries > kMaxArchiveEntries)
-      return InvalidArgument("archive has more than " + std::to_string(kMaxArchiveEntries) + " entries");
-    std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
-    while (name.rfind("./", 0) == 0) name = name.substr(2);
-    if (name.empty() || name == ".") continue;
-    if (name[0] == '/' || ("/" + name + "/").find("/../") != std::string::npos)
-      return InvalidArgument("archive entry '" + name + "' escapes the target folder");
-    std::string path = JoinPath(root, name);
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    auto type = archive_entry_filetype(entry);
-    int mode = archive_entry_perm(entry);
-    if (type == AE_IFDIR) {
-      PDK_TRY(client.Call({{"op", "mkdir"}, {"path", path}, {"mode", mode}}).status());
-    } else if (type == AE_IFREG) {
-      // A sparse entry's trailing hole is not returned as data: zeros make
-      // up its declared size (they count as unpacked bytes like any others).
-      int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
-      int64_t written = 0;
-      auto reader = [&](char* buf, size_t cap) -> Result<size_t> {
-        la_ssize_t n = archive_read_data(a, buf, cap);
-        if (n < 0) return archive_error(("bad tar entry '" + name + "'").c_str());
-        if (n == 0 && written < size) {
-          n = static_cast<la_ssize_t>(std::min<int64_t>(size - written, static_cast<int64_t>(cap)));
-          std::memset(buf, 0, static_cast<size_t>(n));
-        }
-        written += n;
-        unpacked += n;
-        if (unpacked > kBombFloorBytes && unpacked / kMaxExpansion > archive_bytes)
-          return InvalidArgument("archive expands to more than " + std::to_string(kMaxExpansion) +
-                                 " times its size (a decompression bomb?)");
-        return static_cast<size_t>(n);
-      };
-      PDK_TRY(client.WriteFileFrom(path, reader, {{"mode", mode}}).status());
-      ++files;
+  struct ToAgent : UnpackSink {
+    explicit ToAgent(agent::AgentClient& c) : client(c) {}
+    Status MakeDir(const std::string& path, int mode) override {
+      return client.Call({{"op", "mkdir"}, {"path", path}, {"mode", mode}}).status();
     }
-  }
-  if (rc != ARCHIVE_EOF) return archive_error("bad tar archive");
-  return files;
+    Status WriteFile(const std::string& path, int mode, const Reader& read) override {
+      return client.WriteFileFrom(path, read, {{"mode", mode}}).status();
+    }
+    agent::AgentClient& client;
+  } sink(client);
+  if (body.from_file() && body.fd() < 0) return Internal("the request body's spool file is gone");
+  return UnpackArchive(body.fd(), body.memory(), root, sink);
 }
 
 }  // namespace
