@@ -171,6 +171,31 @@ TEST(ManifestTest, ManifestsAndConfigs) {
   EXPECT_FALSE(ParseConfig(config).ok());
 }
 
+// Documents a registry (or anyone between it and paddockd) could send, with
+// fields of other types than the specs give: an error or a value read as
+// absent, never an exception. (fuzz/manifest_fuzz found the first.)
+TEST(ManifestTest, FieldsOfTheWrongTypeAreErrorsNotExceptions) {
+  std::string d = "sha256:" + std::string(64, '1');
+  json index = {{"manifests", {{{"digest", d}, {"size", 1}, {"mediaType", 5}, {"platform", {{"os", 1}}}}}}};
+  auto entries = ParseIndex(index);
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  EXPECT_EQ((*entries)[0].media_type, "");
+  EXPECT_EQ((*entries)[0].platform.os, "");
+  json manifest = {{"schemaVersion", "2"},
+                   {"mediaType", {1}},
+                   {"config", {{"digest", d}, {"size", 1.5}}},
+                   {"layers", json::array()}};
+  EXPECT_EQ(ParseManifest("", manifest).status().code(), StatusCode::kDataLoss);  // a size of 1.5
+  manifest["config"]["size"] = 1;
+  EXPECT_TRUE(ParseManifest("", manifest).ok());
+  json config = {{"os", {}}, {"architecture", 64}, {"config", {{"Env", "A=b"}, {"User", 0}}},
+                 {"rootfs", {{"diff_ids", {d}}}}};
+  auto c = ParseConfig(config);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->env.empty());
+  EXPECT_EQ(c->user, "");
+}
+
 TEST(DigestTest, Sha256AndChainIds) {
   EXPECT_EQ(Sha256::Of(""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

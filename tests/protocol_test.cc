@@ -1,4 +1,5 @@
 #include "agent/protocol.h"
+#include "base/json_field.h"
 
 #include <gtest/gtest.h>
 
@@ -67,6 +68,35 @@ TEST(ProtocolTest, ErrorRepliesMapBackToStatus) {
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_EQ(s.message(), "no process with pid 9");
   EXPECT_TRUE(StatusFromReply(OkReply(7)).ok());
+}
+
+// What a compromised agent could put in a reply: fields of the wrong type
+// read as absent, never an exception out of the host's code.
+TEST(ProtocolTest, RepliesWithFieldsOfTheWrongTypeAreReadAsAbsent) {
+  EXPECT_FALSE(StatusFromReply({{"ok", "yes"}}).ok());
+  Status s = StatusFromReply({{"ok", false}, {"error", {{"code", 5}, {"message", {1, 2}}}}});
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "agent error");
+  EXPECT_EQ(StatusFromReply({{"ok", false}, {"error", "text"}}).code(), StatusCode::kInternal);
+}
+
+TEST(JsonFieldTest, TakesOnlyAValueOfTheAskedTypeAndRange) {
+  json j = {{"s", "text"}, {"i", -3},        {"u", 4000000000u}, {"big", 1e300},
+            {"b", true},   {"n", nullptr},   {"a", {1, 2}}};
+  EXPECT_EQ(Field(j, "s", ""), "text");
+  EXPECT_EQ(Field(j, "i", ""), "");        // a number is not a string
+  EXPECT_EQ(Field(j, "i", 0), -3);
+  EXPECT_EQ(Field(j, "s", 7), 7);          // nor a string a number
+  EXPECT_EQ(Field(j, "u", 0), 0);          // 4e9 does not fit an int
+  EXPECT_EQ(Field(j, "u", int64_t{0}), 4000000000);
+  EXPECT_EQ(Field(j, "i", 0u), 0u);        // nor -3 an unsigned
+  EXPECT_EQ(Field(j, "big", 1), 1);        // no float made an integer
+  EXPECT_EQ(Field(j, "b", false), true);
+  EXPECT_EQ(Field(j, "i", false), false);  // nor a number a bool
+  EXPECT_EQ(Field(j, "n", "x"), "x");
+  EXPECT_EQ(Field(j, "a", json::array()).size(), 2u);
+  EXPECT_EQ(Field(j, "missing", 9), 9);
+  EXPECT_EQ(Field(json("not an object"), "s", "fallback"), "fallback");
 }
 
 }  // namespace

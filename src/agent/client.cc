@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/json_field.h"
 #include "base/ids.h"
 
 namespace paddock::agent {
@@ -141,21 +142,21 @@ Result<ExecResult> AgentClient::Exec(const ExecOptions& opts) {
   bool exited = false;
   auto on_event = [&](Frame& f) {
     const json& h = f.header;
-    std::string ev = h.value("event", "");
+    std::string ev = Field(h, "event", "");
     if (ev == "output") {
-      bool err = h.value("stream", "") == "stderr";
+      bool err = Field(h, "stream", "") == "stderr";
       std::string& kept = err ? result.stderr_data : result.stdout_data;
       size_t room = opts.max_output_bytes - std::min(kept.size(), opts.max_output_bytes);
       kept.append(f.payload, 0, std::min(room, f.payload.size()));
       if (f.payload.size() > room) (err ? result.stderr_truncated : result.stdout_truncated) = true;
     } else if (ev == "exit") {
-      result.exit_code = h.value("exit_code", -1);
-      result.signal = h.value("signal", 0);
+      result.exit_code = Field(h, "exit_code", -1);
+      result.signal = Field(h, "signal", 0);
       exited = true;
     }
   };
   PDK_ASSIGN_OR_RETURN(Frame spawned, Call(req, {}, on_event));
-  result.pid = spawned.header.value("pid", 0);
+  result.pid = Field(spawned.header, "pid", 0);
   if (opts.has_stdin) {
     if (!opts.stdin_data.empty())
       PDK_TRY(Call({{"op", "stdin"}, {"pid", result.pid}}, opts.stdin_data, on_event).status());
@@ -187,7 +188,7 @@ Result<uint64_t> AgentClient::ReadFile(const std::string& path,
                                         {"length", kReadPieceBytes}}));
     offset += f.payload.size();
     if (!f.payload.empty() && !sink(f.payload)) return offset;
-    if (f.header.value("eof", true) || f.payload.empty()) return offset;
+    if (Field(f.header, "eof", true) || f.payload.empty()) return offset;
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "base/json_field.h"
+
 namespace paddock::agent {
 
 static void PutU32(std::string& out, uint32_t v) {
@@ -35,10 +37,10 @@ json ErrorReply(const json& request_id, const Status& status) {
 }
 
 Status StatusFromReply(const json& reply) {
-  if (reply.value("ok", false)) return Status::Ok();
+  if (Field(reply, "ok", false)) return Status::Ok();
   const json& err = reply.contains("error") ? reply["error"] : json::object();
-  std::string code = err.is_object() ? err.value("code", "internal") : "internal";
-  std::string message = err.is_object() ? err.value("message", "agent error") : "agent error";
+  std::string code = err.is_object() ? Field(err, "code", "internal") : "internal";
+  std::string message = err.is_object() ? Field(err, "message", "agent error") : "agent error";
   return Status(StatusCodeFromName(code), message);
 }
 

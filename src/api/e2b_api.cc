@@ -12,6 +12,7 @@
 
 #include "api/connect.h"
 #include "base/fs.h"
+#include "base/json_field.h"
 #include "base/ids.h"
 
 namespace paddock::api {
@@ -183,19 +184,19 @@ std::string Permissions(const std::string& type, uint32_t mode) {
 
 // paddock-init's entry -> filesystem.EntryInfo.
 json EntryInfo(const json& e) {
-  std::string type = e.value("type", "other");
-  uint32_t mode = e.value("mode", 0u);
-  int64_t uid = e.value("uid", int64_t{0}), gid = e.value("gid", int64_t{0});
-  json j = {{"name", e.value("name", "")},
+  std::string type = Field(e, "type", "other");
+  uint32_t mode = Field(e, "mode", 0u);
+  int64_t uid = Field(e, "uid", int64_t{0}), gid = Field(e, "gid", int64_t{0});
+  json j = {{"name", Field(e, "name", "")},
             {"type", type == "file" ? "FILE_TYPE_FILE" : type == "dir" ? "FILE_TYPE_DIRECTORY"
                      : type == "symlink" ? "FILE_TYPE_SYMLINK" : "FILE_TYPE_UNSPECIFIED"},
-            {"path", e.value("path", "")},
-            {"size", std::to_string(e.value("size", int64_t{0}))},
+            {"path", Field(e, "path", "")},
+            {"size", std::to_string(Field(e, "size", int64_t{0}))},
             {"mode", mode},
             {"permissions", Permissions(type, mode)},
             {"owner", uid == 0 ? "root" : std::to_string(uid)},
             {"group", gid == 0 ? "root" : std::to_string(gid)},
-            {"modifiedTime", Rfc3339(e.value("mtime_ns", int64_t{0}))}};
+            {"modifiedTime", Rfc3339(Field(e, "mtime_ns", int64_t{0}))}};
   if (e.contains("symlink_target")) j["symlinkTarget"] = e["symlink_target"];
   return j;
 }
@@ -671,7 +672,7 @@ Response E2bApi::UploadFiles(Call& c) {
     for (const auto& [path, data] : files) {
       std::string resolved = ResolvePath(path, c.user);
       PDK_ASSIGN_OR_RETURN(json entry, client.WriteFile(resolved, data, {{"user", c.user}}));
-      out.push_back({{"name", entry.value("name", "")}, {"type", "file"}, {"path", resolved}});
+      out.push_back({{"name", Field(entry, "name", "")}, {"type", "file"}, {"path", resolved}});
     }
     return JsonResponse(http::status::ok, out, c.req);
   });
@@ -692,27 +693,34 @@ std::optional<Response> E2bApi::Rpc(Call& c, const std::string& service, const s
   auto stream_error = [&](const Status& s) -> std::optional<Response> {
     return connect::StreamReply(connect::EndOfStream(s), c.req);
   };
-  json msg;
-  if (streaming) {
-    auto messages = connect::ParseEnvelopes(c.req.body());
-    if (!messages.ok()) return stream_error(messages.status());
-    if (service == "process.Process" && method == "StreamInput") return StreamInput(c, *messages);
-    if (messages->size() != 1)
-      return stream_error(InvalidArgument("a server-streaming call takes exactly one request message"));
-    msg = std::move((*messages)[0]);
-    if (service == "process.Process" && (method == "Start" || method == "Connect"))
-      return ProcessStream(c, msg, method == "Start");
-    if (service == "filesystem.Filesystem" && method == "WatchDir") return WatchStream(c, msg);
-    return stream_error(Unimplemented("no streaming method " + service + "/" + method));
+  // A message field of the wrong type (a string where a number belongs)
+  // throws from json::value(): the caller's mistake, answered as such.
+  try {
+    json msg;
+    if (streaming) {
+      auto messages = connect::ParseEnvelopes(c.req.body());
+      if (!messages.ok()) return stream_error(messages.status());
+      if (service == "process.Process" && method == "StreamInput") return StreamInput(c, *messages);
+      if (messages->size() != 1)
+        return stream_error(InvalidArgument("a server-streaming call takes exactly one request message"));
+      msg = std::move((*messages)[0]);
+      if (service == "process.Process" && (method == "Start" || method == "Connect"))
+        return ProcessStream(c, msg, method == "Start");
+      if (service == "filesystem.Filesystem" && method == "WatchDir") return WatchStream(c, msg);
+      return stream_error(Unimplemented("no streaming method " + service + "/" + method));
+    }
+    msg = json::parse(c.req.body().empty() ? "{}" : c.req.body(), nullptr, false);
+    if (msg.is_discarded() || !msg.is_object())
+      return connect::UnaryError(InvalidArgument("the request body is not a JSON object"), c.req);
+    Result<json> reply = service == "process.Process"         ? UnaryProcess(c, method, msg)
+                         : service == "filesystem.Filesystem" ? UnaryFilesystem(c, method, msg)
+                                                              : Result<json>(Unimplemented("no service " + service));
+    if (!reply.ok()) return connect::UnaryError(reply.status(), c.req);
+    return connect::UnaryOk(*reply, c.req);
+  } catch (const json::exception& e) {
+    Status bad = InvalidArgument(std::string("a field of the request message has the wrong type: ") + e.what());
+    return streaming ? stream_error(bad) : connect::UnaryError(bad, c.req);
   }
-  msg = json::parse(c.req.body().empty() ? "{}" : c.req.body(), nullptr, false);
-  if (msg.is_discarded() || !msg.is_object())
-    return connect::UnaryError(InvalidArgument("the request body is not a JSON object"), c.req);
-  Result<json> reply = service == "process.Process"         ? UnaryProcess(c, method, msg)
-                       : service == "filesystem.Filesystem" ? UnaryFilesystem(c, method, msg)
-                                                            : Result<json>(Unimplemented("no service " + service));
-  if (!reply.ok()) return connect::UnaryError(reply.status(), c.req);
-  return connect::UnaryOk(*reply, c.req);
 }
 
 // A client stream: a start message naming the process, then data messages.
@@ -742,15 +750,15 @@ Result<json> E2bApi::UnaryProcess(Call& c, const std::string& method, const json
   if (method == "List") {
     PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "list"}}));
     json out = json::array();
-    for (const auto& p : f.header.value("processes", json::array())) {
-      if (!p.value("running", false)) continue;
-      json argv = p.value("argv", json::array());
+    for (const auto& p : Field(f.header, "processes", json::array())) {
+      if (!Field(p, "running", false)) continue;
+      json argv = Field(p, "argv", json::array());
       json config = {{"cmd", argv.empty() ? "" : argv[0].get<std::string>()},
                      {"args", argv.empty() ? json::array() : json(std::vector<json>(argv.begin() + 1, argv.end()))},
                      {"envs", json::object()},
-                     {"cwd", p.value("cwd", "")}};
-      json info = {{"config", config}, {"pid", p.value("pid", 0)}};
-      if (!p.value("tag", "").empty()) info["tag"] = p["tag"];
+                     {"cwd", Field(p, "cwd", "")}};
+      json info = {{"config", config}, {"pid", Field(p, "pid", 0)}};
+      if (!Field(p, "tag", "").empty()) info["tag"] = p["tag"];
       out.push_back(std::move(info));
     }
     return json{{"processes", out}};
@@ -823,8 +831,8 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
         if (f.status().code() == StatusCode::kDeadlineExceeded) break;
         return f.status();
       }
-      if (f->header.value("event", "") == "fs")
-        events.push_back({{"name", f->header.value("name", "")}, {"type", EventType(f->header.value("op", ""))}});
+      if (Field(f->header, "event", "") == "fs")
+        events.push_back({{"name", Field(f->header, "name", "")}, {"type", EventType(Field(f->header, "op", ""))}});
     }
     return json{{"events", events}};
   }
@@ -850,7 +858,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
     }
     if (method == "MakeDir") {
       PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Call({{"op", "mkdir"}, {"path", path}, {"parents", true}}));
-      if (!f.header.value("created", true))
+      if (!Field(f.header, "created", true))
         return Status(StatusCode::kAlreadyExists, "directory " + path + " already exists");
       PDK_ASSIGN_OR_RETURN(agent::Frame st, client.Call({{"op", "stat"}, {"path", path}}));
       return json{{"entry", EntryInfo(st.header["entry"])}};
@@ -864,7 +872,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
     PDK_ASSIGN_OR_RETURN(agent::Frame f,
                          client.Call({{"op", "ls"}, {"path", path}, {"depth", depth < 1 ? 1 : depth}}));
     json entries = json::array();
-    for (const auto& e : f.header.value("entries", json::array())) entries.push_back(EntryInfo(e));
+    for (const auto& e : Field(f.header, "entries", json::array())) entries.push_back(EntryInfo(e));
     return json{{"entries", entries}};
   }
   if (method == "Move") {
@@ -910,7 +918,7 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
       req["op"] = "attach";
     }
     PDK_ASSIGN_OR_RETURN(agent::Frame reply, client.Call(req));
-    return std::make_pair(std::move(client), reply.header.value("pid", 0));
+    return std::make_pair(std::move(client), Field(reply.header, "pid", 0));
   }();
   auto& out = c.out;
   if (!out.Begin(http::status::ok, "application/connect+json")) return std::nullopt;
@@ -924,15 +932,15 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
   Pump(out, client, c.req, {{"event", {{"keepalive", json::object()}}}}, deadline,
        [pid = pid](const agent::Frame& f, bool& done) -> std::string {
          const json& h = f.header;
-         std::string event = h.value("event", "");
-         if (h.value("pid", 0) != pid) return "";
+         std::string event = Field(h, "event", "");
+         if (Field(h, "pid", 0) != pid) return "";
          if (event == "output") {
-           json data = {{h.value("stream", "stdout"), connect::Base64Encode(f.payload)}};
+           json data = {{Field(h, "stream", "stdout"), connect::Base64Encode(f.payload)}};
            return connect::Envelope({{"event", {{"data", data}}}});
          }
          if (event != "exit") return "";
          done = true;
-         int code = h.value("exit_code", -1), sig = h.value("signal", 0);
+         int code = Field(h, "exit_code", -1), sig = Field(h, "signal", 0);
          std::string status = sig ? "signal: " + std::string(strsignal(sig)) : "exit status " + std::to_string(code);
          json end = {{"exitCode", sig ? 128 + sig : code}, {"exited", sig == 0}, {"status", status}};
          if (sig) end["error"] = status;
@@ -975,8 +983,8 @@ std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
   // A watch has no end of its own: it lasts until its deadline or its client leaves.
   Pump(out, *opened, c.req, {{"keepalive", json::object()}}, Status::Ok(),
        [](const agent::Frame& f, bool&) -> std::string {
-         if (f.header.value("event", "") != "fs") return "";
-         json ev = {{"name", f.header.value("name", "")}, {"type", EventType(f.header.value("op", ""))}};
+         if (Field(f.header, "event", "") != "fs") return "";
+         json ev = {{"name", Field(f.header, "name", "")}, {"type", EventType(Field(f.header, "op", ""))}};
          return connect::Envelope({{"filesystem", ev}});
        });
   return std::nullopt;

@@ -257,8 +257,9 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     try {
       res = shared_->handler(req_, *this);
     } catch (const std::exception& e) {
-      if (!streamed_) res = ErrorResponse(Internal(std::string("handler failed: ") + e.what()), req_.version());
+      res = ErrorResponse(Internal(std::string("handler failed: ") + e.what()), req_.version());
     }
+    if (streamed_) res.reset();  // a handler that began a stream has answered with it
     net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
       self->DropBodyFile();
       if (res) return self->Reply(std::move(*res));

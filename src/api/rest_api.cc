@@ -19,6 +19,7 @@
 #include "api/sse.h"
 #include "api/tar_upload.h"
 #include "base/fs.h"
+#include "base/json_field.h"
 #include "base/units.h"
 
 namespace paddock::api {
@@ -622,7 +623,7 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
   if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
   auto spawned = client->Call(agent::AgentClient::SpawnRequest(opts, stream));
   if (!spawned.ok()) return ErrorResponse(spawned.status(), req.version(), req.keep_alive());
-  int pid = spawned->header.value("pid", 0);
+  int pid = Field(spawned->header, "pid", 0);
   if (opts.has_stdin) {
     if (!opts.stdin_data.empty()) (void)client->Call({{"op", "stdin"}, {"pid", pid}}, opts.stdin_data);
     (void)client->Call({{"op", "close_stdin"}, {"pid", pid}});
@@ -652,15 +653,15 @@ std::optional<Response> RestApi::StreamProcess(Call& c, agent::AgentClient& clie
       break;
     }
     const json& h = f->header;
-    std::string ev = h.value("event", "");
-    if (h.value("pid", 0) != pid) continue;
+    std::string ev = Field(h, "event", "");
+    if (Field(h, "pid", 0) != pid) continue;
     if (ev == "output") {
-      std::string stream = h.value("stream", "stdout");
+      std::string stream = Field(h, "stream", "stdout");
       if (!c.out.Write(SseEvent(stream == "stderr" ? "stderr" : "stdout",
-                                {{"data", f->payload}, {"offset", h.value("offset", uint64_t{0})}})))
+                                {{"data", f->payload}, {"offset", Field(h, "offset", uint64_t{0})}})))
         return std::nullopt;
     } else if (ev == "exit") {
-      c.out.Write(SseEvent("exit", {{"exit_code", h.value("exit_code", -1)}, {"signal", h.value("signal", 0)}}));
+      c.out.Write(SseEvent("exit", {{"exit_code", Field(h, "exit_code", -1)}, {"signal", Field(h, "signal", 0)}}));
       break;
     }
   }
@@ -762,18 +763,18 @@ Status TarFromSandbox(agent::AgentClient& client, const std::string& root, Strea
     const json& entries = page.header["entries"];
     bool descended = false;
     for (const auto& e : entries) {
-      level.cursor = e.value("cursor", int64_t{0});
-      std::string name = e.value("name", "");
+      level.cursor = Field(e, "cursor", int64_t{0});
+      std::string name = Field(e, "name", "");
       if (!PlainName(name))
         return DataLoss("the sandbox's agent listed a bad name under " + level.dir);
       std::string path = JoinPath(level.dir, name);
       std::string rel = level.rel.empty() ? name : level.rel + "/" + name;
-      std::string type = e.value("type", "");
+      std::string type = Field(e, "type", "");
       std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(archive_entry_new(),
                                                                                     archive_entry_free);
       archive_entry_set_pathname(entry.get(), rel.c_str());
-      archive_entry_set_perm(entry.get(), e.value("mode", 0644) & 07777);
-      archive_entry_set_mtime(entry.get(), e.value("mtime_ns", int64_t{0}) / 1000000000, 0);
+      archive_entry_set_perm(entry.get(), Field(e, "mode", 0644) & 07777);
+      archive_entry_set_mtime(entry.get(), Field(e, "mtime_ns", int64_t{0}) / 1000000000, 0);
       if (type == "dir") {
         archive_entry_set_filetype(entry.get(), AE_IFDIR);
         PDK_TRY(written(archive_write_header(a, entry.get())));
@@ -786,12 +787,12 @@ Status TarFromSandbox(agent::AgentClient& client, const std::string& root, Strea
       }
       if (type == "symlink") {
         archive_entry_set_filetype(entry.get(), AE_IFLNK);
-        archive_entry_set_symlink(entry.get(), e.value("symlink_target", "").c_str());
+        archive_entry_set_symlink(entry.get(), Field(e, "symlink_target", "").c_str());
         PDK_TRY(written(archive_write_header(a, entry.get())));
         continue;
       }
       if (type != "file") continue;  // FIFOs, devices, sockets have no contents to give
-      int64_t size = std::max<int64_t>(e.value("size", int64_t{0}), 0);
+      int64_t size = std::max<int64_t>(Field(e, "size", int64_t{0}), 0);
       archive_entry_set_filetype(entry.get(), AE_IFREG);
       archive_entry_set_size(entry.get(), size);
       PDK_TRY(written(archive_write_header(a, entry.get())));
@@ -814,7 +815,7 @@ Status TarFromSandbox(agent::AgentClient& client, const std::string& root, Strea
         sent += static_cast<int64_t>(n);
       }
     }
-    if (!descended && !page.header.value("more", false)) stack.pop_back();
+    if (!descended && !Field(page.header, "more", false)) stack.pop_back();
   }
   PDK_TRY(written(archive_write_close(a)));
   if (!sink.begun && !(sink.begun = out.Begin(http::status::ok, "application/x-tar")))
@@ -890,7 +891,7 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
     // Stat first, so a missing file is a clean 404 and not a broken stream.
     auto st = client->Call({{"op", "stat"}, {"path", path}});
     if (!st.ok()) return ErrorResponse(st.status(), req.version(), req.keep_alive());
-    if (st->header["entry"].value("type", "") == "dir")
+    if (Field(st->header["entry"], "type", "") == "dir")
       return ErrorResponse(FailedPrecondition(path + " is a directory; use files/archive"), req.version(),
                            req.keep_alive());
     // The first piece before the 200: a refusal (a FIFO, a device) is still
@@ -912,7 +913,7 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
     if (Status s = need_path(); !s.ok()) return ErrorResponse(s, req.version(), req.keep_alive());
     auto st = client->Call({{"op", "stat"}, {"path", path}});
     if (!st.ok()) return ErrorResponse(st.status(), req.version(), req.keep_alive());
-    if (st->header["entry"].value("type", "") != "dir")
+    if (Field(st->header["entry"], "type", "") != "dir")
       return ErrorResponse(FailedPrecondition(path + " is not a directory"), req.version(), req.keep_alive());
     // Errors after the first byte cut the stream (no last chunk).
     bool begun = false;
@@ -946,14 +947,14 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
       int depth = std::atoi(c.Q("depth", "1").c_str());
       PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "ls"}, {"path", path}, {"depth", depth}}));
       json reply = {{"entries", f.header["entries"]}};
-      if (f.header.value("truncated", false)) reply["truncated"] = true;  // over the reply budget
+      if (Field(f.header, "truncated", false)) reply["truncated"] = true;  // over the reply budget
       return JsonResponse(http::status::ok, reply, req);
     }
     if (sub == "mkdir" && method == http::verb::post) {
       PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
       PDK_ASSIGN_OR_RETURN(std::string p, b.Str("path"));
       PDK_ASSIGN_OR_RETURN(agent::Frame f, client->Call({{"op", "mkdir"}, {"path", p}}));
-      return JsonResponse(http::status::ok, {{"created", f.header.value("created", false)}}, req);
+      return JsonResponse(http::status::ok, {{"created", Field(f.header, "created", false)}}, req);
     }
     if (sub == "rename" && method == http::verb::post) {
       PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));

@@ -2,6 +2,7 @@
 
 #include <sys/utsname.h>
 
+#include "base/json_field.h"
 #include "image/digest.h"
 
 namespace paddock::image {
@@ -22,10 +23,10 @@ Result<Descriptor> ParseDescriptor(const json& j, const char* where) {
   if (!j.contains("size") || !j["size"].is_number_integer() || j["size"].get<int64_t>() < 0)
     return Bad(std::string(where) + " " + d.digest + " has no size");
   d.size = j["size"].get<int64_t>();
-  d.media_type = j.value("mediaType", "");
+  d.media_type = Field(j, "mediaType", "");
   if (j.contains("platform") && j["platform"].is_object()) {
     const json& p = j["platform"];
-    d.platform = {p.value("os", ""), p.value("architecture", ""), p.value("variant", "")};
+    d.platform = {Field(p, "os", ""), Field(p, "architecture", ""), Field(p, "variant", "")};
   }
   return d;
 }
@@ -97,13 +98,13 @@ Result<Descriptor> SelectPlatform(const std::vector<Descriptor>& entries, const 
 
 Result<Manifest> ParseManifest(const std::string& media_type, const json& body) {
   if (!body.is_object()) return Bad("manifest is not a JSON object");
-  if (body.value("schemaVersion", 0) == 1 ||
+  if (Field(body, "schemaVersion", 0) == 1 ||
       media_type.rfind("application/vnd.docker.distribution.manifest.v1", 0) == 0)
     return Unimplemented(
         "the registry served a Docker schema 1 manifest, which Paddock does not "
         "support (push the image again with a current client)");
   std::string type = media_type.empty() || media_type == "application/json"
-                         ? body.value("mediaType", "")
+                         ? Field(body, "mediaType", "")
                          : media_type;
   if (!type.empty() && type != media::kOciManifest && type != media::kDockerManifest)
     return Unimplemented("unsupported manifest media type '" + type + "'");
@@ -143,7 +144,7 @@ Result<Manifest> ParseManifest(const std::string& media_type, const json& body) 
 Result<ImageConfig> ParseConfig(const json& body) {
   if (!body.is_object()) return Bad("image config is not a JSON object");
   ImageConfig c;
-  c.platform = {body.value("os", ""), body.value("architecture", ""), body.value("variant", "")};
+  c.platform = {Field(body, "os", ""), Field(body, "architecture", ""), Field(body, "variant", "")};
   c.created = body.contains("created") && body["created"].is_string()
                   ? body["created"].get<std::string>()
                   : "";

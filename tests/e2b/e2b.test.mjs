@@ -298,6 +298,19 @@ test('malformed Connect envelopes and JSON get Connect error bodies; a wrong tok
     assert.match(end.error.message, /truncated/);
     res = await call('process.Process/Nope', 'application/json', '{}');
     assert.equal((await res.json()).code, 'unimplemented');
+    // A field of the wrong type, unary and streamed: the caller's error, 400.
+    res = await call('filesystem.Filesystem/ListDir', 'application/json', JSON.stringify({ path: '/', depth: 'deep' }));
+    assert.equal(res.status, 400);
+    let error = await res.json();
+    assert.equal(error.code, 'invalid_argument');
+    assert.match(error.message, /wrong type/);
+    const start = Buffer.from(JSON.stringify({ process: { cmd: 'true', cwd: 5 } }));
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, start.length]), start]);
+    res = await call('process.Process/Start', 'application/connect+json', envelope);
+    const streamed = Buffer.from(await res.arrayBuffer());
+    error = JSON.parse(streamed.subarray(5).toString()).error;
+    assert.equal(error.code, 'invalid_argument');
+    assert.match(error.message, /wrong type/);
     res = await call('filesystem.Filesystem/Stat', 'application/json', JSON.stringify({ path: '/' }),
       { ...headers, 'X-Access-Token': 'wrong' });
     assert.equal(res.status, 401);
