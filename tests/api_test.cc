@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <mutex>
 #include <set>
@@ -227,6 +228,29 @@ TEST_F(DaemonTest, TcpNeedsTheApiKey) {
                                 "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"),
             "HTTP/1.1 413 Payload Too Large");
   EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
+}
+
+// A client that sends an empty upload and half-closes its end (as `curl
+// -T /dev/null` can) gets its answer and then the connection closed, not
+// held open until the idle timeout. (Found by fuzz/http_request_fuzz.)
+TEST_F(DaemonTest, AnEmptyUploadFromAHalfClosedClientIsAnsweredThenClosed) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  socket_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string head = "PUT /v1/sandboxes/none/files?path=/f HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  ::shutdown(fd, SHUT_WR);
+  timeval deadline{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline);
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(n, 0) << "the connection was still open 5 s after the answer";
+  EXPECT_EQ(answer.substr(0, answer.find("\r\n")), "HTTP/1.1 404 Not Found");
+  ::close(fd);
 }
 
 TEST_F(DaemonTest, MetricsCountSandboxesOperationsAndErrors) {

@@ -188,6 +188,10 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     file_parser_->get().body().reset(std::move(file), ec);
     if (ec)
       return Reply(ErrorResponse(Unavailable("cannot hold the upload: " + ec.message()), 11, false));
+    // No body at all (Content-Length: 0): reading on would take the client's
+    // end-of-stream as the body's end, and the next request's read would
+    // then wait for it in vain.
+    if (file_parser_->is_done()) return DispatchUpload();
     ReadUploadSome(limit);
   }
 
@@ -205,12 +209,16 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
                 false));
           if (ec) return self->Fail(ec);
           if (!self->file_parser_->is_done()) return self->ReadUploadSome(limit);
-          auto message = self->file_parser_->release();
-          self->file_parser_.reset();
-          message.body().close();
-          self->req_ = Request(std::move(message.base()));
-          self->Dispatch();
+          self->DispatchUpload();
         });
+  }
+
+  void DispatchUpload() {
+    auto message = file_parser_->release();
+    file_parser_.reset();
+    message.body().close();
+    req_ = Request(std::move(message.base()));
+    Dispatch();
   }
 
   void TooLarge(uint64_t limit, bool upload) {
