@@ -472,6 +472,36 @@ TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedAndForkedLikeAnyOther) {
   EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
 }
 
+// Streams and sync execs hold a request worker as long as they run; a
+// client opening many could take every worker and stall the whole API.
+// They are capped below the worker count (--max-streams): one over the cap
+// is answered 503 at once, before its process starts, while plain
+// requests keep answering.
+TEST_F(DaemonTest, LongRequestsAreCappedSoPlainRequestsAlwaysAnswer) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--max-streams", "2"};
+  StartDaemon();
+  Must("POST", "/v1/sandboxes", {{"name", "busy"}}, 201);
+  std::thread sync([&] { Must("POST", "/v1/sandboxes/busy/exec", {{"command", "sleep 3"}}); });
+  std::thread streamed([&] {
+    auto r = api().Send("POST", "/v1/sandboxes/busy/exec", json{{"command", "sleep 3"}, {"stream", true}}.dump());
+    ASSERT_TRUE(r.ok());
+    EXPECT_NE(r->body.find("event: exit"), std::string::npos) << r->body;
+  });
+  ::usleep(800000);  // both are waiting on their sleeps by now
+  auto t0 = std::chrono::steady_clock::now();
+  std::string refused = MustFail("POST", "/v1/sandboxes/busy/exec", json{{"command", "touch /tmp/ran"}}.dump(), 503);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  EXPECT_NE(refused.find("--max-streams"), std::string::npos) << refused;
+  Must("GET", "/v1/sandboxes");
+  Must("GET", "/v1/sandboxes/busy");
+  sync.join();
+  streamed.join();
+  // The refused exec never ran; with the slots back, execs run again.
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/busy/exec", {{"command", "test -e /tmp/ran && echo ran || echo never"}})["stdout"],
+            "never\n");
+}
+
 // A host clean-up script removes a running sandbox's cgroups from outside
 // (moving its processes to the root cgroup first, as the kernel demands).
 // The sandbox can still be deleted: its processes are killed, its record

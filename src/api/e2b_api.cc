@@ -889,6 +889,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
 // Start or Connect: the process's events as a Connect stream, with a
 // keepalive whenever it is quiet. The process outlives a client that leaves.
 std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool start) {
+  if (!c.out.ClaimStream()) return std::nullopt;  // before the process starts: none runs unwatched
   auto opened = [&]() -> Result<std::pair<agent::AgentClient, int>> {
     PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
     json req;
@@ -950,6 +951,7 @@ std::optional<Response> E2bApi::ProcessStream(Call& c, const json& msg, bool sta
 }
 
 std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
+  if (!c.out.ClaimStream()) return std::nullopt;
   bool placed = false;
   auto opened = [&]() -> Result<agent::AgentClient> {
     PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));

@@ -74,6 +74,7 @@ struct Shared {
   Handler handler;
   UpstreamPool upstreams;
   std::atomic<size_t> connections{0};  // sessions alive
+  std::atomic<size_t> streams{0};      // stream slots claimed
   net::thread_pool workers;
   Shared(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)), workers(opts.workers) {}
 };
@@ -101,7 +102,17 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   auto executor() { return stream_.get_executor(); }
 
   // StreamWriter: called on a worker thread while the session waits for it.
+  bool ClaimStream() override {
+    if (stream_claimed_) return true;
+    if (shared_->streams.fetch_add(1, std::memory_order_relaxed) >= shared_->opts.max_streams) {
+      shared_->streams.fetch_sub(1, std::memory_order_relaxed);
+      stream_refused_ = true;
+      return false;
+    }
+    return stream_claimed_ = true;
+  }
   bool Begin(http::status status, std::string_view content_type) override {
+    if (!ClaimStream()) return false;
     http::response<http::empty_body> res{status, req_.version()};
     res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
     res.set(http::field::cache_control, "no-cache");
@@ -268,6 +279,13 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
       res = ErrorResponse(Internal(std::string("handler failed: ") + e.what()), req_.version());
     }
     if (streamed_) res.reset();  // a handler that began a stream has answered with it
+    if (stream_claimed_) shared_->streams.fetch_sub(1, std::memory_order_relaxed);
+    if (stream_refused_ && !streamed_)
+      res = ErrorResponse(Unavailable("paddockd has " + std::to_string(shared_->opts.max_streams) +
+                                      " streamed answers open, the most it serves at once "
+                                      "(--max-streams): close one or try again"),
+                          req_.version(), req_.keep_alive());
+    stream_claimed_ = stream_refused_ = false;
     net::post(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(res)]() mutable {
       self->DropBodyFile();
       if (res) return self->Reply(std::move(*res));
@@ -337,6 +355,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   Request req_;
   std::shared_ptr<Response> res_;
   bool streamed_ = false;
+  bool stream_claimed_ = false;  // holds one of Shared::streams
+  bool stream_refused_ = false;  // asked for one when none was free
   bool ended_ = false;  // End() was called on the stream in hand
   bool stream_failed_ = false;
 };
@@ -442,6 +462,9 @@ HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
   const ServerOptions& o = impl_->shared->opts;
+  if (o.max_streams == 0 || o.max_streams >= o.workers)
+    return InvalidArgument("--max-streams must be 1.." + std::to_string(o.workers - 1) +
+                           ": streams hold a worker each, and plain requests need some left");
   impl_->ios = std::make_unique<IoContexts>(o.io_threads);
   net::io_context& io = impl_->ios->first();
   try {

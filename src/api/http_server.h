@@ -34,7 +34,15 @@ namespace paddock::api {
 class StreamWriter {
  public:
   virtual ~StreamWriter() = default;
-  // Sends status and headers; the body follows in chunks. False if the client is gone.
+  // Claims one of the server's stream slots for this request (streams hold
+  // a worker each, so they are capped below the worker count: plain
+  // requests always find one). False when all are taken: the handler then
+  // returns nullopt and the server answers 503. A handler claims before
+  // doing what its stream reports on (starting a process, a watch); Begin
+  // claims one itself if none is held.
+  virtual bool ClaimStream() = 0;
+  // Sends status and headers; the body follows in chunks. False if the
+  // client is gone, or no stream slot was free.
   virtual bool Begin(http::status status, std::string_view content_type) = 0;
   virtual bool Write(std::string_view data) = 0;
   // Ends the stream. A handler that returns after Begin() without End() has
@@ -77,6 +85,7 @@ struct ServerOptions {
   int write_stall_timeout_s = 60;    // a streamed response whose client takes nothing for this long is cut
   size_t io_threads = 2;
   size_t workers = 256;              // handlers in flight (streams hold one each)
+  size_t max_streams = 224;          // streamed answers open at once; below `workers`
   // Connections open at once; more are answered 503 and closed. (Each is a
   // descriptor: without a cap, a flood runs paddockd out of them.)
   size_t max_connections = 4096;

@@ -364,6 +364,7 @@ std::optional<Response> RestApi::PullImage(Call& c) {
   if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
   const std::string& ref = parsed->ref;
   const auto& auth = parsed->auth;
+  if (!c.out.ClaimStream()) return std::nullopt;  // a pull, streamed or not, is a long wait
   if (!parsed->stream)
     return Try(c.req, [&]() -> Result<Response> {
       PDK_ASSIGN_OR_RETURN(image::Image img, manager_->images().Pull(ref, nullptr, auth));
@@ -605,6 +606,9 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
   if (!parsed.ok()) return ErrorResponse(parsed.status(), req.version(), req.keep_alive());
   agent::ExecOptions& opts = parsed->first;
   auto [stream, background] = parsed->second;
+  // A sync exec waits on its process as long as a stream follows one: both
+  // hold a worker, so both take a stream slot, before the process starts.
+  if (!background && !c.out.ClaimStream()) return std::nullopt;
   if (!stream && !background) {
     return Try(req, [&]() -> Result<Response> {
       PDK_ASSIGN_OR_RETURN(agent::ExecResult r, manager_->Exec(id, opts));

@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
                  "API connections open at once (more are answered 503); at most half the "
                  "descriptors paddockd may open")
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-streams", sopts.max_streams,
+                 "streamed answers (exec and process streams, watches, downloads) open at once; "
+                 "more are answered 503 (each holds one of the " +
+                     std::to_string(sopts.workers) + " request workers)")
+      ->check(CLI::Range(size_t{1}, sopts.workers - 1));
   app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
