@@ -357,15 +357,19 @@ TEST_F(NetTest, DefaultEgressReachesTheInternetButNotTheHostsPrivateNetworks) {
   EXPECT_EQ(Probe(a.id, "10.99.0.2", 8003), "refused");
 }
 
-// A networked sandbox cannot mount a sysfs of its own (its network namespace
-// is the host's to own) and sees a read-only view of the host's: the host's
-// cgroup tree and network devices (other sandboxes' veths) are hidden in it.
-TEST_F(NetTest, TheHostsCgroupsAndNetworkDevicesAreHiddenInSys) {
+// A networked sandbox's network namespace is the host's to own, so it may
+// not mount a sysfs itself: the host mounts one made in that namespace for
+// it. It lists the sandbox's own network devices only (not the host's, nor
+// other sandboxes' veths), no cgroup tree, and cannot be made writable.
+TEST_F(NetTest, SysIsTheSandboxsOwnWithoutTheHostsCgroupsOrDevices) {
   SandboxInfo a = CreateNet(), b = CreateNet();
   (void)b;
-  EXPECT_EQ(Sh(a.id, "ls /sys/fs/cgroup /sys/class/net /sys/devices/virtual/net | grep -v : | "
-                     "grep -c . || true"),
-            "0\n");
+  EXPECT_EQ(Sh(a.id, "ls /sys/class/net | tr '\\n' ' '"), "eth0 lo ");
+  EXPECT_EQ(Sh(a.id, "ls /sys/devices/virtual/net | tr '\\n' ' '"), "eth0 lo ");
+  EXPECT_EQ(Sh(a.id, "ls /sys/fs/cgroup | grep -c . || true"), "0\n");
+  EXPECT_EQ(Sh(a.id, "awk '$5 == \"/sys\" {print $6, $8}' /proc/self/mountinfo"),
+            "ro,nosuid,nodev,noexec,relatime sysfs\n");
+  EXPECT_EQ(Sh(a.id, "mount -o remount,rw /sys 2>/dev/null && echo writable || echo refused"), "refused\n");
   EXPECT_EQ(Sh(a.id, "cat /proc/interrupts | wc -c; ls /proc/asound 2>/dev/null | wc -l"), "0\n0\n");
   EXPECT_EQ(Sh(a.id, "ls /sys/class/thermal /sys/devices/virtual/powercap 2>/dev/null | grep -v : | "
                      "grep -c . || true"),

@@ -273,6 +273,16 @@ Status PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
     PDK_ASSIGN_OR_RETURN(UniqueFd bind, mnt::MakeReadOnlyBind(source, userns.get()));
     mounts.push_back(std::move(bind));
   }
+  // A joined network namespace is the host's to own: only the host may
+  // mount the sysfs that shows it (and only its devices).
+  if (spec.netns_fd >= 0) {
+    UniqueFd sysfs;
+    PDK_TRY(net::InNetns(spec.netns_fd, [&]() -> Status {
+      PDK_ASSIGN_OR_RETURN(sysfs, mnt::MakeSysfs());
+      return Status::Ok();
+    }));
+    mounts.push_back(std::move(sysfs));
+  }
   return SendMountFds(sync_fd, mounts);
 }
 
@@ -303,7 +313,7 @@ void Shell::Kill() {
 }
 
 Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
-  if (spec.readonly_binds.size() + 1 > kMaxMountFds)
+  if (spec.readonly_binds.size() + 2 > kMaxMountFds)
     return InvalidArgument("too many read-only binds");
   PDK_ASSIGN_OR_RETURN(const seccomp::Program* filter, seccomp::DefaultProfile());
 
@@ -319,6 +329,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   a.listen_fd = spec.listen_fd;
   a.init_exe_fd = spec.init_exe_fd;
   a.own_netns = spec.netns_fd < 0;
+  a.plan.sysfs_fd = !a.own_netns;
   static char kInit[] = "paddock-init", kFlag[] = "--listen-fd", kFd[] = "3";
   a.argv = {kInit, kFlag, kFd, nullptr};
   a.env = spec.init_env;

@@ -95,6 +95,17 @@ Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd) {
                    true);
 }
 
+Result<UniqueFd> MakeSysfs() {
+  UniqueFd fs(::fsopen("sysfs", FSOPEN_CLOEXEC));
+  if (!fs) return Status::Errno("fsopen sysfs");
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    return Status::Errno("create sysfs");
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC,
+                         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (!mnt) return Status::Errno("fsmount sysfs");
+  return mnt;
+}
+
 RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets) {
   RootfsPlan p;
   p.rootfs = rootfs;
@@ -158,9 +169,14 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
 
   ::mkdir(p.sys.c_str(), 0555);
   bool host_sys = false;
-  if (::mount("sysfs", p.sys.c_str(), "sysfs", kSafe | MS_RDONLY, nullptr) != 0) {
+  size_t sysfs_at = 1 + p.bind_targets.size();
+  bool own_sys =
+      p.sysfs_fd && sysfs_at < nfds
+          ? ::move_mount(fds[sysfs_at], "", AT_FDCWD, p.sys.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0
+          : ::mount("sysfs", p.sys.c_str(), "sysfs", kSafe | MS_RDONLY, nullptr) == 0;
+  if (!own_sys) {
     host_sys = true;
-    // A sysfs of our own needs a network namespace we own; else a read-only view of the host's.
+    // A kernel that refused both: a read-only view of the host's, masked below.
     if (::mount("/sys", p.sys.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) return "bind /sys";
     if (::mount(nullptr, p.sys.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe,
                 nullptr) != 0)

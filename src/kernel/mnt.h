@@ -31,12 +31,19 @@ Result<UniqueFd> MakeReadOnlyOverlay(const std::vector<std::string>& lower_dirs)
 // A read-only, nosuid, nodev recursive bind of `source`, idmapped where possible.
 Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd);
 
+// A detached, read-only sysfs of the calling thread's network namespace
+// (its /sys/class/net lists that namespace's devices only). The host makes
+// it for a sandbox in a namespace the host owns, where the sandbox itself
+// may not mount one.
+Result<UniqueFd> MakeSysfs();
+
 // Everything the sandbox side needs, as paths computed up front: after clone
 // the child must not allocate.
 struct RootfsPlan {
   std::string rootfs;                      // host path where the overlay goes
   std::vector<std::string> bind_targets;   // host paths for the ro binds, in fd order
   std::string proc, dev, dev_pts, dev_shm, sys, tmp;
+  bool sysfs_fd = false;  // the last fd is a sysfs the host made (see MakeSysfs)
   std::vector<std::pair<std::string, std::string>> dev_nodes;     // host node -> rootfs path
   std::vector<std::pair<std::string, std::string>> dev_symlinks;  // target -> rootfs path
   // After pivot_root, paths as the sandbox sees them:
@@ -50,7 +57,8 @@ struct RootfsPlan {
 RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets);
 
 // Sandbox side, async-signal-safe. `fds[0]` is the overlay root, `fds[1..]`
-// the binds. Returns nullptr, or the name of the failed step with errno set.
+// the binds, then the sysfs if the plan says so. Returns nullptr, or the
+// name of the failed step with errno set.
 const char* AssembleRootfs(const RootfsPlan& plan, const int* fds, size_t nfds);
 
 }  // namespace paddock::kernel::mnt
