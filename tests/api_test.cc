@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "base/fd.h"
 #include "daemon_fixture.h"
 
 namespace paddock::testing {
@@ -228,6 +229,41 @@ TEST_F(DaemonTest, TcpNeedsTheApiKey) {
                                 "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"),
             "HTTP/1.1 413 Payload Too Large");
   EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
+}
+
+// An answer given on the header alone (here 401) reaches a client that is
+// still sending its body: paddockd drains what follows for a while instead
+// of closing with bytes unread, which would reset the connection under the
+// client's sends (curl then reports the reset, not the 401).
+TEST_F(DaemonTest, AnAnswerGivenBeforeTheBodyLetsTheClientFinishSending) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--listen", "127.0.0.1:18732", "--api-key", "s3cret"};
+  StartDaemon();
+  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int fd = socket.get();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(18732);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval deadline{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &deadline, sizeof deadline);
+  std::string head = "POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 3000000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while (answer.find("}}") == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    answer.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(answer.substr(0, answer.find("\r\n")), "HTTP/1.1 401 Unauthorized");
+  std::string piece(64 << 10, '{');
+  for (int i = 0; i < 32; ++i)  // 2 MiB of the body, after the answer
+    ASSERT_EQ(::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL), static_cast<ssize_t>(piece.size()))
+        << "send " << i << ": " << std::strerror(errno);
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_EQ(::recv(fd, buf, sizeof buf, 0), 0) << std::strerror(errno);  // a close, not a reset
 }
 
 // A client that sends an empty upload and half-closes its end (as `curl

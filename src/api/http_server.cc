@@ -136,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
 
  private:
   void ReadHeader() {
+    dispatched_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(shared_->opts.max_header_bytes));
     // OnHeader sets the limit once it knows the route. (Not boost::none: Boost
@@ -243,6 +244,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   }
 
   void Dispatch() {
+    dispatched_ = true;
     stream_.expires_never();
     if (shared_->opts.router) {
       RouteResult route = shared_->opts.router(req_, client_address_);
@@ -305,9 +307,30 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     if (!req_.keep_alive()) res_->keep_alive(false);
     stream_.expires_after(std::chrono::seconds(shared_->opts.body_timeout_s));
     http::async_write(stream_, *res_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
-      if (ec || !self->res_->keep_alive()) return self->Close();
+      if (ec) return self->Close();
+      if (!self->res_->keep_alive()) return self->dispatched_ ? self->Close() : self->Linger();
       self->ReadHeader();
     });
+  }
+
+  // After an answer given before the body was read (401, 413, no room):
+  // stop sending, then drop what the client still sends, for up to 2 s and
+  // 4 MiB, before closing. A close with bytes unread makes the kernel reset
+  // the connection, and a client still sending its body would fail on the
+  // reset instead of reading the answer.
+  void Linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(Protocol::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    DropSome(size_t{4} << 20);
+  }
+  void DropSome(size_t left) {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(std::min<size_t>(left, kReadBytes)),
+                            [self = this->shared_from_this(), left](beast::error_code ec, size_t n) {
+                              if (ec || n >= left) return self->Close();
+                              self->DropSome(left - n);
+                            });
   }
 
   // Writes all of `buffers` from a worker thread. A client that takes
@@ -354,6 +377,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   std::string body_file_;  // the body of the request in hand, when it went to a file
   Request req_;
   std::shared_ptr<Response> res_;
+  bool dispatched_ = false;  // the request in hand was read whole and passed on
   bool streamed_ = false;
   bool stream_claimed_ = false;  // holds one of Shared::streams
   bool stream_refused_ = false;  // asked for one when none was free
