@@ -233,7 +233,9 @@ RawRead ReadRaw(const std::string& socket_path, const std::string& request, uint
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return got;
-  if (::write(fd.get(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) return got;
+  // A server that answers before reading (a 503 past --max-connections) may
+  // close first: the write then fails, but its answer is still there to read.
+  (void)::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL);
   std::vector<char> buf(1 << 20);
   while (got.bytes < limit) {
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
