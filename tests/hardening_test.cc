@@ -311,6 +311,38 @@ TEST_F(DaemonTest, UploadsDownloadsAndArchiveBombsStreamThroughAFixedAmountOfMem
   EXPECT_LT(after - before, 64 * 1024) << "paddockd's peak grew from " << before << " to " << after << " kB";
 }
 
+// E2B's file upload (multipart, as the SDK and curl -F send it) streams to
+// disk and then to the sandbox: 512 MiB leave paddockd's peak memory within
+// 64 MiB of where it was. Without the sandbox's access token the upload is
+// refused on its header, before a byte of its body is spooled.
+TEST_F(DaemonTest, EnvdUploadsStreamAndNeedTheTokenBeforeTheirBody) {
+  json created = Must("POST", "/v2/sandboxes", {{"templateID", "base"}}, 201);
+  std::string id = created["sandboxID"], token = created["envdAccessToken"];
+  std::string upload = state_->path() + "/upload.bin";
+  Shell("head -c 1048576 /dev/urandom > " + upload + ".1 && for i in $(seq 512); do cat " + upload +
+        ".1; done > " + upload);
+  auto said = [&] {
+    auto text = ReadFile(state_->path() + "/curl.out");
+    return text.ok() ? *text : std::string();
+  };
+  auto curl = [&](const std::string& with_token, const std::string& path) {
+    return Shell("curl -sS -o /dev/stderr -w '%{http_code}' --unix-socket " + socket_ + " -H 'E2b-Sandbox-Id: " +
+                 id + "' -H 'X-Access-Token: " + with_token + "' -F 'file=@" + upload +
+                 ";filename=ignored' 'http://x/files?path=" + path + "' 2>" + state_->path() + "/curl.out");
+  };
+  int64_t before = PeakRssKb(pid_);
+  EXPECT_EQ(curl(token, "/data/up.bin"), "200") << said();
+  json sum = Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "sha256sum < /data/up.bin"}});
+  EXPECT_EQ(sum["stdout"], Shell("sha256sum < " + upload));
+  int64_t after = PeakRssKb(pid_);
+  EXPECT_LT(after - before, 64 * 1024) << "paddockd's peak grew from " << before << " to " << after << " kB";
+
+  EXPECT_EQ(curl("wrong", "/data/nope.bin"), "401") << said();
+  EXPECT_NE(said().find("access token"), std::string::npos) << said();
+  EXPECT_TRUE(ListDir(state_->path() + "/state/uploads").empty());
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "ls /data"}})["stdout"], "up.bin\n");
+}
+
 // A streamed exec whose reader stops: the process waits on its full pipe
 // (it does not run ahead into init's or paddockd's memory), then everything
 // arrives in order once the reader reads again. And 3 GiB streamed through

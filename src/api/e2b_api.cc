@@ -11,6 +11,7 @@
 #include <set>
 
 #include "api/connect.h"
+#include "api/request_body.h"
 #include "base/fs.h"
 #include "base/json_field.h"
 #include "base/ids.h"
@@ -332,6 +333,12 @@ E2bApi::~E2bApi() = default;
 
 bool E2bApi::IsEnvdRequest(const Request& req) { return AddressedSandboxPort(req).port == kEnvdPort; }
 
+bool E2bApi::TakesUpload(const Request& req) {
+  if (req.method() != http::verb::post || !IsEnvdRequest(req)) return false;
+  std::string_view t(req.target().data(), req.target().size());
+  return t.substr(0, t.find('?')) == "/files";
+}
+
 bool E2bApi::Handles(const Request& req) {
   if (IsEnvdRequest(req)) return true;
   std::string_view t(req.target().data(), req.target().size());
@@ -564,6 +571,36 @@ Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
 
 // ---- envd ----
 
+namespace {
+
+// As E2B's own proxy answers for a sandbox that is gone: 502, which the SDK
+// reads as "the sandbox was killed or timed out".
+Response SandboxGone(const std::string& id, const Request& req, bool rpc) {
+  Status gone = Unavailable("sandbox " + id + " not found");
+  if (!rpc) return JsonResponse(http::status::bad_gateway, {{"code", 502}, {"message", gone.message()}}, req);
+  Response res = connect::UnaryError(gone, req);
+  res.result(http::status::bad_gateway);
+  return res;
+}
+
+bool TokenMatches(const Request& req, const std::string& access_token) {
+  return !access_token.empty() && SameSecret(std::string(req["X-Access-Token"]), access_token);
+}
+
+const Status kWrongToken(StatusCode::kUnauthenticated,
+                         "the sandbox's access token (X-Access-Token) is missing or wrong");
+
+}  // namespace
+
+std::optional<Response> E2bApi::ScreenHeader(const Request& header) const {
+  if (!IsEnvdRequest(header)) return std::nullopt;
+  std::string id = AddressedSandboxPort(header).id;
+  auto endpoint = manager_->Endpoint(id);
+  if (!endpoint.ok()) return SandboxGone(id, header, false);
+  if (!TokenMatches(header, endpoint->access_token)) return E2bError(kWrongToken, header);
+  return std::nullopt;
+}
+
 std::optional<Response> E2bApi::Envd(Call& c) {
   std::string id = AddressedSandboxPort(c.req).id;
   bool rpc = c.target.path.size() == 2 && c.target.path[0].find('.') != std::string::npos;
@@ -571,19 +608,8 @@ std::optional<Response> E2bApi::Envd(Call& c) {
     return rpc ? connect::UnaryError(s, c.req) : E2bError(s, c.req);
   };
   auto info = manager_->Get(id);
-  if (!info.ok()) {
-    // As E2B's own proxy answers for a sandbox that is gone: 502, which the
-    // SDK reads as "the sandbox was killed or timed out".
-    Status gone = Unavailable("sandbox " + id + " not found");
-    if (!rpc) return JsonResponse(http::status::bad_gateway, {{"code", 502}, {"message", gone.message()}}, c.req);
-    Response res = connect::UnaryError(gone, c.req);
-    res.result(http::status::bad_gateway);
-    return res;
-  }
-  std::string token(c.req["X-Access-Token"]);
-  if (info->access_token.empty() || !SameSecret(token, info->access_token))
-    return fail(Status(StatusCode::kUnauthenticated,
-                       "the sandbox's access token (X-Access-Token) is missing or wrong"));
+  if (!info.ok()) return SandboxGone(id, c.req, rpc);
+  if (!TokenMatches(c.req, info->access_token)) return fail(kWrongToken);
   if (info->state != SandboxState::kRunning)
     return fail(Unavailable("sandbox " + id + " is " + SandboxStateName(info->state) +
                             "; connect to it to resume it"));
@@ -631,49 +657,42 @@ std::optional<Response> E2bApi::DownloadFile(Call& c) {
   return res;
 }
 
+// Each file streams from the request body (spooled to disk by the server)
+// to the sandbox, one piece at a time. Files of a multipart upload are
+// written in order, each replaced whole or not at all; a part found
+// malformed fails the upload after the files before it were written.
 Response E2bApi::UploadFiles(Call& c) {
   return Try(c.req, [&]() -> Result<Response> {
     std::string type(c.req[http::field::content_type]);
     std::string query_path = c.target.Q("path");
-    std::vector<std::pair<std::string, std::string_view>> files;  // path, data
-    const std::string& body = c.req.body();
     if (!std::string(c.req[http::field::content_encoding]).empty())
       return InvalidArgument("compressed uploads (Content-Encoding) are not supported");
-    if (type.rfind("multipart/form-data", 0) == 0) {
-      size_t b = type.find("boundary=");
-      if (b == std::string::npos) return InvalidArgument("multipart upload without a boundary");
-      std::string boundary = type.substr(b + 9);
-      if (!boundary.empty() && boundary.front() == '"') boundary = boundary.substr(1, boundary.find('"', 1) - 1);
-      std::string delim = "--" + boundary;
-      size_t at = body.find(delim);
-      while (at != std::string::npos) {
-        at += delim.size();
-        if (body.compare(at, 2, "--") == 0) break;  // the closing delimiter
-        size_t head_end = body.find("\r\n\r\n", at);
-        if (head_end == std::string::npos) return InvalidArgument("malformed multipart part");
-        std::string head = body.substr(at, head_end - at);
-        size_t next = body.find("\r\n" + delim, head_end + 4);
-        if (next == std::string::npos) return InvalidArgument("multipart body without its closing boundary");
-        std::string name;
-        size_t fn = head.find("filename=\"");
-        if (fn != std::string::npos) name = head.substr(fn + 10, head.find('"', fn + 10) - fn - 10);
-        std::string path = query_path.empty() ? name : query_path;
-        if (path.empty()) return InvalidArgument("an uploaded file names no path (query 'path' or filename)");
-        files.emplace_back(path, std::string_view(body).substr(head_end + 4, next - head_end - 4));
-        at = next + 2;
-      }
-      if (files.empty()) return InvalidArgument("multipart upload holds no file");
-    } else {
-      if (query_path.empty()) return InvalidArgument("query parameter 'path' is required");
-      files.emplace_back(query_path, std::string_view(body));
-    }
+    BodyReader body(c.req, c.out);
+    if (body.from_file() && body.fd() < 0) return Internal("the request body's spool file is gone");
     PDK_ASSIGN_OR_RETURN(agent::AgentClient client, manager_->Connect(c.sandbox.id));
     json out = json::array();
-    for (const auto& [path, data] : files) {
+    auto write = [&](const std::string& path, const agent::AgentClient::Reader& read) -> Status {
       std::string resolved = ResolvePath(path, c.user);
-      PDK_ASSIGN_OR_RETURN(json entry, client.WriteFile(resolved, data, {{"user", c.user}}));
+      PDK_ASSIGN_OR_RETURN(json entry, client.WriteFileFrom(resolved, read, {{"user", c.user}}));
       out.push_back({{"name", Field(entry, "name", "")}, {"type", "file"}, {"path", resolved}});
+      return Status::Ok();
+    };
+    auto from_body = [&](char* buf, size_t cap) { return body.Read(buf, cap); };
+    if (type.rfind("multipart/form-data", 0) != 0) {
+      if (query_path.empty()) return InvalidArgument("query parameter 'path' is required");
+      PDK_TRY(write(query_path, from_body));
+      return JsonResponse(http::status::ok, out, c.req);
     }
+    PDK_ASSIGN_OR_RETURN(std::string boundary, MultipartReader::BoundaryOf(type));
+    MultipartReader parts(boundary, from_body);
+    for (;;) {
+      PDK_ASSIGN_OR_RETURN(std::optional<std::string> head, parts.NextPart());
+      if (!head) break;
+      std::string path = query_path.empty() ? MultipartReader::FileNameOf(*head) : query_path;
+      if (path.empty()) return InvalidArgument("an uploaded file names no path (query 'path' or filename)");
+      PDK_TRY(write(path, [&](char* buf, size_t cap) { return parts.Read(buf, cap); }));
+    }
+    if (out.empty()) return InvalidArgument("multipart upload holds no file");
     return JsonResponse(http::status::ok, out, c.req);
   });
 }

@@ -45,6 +45,14 @@ class E2bApi {
   static bool IsEnvdRequest(const Request& req);
   // True for the E2B lifecycle routes and envd requests.
   static bool Handles(const Request& req);
+  // True for envd file uploads (POST /files): their bodies go to a spool
+  // file, not to memory (ServerOptions::body_to_file).
+  static bool TakesUpload(const Request& req);
+  // Judges an envd request on its header alone (on an I/O thread, without
+  // waiting on any sandbox): the answer for an unknown sandbox or a missing
+  // or wrong access token, nullopt when its body may be read. Keeps anyone
+  // without the token from spooling an upload to disk.
+  std::optional<Response> ScreenHeader(const Request& header) const;
   std::optional<Response> Handle(Request& req, StreamWriter& out);
 
  private:

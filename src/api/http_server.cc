@@ -158,6 +158,12 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
         !(o.handler_authenticates && o.handler_authenticates(head)))
       return Reply(Unauthorized(head.version()));
     bool to_file = o.body_to_file && !o.spool_dir.empty() && o.body_to_file(head);
+    if (to_file && o.screen_header) {
+      if (std::optional<Response> answer = o.screen_header(head)) {
+        answer->keep_alive(false);  // the body stays unread
+        return Reply(std::move(*answer));
+      }
+    }
     uint64_t limit = to_file ? o.max_file_body_bytes : o.max_body_bytes;
     if (auto length = parser_->content_length(); length && *length > limit)
       return TooLarge(limit, to_file);

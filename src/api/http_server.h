@@ -78,6 +78,11 @@ struct ServerOptions {
   // Requests whose body goes to a file in `spool_dir` instead of memory
   // (uploads of archives of any size), chosen from the header alone.
   std::function<bool(const Request& header)> body_to_file;
+  // Judges a request that body_to_file sends to a file on its header alone,
+  // on an I/O thread (it must not block): an answer here is given before a
+  // byte of the body is read (credentials of the request's own, which the
+  // API key check left to the handler). Optional.
+  std::function<std::optional<Response>(const Request& header)> screen_header;
   std::string spool_dir;
   uint64_t max_file_body_bytes = uint64_t{64} << 30;
   int header_timeout_s = 30;         // also how long an idle keep-alive connection lives

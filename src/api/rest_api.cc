@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/http_util.h"
+#include "api/request_body.h"
 #include "api/sse.h"
 #include "api/tar_upload.h"
 #include "base/fs.h"
@@ -827,38 +828,6 @@ Status TarFromSandbox(agent::AgentClient& client, const std::string& root, Strea
   out.End();
   return Status::Ok();
 }
-
-// Reads a request body: from the file the server spooled it to, or from memory.
-class BodyReader {
- public:
-  BodyReader(const Request& req, StreamWriter& out) : memory_(req.body()) {
-    if (!out.body_file().empty()) fd_.reset(::open(out.body_file().c_str(), O_RDONLY | O_CLOEXEC));
-    from_file_ = !out.body_file().empty();
-  }
-  // An open descriptor when the body is in a file (else -1), and its size.
-  int fd() const { return fd_.get(); }
-  bool from_file() const { return from_file_; }
-  Result<size_t> Read(char* buf, size_t cap) {
-    if (!from_file_) {
-      size_t n = std::min(cap, memory_.size());
-      std::memcpy(buf, memory_.data(), n);
-      memory_.remove_prefix(n);
-      return n;
-    }
-    if (!fd_) return Internal("the request body's spool file is gone");
-    for (;;) {
-      ssize_t n = ::read(fd_.get(), buf, cap);
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return Status::Errno("read request body");
-    }
-  }
-  std::string_view memory() const { return memory_; }
-
- private:
-  std::string_view memory_;
-  UniqueFd fd_;
-  bool from_file_ = false;
-};
 
 // Unpacks an uploaded archive into `root` in the sandbox, one entry and one
 // piece at a time.

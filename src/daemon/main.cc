@@ -156,17 +156,18 @@ int main(int argc, char** argv) {
     s = MakeDirs(sopts.spool_dir, 0700);
   else
     spdlog::warn("msg=\"cannot clear uploads\" error=\"{}\"", s.ToString());
-  // Only for requests the REST API itself answers: a relayed or E2B request
-  // keeps its body in memory.
+  // For uploads the REST API and envd answer: a relayed request keeps its
+  // body in memory.
   sopts.body_to_file = [](const api::Request& req) {
-    return api::RestApi::TakesUpload(req) && !api::PortProxy::Route(req) &&
-           !api::E2bApi::Handles(req);
+    if (api::E2bApi::Handles(req)) return api::E2bApi::TakesUpload(req);
+    return api::RestApi::TakesUpload(req) && !api::PortProxy::Route(req);
   };
 
   api::Metrics metrics;
   api::RestApi rest(manager->get(), &metrics);
   api::E2bApi e2b(manager->get(), e2b_opts);
   api::PortProxy proxy(manager->get(), sopts.api_key);
+  sopts.screen_header = [&e2b](const api::Request& req) { return e2b.ScreenHeader(req); };
   sopts.handler_authenticates = [](const api::Request& req) {
     return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
   };

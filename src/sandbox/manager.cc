@@ -497,7 +497,8 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
 Status SandboxManager::Persist(Sandbox& sb, const char* state, const JournalNote& note) {
   PDK_TRY(store_->Update(ToRecord(sb.info, state), note));
   std::lock_guard<std::mutex> lock(sb.endpoint_mu);
-  sb.endpoint = {sb.info.id, sb.info.state, sb.info.address, sb.info.network.traffic_token};
+  sb.endpoint = {sb.info.id, sb.info.state, sb.info.address, sb.info.network.traffic_token,
+                 sb.info.access_token};
   return Status::Ok();
 }
 

@@ -122,6 +122,7 @@ struct SandboxEndpoint {
   SandboxState state = SandboxState::kStopped;
   std::string address;        // empty without a network slot
   std::string traffic_token;  // guards its public ports when set
+  std::string access_token;   // guards its E2B envd routes
 };
 
 // What Open() found and did, for logs and tests.
