@@ -25,6 +25,24 @@ namespace paddock::testing {
 
 using cli::json;
 
+// A process's peak resident memory so far (kB; -1 if unknown).
+inline int64_t PeakRssKb(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  size_t at = status->find("VmHWM:");
+  return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
+}
+
+// What `command` (run by sh) prints on stdout.
+inline std::string Shell(const std::string& command) {
+  FILE* p = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  return out;
+}
+
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {

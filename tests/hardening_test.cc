@@ -183,14 +183,6 @@ for pid in children:
   EXPECT_EQ(Must("POST", "/v1/sandboxes/bomb/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
 }
 
-// paddockd's peak resident memory so far (kB).
-int64_t PeakRssKb(pid_t pid) {
-  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
-  if (!status.ok()) return -1;
-  size_t at = status->find("VmHWM:");
-  return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
-}
-
 // A sandbox printing 3 GiB through a sync exec: the reply keeps the first
 // 4 MiB of it and says it was cut; paddockd's memory hardly moves.
 TEST_F(DaemonTest, ASyncExecPrintingThreeGigabytesIsCutAndTheDaemonStaysSmall) {
@@ -250,15 +242,6 @@ RawRead ReadRaw(const std::string& socket_path, const std::string& request, uint
 
 std::string Get(const std::string& target) {
   return "GET " + target + " HTTP/1.1\r\nHost: paddock\r\nConnection: close\r\n\r\n";
-}
-
-std::string Shell(const std::string& command) {
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  if (p) ::pclose(p);
-  return out;
 }
 
 // Uploads and downloads go through paddockd piece by piece: a 512 MiB

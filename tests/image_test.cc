@@ -690,14 +690,6 @@ TEST_F(ImageTest, ImportedArchivesRunAndBadOnesStoreNothing) {
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
 }
 
-// paddockd's peak resident memory so far (kB).
-int64_t PeakRssKb(pid_t pid) {
-  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
-  if (!status.ok()) return -1;
-  size_t at = status->find("VmHWM:");
-  return at == std::string::npos ? -1 : std::stoll(status->substr(at + 6));
-}
-
 // An archive larger than any body paddockd holds in memory (256 MiB) goes
 // through the CLI and into the store as a stream: paddockd's peak memory
 // hardly moves. --max-upload refuses a larger one up front, naming itself.

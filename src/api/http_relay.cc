@@ -49,7 +49,11 @@ void UpstreamPool::SweepLocked(std::chrono::steady_clock::time_point now) {
 }
 
 Response BadGatewayResponse(const std::string& message, const Request& req) {
-  Response res = ErrorResponse(Unavailable(message), req.version(), req.keep_alive());
+  return BadGatewayResponse(message, req.version(), req.keep_alive());
+}
+
+Response BadGatewayResponse(const std::string& message, unsigned version, bool keep_alive) {
+  Response res = ErrorResponse(Unavailable(message), version, keep_alive);
   res.result(http::status::bad_gateway);
   return res;
 }

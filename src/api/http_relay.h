@@ -2,8 +2,9 @@
 // streamed back, asynchronously on the HTTP server's I/O threads (the port
 // proxy's data path; HttpServer starts one when its Router says so).
 //
-// The request has been read whole by the server; the response goes back as
-// it comes (chunked, server-sent events and long polls stream). An upgrade
+// Both ways go a piece at a time: the request's body as the client sends it
+// (the server has read only its header), the response as it comes (chunked,
+// server-sent events and long polls stream). An upgrade
 // answered with 101 (WebSocket) turns both connections into a byte tunnel.
 // Upstream connections are kept alive in an UpstreamPool; one the far side
 // closed meanwhile gets one retry on a new connection.
@@ -121,6 +122,10 @@ class UpstreamLink {
 
 // A 502 (Bad Gateway) with Paddock's JSON error body.
 Response BadGatewayResponse(const std::string& message, const Request& req);
+Response BadGatewayResponse(const std::string& message, unsigned version, bool keep_alive);
+
+// A request whose header has been read and whose body is read as it is relayed.
+using RequestParser = http::request_parser<http::buffer_body>;
 
 struct RelayTimeouts {
   std::chrono::seconds connect{5};
@@ -128,29 +133,31 @@ struct RelayTimeouts {
   std::chrono::seconds tunnel{3600};  // a tunnel may be quiet both ways this long
 };
 
-// Relays `req` (which the caller keeps alive and untouched until `done`)
-// from `client`, a Beast stream on the connection's (single-threaded)
-// executor, through `upstream`, which the caller keeps too; `client_buffer`
-// holds what the client sent past the request. Calls
-// done(reply, keep_alive) once: with a reply when nothing was sent yet (the
-// caller writes it), else with whether the client connection may carry
-// another request.
+// Relays the request in `request` (which the caller keeps alive and
+// untouched until `done`; its header read, its body not yet) from `client`, a
+// Beast stream on the connection's (single-threaded) executor, through
+// `upstream`, which the caller keeps too; `client_buffer` holds what the
+// client sent past the header. Calls done(reply, keep_alive) once: with a
+// reply when nothing was sent to the client yet (the caller writes it; the
+// request's body may be partly unread, see request.is_done()), else with
+// whether the client connection may carry another request.
 template <class ClientStream>
 class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
  public:
   using Done = std::function<void(std::optional<Response> reply, bool keep_alive)>;
 
-  HttpRelay(ClientStream& client, beast::flat_buffer& client_buffer, Request& req, RelayTarget target,
-            UpstreamLink& upstream, RelayTimeouts timeouts, Done done)
+  HttpRelay(ClientStream& client, beast::flat_buffer& client_buffer, RequestParser& request,
+            RelayTarget target, UpstreamLink& upstream, RelayTimeouts timeouts, Done done)
       : client_(client),
         client_buffer_(client_buffer),
-        req_(req),
+        request_(request),
+        req_(request.get()),
         target_(std::move(target)),
         link_(upstream),
         upstream_(upstream.stream()),
         timeouts_(timeouts),
         done_(std::move(done)),
-        upgrade_(req.find(http::field::upgrade) != req.end()) {}
+        upgrade_(req_.find(http::field::upgrade) != req_.end()) {}
 
   void Start() { Connect(true); }
 
@@ -168,9 +175,8 @@ class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
     upstream_.async_connect(target_.endpoint, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec) {
         bool refused = ec == net::error::connection_refused;
-        return self->Finish(BadGatewayResponse(
-            self->target_.what + " cannot be reached: " + (refused ? "nothing listens there" : ec.message()),
-            self->req_));
+        return self->Finish(self->BadGateway(self->target_.what + " cannot be reached: " +
+                                             (refused ? "nothing listens there" : ec.message())));
       }
       self->upstream_.socket().set_option(net::ip::tcp::no_delay(true), ec);
       self->link_.Bind(self->target_.pool_key);
@@ -179,11 +185,51 @@ class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
   }
 
   void Send() {
+    request_serializer_.emplace(req_);
     upstream_.expires_after(timeouts_.io);
-    http::async_write(upstream_, req_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->RetryOrFail(ec);
-      self->ReadHeader();
-    });
+    http::async_write_header(upstream_, *request_serializer_,
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->RetryOrFail(ec);
+                               self->SendBody();
+                             });
+  }
+
+  // The request's body, a piece at a time as the client sends it (Beast's
+  // relay pattern, as Pump does for the response).
+  void SendBody() {
+    auto& body = req_.body();
+    if (request_.is_done()) {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+      return WriteBodyPiece();
+    }
+    body_begun_ = true;
+    body.data = request_buffer_;
+    body.size = sizeof request_buffer_;
+    client_.expires_after(timeouts_.io);
+    http::async_read(client_, client_buffer_, request_,
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec == http::error::need_buffer) ec = {};
+                       if (ec) return self->Abort();  // the client left (or broke its body) midway
+                       auto& body = self->req_.body();
+                       body.size = sizeof self->request_buffer_ - body.size;
+                       body.data = self->request_buffer_;
+                       body.more = !self->request_.is_done();
+                       self->WriteBodyPiece();
+                     });
+  }
+
+  void WriteBodyPiece() {
+    upstream_.expires_after(timeouts_.io);
+    http::async_write(upstream_, *request_serializer_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return self->RetryOrFail(ec);
+                        if (!self->request_.is_done() || !self->request_serializer_->is_done())
+                          return self->SendBody();
+                        self->ReadHeader();
+                      });
   }
 
   void ReadHeader() {
@@ -199,11 +245,18 @@ class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
   }
 
   // A kept-alive connection may have been closed by the far side just as
-  // it was taken: that request gets one more try on a new connection.
+  // it was taken: that request gets one more try on a new connection, unless
+  // some of its body was already taken from the client (it cannot be sent
+  // again).
   void RetryOrFail(beast::error_code ec) {
     link_.Close();
-    if (reused_) return Connect(false);
-    Finish(BadGatewayResponse(target_.what + " did not answer: " + ec.message(), req_));
+    if (reused_ && !body_begun_) return Connect(false);
+    Finish(BadGateway(target_.what + " did not answer: " + ec.message()));
+  }
+
+  // Kept alive only if the request's body was read whole.
+  Response BadGateway(const std::string& message) {
+    return BadGatewayResponse(message, req_.version(), req_.keep_alive() && request_.is_done());
   }
 
   void OnHeader() {
@@ -327,7 +380,8 @@ class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
 
   ClientStream& client_;
   beast::flat_buffer& client_buffer_;
-  Request& req_;
+  RequestParser& request_;
+  http::request<http::buffer_body>& req_;  // request_'s message
   RelayTarget target_;
   UpstreamLink& link_;
   beast::tcp_stream& upstream_;
@@ -335,6 +389,9 @@ class HttpRelay : public std::enable_shared_from_this<HttpRelay<ClientStream>> {
   Done done_;
   const bool upgrade_;
   bool reused_ = false;
+  bool body_begun_ = false;  // some of the request's body was taken from the client
+  std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
+  char request_buffer_[65536];  // the request body's, a piece at a time
   beast::flat_buffer upstream_buffer_;
   std::optional<http::response_parser<http::buffer_body>> parser_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;

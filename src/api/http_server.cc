@@ -149,14 +149,23 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
                             });
   }
 
-  // The key is checked and the body's size judged before a byte of it is read.
+  // The key is checked, the route chosen and the body's size judged before
+  // a byte of it is read.
   void OnHeader(beast::error_code ec) {
     if (ec) return Fail(ec);
     const ServerOptions& o = shared_->opts;
-    const Request& head = parser_->get();
+    Request& head = parser_->get();
     if (needs_key_ && !KeyMatches(head, o.api_key) &&
         !(o.handler_authenticates && o.handler_authenticates(head)))
       return Reply(Unauthorized(head.version()));
+    if (o.router) {
+      RouteResult route = o.router(head, client_address_);
+      if (auto* reply = std::get_if<Response>(&route)) {
+        if (!parser_->is_done()) reply->keep_alive(false);  // the body stays unread
+        return Reply(std::move(*reply));
+      }
+      if (auto* target = std::get_if<RelayTarget>(&route)) return Relay(std::move(*target));
+    }
     bool to_file = o.body_to_file && !o.spool_dir.empty() && o.body_to_file(head);
     if (to_file && o.screen_header) {
       if (std::optional<Response> answer = o.screen_header(head)) {
@@ -168,12 +177,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     if (auto length = parser_->content_length(); length && *length > limit)
       return TooLarge(limit, to_file);
     parser_->body_limit(limit);  // for chunked bodies
-    if (beast::iequals(head[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> go_on{http::status::continue_, head.version()};
-      beast::error_code write_ec;
-      http::write(stream_.socket(), go_on, write_ec);
-      if (write_ec) return Fail(write_ec);
-    }
+    if (!GoOnIfAsked(head)) return;
     // Reads are sized by the buffer's room, which starts at 512 bytes: give
     // a large body room for 64 KiB reads (512-byte reads cap a 600 MB
     // upload at ~50 MB/s).
@@ -249,14 +253,20 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     Reply(std::move(res));
   }
 
+  // Answers "Expect: 100-continue" (which the client sends before its
+  // body); false when the connection failed.
+  bool GoOnIfAsked(const Request& head) {
+    if (!beast::iequals(head[http::field::expect], "100-continue")) return true;
+    http::response<http::empty_body> go_on{http::status::continue_, head.version()};
+    beast::error_code write_ec;
+    http::write(stream_.socket(), go_on, write_ec);
+    if (write_ec) Fail(write_ec);
+    return !write_ec;
+  }
+
   void Dispatch() {
     dispatched_ = true;
     stream_.expires_never();
-    if (shared_->opts.router) {
-      RouteResult route = shared_->opts.router(req_, client_address_);
-      if (auto* reply = std::get_if<Response>(&route)) return Reply(std::move(*reply));
-      if (auto* target = std::get_if<RelayTarget>(&route)) return Relay(std::move(*target));
-    }
     net::post(shared_->workers, [self = this->shared_from_this()] { self->Handle(); });
   }
 
@@ -266,10 +276,19 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
     body_file_.clear();
   }
 
+  // The body streams through to the sandbox as the client sends it: it
+  // is never held here. paddockd answers a 100-continue itself (and drops
+  // the Expect header), so the upstream's answer is its final one.
   void Relay(RelayTarget target) {
+    if (!GoOnIfAsked(parser_->get())) return;
+    parser_->get().erase(http::field::expect);
+    stream_.expires_never();  // the relay keeps its own deadlines
+    relay_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+    buffer_.reserve(kReadBytes);  // body pieces of up to 64 KiB, not 512 bytes
     if (!upstream_) upstream_.emplace(stream_.get_executor(), shared_->upstreams);
     auto relay = std::make_shared<HttpRelay<Stream>>(
-        stream_, buffer_, req_, std::move(target), *upstream_, shared_->opts.relay_timeouts,
+        stream_, buffer_, *relay_parser_, std::move(target), *upstream_, shared_->opts.relay_timeouts,
         [self = this->shared_from_this()](std::optional<Response> reply, bool keep_alive) {
           if (reply) return self->Reply(std::move(*reply));
           if (!keep_alive) return self->Close();
@@ -380,6 +399,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   std::optional<UpstreamLink> upstream_;  // once it has relayed a request
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::file_body>> file_parser_;
+  std::optional<RequestParser> relay_parser_;  // the request being relayed
   std::string body_file_;  // the body of the request in hand, when it went to a file
   Request req_;
   std::shared_ptr<Response> res_;

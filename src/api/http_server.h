@@ -57,9 +57,11 @@ class StreamWriter {
 // Returns the response, or nullopt once it has streamed one through the writer.
 using Handler = std::function<std::optional<Response>(Request& req, StreamWriter& out)>;
 
-// Runs on an I/O thread for each authenticated request, so it must not
-// block: a target relays the request there (the router may rewrite it
-// first), a response answers it at once, nothing passes it to the Handler.
+// Runs on an I/O thread for each authenticated request, on its header
+// alone, so it must not block: a target relays the request there, its body
+// streamed as it comes (the router may rewrite the header first), a
+// response answers it at once, nothing passes it on (its body is then read,
+// and the Handler called).
 // `client` is the peer's address on TCP, empty on the unix socket.
 using RouteResult = std::variant<std::monostate, RelayTarget, Response>;
 using Router = std::function<RouteResult(Request& req, const std::string& client)>;

@@ -156,11 +156,11 @@ int main(int argc, char** argv) {
     s = MakeDirs(sopts.spool_dir, 0700);
   else
     spdlog::warn("msg=\"cannot clear uploads\" error=\"{}\"", s.ToString());
-  // For uploads the REST API and envd answer: a relayed request keeps its
-  // body in memory.
+  // For uploads the REST API and envd answer. (A relayed request never
+  // gets here: the router claims it on its header and streams its body.)
   sopts.body_to_file = [](const api::Request& req) {
     if (api::E2bApi::Handles(req)) return api::E2bApi::TakesUpload(req);
-    return api::RestApi::TakesUpload(req) && !api::PortProxy::Route(req);
+    return api::RestApi::TakesUpload(req);
   };
 
   api::Metrics metrics;
