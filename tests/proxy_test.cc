@@ -269,6 +269,21 @@ TEST_F(ProxyTest, LargeBodiesStreamThroughToTheSandbox) {
   Shell("head -c 100000000 " + upload + " | curl -sS -m 1 -X POST " + host + "-H 'Content-Length: 600000000' -T - " +
         url + " 2>/dev/null");
   EXPECT_EQ(Get("8080-" + id + ".paddock.test", "/after").body, "GET /after host=8080-" + id + ".paddock.test");
+
+  // Framing the app could read otherwise than paddockd (two
+  // Transfer-Encodings) is refused, not relayed. (Found by
+  // fuzz/http_request_fuzz: the app waited for chunks that never came.)
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), kTcpPort});
+  asio::write(s, asio::buffer("POST /count HTTP/1.1\r\nHost: 8080-" + id +
+                              ".paddock.test\r\nTransfer-Encoding: chunke\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "1\r\nx\r\n0\r\n\r\n"));
+  beast::flat_buffer buf;
+  http::response<http::string_body> refused;
+  http::read(s, buf, refused);
+  EXPECT_EQ(refused.result_int(), 400);
+  EXPECT_NE(refused.body().find("Transfer-Encoding"), std::string::npos) << refused.body();
 }
 
 // One client connection whose requests go to two sandboxes, through a

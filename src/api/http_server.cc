@@ -280,6 +280,20 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public S
   // is never held here. paddockd answers a 100-continue itself (and drops
   // the Expect header), so the upstream's answer is its final one.
   void Relay(RelayTarget target) {
+    // The body goes upstream framed as its header says, so that header must
+    // say one thing: the body is chunked exactly when the one
+    // Transfer-Encoding is "chunked". (Two fields, or another coding, would
+    // let the sandbox's app read the body differently from paddockd, and
+    // wait for bytes that never come.)
+    const Request& head = parser_->get();
+    auto codings = head.equal_range(http::field::transfer_encoding);
+    size_t fields = static_cast<size_t>(std::distance(codings.first, codings.second));
+    if (fields > 1 || (fields == 1 && !beast::iequals(codings.first->value(), "chunked"))) {
+      Response bad = ErrorResponse(
+          InvalidArgument("a relayed request's Transfer-Encoding may only be a single \"chunked\""),
+          head.version(), false);
+      return Reply(std::move(bad));
+    }
     if (!GoOnIfAsked(parser_->get())) return;
     parser_->get().erase(http::field::expect);
     stream_.expires_never();  // the relay keeps its own deadlines
