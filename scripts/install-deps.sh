@@ -19,6 +19,7 @@ packages=(
   libnftables-dev                       # the firewall and NAT table
   curl                                  # the README's API examples
   libgtest-dev                          # tests
+  clang libclang-rt-dev                 # fuzzing: libFuzzer, ASan and UBSan (scripts/fuzz.sh)
   busybox-static                        # the built-in busybox template
   python3 coreutils procps              # programs the tests run inside sandboxes
   runc                                  # the peer measured by bench/runtime_bench
