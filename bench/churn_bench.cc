@@ -1,0 +1,261 @@
+// churn_bench: sandboxes created and deleted by the thousand, as an RL
+// rollout farm drives paddockd, through its HTTP API on the unix socket.
+//
+//   churn_bench [--count N] [--clients C] [--seconds S] [--template T]
+//               [--no-network] [--no-runc]
+//
+// Starts its own paddockd over a temporary state folder, then with C
+// concurrent clients (50): N creates (1,000), an exec of `true` in each, N
+// deletes, each phase's rate and p50/p99; then S seconds (60) of steady
+// churn, every client looping create -> exec `true` -> delete: cycles per
+// second and each step's p50/p99. The peer, in the same run: runc's CLI
+// over the same root filesystem, create (run -d) -> exec `true` -> kill ->
+// delete, one after another (runc has no daemon to take concurrent
+// clients). Asserts nothing.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/fs.h"
+#include "cli/api_client.h"
+#include "daemon.h"
+#include "samples.h"
+
+using namespace paddock;
+using bench::Samples;
+using cli::json;
+
+namespace {
+
+std::string state, sock;
+pid_t daemon_pid = -1;
+
+double Now() { return MonotonicNanos() / 1e6; }
+
+void StartDaemon(bool network) {
+  std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
+                                   "--init", PADDOCK_INIT_PATH, "--max-sandboxes", "4000"};
+  if (!network) args.push_back("--no-network");
+  daemon_pid = bench::SpawnPaddockd(args, sock, state + "/paddockd.log");
+  if (daemon_pid > 0) return;
+  std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", state.c_str());
+  std::exit(1);
+}
+
+// One API call; false (with the error printed once per kind) if it failed.
+bool Call(const std::string& method, const std::string& target, const json& body, json* out = nullptr) {
+  auto r = cli::ApiClient(sock).Send(method, target, body.is_null() ? "" : body.dump());
+  if (r.ok() && r->status < 300) {
+    if (out) *out = r->body.empty() ? json::object() : r->Json();
+    return true;
+  }
+  static std::mutex mu;
+  static std::map<std::string, bool> said;
+  std::string what = method + " " + target.substr(0, target.find('/', 4)) + ": " +
+                     (r.ok() ? r->body.substr(0, 200) : r.status().ToString());
+  std::lock_guard<std::mutex> lock(mu);
+  if (!said[what]) std::fprintf(stderr, "failed: %s\n", what.c_str());
+  said[what] = true;
+  return false;
+}
+
+// Runs `work(i)` for i in [0, n) on `clients` threads; returns the wall time (ms).
+template <class Work>
+double Parallel(int n, int clients, Work work) {
+  std::atomic<int> next{0};
+  double t0 = Now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&] {
+      for (int i; (i = next.fetch_add(1)) < n;) work(i);
+    });
+  for (auto& t : threads) t.join();
+  return Now() - t0;
+}
+
+struct Phase {
+  std::mutex mu;
+  Samples ms;
+  int failed = 0;
+  void Add(double t0, bool ok) {
+    double t = Now() - t0;
+    std::lock_guard<std::mutex> lock(mu);
+    if (ok) ms.ms.push_back(t);
+    else ++failed;
+  }
+};
+
+void PrintRow(const char* what, Phase& p, double wall_ms) {
+  size_t n = p.ms.ms.size();
+  std::printf("%-24s %8zu %9.1f %10.1f %10.1f %7d\n", what, n, wall_ms > 0 ? n / (wall_ms / 1000) : 0.0,
+              p.ms.P(0.5), p.ms.P(0.99), p.failed);
+}
+
+int Run(const std::vector<std::string>& args) {
+  std::string cmd;
+  for (const auto& a : args) cmd += "'" + a + "' ";
+  return std::system((cmd + ">/dev/null 2>&1").c_str());
+}
+
+const char* kRuncConfig = R"({
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
+    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+    "noNewPrivileges": true},
+  "root": {"path": "ROOTFS", "readonly": true},
+  "hostname": "runc",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
+    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
+  ],
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]}
+})";
+
+// runc's create -> exec -> kill -> delete, `seconds` long (at most 1,000
+// cycles), one after another. Returns cycles per second; 0 without runc.
+double RuncChurn(const std::string& rootfs, double seconds, Phase& cycle) {
+  if (Run({"runc", "--version"}) != 0) return 0;
+  std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
+  (void)MakeDirs(bundle);
+  std::string config = kRuncConfig;
+  config.replace(config.find("ROOTFS"), 6, rootfs);
+  (void)WriteFileAtomic(bundle + "/config.json", config);
+  double t0 = Now();
+  int n = 0;
+  for (; n < 1000 && Now() - t0 < seconds * 1000; ++n) {
+    std::string id = "pdk-churn-" + std::to_string(n);
+    double c0 = Now();
+    int rc = Run({"runc", "--root", root, "run", "-d", "--bundle", bundle, id});
+    rc |= Run({"runc", "--root", root, "exec", id, "/bin/true"});
+    rc |= Run({"runc", "--root", root, "kill", id, "KILL"});
+    for (int w = 0; w < 1000 && Run({"runc", "--root", root, "delete", id}) != 0; ++w) ::usleep(1000);
+    cycle.Add(c0, rc == 0);
+  }
+  return n / ((Now() - t0) / 1000);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int count = 1000, clients = 50;
+  double seconds = 60;
+  std::string tmpl = "busybox";
+  bool network = true, with_runc = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
+    else if (a == "--clients" && i + 1 < argc) clients = std::atoi(argv[++i]);
+    else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
+    else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
+    else if (a == "--no-network") network = false;
+    else if (a == "--no-runc") with_runc = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--no-network] "
+                   "[--no-runc]\n");
+      return 2;
+    }
+  }
+  char dir_tmpl[] = "/tmp/pdk-churn-XXXXXX";
+  state = ::mkdtemp(dir_tmpl);
+  ::chmod(state.c_str(), 0711);
+  sock = state + "/api.sock";
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  StartDaemon(network);
+  json spec = {{"template", tmpl}};
+  json tru = {{"cmd", {"/bin/true"}}};
+
+  std::vector<std::string> ids(count);
+  Phase create, exec, del;
+  double create_ms = Parallel(count, clients, [&](int i) {
+    double t0 = Now();
+    json out;
+    bool ok = Call("POST", "/v1/sandboxes", spec, &out);
+    create.Add(t0, ok);
+    if (ok) ids[i] = out["id"];
+  });
+  double exec_ms = Parallel(count, clients, [&](int i) {
+    if (ids[i].empty()) return;
+    double t0 = Now();
+    exec.Add(t0, Call("POST", "/v1/sandboxes/" + ids[i] + "/exec", tru));
+  });
+  double delete_ms = Parallel(count, clients, [&](int i) {
+    if (ids[i].empty()) return;
+    double t0 = Now();
+    del.Add(t0, Call("DELETE", "/v1/sandboxes/" + ids[i], nullptr));
+  });
+
+  Phase c_create, c_exec, c_delete, c_cycle;
+  std::atomic<bool> stop{false};
+  std::atomic<int> cycles{0};
+  double churn_t0 = Now();
+  std::vector<std::thread> loopers;
+  for (int c = 0; c < clients; ++c)
+    loopers.emplace_back([&] {
+      while (!stop.load()) {
+        double t0 = Now();
+        json out;
+        bool ok = Call("POST", "/v1/sandboxes", spec, &out);
+        c_create.Add(t0, ok);
+        if (!ok) continue;
+        std::string id = out["id"];
+        double t1 = Now();
+        bool ran = Call("POST", "/v1/sandboxes/" + id + "/exec", tru);
+        c_exec.Add(t1, ran);
+        double t2 = Now();
+        bool gone = Call("DELETE", "/v1/sandboxes/" + id, nullptr);
+        c_delete.Add(t2, gone);
+        c_cycle.Add(t0, ran && gone);
+        cycles.fetch_add(1);
+      }
+    });
+  ::usleep(static_cast<useconds_t>(seconds * 1e6));
+  stop = true;
+  for (auto& t : loopers) t.join();
+  double churn_ms = Now() - churn_t0;
+
+  std::printf("paddockd, template %s, networking %s, %d concurrent clients\n", tmpl.c_str(),
+              network ? "on" : "off (--no-network)", clients);
+  std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
+  PrintRow("create", create, create_ms);
+  PrintRow("exec true", exec, exec_ms);
+  PrintRow("delete", del, delete_ms);
+  std::printf("\nsteady churn, %.0f s: %.1f create+exec+delete cycles/s\n", churn_ms / 1000,
+              cycles.load() / (churn_ms / 1000));
+  PrintRow("cycle", c_cycle, churn_ms);
+  PrintRow("  create", c_create, 0);
+  PrintRow("  exec true", c_exec, 0);
+  PrintRow("  delete", c_delete, 0);
+
+  ::kill(daemon_pid, SIGTERM);
+  ::waitpid(daemon_pid, nullptr, 0);
+  if (with_runc) {
+    Phase runc_cycle;
+    double rate = RuncChurn(state + "/state/templates/" + tmpl + "-v1", std::min(seconds, 30.0), runc_cycle);
+    if (rate > 0) {
+      std::printf("\nrunc, one cycle at a time (run -d, exec true, kill, delete): %.1f cycles/s\n", rate);
+      PrintRow("cycle", runc_cycle, 0);
+      std::printf("ratio, paddockd cycles/s under %d clients / runc cycles/s: %.1fx\n", clients,
+                  (cycles.load() / (churn_ms / 1000)) / rate);
+    } else {
+      std::printf("\nrunc: not found, no peer figures\n");
+    }
+  }
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+  (void)RemoveTree(state);
+  return 0;
+}
