@@ -30,9 +30,12 @@
 #include "base/fs.h"
 #include "cli/api_client.h"
 #include "daemon.h"
+#include "runc.h"
 #include "samples.h"
 
 using namespace paddock;
+using bench::MakeRuncBundle;
+using bench::Run;
 using bench::Samples;
 using cli::json;
 
@@ -102,37 +105,11 @@ void PrintRow(const char* what, Phase& p, double wall_ms) {
               p.ms.P(0.5), p.ms.P(0.99), p.failed);
 }
 
-int Run(const std::vector<std::string>& args) {
-  std::string cmd;
-  for (const auto& a : args) cmd += "'" + a + "' ";
-  return std::system((cmd + ">/dev/null 2>&1").c_str());
-}
-
-const char* kRuncConfig = R"({
-  "ociVersion": "1.0.2",
-  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
-    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
-    "noNewPrivileges": true},
-  "root": {"path": "ROOTFS", "readonly": true},
-  "hostname": "runc",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
-    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
-  ],
-  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]}
-})";
-
 // runc's create -> exec -> kill -> delete, `seconds` long (at most 1,000
 // cycles), one after another. Returns cycles per second; 0 without runc.
 double RuncChurn(const std::string& rootfs, double seconds, Phase& cycle) {
-  if (Run({"runc", "--version"}) != 0) return 0;
   std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
-  (void)MakeDirs(bundle);
-  std::string config = kRuncConfig;
-  config.replace(config.find("ROOTFS"), 6, rootfs);
-  (void)WriteFileAtomic(bundle + "/config.json", config);
+  if (!MakeRuncBundle(bundle, rootfs)) return 0;
   double t0 = Now();
   int n = 0;
   for (; n < 1000 && Now() - t0 < seconds * 1000; ++n) {

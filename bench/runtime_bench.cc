@@ -7,8 +7,6 @@
 // `true` on an open connection and on a new one, pause, resume, stop, delete.
 // Then the same cycle through runc over an OCI bundle whose rootfs is the same
 // template layer. Prints p50/p99 in milliseconds and the ratios; asserts nothing.
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,15 +19,16 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "runc.h"
 #include "samples.h"
 #include "sandbox/manager.h"
-
-extern char** environ;
 
 using namespace paddock;
 
 namespace {
 
+using bench::MakeRuncBundle;
+using bench::Run;
 using bench::Samples;
 
 using Table = std::vector<std::pair<std::string, Samples>>;
@@ -49,25 +48,6 @@ void Print(const char* title, Table& t) {
 void Die(const std::string& what, const Status& s) {
   std::fprintf(stderr, "runtime_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
   std::exit(1);
-}
-
-// Runs a command quietly; returns its exit code.
-int Run(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return 127;
-  int status;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 // The paddock cycle over `count` sandboxes, with `warm_shells` kept ready.
@@ -130,26 +110,6 @@ Table RunPaddock(const std::string& state, const SandboxSpec& spec, int count, s
   return pdk;
 }
 
-const char* kRuncConfig = R"({
-  "ociVersion": "1.0.2",
-  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
-    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
-    "noNewPrivileges": true},
-  "root": {"path": "ROOTFS", "readonly": true},
-  "hostname": "runc",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev","ro"]},
-    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","nodev"]}
-  ],
-  "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-    "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-    "readonlyPaths": ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]}
-})";
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,14 +138,10 @@ int main(int argc, char** argv) {
   Print("paddock, no warm shells (every create clones and mounts)", cold);
   Print("paddock, 4 warm shells (the daemon's default)", pdk);
 
-  if (with_runc && Run({"runc", "--version"}) == 0) {
-    // The same rootfs: the template's layer, read-only.
-    std::string layer = state + "/templates/" + (tmpl == "busybox" ? "busybox-v1" : "host-v1");
-    std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
-    (void)MakeDirs(bundle);
-    std::string config = kRuncConfig;
-    config.replace(config.find("ROOTFS"), 6, layer);
-    (void)WriteFileAtomic(bundle + "/config.json", config);
+  // The same rootfs: the template's layer, read-only.
+  std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
+  if (with_runc &&
+      MakeRuncBundle(bundle, state + "/templates/" + (tmpl == "busybox" ? "busybox-v1" : "host-v1"))) {
     Table runc;
     int failures = 0;
     for (int i = 0; i < count; ++i) {
