@@ -166,9 +166,12 @@ int ShellMain(void* arg) {
   int fds[kMaxMountFds];
   ssize_t nfds = ReceiveMountFds(sync, fds);                   // host: maps written, cgroup joined
   if (nfds < 1) ChildFail(sync, "receive mounts from host");
-  if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)  // user ns: become root inside
+  // Raw system calls: glibc's wrappers would apply the change to every
+  // thread of the daemon whose memory we share (signalling each and taking
+  // its thread-list lock), where we want it for this task alone.
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0)  // user ns
     ChildFail(sync, "become root in the user namespace");
-  if (::setgroups(0, nullptr) != 0) ChildFail(sync, "clear supplementary groups");
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(sync, "clear supplementary groups");
   if (const char* step = mnt::AssembleRootfs(a->plan, fds, static_cast<size_t>(nfds)))  // mount ns
     ChildFail(sync, step);
   ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);  // the mount fds
