@@ -17,6 +17,7 @@ packages=(
   mmdebstrap                            # image tests: a real Debian root filesystem
   libnl-route-3-dev                     # netlink: bridge, veths, addresses, routes
   libnftables-dev                       # the firewall and NAT table
+  libnetfilter-conntrack-dev            # forgetting a recycled address's tracked connections
   curl                                  # the README's API examples
   libgtest-dev                          # tests
   clang libclang-rt-dev                 # fuzzing: libFuzzer, ASan and UBSan (scripts/fuzz.sh)

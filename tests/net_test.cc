@@ -7,11 +7,15 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/ip_icmp.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <thread>
 
 #include "kernel/net.h"
+#include "net/conntrack.h"
+#include "net/network.h"
 #include "net/netlink.h"
 #include "sandbox_fixture.h"
 
@@ -138,7 +142,10 @@ class NetTest : public SandboxTest {
     network.table = "paddock_test";
     network.pool = kPool;
     network.dns = {"10.89.0.1"};
-    opts.network = network;  // no warm slots or shells: the host-clean check compares devices
+    // No warm or recycled slots, no warm shells: the host-clean check
+    // compares devices. SlotPoolTest covers the pool.
+    network.recycled_slots = 0;
+    opts.network = network;
     auto m = SandboxManager::Open(opts);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     manager_ = m->release();
@@ -402,6 +409,150 @@ TEST_F(NetTest, PauseKeepsTheNetworkAndNoNetworkMeansLoopbackOnly) {
   SandboxInfo none = CreateNet(R"({"enabled": false})");
   EXPECT_EQ(none.address, "");
   EXPECT_EQ(Sh(none.id, "cat /proc/net/dev").find("eth0"), std::string::npos);
+}
+
+// The slot pool on its own: a Network with a bridge, table and pool of its
+// own, no sandbox. Slots come back to it when their last holder left nothing.
+class SlotPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "integration tests run as root";
+    before_ = TakeHostSnapshot();
+    net::NetworkOptions opts;
+    opts.bridge = "pdkt1";
+    opts.table = "paddock_pool_test";
+    opts.pool = "10.90.0.0/24";
+    opts.dns = {"10.90.0.1"};
+    opts.recycled_slots = 4;
+    auto n = net::Network::Open(opts);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    network_ = std::move(*n);
+    ASSERT_TRUE(network_->FinishRecovery({}).ok());
+  }
+  void TearDown() override {
+    if (!network_) return;
+    EXPECT_TRUE(network_->RemoveAll().ok());
+    network_.reset();  // destroys the pooled slots
+    EXPECT_EQ(DescribeLeaks(before_, TakeHostSnapshot()), "");
+  }
+
+  std::unique_ptr<net::Slot> Take() {
+    auto slot = network_->Acquire();
+    EXPECT_TRUE(slot.ok()) << slot.status().ToString();
+    return slot.ok() ? std::move(*slot) : nullptr;
+  }
+  static ino_t NamespaceOf(const net::Slot& slot) {
+    struct stat st {};
+    ::fstat(slot.netns.get(), &st);
+    return st.st_ino;
+  }
+  static bool VethExists(const std::string& name) {
+    auto nl = net::Netlink::Open();
+    return nl.ok() && nl->LinkIndex(name).ok();
+  }
+  // From inside the slot: one ICMP echo to the gateway and its reply, which
+  // the host's conntrack table records under the slot's address.
+  Status PingGateway(const net::Slot& slot) {
+    return kernel::net::InNetns(slot.netns.get(), [&]() -> Status {
+      UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));
+      if (!fd) return Status::Errno("ping socket");
+      icmphdr echo{};
+      echo.type = ICMP_ECHO;
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_addr.s_addr = network_->gateway().network_order();
+      if (::sendto(fd.get(), &echo, sizeof echo, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+        return Status::Errno("send echo");
+      pollfd p{fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 3000) != 1) return DeadlineExceeded("no echo reply");
+      char reply[64];
+      if (::recv(fd.get(), reply, sizeof reply, 0) <= 0) return Status::Errno("receive echo reply");
+      return Status::Ok();
+    });
+  }
+  // Leaves a TCP connection in TIME_WAIT in the slot's namespace (over its
+  // loopback): the side that closes first keeps it for a minute.
+  Status LeaveTimeWait(const net::Slot& slot) {
+    return kernel::net::InNetns(slot.netns.get(), [&]() -> Status {
+      UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof a;
+      if (::bind(server.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(server.get(), 1) != 0 ||
+          ::getsockname(server.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        return Status::Errno("listen on loopback");
+      UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (::connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Status::Errno("connect");
+      UniqueFd accepted(::accept4(server.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!accepted) return Status::Errno("accept");
+      client.reset();  // the active close
+      char byte;
+      if (::recv(accepted.get(), &byte, 1, 0) != 0) return Internal("expected EOF");
+      return Status::Ok();  // the accepted end closes on return, the client's enters TIME_WAIT
+    });
+  }
+
+  HostSnapshot before_;
+  std::unique_ptr<net::Network> network_;
+};
+
+TEST_F(SlotPoolTest, AReleasedSlotThatHoldsNothingIsReusedAsItIs) {
+  auto first = Take();
+  ASSERT_TRUE(first);
+  net::Ipv4 address = first->address;
+  ino_t ns = NamespaceOf(*first);
+  network_->Release(std::move(first));
+  EXPECT_EQ(network_->warm_slots_ready(), 1u);
+  auto second = Take();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->address, address);
+  EXPECT_EQ(NamespaceOf(*second), ns);
+  // Another slot comes first when both are ready: a freed address is reused last.
+  auto third = Take();
+  ASSERT_TRUE(third);
+  net::Ipv4 other = third->address;
+  network_->Release(std::move(third));
+  network_->Release(std::move(second));
+  auto fourth = Take();
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(fourth->address, other);
+  network_->Release(std::move(fourth));
+}
+
+TEST_F(SlotPoolTest, ASlotWithASocketLeftInItIsDestroyedNotReused) {
+  auto slot = Take();
+  ASSERT_TRUE(slot);
+  net::Ipv4 address = slot->address;
+  std::string veth = slot->veth;
+  ASSERT_TRUE(LeaveTimeWait(*slot).ok());
+  network_->Release(std::move(slot));
+  EXPECT_EQ(network_->warm_slots_ready(), 0u);
+  EXPECT_FALSE(VethExists(veth));
+  auto next = Take();
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->address, address);
+  network_->Release(std::move(next));
+}
+
+TEST_F(SlotPoolTest, ARecycledAddressKeepsNoTrackedConnection) {
+  auto slot = Take();
+  ASSERT_TRUE(slot);
+  net::Ipv4 address = slot->address;
+  ASSERT_TRUE(PingGateway(*slot).ok());
+  auto forgotten = net::ForgetConnections(address);  // the ping was tracked
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_GE(*forgotten, 1);
+
+  ASSERT_TRUE(PingGateway(*slot).ok());
+  network_->Release(std::move(slot));
+  auto again = Take();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->address, address);  // recycled...
+  forgotten = net::ForgetConnections(address);
+  ASSERT_TRUE(forgotten.ok());
+  EXPECT_EQ(*forgotten, 0);  // ...and Release had forgotten its connections
+  network_->Release(std::move(again));
 }
 
 }  // namespace

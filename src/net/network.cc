@@ -1,12 +1,13 @@
 #include "net/network.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "base/fs.h"
 #include "kernel/net.h"
-
+#include "net/conntrack.h"
 
 namespace paddock::net {
 namespace {
@@ -47,9 +48,52 @@ Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
   PDK_TRY(nl.AddRoute(Cidr{Ipv4{0}, 0}, gateway, eth0));
   PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"));
   PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"));
+  // No per-peer TCP metrics kept: they would show the next holder of a
+  // recycled slot whom the last one talked to.
+  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/tcp_no_metrics_save", "1"));
   for (const char* conf : {"all", "default"})
     (void)WriteExisting(std::string("/proc/sys/net/ipv6/conf/") + conf + "/disable_ipv6", "1");
   return Status::Ok();
+}
+
+// What a slot's last holder left in its namespace, read from inside it.
+struct Leftovers {
+  bool sockets = false;  // a TCP, UDP, raw or unix socket, or a TIME_WAIT entry
+  uint64_t packets = 0;  // received and sent by eth0 since the slot was made
+};
+
+Result<Leftovers> ReadLeftovers() {
+  Leftovers left;
+  // Per namespace: "inuse" of each protocol and "tw" of TCP ("orphan" and
+  // "alloc" count the whole host).
+  for (const char* file : {"/proc/thread-self/net/sockstat", "/proc/thread-self/net/sockstat6"}) {
+    PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      std::string proto, key;
+      uint64_t value;
+      words >> proto;
+      if (proto.rfind("FRAG", 0) == 0 || proto == "sockets:") continue;
+      while (words >> key >> value)
+        if ((key == "inuse" || key == "tw") && value != 0) left.sockets = true;
+    }
+  }
+  PDK_ASSIGN_OR_RETURN(std::string unix_sockets, ReadFile("/proc/thread-self/net/unix"));
+  if (std::count(unix_sockets.begin(), unix_sockets.end(), '\n') > 1) left.sockets = true;
+  PDK_ASSIGN_OR_RETURN(std::string dev, ReadFile("/proc/thread-self/net/dev"));
+  std::istringstream lines(dev);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos || line.substr(0, colon).find("eth0") == std::string::npos) continue;
+    std::istringstream fields(line.substr(colon + 1));
+    uint64_t v[10] = {};
+    for (auto& f : v) fields >> f;
+    left.packets = v[1] + v[9];  // rx and tx packets
+  }
+  return left;
 }
 
 }  // namespace
@@ -88,7 +132,8 @@ Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Ne
       nl_(std::move(nl)),
       bridge_index_(bridge_index),
       firewall_(std::move(firewall)),
-      used_(pool.size(), false) {
+      used_(pool.size(), false),
+      last_take_(std::chrono::steady_clock::now()) {
   used_[0] = used_[1] = used_.back() = true;  // network, gateway, broadcast
 }
 
@@ -181,7 +226,8 @@ Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
     adopted_veths_.clear();
   }
   PDK_TRY(firewall_->Rebuild(policies));
-  if (opts_.warm_slots > 0 && !refill_.joinable()) refill_ = std::thread([this] { Refill(); });
+  if ((opts_.warm_slots > 0 || opts_.recycled_slots > 0) && !refill_.joinable())
+    refill_ = std::thread([this] { Refill(); });
   return Status::Ok();
 }
 
@@ -191,6 +237,7 @@ Result<std::unique_ptr<Slot>> Network::Acquire() {
     if (!warm_.empty()) {
       auto slot = std::move(warm_.front());
       warm_.pop_front();
+      last_take_ = std::chrono::steady_clock::now();
       cv_.notify_all();
       return slot;
     }
@@ -200,8 +247,30 @@ Result<std::unique_ptr<Slot>> Network::Acquire() {
 
 void Network::Release(std::unique_ptr<Slot> slot) {
   if (!slot) return;
-  (void)firewall_->Forget(slot->address);
+  if (firewall_->Forget(slot->address).ok() && Reset(*slot).ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_ && warm_.size() < opts_.warm_slots + opts_.recycled_slots) {
+      warm_.push_back(std::move(slot));
+      return;
+    }
+  }
   DestroySlot(*slot);
+}
+
+Status Network::Reset(Slot& slot) {
+  Leftovers left;
+  PDK_TRY(kernel::net::InNetns(slot.netns.get(), [&]() -> Status {
+    PDK_ASSIGN_OR_RETURN(left, ReadLeftovers());
+    return Status::Ok();
+  }));
+  if (left.sockets) return FailedPrecondition("sockets of the last holder remain in the slot");
+  // A slot that carried no packet since its last reset has no tracked
+  // connection: the table dump is paid only by slots that were used.
+  if (left.packets != slot.packets) {
+    PDK_TRY(ForgetConnections(slot.address).status());
+    slot.packets = left.packets;
+  }
+  return Status::Ok();
 }
 
 Status Network::RemoveAll() {
@@ -222,10 +291,22 @@ std::string Network::ResolvConf() const {
 }
 
 void Network::Refill() {
+  constexpr auto kIdleLife = std::chrono::seconds(60);
   std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    cv_.wait(lock, [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
-    if (stopping_) return;
+  while (!stopping_) {
+    if (warm_.size() > opts_.warm_slots && std::chrono::steady_clock::now() - last_take_ > kIdleLife) {
+      auto slot = std::move(warm_.front());  // the oldest
+      warm_.pop_front();
+      lock.unlock();
+      DestroySlot(*slot);
+      lock.lock();
+      continue;
+    }
+    if (warm_.size() >= opts_.warm_slots) {
+      cv_.wait_for(lock, std::chrono::seconds(5),
+                   [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
+      continue;
+    }
     lock.unlock();
     auto slot = MakeSlot();
     lock.lock();

@@ -8,11 +8,16 @@
 // opened up by sysctl instead.
 //
 // Slots are kept ready in a pool, refilled by a background thread, so that
-// taking one costs no netlink round trip. Nothing is mounted: a slot lives
+// taking one costs no netlink round trip. Released slots go back to the
+// pool when nothing of their last holder is left in them: deleting a veth
+// waits on the kernel's one rtnl lock and an RCU grace period, so making
+// and destroying a slot per sandbox would serialise every create and delete
+// on the host. Nothing is mounted: a slot lives
 // while its fd or a process in it does, so a crash of paddockd frees every
 // slot no sandbox holds. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -38,6 +43,9 @@ struct NetworkOptions {
   std::string pool = "10.88.0.0/16";  // the first address is the bridge's (the gateway)
   std::vector<std::string> dns;       // empty: the host's resolvers, less loopback ones
   size_t warm_slots = 0;              // slots kept ready
+  // Released slots kept for the next sandboxes beyond warm_slots, once
+  // reset (see Release); one no one takes for a minute goes.
+  size_t recycled_slots = 64;
   // Private-range CIDRs that sandboxes reach by default (egress otherwise
   // goes to the public internet only: see Firewall).
   std::vector<std::string> private_allowed;
@@ -47,6 +55,7 @@ struct Slot {
   Ipv4 address;
   std::string veth;  // the host end, a port of the bridge
   UniqueFd netns;
+  uint64_t packets = 0;  // what eth0 had carried when the slot was last reset
 };
 
 class Network {
@@ -65,7 +74,12 @@ class Network {
 
   // A slot from the pool, or one made now if the pool is empty.
   Result<std::unique_ptr<Slot>> Acquire();
-  // Forgets the slot's policy, deletes its veth and frees its address.
+  // Forgets the slot's policy and takes it back. It goes to the back of the
+  // pool (its address is reused after every other ready one) once reset:
+  // no socket of its last holder left in it (one closing or in TIME_WAIT
+  // would show in the next holder's /proc/net), and the host's tracked
+  // connections of its address deleted. Otherwise, or with the pool full,
+  // its veth is deleted and its address freed.
   void Release(std::unique_ptr<Slot> slot);
   Status Apply(const Slot& slot, const NetworkPolicy& policy) {
     return firewall_->Apply(slot.address, policy);
@@ -87,7 +101,8 @@ class Network {
   void FreeAddress(Ipv4 a);
   Result<std::unique_ptr<Slot>> MakeSlot();
   void DestroySlot(Slot& slot);
-  void Refill();  // the refill thread
+  Status Reset(Slot& slot);
+  void Refill();  // the refill thread: makes slots, and retires those idle too long
 
   const NetworkOptions opts_;
   const Cidr pool_;
@@ -102,7 +117,8 @@ class Network {
   std::vector<bool> used_;  // by offset in the pool
   uint64_t cursor_ = 2;     // next offset to try: freed addresses are reused last
   std::set<std::string> adopted_veths_;
-  std::deque<std::unique_ptr<Slot>> warm_;
+  std::deque<std::unique_ptr<Slot>> warm_;  // taken from the front, returned to the back
+  std::chrono::steady_clock::time_point last_take_;
   bool stopping_ = false;
   std::thread refill_;
 };
