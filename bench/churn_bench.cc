@@ -48,7 +48,7 @@ double Now() { return MonotonicNanos() / 1e6; }
 
 void StartDaemon(bool network) {
   std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
-                                   "--init", PADDOCK_INIT_PATH, "--max-sandboxes", "4000"};
+                                   "--init", PADDOCK_INIT_PATH};
   if (!network) args.push_back("--no-network");
   daemon_pid = bench::SpawnPaddockd(args, sock, state + "/paddockd.log");
   if (daemon_pid > 0) return;
@@ -124,6 +124,18 @@ double RuncChurn(const std::string& rootfs, double seconds, Phase& cycle) {
   return n / ((Now() - t0) / 1000);
 }
 
+// Waits (up to 2 minutes) until paddockd has finished tearing down every
+// deleted sandbox; returns how long that took (ms), or -1.
+double WaitForTeardowns() {
+  double t0 = Now();
+  while (Now() - t0 < 120000) {
+    auto r = cli::ApiClient(sock).Send("GET", "/metrics", "");
+    if (r.ok() && r->body.find("\npaddock_sandboxes_tearing_down 0\n") != std::string::npos) return Now() - t0;
+    ::usleep(5000);
+  }
+  return -1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,6 +186,7 @@ int main(int argc, char** argv) {
     double t0 = Now();
     del.Add(t0, Call("DELETE", "/v1/sandboxes/" + ids[i], nullptr));
   });
+  double teardown_ms = WaitForTeardowns();
 
   Phase c_create, c_exec, c_delete, c_cycle;
   std::atomic<bool> stop{false};
@@ -187,7 +200,10 @@ int main(int argc, char** argv) {
         json out;
         bool ok = Call("POST", "/v1/sandboxes", spec, &out);
         c_create.Add(t0, ok);
-        if (!ok) continue;
+        if (!ok) {
+          ::usleep(10000);  // the host may be full of sandboxes still being torn down
+          continue;
+        }
         std::string id = out["id"];
         double t1 = Now();
         bool ran = Call("POST", "/v1/sandboxes/" + id + "/exec", tru);
@@ -203,6 +219,7 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : loopers) t.join();
   double churn_ms = Now() - churn_t0;
+  double churn_teardown_ms = WaitForTeardowns();
 
   std::printf("paddockd, template %s, networking %s, %d concurrent clients\n", tmpl.c_str(),
               network ? "on" : "off (--no-network)", clients);
@@ -210,12 +227,14 @@ int main(int argc, char** argv) {
   PrintRow("create", create, create_ms);
   PrintRow("exec true", exec, exec_ms);
   PrintRow("delete", del, delete_ms);
+  std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", teardown_ms);
   std::printf("\nsteady churn, %.0f s: %.1f create+exec+delete cycles/s\n", churn_ms / 1000,
               cycles.load() / (churn_ms / 1000));
   PrintRow("cycle", c_cycle, churn_ms);
   PrintRow("  create", c_create, 0);
   PrintRow("  exec true", c_exec, 0);
   PrintRow("  delete", c_delete, 0);
+  std::printf("teardowns all done %.0f ms after the churn stopped\n", churn_teardown_ms);
 
   ::kill(daemon_pid, SIGTERM);
   ::waitpid(daemon_pid, nullptr, 0);

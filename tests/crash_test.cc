@@ -73,6 +73,32 @@ TEST_F(DaemonTest, KillNineDuringFiftyParallelCreates) {
   EXPECT_EQ(folders, ids);
 }
 
+// A delete answers before its teardown (cgroup, network slot, files) is
+// done; paddockd killed right after fifty of them finishes that at start-up.
+TEST_F(DaemonTest, KillNineRightAfterFiftyDeletesLeavesNothingBehind) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(Must("POST", "/v1/sandboxes", json::object(), 201)["id"]);
+  std::vector<std::thread> threads;
+  std::atomic<int> deleted{0};
+  for (const auto& id : ids)
+    threads.emplace_back([&, id] {
+      auto r = api().Send("DELETE", "/v1/sandboxes/" + id);
+      if (r.ok() && r->status == 204) ++deleted;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(deleted.load(), 50);
+  StopDaemon(SIGKILL);
+  ReapOrphans();
+  StartDaemon();
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
+  for (const auto& id : ids) {
+    EXPECT_FALSE(PathExists(state_->path() + "/state/sandboxes/" + id)) << id;
+    for (const auto& cg : TakeHostSnapshot().cgroups) EXPECT_EQ(cg.find(id), std::string::npos) << cg;
+  }
+  // The fixture then stops paddockd and checks no device, mount or process is left.
+}
+
 TEST_F(DaemonTest, RestartAdoptsTwoHundredRunningAndPausedSandboxes) {
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(Must("POST", "/v1/sandboxes", {{"template", "busybox"}}, 201)["id"]);

@@ -111,6 +111,17 @@ class DaemonTest : public ::testing::Test {
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {}
   }
 
+  // Waits (bounded: 30 s) until paddockd has torn down every deleted
+  // sandbox, which it does after answering the delete; false if it has not.
+  bool WaitForTeardowns() {
+    for (int i = 0; i < 3000; ++i) {
+      auto m = api().Send("GET", "/metrics");
+      if (m.ok() && m->body.find("\npaddock_sandboxes_tearing_down 0\n") != std::string::npos) return true;
+      ::usleep(10000);
+    }
+    return false;
+  }
+
   std::string DaemonLog() { return ReadFile(state_->path() + "/paddockd.log").value(); }
 
   cli::ApiClient api() { return cli::ApiClient(socket_); }

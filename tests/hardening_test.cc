@@ -486,6 +486,7 @@ TEST_F(DaemonTest, FoldersFiveThousandDeepAreRemovedAndForkedLikeAnyOther) {
   Must("DELETE", "/v1/sandboxes/" + fork, nullptr, 204);
   Must("DELETE", "/v1/sandboxes/deep", nullptr, 204);
   EXPECT_TRUE(ListDir(state_->path() + "/state/sandboxes").size() <= 8u);  // warm shells only
+  ASSERT_TRUE(WaitForTeardowns());  // the trash is emptied after the delete's answer
   EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
 }
 

@@ -105,7 +105,10 @@ TEST_F(SandboxTest, DeleteRemovesEverythingInAnyState) {
     EXPECT_EQ(manager_->Get(sb.id).status().code(), StatusCode::kNotFound);
   }
   EXPECT_EQ(manager_->Delete(running.id).code(), StatusCode::kNotFound);
-  // The fixture then checks no mount, cgroup or init process is left.
+  // The rest goes in the background: once it is done, the trash is empty
+  // too, and the fixture checks no mount, cgroup or init process is left.
+  manager_->FinishTeardowns();
+  EXPECT_TRUE(ListDir(state_->path() + "/trash").empty());
 }
 
 TEST_F(SandboxTest, ProcessesKeepRunningWithoutAClientAndOutputIsReplayed) {

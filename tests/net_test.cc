@@ -528,6 +528,7 @@ TEST_F(SlotPoolTest, ASlotWithASocketLeftInItIsDestroyedNotReused) {
   ASSERT_TRUE(LeaveTimeWait(*slot).ok());
   network_->Release(std::move(slot));
   EXPECT_EQ(network_->warm_slots_ready(), 0u);
+  network_->WaitForDestroyedSlots();  // the kernel removes the veth with the namespace
   EXPECT_FALSE(VethExists(veth));
   auto next = Take();
   ASSERT_TRUE(next);

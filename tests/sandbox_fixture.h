@@ -67,6 +67,7 @@ class SandboxTest : public ::testing::Test {
       Status s = manager_->Delete(info.id);
       EXPECT_TRUE(s.ok()) << "delete " << info.id << ": " << s.ToString();
     }
+    manager_->FinishTeardowns();
     EXPECT_EQ(DescribeLeaks(before_, TakeHostSnapshot()), "");
     auto left = ListDir(state_->path() + "/sandboxes");
     EXPECT_TRUE(left.empty()) << "sandbox folders left: " << left.size();

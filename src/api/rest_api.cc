@@ -957,6 +957,7 @@ Response RestApi::Metrics(Call& c) {
   }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
+  metrics_->Set("paddock_sandboxes_tearing_down", {}, static_cast<double>(manager_->tearing_down()));
   metrics_->Set("paddock_images", {}, static_cast<double>(manager_->images().List().size()));
   metrics_->Set("paddock_registry_requests_total", {},
                 static_cast<double>(manager_->images().registry().requests_sent()));

@@ -5,7 +5,7 @@
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
 //            [--api-key KEY] [--max-sandboxes N] [--warm-shells N] [--warm-images N]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
-//            [--warm-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
+//            [--warm-slots N] [--recycled-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--network-pool", nopts.pool, "IPv4 CIDR of sandbox addresses (the first is the gateway)");
   app.add_option("--dns", nopts.dns, "resolvers for sandboxes (default: the host's, less loopback ones)");
   app.add_option("--warm-slots", nopts.warm_slots, "network slots kept ready for creates and starts");
+  app.add_option("--recycled-slots", nopts.recycled_slots,
+                 "released network slots kept, once reset, for the next sandboxes (beyond --warm-slots)");
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
   app.add_option("--egress-allow-private", nopts.private_allowed,
                  "a private-range CIDR every sandbox may reach (default egress is the "

@@ -171,16 +171,30 @@ Status Netlink::DeleteLink(const std::string& name) {
   return Status::Ok();
 }
 
-Result<std::vector<std::string>> Netlink::PortsOf(int master_index) {
+namespace {
+
+// The names of the links for which `keep` holds.
+template <class Keep>
+Result<std::vector<std::string>> NamesOf(nl_sock* sock, Keep keep) {
   nl_cache* raw = nullptr;
-  if (int err = rtnl_link_alloc_cache(sock_, AF_UNSPEC, &raw); err < 0) return NlError("list links", err);
+  if (int err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &raw); err < 0) return NlError("list links", err);
   CachePtr cache(raw);
   std::vector<std::string> names;
   for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
     auto* link = reinterpret_cast<rtnl_link*>(o);
-    if (rtnl_link_get_master(link) == master_index) names.emplace_back(rtnl_link_get_name(link));
+    if (keep(link)) names.emplace_back(rtnl_link_get_name(link));
   }
   return names;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Netlink::PortsOf(int master_index) {
+  return NamesOf(sock_, [&](rtnl_link* link) { return rtnl_link_get_master(link) == master_index; });
+}
+
+Result<std::vector<std::string>> Netlink::LinkNames() {
+  return NamesOf(sock_, [](rtnl_link*) { return true; });
 }
 
 }  // namespace paddock::net

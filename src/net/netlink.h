@@ -40,6 +40,8 @@ class Netlink {
   Status DeleteLink(const std::string& name);
   // The names of the links enslaved to `master_index`.
   Result<std::vector<std::string>> PortsOf(int master_index);
+  // The names of all links.
+  Result<std::vector<std::string>> LinkNames();
 
  private:
   explicit Netlink(nl_sock* sock) : sock_(sock) {}

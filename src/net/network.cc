@@ -145,27 +145,26 @@ Network::~Network() {
     warm.swap(warm_);
   }
   cv_.notify_all();
-  if (refill_.joinable()) refill_.join();
+  if (upkeep_.joinable()) upkeep_.join();
   for (auto& slot : warm) DestroySlot(*slot);
+  WaitForDestroyedSlots();
 }
 
 Result<Ipv4> Network::ReserveAddress() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (slots_ >= kMaxSlots)
+    return ResourceExhausted("the sandbox network is full: its bridge holds at most " +
+                             std::to_string(kMaxSlots) + " slots (in use, ready or being released)");
   for (uint64_t n = 0; n < used_.size(); ++n) {
     uint64_t i = (cursor_ + n) % used_.size();
     if (!used_[i]) {
       used_[i] = true;
       cursor_ = i + 1;
+      ++slots_;
       return pool_.At(i);
     }
   }
   return ResourceExhausted("network pool " + pool_.ToString() + " has no free address");
-}
-
-void Network::FreeAddress(Ipv4 a) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (pool_.Contains(a)) used_[a.value - pool_.base.value] = false;
-  cv_.notify_all();
 }
 
 Result<std::unique_ptr<Slot>> Network::MakeSlot() {
@@ -189,13 +188,45 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
   return slot;
 }
 
+// Closing the namespace's last fd lets the kernel destroy it, and its eth0
+// takes the host's veth along: the kernel tears dying namespaces down in
+// batches, under one rtnl lock and one grace period for all, where an
+// RTM_DELLINK from here pays both for each slot. The address stays taken
+// until the veth, which is named after it, is gone.
 void Network::DestroySlot(Slot& slot) {
-  {
-    std::lock_guard<std::mutex> lock(nl_mu_);
-    (void)nl_.DeleteLink(slot.veth);  // its peer goes with it; the namespace with the last fd
-  }
   slot.netns.reset();
-  FreeAddress(slot.address);
+  std::lock_guard<std::mutex> lock(mu_);
+  destroyed_.push_back(slot.address);
+  cv_.notify_all();
+}
+
+void Network::FreeDestroyedAddresses() {
+  Result<std::vector<std::string>> links = [&] {
+    std::lock_guard<std::mutex> lock(nl_mu_);
+    return nl_.LinkNames();
+  }();
+  if (!links.ok()) return;
+  std::set<std::string> present(links->begin(), links->end());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto gone = std::partition(destroyed_.begin(), destroyed_.end(),
+                             [&](Ipv4 a) { return present.count(VethName(a)) > 0; });
+  for (auto it = gone; it != destroyed_.end(); ++it) {
+    used_[it->value - pool_.base.value] = false;
+    --slots_;
+  }
+  destroyed_.erase(gone, destroyed_.end());
+  cv_.notify_all();
+}
+
+void Network::WaitForDestroyedSlots() {
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (destroyed_.empty()) return;
+    }
+    FreeDestroyedAddresses();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {
@@ -212,6 +243,7 @@ Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {
   uint64_t i = address.value - pool_.base.value;
   if (used_[i]) return AlreadyExists(address.ToString() + " is held twice");
   used_[i] = true;
+  ++slots_;
   adopted_veths_.insert(slot->veth);
   return slot;
 }
@@ -226,8 +258,7 @@ Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
     adopted_veths_.clear();
   }
   PDK_TRY(firewall_->Rebuild(policies));
-  if ((opts_.warm_slots > 0 || opts_.recycled_slots > 0) && !refill_.joinable())
-    refill_ = std::thread([this] { Refill(); });
+  if (!upkeep_.joinable()) upkeep_ = std::thread([this] { Upkeep(); });
   return Status::Ok();
 }
 
@@ -290,10 +321,15 @@ std::string Network::ResolvConf() const {
   return text;
 }
 
-void Network::Refill() {
+void Network::Upkeep() {
   constexpr auto kIdleLife = std::chrono::seconds(60);
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
+    if (!destroyed_.empty()) {
+      lock.unlock();
+      FreeDestroyedAddresses();
+      lock.lock();
+    }
     if (warm_.size() > opts_.warm_slots && std::chrono::steady_clock::now() - last_take_ > kIdleLife) {
       auto slot = std::move(warm_.front());  // the oldest
       warm_.pop_front();
@@ -303,8 +339,9 @@ void Network::Refill() {
       continue;
     }
     if (warm_.size() >= opts_.warm_slots) {
-      cv_.wait_for(lock, std::chrono::seconds(5),
-                   [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
+      // Destroyed slots' veths go within milliseconds: look again soon.
+      auto wait = destroyed_.empty() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(20);
+      cv_.wait_for(lock, wait, [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
       continue;
     }
     lock.unlock();
@@ -314,12 +351,7 @@ void Network::Refill() {
       cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
       continue;
     }
-    if (stopping_) {
-      lock.unlock();
-      DestroySlot(**slot);
-      return;
-    }
-    warm_.push_back(std::move(*slot));
+    warm_.push_back(std::move(*slot));  // the destructor destroys it if stopping
   }
 }
 

@@ -44,8 +44,8 @@ struct NetworkOptions {
   std::vector<std::string> dns;       // empty: the host's resolvers, less loopback ones
   size_t warm_slots = 0;              // slots kept ready
   // Released slots kept for the next sandboxes beyond warm_slots, once
-  // reset (see Release); one no one takes for a minute goes.
-  size_t recycled_slots = 64;
+  // reset (see Release); those no one takes for a minute go.
+  size_t recycled_slots = 256;
   // Private-range CIDRs that sandboxes reach by default (egress otherwise
   // goes to the public internet only: see Firewall).
   std::vector<std::string> private_allowed;
@@ -63,7 +63,7 @@ class Network {
   // Brings up the bridge with the gateway address and turns on IPv4
   // forwarding. The firewall table is rebuilt by FinishRecovery.
   static Result<std::unique_ptr<Network>> Open(NetworkOptions opts);
-  ~Network();  // stops the refill thread and destroys the warm slots
+  ~Network();  // stops the upkeep thread and destroys the pooled slots
 
   // Start-up, before FinishRecovery: takes over the slot of a sandbox that
   // survived a restart of paddockd, its init being `init_pid`.
@@ -88,6 +88,12 @@ class Network {
   Status RemoveAll();
 
   size_t warm_slots_ready() const;
+  // Returns once every destroyed slot's veth is gone and its address free
+  // (at most 10 s).
+  void WaitForDestroyedSlots();
+  // A Linux bridge has 1,023 ports: slots in use, pooled and being torn
+  // down count against that. Beyond it Acquire says the network is full.
+  static constexpr size_t kMaxSlots = 1023;
   Ipv4 gateway() const { return pool_.At(1); }
   const Cidr& pool() const { return pool_; }
   const std::vector<Ipv4>& resolvers() const { return resolvers_; }
@@ -98,11 +104,14 @@ class Network {
   Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
           std::unique_ptr<Firewall> firewall);
   Result<Ipv4> ReserveAddress();
-  void FreeAddress(Ipv4 a);
   Result<std::unique_ptr<Slot>> MakeSlot();
   void DestroySlot(Slot& slot);
   Status Reset(Slot& slot);
-  void Refill();  // the refill thread: makes slots, and retires those idle too long
+  // Frees the addresses of destroyed slots whose veth is gone.
+  void FreeDestroyedAddresses();
+  // The upkeep thread: keeps warm_slots ready, retires slots idle too long
+  // and frees the addresses of destroyed slots.
+  void Upkeep();
 
   const NetworkOptions opts_;
   const Cidr pool_;
@@ -115,12 +124,14 @@ class Network {
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
   std::vector<bool> used_;  // by offset in the pool
+  size_t slots_ = 0;        // slots that exist (each a bridge port), adopted ones included
   uint64_t cursor_ = 2;     // next offset to try: freed addresses are reused last
   std::set<std::string> adopted_veths_;
   std::deque<std::unique_ptr<Slot>> warm_;  // taken from the front, returned to the back
   std::chrono::steady_clock::time_point last_take_;
+  std::vector<Ipv4> destroyed_;  // addresses held until their slot's veth is gone
   bool stopping_ = false;
-  std::thread refill_;
+  std::thread upkeep_;
 };
 
 }  // namespace paddock::net

@@ -51,7 +51,9 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s) {
 
 struct SandboxManager::Sandbox {
   std::mutex mu;        // serializes this sandbox's transitions
-  bool ready = false;   // false while Create is still building it
+  // False while Create is still building it and once it is deleted. Written
+  // under mu, read under the manager's lock too (Find): atomic.
+  std::atomic<bool> ready = false;
   SandboxInfo info;
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
@@ -225,6 +227,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
 SandboxManager::~SandboxManager() {
+  teardown_.Drain();  // deleted sandboxes' slots go back to network_, cgroups to cgroups_
   forwarder_.reset();  // its connections ask this manager where sandboxes are
   {
     std::lock_guard<std::mutex> lock(warm_mu_);
@@ -651,10 +654,15 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
   {  // The narrow reservation step: name and id.
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // Deleted sandboxes still torn down hold their places for a moment:
+    // wait for them (bounded) rather than say the host is full.
+    teardown_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
+      return by_id_.size() + tearing_down_ < opts_.max_sandboxes || by_id_.size() >= opts_.max_sandboxes;
+    });
     if (id_by_name_.count(info.name))
       return AlreadyExists("a sandbox named '" + info.name + "' already exists");
-    if (by_id_.size() >= opts_.max_sandboxes)
+    if (by_id_.size() + tearing_down_ >= opts_.max_sandboxes)
       return ResourceExhausted("this host is full: " + std::to_string(opts_.max_sandboxes) +
                                " sandboxes exist (the configured maximum)");
     by_id_[info.id] = sb;
@@ -949,6 +957,24 @@ void SandboxManager::RefillWarmShells() {
   }
 }
 
+// A frozen init cannot act on SIGTERM, and frozen tasks do not die. Thaw
+// whatever the recorded state: a freeze may have been left half done. A
+// cgroup someone removed from outside has nothing left to thaw (and must
+// not make the sandbox undeletable).
+Status SandboxManager::Thaw(Sandbox& sb) {
+  if (!sb.cgroup) return Status::Ok();
+  Status thawed = sb.cgroup->Thaw();
+  return thawed.ok() || thawed.code() == StatusCode::kNotFound ? Status::Ok() : thawed;
+}
+
+Status SandboxManager::Kill(Sandbox& sb) {
+  PDK_TRY(Thaw(sb));
+  // Killing PID 1 of a pid namespace kills everything in it.
+  if (sb.init.valid()) PDK_TRY(sb.init.Signal(SIGKILL));
+  ::unlink(sb.info.agent_socket.c_str());
+  return Status::Ok();
+}
+
 // Ends every process of the sandbox and removes its cgroup; files stay.
 Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   SandboxInfo& info = sb.info;
@@ -957,13 +983,7 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
     info.state = SandboxState::kStopped;
     return Status::Ok();
   }
-  // A frozen init cannot act on SIGTERM, and frozen tasks do not die. Thaw
-  // whatever the recorded state: a freeze may have been left half done. A
-  // cgroup someone removed from outside has nothing left to thaw (and must
-  // not make the sandbox undeletable).
-  if (sb.cgroup)
-    if (Status thawed = sb.cgroup->Thaw(); !thawed.ok() && thawed.code() != StatusCode::kNotFound)
-      return thawed;
+  PDK_TRY(Thaw(sb));
   bool exited = false;
   if (grace_ms > 0 && sb.init.valid()) {
     PDK_TRY(sb.init.Signal(SIGTERM));  // init forwards it to every process
@@ -1047,11 +1067,16 @@ Status SandboxManager::Delete(const std::string& id_or_name) {
   return DeleteLocked(*sb);
 }
 
+// The delete answers once the sandbox can neither run nor be reached: its
+// processes killed, its folder in the trash, its record gone. What it leaves
+// (its init to reap, cgroup, network slot, files, id range) is torn down by
+// the teardown workers. A crash meanwhile leaves nothing unaccounted for:
+// start-up empties the trash and removes cgroups and bridge ports that no
+// record holds, and id ranges are free unless a record holds them.
 Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (!sb.ready) return NotFound("sandbox '" + sb.info.id + "' does not exist");
   PDK_TRY(Persist(sb, "deleting", {"delete", "intent", ""}));
-  PDK_TRY(Halt(sb, 0));
-  // Rename first: a crash mid-removal leaves only trash, which Open empties.
+  PDK_TRY(Kill(sb));
   std::string trash = trash_dir_ + "/" + sb.info.id + "-" + RandomHex(4);
   if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
     return Status::Errno("move " + sb.info.dir + " to trash");
@@ -1059,13 +1084,48 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (forwarder_)
     for (const auto& f : sb.info.forwards) forwarder_->Close(f.bind, f.host_port);
   sb.ready = false;
+  auto remains = std::make_shared<Remains>();
+  remains->init = std::move(sb.init);
+  remains->cgroup = std::move(sb.cgroup);
+  remains->slot = std::move(sb.slot);
+  remains->trash = std::move(trash);
+  remains->host_first = sb.info.ids.host_first;
+  sb.info.state = SandboxState::kStopped;
   {
     std::lock_guard<std::mutex> g(mu_);
     by_id_.erase(sb.info.id);
     id_by_name_.erase(sb.info.name);
-    ReleaseIdSlot(sb.info.ids.host_first);
+    ++tearing_down_;
   }
-  return RemoveTree(trash);
+  teardown_.Post([this, remains] { TearDown(*remains); });
+  return Status::Ok();
+}
+
+void SandboxManager::TearDown(Remains& r) {
+  bool gone = !r.init.valid();
+  if (!gone) {
+    auto exited = r.init.Wait(10000);
+    gone = exited.ok() && *exited;
+  }
+  // An init that outlived SIGKILL by 10 s (stuck in the kernel) keeps its
+  // cgroup and id range; the next start-up sweeps the cgroup.
+  if (gone && r.cgroup) gone = r.cgroup->Destroy().ok();
+  if (r.slot) network_->Release(std::move(r.slot));
+  (void)RemoveTree(r.trash);
+  std::lock_guard<std::mutex> g(mu_);
+  if (gone) ReleaseIdSlot(r.host_first);
+  --tearing_down_;
+  teardown_cv_.notify_all();
+}
+
+void SandboxManager::FinishTeardowns() {
+  teardown_.Drain();
+  if (network_) network_->WaitForDestroyedSlots();
+}
+
+size_t SandboxManager::tearing_down() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tearing_down_;
 }
 
 Status SandboxManager::UpdateNetwork(const std::string& id_or_name,

@@ -30,6 +30,7 @@
 #include "agent/client.h"
 #include "base/fd.h"
 #include "base/status.h"
+#include "base/work_queue.h"
 #include "image/image_store.h"
 #include "kernel/cgroup.h"
 #include "kernel/contain.h"
@@ -158,8 +159,15 @@ class SandboxManager {
   // SIGTERM to every process, SIGKILL after `grace_ms` (-1: the default).
   Status Stop(const std::string& id_or_name, int grace_ms = -1);
   Status Start(const std::string& id_or_name);
-  // Stops it if needed and removes every trace: processes, cgroup, files.
+  // Kills its processes and forgets it; its cgroup, network slot and files
+  // are removed in the background (FinishTeardowns waits for that).
   Status Delete(const std::string& id_or_name);
+  // Returns once every deleted sandbox's teardown has finished, and the
+  // kernel has removed the network slots it destroyed.
+  void FinishTeardowns();
+  // Deleted sandboxes whose teardown has not finished; they count against
+  // max_sandboxes.
+  size_t tearing_down() const;
 
   Result<SandboxInfo> Get(const std::string& id_or_name) const;
   // Never waits for a transition in progress (Get does): the port proxy and
@@ -259,6 +267,9 @@ class SandboxManager {
   void RefillWarmShells();                   // the refill thread
   // Ends every process, removes the cgroup, gives back the network slot.
   Status Halt(Sandbox& sb, int grace_ms);    // requires sb.mu held
+  Status Thaw(Sandbox& sb);                  // requires sb.mu held
+  // Thaws, sends SIGKILL to init and unlinks the agent socket; does not wait.
+  Status Kill(Sandbox& sb);                  // requires sb.mu held
   // Takes a network slot for sb if it should have one (before Boot).
   Status TakeSlot(Sandbox& sb);              // requires sb.mu held
   // Applies sb's policy to its slot (after boot) and records its address.
@@ -270,6 +281,15 @@ class SandboxManager {
   Status Recover();
   Status RecoverOne(const SandboxRecord& rec);
   Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
+  // What a deleted sandbox leaves for the teardown workers.
+  struct Remains {
+    kernel::ProcessHandle init;  // killed, maybe not yet reaped
+    std::unique_ptr<kernel::Cgroup> cgroup;
+    std::unique_ptr<net::Slot> slot;
+    std::string trash;           // its folder, moved to the trash
+    uint32_t host_first = 0;     // its id range
+  };
+  void TearDown(Remains& r);
   Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source);
   // kInvalidArgument (or kUnimplemented for limits this host cannot
   // enforce) naming what is wrong with `spec`.
@@ -304,6 +324,8 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<Sandbox>> by_id_;
   std::map<std::string, std::string> id_by_name_;
   std::vector<bool> slot_used_;
+  size_t tearing_down_ = 0;  // deleted sandboxes whose teardown has not finished
+  std::condition_variable teardown_cv_;  // tearing_down_ went down
 
   mutable std::mutex warm_mu_;  // guards warm_ and stopping_
   std::condition_variable warm_cv_;
@@ -311,6 +333,9 @@ class SandboxManager {
   std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_;  // by WarmKey
   std::deque<std::string> warm_images_;  // image ids kept warm, the last used first
   std::thread refill_;
+
+  // Last: destroyed first, finishing every teardown while the rest is there.
+  WorkQueue teardown_{4};
 };
 
 }  // namespace paddock
