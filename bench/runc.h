@@ -35,11 +35,11 @@ inline int Run(std::vector<std::string> args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-// A container that runs `sleep` with Docker-like namespaces and mounts.
+// A container that runs ARGS with Docker-like namespaces and mounts.
 inline constexpr const char* kRuncConfig = R"({
   "ociVersion": "1.0.2",
   "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
-    "args": ["/bin/sleep", "1000000"], "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
+    "args": ARGS, "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
     "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
     "noNewPrivileges": true},
   "root": {"path": "ROOTFS", "readonly": true},
@@ -56,12 +56,15 @@ inline constexpr const char* kRuncConfig = R"({
     "readonlyPaths": ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]}
 })";
 
-// Writes `bundle`/config.json over `rootfs`; whether runc is there to use it.
-inline bool MakeRuncBundle(const std::string& bundle, const std::string& rootfs) {
+// Writes `bundle`/config.json over `rootfs`, its process `args` (a JSON
+// array); whether runc is there to use it.
+inline bool MakeRuncBundle(const std::string& bundle, const std::string& rootfs,
+                           const std::string& args = R"(["/bin/sleep", "1000000"])") {
   if (Run({"runc", "--version"}) != 0) return false;
   (void)MakeDirs(bundle);
   std::string config = kRuncConfig;
   config.replace(config.find("ROOTFS"), 6, rootfs);
+  config.replace(config.find("ARGS"), 4, args);
   return WriteFileAtomic(bundle + "/config.json", config).ok();
 }
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -123,6 +124,125 @@ TEST_F(DaemonTest, ListFiltersByStateAndMetadata) {
   EXPECT_EQ(Must("GET", "/v1/sandboxes?metadata.team=rl&metadata.run=2")["sandboxes"].size(), 1u);
   EXPECT_EQ(Must("GET", "/v1/sandboxes?state=paused")["sandboxes"][0]["name"], "b");
   EXPECT_EQ(Must("GET", "/v1/sandboxes?state=running,paused")["sandboxes"].size(), 3u);
+}
+
+TEST_F(DaemonTest, BatchCreateMakesManySandboxesInOneRequestAndNamesEachFailure) {
+  json batch = Must("POST", "/v1/sandboxes:batch", {{"count", 12}, {"template", "busybox"}, {"name", "rollout"},
+                                                    {"metadata", {{"run", "7"}}}}, 201);
+  EXPECT_EQ(batch["created"], 12);
+  EXPECT_EQ(batch["failed"], 0);
+  ASSERT_EQ(batch["results"].size(), 12u);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(batch["results"][i]["sandbox"]["name"], "rollout-" + std::to_string(i));
+    EXPECT_EQ(batch["results"][i]["sandbox"]["state"], "running");
+  }
+  EXPECT_EQ(Must("GET", "/v1/sandboxes?metadata.run=7")["sandboxes"].size(), 12u);
+  std::string last = batch["results"][11]["sandbox"]["id"];
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + last + "/exec", {{"command", "echo ok"}})["stdout"], "ok\n");
+
+  // One name taken: that one fails, in its place, and the others are made.
+  Must("POST", "/v1/sandboxes", {{"name", "eval-2"}}, 201);
+  json partial = Must("POST", "/v1/sandboxes:batch", {{"count", 4}, {"name", "eval"}}, 207);
+  EXPECT_EQ(partial["created"], 3);
+  EXPECT_EQ(partial["failed"], 1);
+  EXPECT_EQ(partial["results"][2]["error"]["code"], "already_exists");
+  EXPECT_FALSE(partial["results"][2].contains("sandbox"));
+  EXPECT_EQ(partial["results"][3]["sandbox"]["name"], "eval-3");
+
+  // Bad input is refused whole, naming what is wrong, and creates nothing.
+  size_t before = Must("GET", "/v1/sandboxes")["sandboxes"].size();
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 0})", 400).find("count"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 1001})", 400).find("count"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": "3"})", 400).find("count"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 3, "memory": "1k"})", 400).find("memory"),
+            std::string::npos);
+  MustFail("GET", "/v1/sandboxes:batch", "", 404);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes")["sandboxes"].size(), before);
+
+  // The CLI: one id per line.
+  std::string out = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " create --count 3 -t busybox");
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;
+  EXPECT_EQ(Must("GET", "/v1/sandboxes")["sandboxes"].size(), before + 3);
+}
+
+TEST_F(DaemonTest, BatchCreateOnAFullHostMakesWhatFitsAndWaitsForTeardowns) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--max-sandboxes", "5"};
+  StartDaemon();
+  json batch = Must("POST", "/v1/sandboxes:batch", {{"count", 7}}, 207);
+  EXPECT_EQ(batch["created"], 5);
+  EXPECT_EQ(batch["failed"], 2);
+  for (const auto& r : batch["results"]) {
+    if (r.contains("error")) {
+      EXPECT_EQ(r["error"]["code"], "resource_exhausted") << r.dump();
+    }
+  }
+  // Deleted sandboxes count until their teardown is done; a create right
+  // after the deletes waits for it rather than say the host is full.
+  for (const auto& r : batch["results"]) {
+    if (r.contains("sandbox")) {
+      Must("DELETE", "/v1/sandboxes/" + r["sandbox"]["id"].get<std::string>(), nullptr, 204);
+    }
+  }
+  EXPECT_EQ(Must("POST", "/v1/sandboxes:batch", {{"count", 5}}, 201)["created"], 5);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 2})", 503).find("full"), std::string::npos);
+}
+
+TEST_F(DaemonTest, RunCreatesExecsAndDeletesInOneRequest) {
+  auto r = api().Send("POST", "/v1/sandboxes:run",
+                      R"({"sandbox": {"template": "busybox", "env": {"WHO": "run"}},
+                          "cmd": ["sh", "-c", "echo hi $WHO; echo oops >&2; exit 3"]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->status, 200) << r->body;
+  json out = r->Json();
+  EXPECT_EQ(out["exit_code"], 3);
+  EXPECT_EQ(out["stdout"], "hi run\n");
+  EXPECT_EQ(out["stderr"], "oops\n");
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].empty());
+  std::string headers = Shell("curl -s -D - -o /dev/null --unix-socket " + socket_ +
+                              " -X POST http://paddock/v1/sandboxes:run -d '{\"cmd\": [\"true\"]}'");
+  size_t at = headers.find("X-Sandbox-Id: ");
+  ASSERT_NE(at, std::string::npos) << headers;
+  std::string id = headers.substr(at + 14, headers.find('\r', at) - at - 14);
+  MustFail("GET", "/v1/sandboxes/" + id, "", 404);
+
+  // Bad input creates nothing; a command that cannot start leaves nothing.
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:run", R"({"sandbox": 5, "cmd": ["true"]})", 400).find("sandbox"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:run", R"({"cmd": ["true"], "background": true})", 400).find("background"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:run", R"({"sandbox": {"memory": "1k"}, "cmd": ["true"]})", 400)
+                .find("memory"),
+            std::string::npos);
+  MustFail("POST", "/v1/sandboxes:run", R"({"sandbox": {"template": "busybox"}})", 400);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:run", R"({"cmd": ["/no/such/program"]})", 404).find("/no/such/program"),
+            std::string::npos);
+  ASSERT_TRUE(WaitForTeardowns());
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/trash").empty());
+
+  // The CLI's one-shot is this route, streamed.
+  std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
+  EXPECT_EQ(Shell(cli + " run -t busybox -- sh -c 'echo out; exit 4' ; echo rc=$?"), "out\nrc=4\n");
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].empty());
+}
+
+TEST_F(DaemonTest, CliCopiesFilesAndFoldersBothWays) {
+  Must("POST", "/v1/sandboxes", {{"name", "box"}}, 201);
+  TempDir local;
+  ASSERT_TRUE(MakeDirs(local.path() + "/tree/sub").ok());
+  ASSERT_TRUE(WriteFileAtomic(local.path() + "/tree/sub/a.txt", "alpha", 0640).ok());
+  ASSERT_TRUE(WriteFileAtomic(local.path() + "/one.txt", "single", 0644).ok());
+  std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
+  EXPECT_EQ(Shell(cli + " cp " + local.path() + "/tree box:/tmp/tree; echo rc=$?"), "rc=0\n");
+  EXPECT_EQ(Shell(cli + " cp " + local.path() + "/one.txt box:/tmp/one.txt; echo rc=$?"), "rc=0\n");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/box/exec", {{"command", "cat /tmp/tree/sub/a.txt /tmp/one.txt"}})["stdout"],
+            "alphasingle");
+  EXPECT_EQ(Shell(cli + " cp box:/tmp/tree " + local.path() + "/back; echo rc=$?"), "rc=0\n");
+  auto back = ReadFile(local.path() + "/back/sub/a.txt");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, "alpha");
+  EXPECT_EQ(Shell(cli + " cp box:/tmp/one.txt -"), "single");
 }
 
 TEST_F(DaemonTest, HostFullIs503) {

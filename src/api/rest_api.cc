@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "base/json_field.h"
 #include "base/units.h"
+#include "sandbox/batch.h"
 
 namespace paddock::api {
 
@@ -216,6 +217,9 @@ std::optional<Response> RestApi::Route(Call& c) {
     return JsonResponse(http::status::ok, {{"status", "ok"}, {"cgroup", manager_->cgroup_version()}}, req);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "registries") return Registries(c);
+  if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
+    return CreateSandboxes(c);
+  if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:run" && method == http::verb::post) return RunOnce(c);
   if (p.size() < 2 || p[0] != "v1" || p[1] != "sandboxes")
     return ErrorResponse(NotFound("no route for " + std::string(req.method_string()) + " " +
                                   std::string(req.target())),
@@ -419,10 +423,8 @@ std::optional<Response> RestApi::PullImage(Call& c) {
   return std::nullopt;
 }
 
-Response RestApi::CreateSandbox(Call& c) {
-  c.op = "create";
-  return Try(c.req, [&]() -> Result<Response> {
-    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+// The fields of a create's body (every one optional).
+static Result<SandboxSpec> SpecFromBody(const Body& b) {
     SandboxSpec spec;
     PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
     PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
@@ -436,8 +438,47 @@ Response RestApi::CreateSandbox(Call& c) {
     PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
     PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
     if (b.j.contains("network")) PDK_TRY(spec.network.Merge(b.j["network"]));
+    return spec;
+}
+
+Response RestApi::CreateSandbox(Call& c) {
+  c.op = "create";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Create(spec));
     return JsonResponse(http::status::created, SandboxJson(info, manager_->network()), c.req);
+  });
+}
+
+// POST /v1/sandboxes:batch: a create's fields and "count". 201 when all
+// were created; 207 when some failed; each result, in order, is
+// {"sandbox": ...} or {"error": ...}. When none was created, the first error.
+Response RestApi::CreateSandboxes(Call& c) {
+  c.op = "create_batch";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+    PDK_ASSIGN_OR_RETURN(int64_t count, b.Int("count"));
+    if (count < 1 || count > static_cast<int64_t>(kMaxBatch))
+      return InvalidArgument("field 'count' must be 1 to " + std::to_string(kMaxBatch));
+    b.j.erase("count");
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
+    auto results = CreateBatch(*manager_, spec, static_cast<size_t>(count));
+    json all = json::array();
+    int created = 0;
+    const Status* first_error = nullptr;
+    for (const auto& r : results) {
+      if (r.ok()) {
+        ++created;
+        all.push_back({{"sandbox", SandboxJson(*r, manager_->network())}});
+      } else {
+        if (!first_error) first_error = &r.status();
+        all.push_back({{"error", {{"code", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}});
+      }
+    }
+    if (created == 0) return *first_error;
+    return JsonResponse(created == count ? http::status::created : http::status::multi_status,
+                        {{"created", created}, {"failed", count - created}, {"results", all}}, c.req);
   });
 }
 
@@ -560,57 +601,74 @@ Response RestApi::SetTimeout(Call& c, const std::string& id) {
   });
 }
 
+// An exec's fields (as POST .../exec takes them); the image's command, if
+// asked for, is the caller's to resolve (it needs the sandbox).
+struct RestApi::ExecRequest {
+  agent::ExecOptions opts;
+  bool image_command = false, stream = false, background = false;
+};
+
+Result<RestApi::ExecRequest> RestApi::ParseExec(const json& body, const Request& req) {
+  const Body b{body};
+  ExecRequest e;
+  agent::ExecOptions& o = e.opts;
+  if (b.j.contains("cmd")) {
+    const json& cmd = b.j["cmd"];
+    if (!cmd.is_array() || cmd.empty()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
+    for (const auto& a : cmd) {
+      if (!a.is_string()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
+      o.argv.push_back(a.get<std::string>());
+    }
+  } else if (b.j.contains("command")) {
+    PDK_ASSIGN_OR_RETURN(std::string command, b.Str("command"));
+    o.argv = {"/bin/sh", "-c", command};
+  }
+  // "image_command": Docker's rules, the image's Entrypoint then cmd or its Cmd.
+  PDK_ASSIGN_OR_RETURN(e.image_command, b.Bool("image_command"));
+  if (!e.image_command && o.argv.empty()) return InvalidArgument("give 'cmd' (an array) or 'command' (a shell string)");
+  PDK_ASSIGN_OR_RETURN(o.env, b.StrMap("env"));
+  PDK_ASSIGN_OR_RETURN(o.cwd, b.Str("cwd"));
+  PDK_ASSIGN_OR_RETURN(o.user, b.Str("user"));
+  PDK_ASSIGN_OR_RETURN(o.tag, b.Str("tag"));
+  if (b.j.contains("stdin")) {
+    PDK_ASSIGN_OR_RETURN(o.stdin_data, b.Str("stdin"));
+    o.has_stdin = true;
+  }
+  PDK_ASSIGN_OR_RETURN(int64_t max_output, b.Int("max_output", int64_t{4} << 20));
+  if (max_output > kMaxExecOutput)
+    return InvalidArgument("field 'max_output' must be at most " + std::to_string(kMaxExecOutput) +
+                           " bytes (stream larger output)");
+  o.max_output_bytes = static_cast<size_t>(max_output);
+  PDK_ASSIGN_OR_RETURN(int64_t timeout, b.Int("timeout", 60));
+  o.timeout_ms = static_cast<int>(std::min<int64_t>(timeout, 86400) * 1000);
+  PDK_ASSIGN_OR_RETURN(e.stream, b.Bool("stream"));
+  PDK_ASSIGN_OR_RETURN(e.background, b.Bool("background"));
+  if (req[http::field::accept].find("text/event-stream") != std::string_view::npos) e.stream = true;
+  return e;
+}
+
 std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
   c.op = "exec";
   const Request& req = c.req;
-  auto parsed = [&]() -> Result<std::pair<agent::ExecOptions, std::pair<bool, bool>>> {
+  auto parsed = [&]() -> Result<ExecRequest> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
-    agent::ExecOptions o;
-    if (b.j.contains("cmd")) {
-      const json& cmd = b.j["cmd"];
-      if (!cmd.is_array() || cmd.empty()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
-      for (const auto& a : cmd) {
-        if (!a.is_string()) return InvalidArgument("field 'cmd' must be a non-empty array of strings");
-        o.argv.push_back(a.get<std::string>());
-      }
-    } else if (b.j.contains("command")) {
-      PDK_ASSIGN_OR_RETURN(std::string command, b.Str("command"));
-      o.argv = {"/bin/sh", "-c", command};
+    PDK_ASSIGN_OR_RETURN(ExecRequest e, ParseExec(b.j, req));
+    if (e.image_command) {
+      PDK_ASSIGN_OR_RETURN(e.opts.argv, manager_->ImageCommand(id, e.opts.argv));
     }
-    // "image_command": Docker's rules, the image's Entrypoint then cmd or its Cmd.
-    PDK_ASSIGN_OR_RETURN(bool image_command, b.Bool("image_command"));
-    if (image_command) {
-      PDK_ASSIGN_OR_RETURN(o.argv, manager_->ImageCommand(id, o.argv));
-    } else if (o.argv.empty()) {
-      return InvalidArgument("give 'cmd' (an array) or 'command' (a shell string)");
-    }
-    PDK_ASSIGN_OR_RETURN(o.env, b.StrMap("env"));
-    PDK_ASSIGN_OR_RETURN(o.cwd, b.Str("cwd"));
-    PDK_ASSIGN_OR_RETURN(o.user, b.Str("user"));
-    PDK_ASSIGN_OR_RETURN(o.tag, b.Str("tag"));
-    if (b.j.contains("stdin")) {
-      PDK_ASSIGN_OR_RETURN(o.stdin_data, b.Str("stdin"));
-      o.has_stdin = true;
-    }
-    PDK_ASSIGN_OR_RETURN(int64_t max_output, b.Int("max_output", int64_t{4} << 20));
-    if (max_output > kMaxExecOutput)
-      return InvalidArgument("field 'max_output' must be at most " +
-                             std::to_string(kMaxExecOutput) + " bytes (stream larger output)");
-    o.max_output_bytes = static_cast<size_t>(max_output);
-    PDK_ASSIGN_OR_RETURN(int64_t timeout, b.Int("timeout", 60));
-    o.timeout_ms = static_cast<int>(std::min<int64_t>(timeout, 86400) * 1000);
-    PDK_ASSIGN_OR_RETURN(bool stream, b.Bool("stream"));
-    PDK_ASSIGN_OR_RETURN(bool background, b.Bool("background"));
-    if (req[http::field::accept].find("text/event-stream") != std::string_view::npos) stream = true;
-    return std::make_pair(o, std::make_pair(stream, background));
+    return e;
   }();
   if (!parsed.ok()) return ErrorResponse(parsed.status(), req.version(), req.keep_alive());
-  agent::ExecOptions& opts = parsed->first;
-  auto [stream, background] = parsed->second;
   // A sync exec waits on its process as long as a stream follows one: both
   // hold a worker, so both take a stream slot, before the process starts.
-  if (!background && !c.out.ClaimStream()) return std::nullopt;
-  if (!stream && !background) {
+  if (!parsed->background && !c.out.ClaimStream()) return std::nullopt;
+  return RunExec(c, id, *parsed);
+}
+
+std::optional<Response> RestApi::RunExec(Call& c, const std::string& id, ExecRequest& e) {
+  const Request& req = c.req;
+  agent::ExecOptions& opts = e.opts;
+  if (!e.stream && !e.background) {
     return Try(req, [&]() -> Result<Response> {
       PDK_ASSIGN_OR_RETURN(agent::ExecResult r, manager_->Exec(id, opts));
       return JsonResponse(http::status::ok,
@@ -626,15 +684,52 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
     return ErrorResponse(s, req.version(), req.keep_alive());
   auto client = manager_->Connect(id);
   if (!client.ok()) return ErrorResponse(client.status(), req.version(), req.keep_alive());
-  auto spawned = client->Call(agent::AgentClient::SpawnRequest(opts, stream));
+  auto spawned = client->Call(agent::AgentClient::SpawnRequest(opts, e.stream));
   if (!spawned.ok()) return ErrorResponse(spawned.status(), req.version(), req.keep_alive());
   int pid = Field(spawned->header, "pid", 0);
   if (opts.has_stdin) {
     if (!opts.stdin_data.empty()) (void)client->Call({{"op", "stdin"}, {"pid", pid}}, opts.stdin_data);
     (void)client->Call({{"op", "close_stdin"}, {"pid", pid}});
   }
-  if (background) return JsonResponse(http::status::accepted, {{"pid", pid}}, req);
+  if (e.background) return JsonResponse(http::status::accepted, {{"pid", pid}}, req);
   return StreamProcess(c, *client, pid, 0, true);
+}
+
+// POST /v1/sandboxes:run: {"sandbox": a create's fields} and an exec's
+// fields (no "background"). Creates the sandbox, runs the command to its
+// end (answering as a sync exec, or streaming), then deletes the sandbox:
+// the one-shot in one round trip. A sync answer names the sandbox in
+// X-Sandbox-Id.
+std::optional<Response> RestApi::RunOnce(Call& c) {
+  c.op = "run";
+  const Request& req = c.req;
+  auto parsed = [&]() -> Result<std::pair<SandboxSpec, ExecRequest>> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(req, true));
+    SandboxSpec spec;
+    if (b.j.contains("sandbox")) {
+      if (!b.j["sandbox"].is_object()) return InvalidArgument("field 'sandbox' must be an object (a create's fields)");
+      PDK_ASSIGN_OR_RETURN(spec, SpecFromBody(Body{b.j["sandbox"]}));
+    }
+    PDK_ASSIGN_OR_RETURN(ExecRequest e, ParseExec(b.j, req));
+    if (e.background) return InvalidArgument("field 'background' has no use here: the sandbox goes when the command ends");
+    return std::make_pair(std::move(spec), std::move(e));
+  }();
+  if (!parsed.ok()) return ErrorResponse(parsed.status(), req.version(), req.keep_alive());
+  auto& [spec, e] = *parsed;
+  if (!c.out.ClaimStream()) return std::nullopt;
+  auto created = manager_->Create(spec);
+  if (!created.ok()) return ErrorResponse(created.status(), req.version(), req.keep_alive());
+  const std::string& id = created->id;
+  std::optional<Response> res;
+  if (e.image_command) {
+    auto argv = manager_->ImageCommand(id, e.opts.argv);
+    if (argv.ok()) e.opts.argv = std::move(*argv);
+    else res = ErrorResponse(argv.status(), req.version(), req.keep_alive());
+  }
+  if (!res) res = RunExec(c, id, e);
+  if (res) res->set("X-Sandbox-Id", id);
+  (void)manager_->Delete(id);  // answers at once: the teardown is in the background
+  return res;
 }
 
 // Server-sent events for one process: start, stdout/stderr (with byte

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "api/http_server.h"
 #include "api/metrics.h"
 #include "sandbox/manager.h"
@@ -23,6 +25,7 @@ class RestApi {
   struct Call;
   std::optional<Response> Route(Call& c);
   Response CreateSandbox(Call& c);
+  Response CreateSandboxes(Call& c);
   Response ListSandboxes(Call& c);
   Response Transition(Call& c, const std::string& id, const std::string& action);
   Response SetTimeout(Call& c, const std::string& id);
@@ -30,6 +33,13 @@ class RestApi {
   std::optional<Response> Forwards(Call& c, const std::string& id, const std::string& host_port,
                                    size_t depth);
   std::optional<Response> Exec(Call& c, const std::string& id);
+  // An exec's fields, parsed; RunExec runs one (sync, streamed or in the
+  // background), its stream slot already claimed unless in the background.
+  struct ExecRequest;
+  static Result<ExecRequest> ParseExec(const nlohmann::json& body, const Request& req);
+  std::optional<Response> RunExec(Call& c, const std::string& id, ExecRequest& e);
+  // POST /v1/sandboxes:run: create, exec and delete in one request.
+  std::optional<Response> RunOnce(Call& c);
   std::optional<Response> StreamProcess(Call& c, agent::AgentClient& client, int pid, uint64_t from,
                                         bool started);
   std::optional<Response> Processes(Call& c, const std::string& id, const std::vector<std::string>& rest);

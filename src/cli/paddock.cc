@@ -17,8 +17,7 @@
 // Talks to $PADDOCK_SOCKET (default /run/paddock/paddock.sock), or to
 // $PADDOCK_HOST over TCP with $PADDOCK_API_KEY. `exec` and `run` stream
 // output and exit with the command's exit code.
-#include <archive.h>
-#include <archive_entry.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 
 #include "base/fs.h"
 #include "cli/api_client.h"
+#include "cli/local_tar.h"
 
 using namespace paddock;
 using cli::ApiClient;
@@ -115,8 +115,13 @@ struct ExecFlags {
 
 // Streams a command's output; returns its exit code (128+N when killed by N).
 // `image_command`: the image's Entrypoint goes first, its Cmd when f.cmd is empty.
-Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f, bool image_command = false) {
+// Streams a command's output to ours and returns its exit code: an exec in
+// sandbox `id`, or with `sandbox` (a create's fields) a one-shot run in a
+// sandbox made and deleted for it, in one request.
+Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f, bool image_command = false,
+                       const json& sandbox = nullptr) {
   json body = {{"stream", true}, {"timeout", 86400}};
+  if (!sandbox.is_null()) body["sandbox"] = sandbox;
   if (!f.cmd.empty()) body["cmd"] = f.cmd;
   if (image_command) body["image_command"] = true;
   PDK_ASSIGN_OR_RETURN(auto env, Pairs(f.env, "--env"));
@@ -129,7 +134,8 @@ Result<int> StreamExec(ApiClient& api, const std::string& id, const ExecFlags& f
     body["stdin"] = in.str();
   }
   int code = -1;
-  Status s = api.Stream("POST", "/v1/sandboxes/" + Escape(id) + "/exec", body.dump(),
+  std::string target = sandbox.is_null() ? "/v1/sandboxes/" + Escape(id) + "/exec" : "/v1/sandboxes:run";
+  Status s = api.Stream("POST", target, body.dump(),
                         [&](const std::string& event, const json& data) {
                           if (event == "stdout" || event == "stderr") {
                             std::string d = data.value("data", "");
@@ -241,70 +247,39 @@ std::pair<std::string, std::string> SplitRemote(const std::string& s) {
   return {s.substr(0, colon), s.substr(colon + 1)};
 }
 
+// libarchive, for cp alone: see cli/local_tar.h.
+struct LocalTar {
+  decltype(&paddock_tar_dir) tar_dir = nullptr;
+  decltype(&paddock_untar) untar = nullptr;
+};
+
+Result<LocalTar> LoadLocalTar() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return Status::Errno("find the paddock binary");
+  std::string path(self, static_cast<size_t>(n));
+  path = path.substr(0, path.rfind('/') + 1) + "libpaddock-cli-tar.so";
+  void* module = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!module) return Unavailable(std::string("cp of a folder needs ") + path + ": " + ::dlerror());
+  LocalTar t;
+  t.tar_dir = reinterpret_cast<decltype(t.tar_dir)>(::dlsym(module, "paddock_tar_dir"));
+  t.untar = reinterpret_cast<decltype(t.untar)>(::dlsym(module, "paddock_untar"));
+  if (!t.tar_dir || !t.untar) return Unavailable(path + " is not paddock's tar module");
+  return t;
+}
+
 Result<std::string> TarLocalDir(const std::string& dir) {
-  std::string out;
-  struct archive* disk = archive_read_disk_new();
-  archive_read_disk_set_standard_lookup(disk);
-  if (archive_read_disk_open(disk, dir.c_str()) != ARCHIVE_OK) {
-    archive_read_free(disk);
-    return NotFound("cannot read " + dir);
-  }
-  struct archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  archive_write_open(a, &out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
-    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
-    return static_cast<la_ssize_t>(n);
-  }, nullptr);
-  struct archive_entry* entry;
-  while (true) {
-    entry = archive_entry_new();
-    if (archive_read_next_header2(disk, entry) != ARCHIVE_OK) {
-      archive_entry_free(entry);
-      break;
-    }
-    archive_read_disk_descend(disk);
-    std::string path = archive_entry_pathname(entry);
-    std::string rel = path.size() > dir.size() ? path.substr(dir.size() + 1) : ".";
-    archive_entry_set_pathname(entry, rel.c_str());
-    archive_write_header(a, entry);
-    if (archive_entry_filetype(entry) == AE_IFREG) {
-      auto data = ReadFile(path);
-      if (data.ok()) archive_write_data(a, data->data(), data->size());
-    }
-    archive_entry_free(entry);
-  }
-  archive_read_free(disk);
-  archive_write_close(a);
-  archive_write_free(a);
+  PDK_ASSIGN_OR_RETURN(LocalTar t, LoadLocalTar());
+  std::string out, error;
+  if (!t.tar_dir(dir.c_str(), &out, &error)) return NotFound(error);
   return out;
 }
 
 Status UntarLocal(const std::string& tar, const std::string& dir) {
-  PDK_TRY(MakeDirs(dir));
-  struct archive* a = archive_read_new();
-  archive_read_support_format_all(a);
-  archive_read_open_memory(a, tar.data(), tar.size());
-  struct archive* disk = archive_write_disk_new();
-  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
-  struct archive_entry* entry;
-  Status s;
-  while (archive_read_next_header(a, &entry) == ARCHIVE_OK) {
-    std::string path = dir + "/" + archive_entry_pathname(entry);
-    archive_entry_set_pathname(entry, path.c_str());
-    if (archive_write_header(disk, entry) != ARCHIVE_OK) {
-      s = Internal(std::string("extract: ") + archive_error_string(disk));
-      break;
-    }
-    const void* buf;
-    size_t size;
-    la_int64_t offset;
-    while (archive_read_data_block(a, &buf, &size, &offset) == ARCHIVE_OK)
-      archive_write_data_block(disk, buf, size, offset);
-  }
-  archive_read_free(a);
-  archive_write_free(disk);
-  return s;
+  PDK_ASSIGN_OR_RETURN(LocalTar t, LoadLocalTar());
+  std::string error;
+  if (!t.untar(&tar, dir.c_str(), &error)) return Internal(error);
+  return Status::Ok();
 }
 
 Status Copy(ApiClient& api, const std::string& src, const std::string& dst) {
@@ -354,6 +329,11 @@ int main(int argc, char** argv) {
   auto* create = app.add_subcommand("create", "create and start a sandbox; prints its id");
   create_flags.Add(create);
   create->add_flag("--json", json_out, "print the sandbox as JSON");
+  int64_t count = 0;
+  create->add_option("--count,-n", count,
+                     "create N sandboxes in one request (with --name, named NAME-0, NAME-1, ...); "
+                     "prints each id, and each error on stderr")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
 
   std::string state_filter;
   std::vector<std::string> label_filter;
@@ -443,6 +423,22 @@ int main(int argc, char** argv) {
   if (create->parsed()) {
     auto body = create_flags.Body();
     if (!body.ok()) return Fail(body.status());
+    if (count > 0) {
+      (*body)["count"] = count;
+      auto r = Call(api, "POST", "/v1/sandboxes:batch", *body);
+      if (!r.ok()) return Fail(r.status());
+      if (json_out) std::printf("%s\n", (*r)["results"].dump(2).c_str());
+      int rc = 0;
+      for (const auto& one : (*r)["results"]) {
+        if (one.contains("sandbox")) {
+          if (!json_out) std::printf("%s\n", one["sandbox"].value("id", "").c_str());
+          continue;
+        }
+        std::fprintf(stderr, "paddock: %s\n", one["error"].value("message", "").c_str());
+        rc = 1;
+      }
+      return rc;
+    }
     auto r = Call(api, "POST", "/v1/sandboxes", *body);
     if (!r.ok()) return Fail(r.status());
     std::printf("%s\n", json_out ? r->dump(2).c_str() : r->value("id", "").c_str());
@@ -478,13 +474,8 @@ int main(int argc, char** argv) {
   if (run->parsed()) {
     auto body = run_create.Body();
     if (!body.ok()) return Fail(body.status());
-    auto created = Call(api, "POST", "/v1/sandboxes", *body);
-    if (!created.ok()) return Fail(created.status());
-    std::string sid = created->value("id", "");
-    auto code = StreamExec(api, sid, run_exec, true);
-    auto deleted = Call(api, "DELETE", sandbox_path(sid));
+    auto code = StreamExec(api, "", run_exec, true, *body);
     if (!code.ok()) return Fail(code.status());
-    if (!deleted.ok()) Fail(deleted.status());
     return *code;
   }
   for (const auto& [verb, sub] : simple) {

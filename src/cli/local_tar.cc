@@ -1,0 +1,82 @@
+#include "cli/local_tar.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+bool paddock_tar_dir(const char* dir_c, std::string* out, std::string* error) {
+  const std::string dir = dir_c;
+  struct archive* disk = archive_read_disk_new();
+  archive_read_disk_set_standard_lookup(disk);
+  if (archive_read_disk_open(disk, dir.c_str()) != ARCHIVE_OK) {
+    archive_read_free(disk);
+    *error = "cannot read " + dir;
+    return false;
+  }
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(a, out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
+    return static_cast<la_ssize_t>(n);
+  }, nullptr);
+  while (true) {
+    struct archive_entry* entry = archive_entry_new();
+    if (archive_read_next_header2(disk, entry) != ARCHIVE_OK) {
+      archive_entry_free(entry);
+      break;
+    }
+    archive_read_disk_descend(disk);
+    std::string path = archive_entry_pathname(entry);
+    std::string rel = path.size() > dir.size() ? path.substr(dir.size() + 1) : ".";
+    archive_entry_set_pathname(entry, rel.c_str());
+    archive_write_header(a, entry);
+    if (archive_entry_filetype(entry) == AE_IFREG) {
+      std::ifstream in(path, std::ios::binary);
+      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      archive_write_data(a, data.data(), data.size());
+    }
+    archive_entry_free(entry);
+  }
+  archive_read_free(disk);
+  archive_write_close(a);
+  archive_write_free(a);
+  return true;
+}
+
+bool paddock_untar(const std::string* tar, const char* dir_c, std::string* error) {
+  const std::string dir = dir_c;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    *error = "create " + dir + ": " + ec.message();
+    return false;
+  }
+  struct archive* a = archive_read_new();
+  archive_read_support_format_all(a);
+  archive_read_open_memory(a, tar->data(), tar->size());
+  struct archive* disk = archive_write_disk_new();
+  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+  struct archive_entry* entry;
+  bool ok = true;
+  while (archive_read_next_header(a, &entry) == ARCHIVE_OK) {
+    std::string path = dir + "/" + archive_entry_pathname(entry);
+    archive_entry_set_pathname(entry, path.c_str());
+    if (archive_write_header(disk, entry) != ARCHIVE_OK) {
+      *error = std::string("extract: ") + archive_error_string(disk);
+      ok = false;
+      break;
+    }
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    while (archive_read_data_block(a, &buf, &size, &offset) == ARCHIVE_OK)
+      archive_write_data_block(disk, buf, size, offset);
+  }
+  archive_read_free(a);
+  archive_write_free(disk);
+  return ok;
+}
