@@ -76,6 +76,36 @@ TEST_F(SandboxTest, StopKillsWhatIgnoresSigterm) {
   EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kStopped);
 }
 
+// A stop in its grace period holds its sandbox's lock for seconds: List and
+// the reaper's other actions must not wait for it.
+TEST_F(SandboxTest, ASlowStopHoldsNeitherListNorOtherTimeouts) {
+  SandboxSpec spec;
+  spec.timeout_s = 1;
+  spec.on_timeout = TimeoutAction::kStop;
+  SandboxInfo slow = Create(spec);
+  spec.on_timeout = TimeoutAction::kKill;
+  SandboxInfo quick = Create(spec);
+  auto client = manager_->Connect(slow.id);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->Call({{"op", "spawn"},
+                            {"argv", {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}},
+                            {"subscribe", false}})
+                  .ok());
+  ::usleep(100000);
+  // The slow one's stop waits the fixture's 2 s grace; the quick one's kill goes meanwhile.
+  EXPECT_EQ(manager_->Reap(WallClockMillis() + 1500), 2);
+  bool quick_gone = false;
+  for (int i = 0; i < 150 && !quick_gone; ++i, ::usleep(10000))  // bounded: 1.5 s
+    quick_gone = manager_->Get(quick.id).status().code() == StatusCode::kNotFound;
+  EXPECT_TRUE(quick_gone);
+  auto listed = manager_->List();  // answers from the published state, mid-stop
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, slow.id);
+  EXPECT_EQ(listed[0].state, SandboxState::kRunning);  // its stop has not finished
+  manager_->FinishReaping();
+  EXPECT_EQ(manager_->Get(slow.id)->state, SandboxState::kStopped);
+}
+
 TEST_F(SandboxTest, InvalidTransitionsAreRefusedAndChangeNothing) {
   SandboxInfo sb = Create();
   EXPECT_EQ(manager_->Resume(sb.id).code(), StatusCode::kFailedPrecondition);

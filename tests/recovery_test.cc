@@ -147,12 +147,14 @@ TEST_F(RecoveryTest, TimeoutsFireTheirActionsAndSurviveRestarts) {
   int64_t now = WallClockMillis();
   EXPECT_EQ(manager_->Reap(now), 0);
   EXPECT_EQ(manager_->Reap(now + 1500), 3);
+  manager_->FinishReaping();
   EXPECT_EQ(manager_->Get(pauses.id)->state, SandboxState::kPaused);
   EXPECT_EQ(manager_->Get(stops.id)->state, SandboxState::kStopped);
   EXPECT_EQ(manager_->Get(kills.id).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(manager_->Get(extended.id)->state, SandboxState::kRunning);
   // The stopped one goes once it has been stopped longer than its auto-delete age.
   EXPECT_EQ(manager_->Reap(WallClockMillis() + 2500), 1);
+  manager_->FinishReaping();
   EXPECT_EQ(manager_->Get(stops.id).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(manager_->SetTimeout(extended.id, -1).code(), StatusCode::kInvalidArgument);
 }

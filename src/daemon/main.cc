@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
       if (stopping) break;
       lock.unlock();
       int acted = (*manager)->Reap(WallClockMillis());
-      if (acted) spdlog::info("msg=reaped sandboxes={}", acted);
+      if (acted) spdlog::info("msg=reaping sandboxes={}", acted);
       lock.lock();
     }
   });

@@ -17,6 +17,7 @@
 #include "base/ids.h"
 #include "kernel/contain.h"
 #include "base/layer_copy.h"
+#include "sandbox/manager_parts.h"
 
 #ifndef PADDOCK_INIT_DEFAULT_PATH
 #define PADDOCK_INIT_DEFAULT_PATH "/usr/local/libexec/paddock/paddock-init"
@@ -49,49 +50,6 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s) {
   return InvalidArgument("on_timeout must be kill, pause or stop, not '" + s + "'");
 }
 
-struct SandboxManager::Sandbox {
-  std::mutex mu;        // serializes this sandbox's transitions
-  // False while Create is still building it and once it is deleted. Written
-  // under mu, read under the manager's lock too (Find): atomic.
-  std::atomic<bool> ready = false;
-  SandboxInfo info;
-  std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
-  kernel::ProcessHandle init;
-  std::unique_ptr<net::Slot> slot;         // its network, while running or paused
-  std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
-  mutable std::mutex endpoint_mu;          // guards endpoint, which Persist publishes
-  SandboxEndpoint endpoint;
-  // What agent clients last saw of an init (SandboxInfo::unhealthy): the
-  // one that started at health_init. Clients report from any thread.
-  mutable std::mutex health_mu;
-  uint64_t health_init = 0;
-  std::string unhealthy;
-
-  void ReportHealth(uint64_t init_start_time, const Status& seen) {
-    std::lock_guard<std::mutex> lock(health_mu);
-    health_init = init_start_time;
-    unhealthy = seen.ok() ? "" : seen.message();
-  }
-  // info, with what is known of its init's health; requires mu held.
-  SandboxInfo Snapshot() const {
-    SandboxInfo out = info;
-    std::lock_guard<std::mutex> lock(health_mu);
-    if (info.state != SandboxState::kStopped && info.init_start_time == health_init) out.unhealthy = unhealthy;
-    return out;
-  }
-};
-
-// A sandbox-to-be, named warm-<hex> until Create gives it an id: its folder,
-// id range, cgroup and a shell with the template's root filesystem mounted.
-struct SandboxManager::WarmShell {
-  std::string key;  // warm-<hex>: the folder's and the cgroup's name
-  std::string dir;
-  uint32_t host_first = 0;
-  std::unique_ptr<kernel::Cgroup> cgroup;  // declared before the shell: killed after it
-  std::unique_ptr<net::Slot> slot;         // the shell is in its namespace (networking on)
-  std::unique_ptr<kernel::Shell> shell;
-};
-
 namespace {
 
 bool ValidName(const std::string& name) {
@@ -102,6 +60,10 @@ bool ValidName(const std::string& name) {
       return false;
   return true;
 }
+
+}  // namespace
+
+namespace manager_detail {
 
 Result<UniqueFd> ListenUnix(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -180,15 +142,12 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   return i;
 }
 
-// A sandbox's folder is its root's alone (0700): its set-up, which runs as
-// that host id, reaches it; other local users cannot read the sandbox's files.
 Status CloseSandboxDir(const std::string& dir, uid_t root) {
   if (::chown(dir.c_str(), root, root) != 0) return Status::Errno("chown " + dir);
   if (::chmod(dir.c_str(), 0700) != 0) return Status::Errno("chmod " + dir);
   return Status::Ok();
 }
 
-// The writable layer of `dir`; its root is the sandbox's root, so "/" is owned by root inside.
 Status PrepareSandboxDir(const std::string& dir, uid_t root) {
   PDK_TRY(MakeDirs(dir + "/upper/etc", 0755));
   for (const char* sub : {"/work", "/rootfs"}) PDK_TRY(MakeDirs(dir + sub, 0755));
@@ -197,8 +156,6 @@ Status PrepareSandboxDir(const std::string& dir, uid_t root) {
   return CloseSandboxDir(dir, root);
 }
 
-// Whose sandbox a shell becomes: name and id; at creation also the files
-// that carry its name; with a network, its resolvers at every boot.
 kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network) {
   kernel::LaunchSpec launch;
   launch.hostname = info.name;
@@ -211,7 +168,9 @@ kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net
   return launch;
 }
 
-}  // namespace
+}  // namespace manager_detail
+
+using namespace manager_detail;
 
 SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                                UniqueFd init_exe)
@@ -227,6 +186,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
 SandboxManager::~SandboxManager() {
+  reaper_.Drain();
   teardown_.Drain();  // deleted sandboxes' slots go back to network_, cgroups to cgroups_
   forwarder_.reset();  // its connections ask this manager where sandboxes are
   {
@@ -305,38 +265,6 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
 // Start-up reconciliation. Runs before any request is served, so it takes no
 // sandbox locks. Order: records first (they reserve names and id ranges),
 // then the sweep of folders and cgroups that no record claims.
-Status SandboxManager::Recover() {
-  PDK_ASSIGN_OR_RETURN(std::vector<SandboxRecord> records, store_->List());
-  std::set<std::string> known;
-  for (const auto& rec : records) {
-    known.insert(rec.id);
-    Status s = RecoverOne(rec);
-    if (!s.ok()) return s.Annotate("recovering sandbox " + rec.id);
-  }
-  for (const auto& name : ListDir(sandboxes_dir_)) {
-    if (known.count(name)) continue;
-    std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
-    if (::rename((sandboxes_dir_ + "/" + name).c_str(), trash.c_str()) == 0) {
-      (void)RemoveTree(trash);
-      ++recovery_.swept_dirs;
-    }
-  }
-  for (const auto& name : cgroups_->List()) {
-    if (known.count(name) && by_id_.count(name) && by_id_[name]->cgroup) continue;
-    if (auto cg = cgroups_->Open(name); cg.ok() && (*cg)->Destroy().ok()) ++recovery_.swept_cgroups;
-  }
-  // Last, with every process that held an orphan slot gone: the bridge keeps
-  // only adopted ports, the table only their policies.
-  if (network_) {
-    std::map<net::Ipv4, net::NetworkPolicy> policies;
-    for (const auto& [id, sb] : by_id_)
-      if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
-    PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
-  }
-  for (const auto& [id, sb] : by_id_) PDK_TRY(ReopenForwards(*sb));
-  return Status::Ok();
-}
-
 // Listens again on a recovered sandbox's forwards. One whose host port was
 // taken meanwhile (or whose networking is now off) is dropped from the
 // record, with the reason in the journal.
@@ -406,102 +334,12 @@ Status SandboxManager::RemoveForward(const std::string& id_or_name, uint16_t hos
 
 // One record against the kernel: is its init still the process we started
 // (pid and start time), and is its cgroup there?
-Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
-  auto sb = std::make_shared<Sandbox>();
-  sb->info = FromRecord(rec, sandboxes_dir_);
-  SandboxInfo& info = sb->info;
-  if (!info.image_id.empty())
-    if (auto tmpl = templates_.ForImage(info.image_id); tmpl.ok()) sb->image_config = tmpl->config;
-  kernel::ProcessHandle init;
-  if (rec.init_pid > 0) {
-    if (auto h = kernel::ProcessHandle::Open(static_cast<pid_t>(rec.init_pid), rec.init_start_time);
-        h.ok())
-      init = std::move(*h);
-  }
-  auto cgroup = cgroups_->Open(rec.id);
-  auto end_processes = [&] {  // whatever still runs for this sandbox
-    if (cgroup.ok()) (void)(*cgroup)->Destroy();
-    if (init.valid()) {
-      (void)init.Signal(SIGKILL);
-      (void)init.Wait(5000);
-    }
-    ::unlink(info.agent_socket.c_str());
-  };
-  std::string what;  // the journal's account of what recovery did
-
-  if (rec.state == "creating" || rec.state == "deleting") {
-    // An unfinished create is undone; an unfinished delete is completed.
-    end_processes();
-    std::string trash = trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
-    if (::rename(info.dir.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
-    PDK_TRY(store_->Remove(rec.id, {"recover", "done",
-                                    rec.state == "creating" ? "rolled back an interrupted create"
-                                                            : "finished an interrupted delete"}));
-    ++(rec.state == "creating" ? recovery_.rolled_back : recovery_.finished);
-    return Status::Ok();
-  }
-
-  // A folder an older paddockd left open to other local users (one that is
-  // gone shows when the sandbox next starts).
-  (void)CloseSandboxDir(info.dir, info.ids.host_first);
-
-  bool alive = init.valid() && cgroup.ok();
-  if (alive && (rec.state == "running" || rec.state == "paused")) {
-    auto frozen = (*cgroup)->IsFrozen();
-    info.state = frozen.ok() && *frozen ? SandboxState::kPaused : SandboxState::kRunning;
-    sb->cgroup = std::move(*cgroup);
-    sb->init = std::move(init);
-    ++recovery_.adopted;
-    what = std::string("adopted as ") + SandboxStateName(info.state);
-    if (!info.address.empty()) {
-      auto address = net::Ipv4::Parse(info.address);
-      auto slot = address.ok() && network_ ? network_->Adopt(*address, sb->init.pid())
-                                           : Result<std::unique_ptr<net::Slot>>(Unavailable("networking is off"));
-      if (slot.ok()) {
-        sb->slot = std::move(*slot);
-      } else {
-        info.error = "its network was lost while paddockd was not running: " + slot.status().ToString();
-        info.address.clear();
-        what += "; " + info.error;
-      }
-    }
-  } else {
-    end_processes();
-    if (rec.state == "stopping") {
-      ++recovery_.finished;
-      what = "finished an interrupted stop";
-    } else if (rec.state == "starting") {
-      ++recovery_.rolled_back;
-      what = "rolled back an interrupted start";
-    } else if (rec.state == "running" || rec.state == "paused") {
-      info.error = "init exited while paddockd was not running";
-      ++recovery_.marked_stopped;
-      what = "marked stopped: " + info.error;
-    }
-    if (info.state != SandboxState::kStopped || rec.state != "stopped") {
-      info.state = SandboxState::kStopped;
-      info.stopped_at_ms = WallClockMillis();
-    }
-    info.init_pid = 0;
-    info.init_start_time = 0;
-    info.address.clear();  // its slot died with it
-  }
-  sb->ready = true;
-  size_t slot = (info.ids.host_first - opts_.id_base) / 65536;
-  if (info.ids.host_first < opts_.id_base || slot >= slot_used_.size() || slot_used_[slot])
-    return Internal("record has an id range outside this host's pool or in use twice");
-  slot_used_[slot] = true;
-  by_id_[info.id] = sb;
-  id_by_name_[info.name] = info.id;
-  return Persist(*sb, SandboxStateName(info.state),
-                 what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
-}
-
 Status SandboxManager::Persist(Sandbox& sb, const char* state, const JournalNote& note) {
   PDK_TRY(store_->Update(ToRecord(sb.info, state), note));
-  std::lock_guard<std::mutex> lock(sb.endpoint_mu);
+  std::lock_guard<std::mutex> lock(sb.published_mu);
   sb.endpoint = {sb.info.id, sb.info.state, sb.info.address, sb.info.network.traffic_token,
                  sb.info.access_token};
+  sb.published = sb.info;
   return Status::Ok();
 }
 
@@ -821,142 +659,6 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   return shell;
 }
 
-// ---- Warm shells ----
-
-Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell(
-    const Template& tmpl) {
-  auto warm = std::make_unique<WarmShell>();
-  warm->key = "warm-" + RandomHex(6);
-  warm->dir = sandboxes_dir_ + "/" + warm->key;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    PDK_ASSIGN_OR_RETURN(warm->host_first, ReserveIdSlot());
-  }
-  auto made = [&]() -> Status {
-    PDK_TRY(PrepareSandboxDir(warm->dir, warm->host_first));
-    PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}));
-    if (network_) {
-      PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
-    }
-    kernel::user::IdRange ids;
-    ids.host_first = warm->host_first;
-    PDK_ASSIGN_OR_RETURN(warm->shell,
-                         PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get(), warm->slot.get()));
-    return Status::Ok();
-  }();
-  if (!made.ok()) {
-    DiscardWarmShell(std::move(warm));
-    return made;
-  }
-  return warm;
-}
-
-void SandboxManager::KeepImageWarm(const std::string& image_id) {
-  if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
-  std::vector<std::unique_ptr<WarmShell>> evicted;
-  {
-    std::lock_guard<std::mutex> lock(warm_mu_);
-    auto it = std::find(warm_images_.begin(), warm_images_.end(), image_id);
-    if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
-    if (it != warm_images_.end()) warm_images_.erase(it);
-    warm_images_.push_front(image_id);
-    while (warm_images_.size() > opts_.warm_images) {
-      auto& shells = warm_[warm_images_.back()];
-      for (auto& s : shells) evicted.push_back(std::move(s));
-      warm_.erase(warm_images_.back());
-      warm_images_.pop_back();
-    }
-  }
-  warm_cv_.notify_all();
-  for (auto& w : evicted) DiscardWarmShell(std::move(w));
-}
-
-void SandboxManager::DropWarmImages(const std::string& image_id) {
-  std::vector<std::unique_ptr<WarmShell>> dropped;
-  {
-    std::lock_guard<std::mutex> lock(warm_mu_);
-    for (auto it = warm_images_.begin(); it != warm_images_.end();) {
-      if (!image_id.empty() && *it != image_id) {
-        ++it;
-        continue;
-      }
-      for (auto& s : warm_[*it]) dropped.push_back(std::move(s));
-      warm_.erase(*it);
-      it = warm_images_.erase(it);
-    }
-  }
-  for (auto& w : dropped) DiscardWarmShell(std::move(w));
-}
-
-std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(const std::string& key) {
-  std::unique_ptr<WarmShell> warm;
-  {
-    std::lock_guard<std::mutex> lock(warm_mu_);
-    auto it = warm_.find(key);
-    if (it == warm_.end() || it->second.empty()) return nullptr;
-    warm = std::move(it->second.front());
-    it->second.pop_front();
-  }
-  warm_cv_.notify_all();  // the refill thread makes its successor
-  return warm;
-}
-
-// Kills the shell, removes its cgroup and folder and frees its id range
-// (unless host_first was cleared because the range now belongs to a sandbox).
-void SandboxManager::DiscardWarmShell(std::unique_ptr<WarmShell> warm) {
-  warm->shell.reset();
-  if (warm->slot) network_->Release(std::move(warm->slot));
-  if (warm->cgroup) (void)warm->cgroup->Destroy();
-  (void)RemoveTree(warm->dir);
-  if (warm->host_first) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ReleaseIdSlot(warm->host_first);
-  }
-}
-
-size_t SandboxManager::warm_shells_ready() const {
-  std::lock_guard<std::mutex> lock(warm_mu_);
-  size_t n = 0;
-  for (const auto& [name, shells] : warm_) n += shells.size();
-  return n;
-}
-
-// Keeps opts_.warm_shells ready per built-in template and per image kept
-// warm, one at a time; backs off for a second after a failure (a template
-// that cannot be built, a full host). An image removed meanwhile is no
-// longer kept warm: a shell made for it is discarded.
-void SandboxManager::RefillWarmShells() {
-  std::unique_lock<std::mutex> lock(warm_mu_);
-  while (!stopping_) {
-    std::string key;
-    bool image = false;
-    for (const auto& name : opts_.warm_templates)
-      if (key.empty() && warm_[name].size() < opts_.warm_shells) key = name;
-    for (const auto& id : warm_images_)
-      if (key.empty() && warm_[id].size() < opts_.warm_shells) key = id, image = true;
-    if (key.empty()) {
-      warm_cv_.wait(lock);
-      continue;
-    }
-    lock.unlock();
-    auto tmpl = image ? templates_.ForImage(key) : templates_.Get(key);
-    auto warm = tmpl.ok() ? MakeWarmShell(*tmpl) : tmpl.status();
-    lock.lock();
-    bool wanted = !image || std::find(warm_images_.begin(), warm_images_.end(), key) != warm_images_.end();
-    if (warm.ok() && wanted) {
-      warm_[key].push_back(std::move(*warm));
-    } else if (warm.ok()) {
-      lock.unlock();
-      DiscardWarmShell(std::move(*warm));
-      lock.lock();
-    } else if (image && tmpl.status().code() == StatusCode::kNotFound) {
-      warm_images_.erase(std::remove(warm_images_.begin(), warm_images_.end(), key), warm_images_.end());
-    } else {
-      warm_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
-    }
-  }
-}
-
 // A frozen init cannot act on SIGTERM, and frozen tasks do not die. Thaw
 // whatever the recorded state: a freeze may have been left half done. A
 // cgroup someone removed from outside has nothing left to thaw (and must
@@ -1155,7 +857,7 @@ Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
 
 Result<SandboxEndpoint> SandboxManager::Endpoint(const std::string& id_or_name) const {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->endpoint_mu);
+  std::lock_guard<std::mutex> lock(sb->published_mu);
   return sb->endpoint;
 }
 
@@ -1166,10 +868,8 @@ std::vector<SandboxInfo> SandboxManager::List() const {
     for (const auto& [id, sb] : by_id_) all.push_back(sb);
   }
   std::vector<SandboxInfo> out;
-  for (const auto& sb : all) {
-    std::lock_guard<std::mutex> lock(sb->mu);
-    if (sb->ready) out.push_back(sb->Snapshot());
-  }
+  for (const auto& sb : all)
+    if (sb->ready) out.push_back(sb->Published());
   return out;
 }
 
@@ -1184,45 +884,6 @@ Status SandboxManager::SetTimeout(const std::string& id_or_name, int64_t timeout
   sb->info.timeout_at_ms = timeout_s > 0 ? WallClockMillis() + timeout_s * 1000 : 0;
   if (action) sb->info.on_timeout = *action;
   return Persist(*sb, SandboxStateName(sb->info.state));
-}
-
-int SandboxManager::Reap(int64_t now_ms) {
-  int acted = 0;
-  for (const auto& info : List()) {
-    auto sb = Find(info.id);
-    if (!sb.ok()) continue;
-    std::lock_guard<std::mutex> lock((*sb)->mu);
-    SandboxInfo& i = (*sb)->info;
-    if (!(*sb)->ready) continue;
-    bool timed_out = i.timeout_at_ms > 0 && i.timeout_at_ms <= now_ms &&
-                     i.state != SandboxState::kStopped &&
-                     !(i.on_timeout == TimeoutAction::kPause && i.state == SandboxState::kPaused);
-    bool expired = i.state == SandboxState::kStopped && i.auto_delete_after_s > 0 &&
-                   i.stopped_at_ms > 0 && i.stopped_at_ms + i.auto_delete_after_s * 1000 <= now_ms;
-    Status s;
-    if (timed_out) {
-      (void)store_->Journal(i.id, "timeout", "intent", TimeoutActionName(i.on_timeout));
-      i.timeout_at_ms = 0;
-      if (i.on_timeout == TimeoutAction::kKill) {
-        s = DeleteLocked(**sb);
-      } else if (i.on_timeout == TimeoutAction::kPause) {
-        s = (*sb)->cgroup->Freeze();
-        if (s.ok()) i.state = SandboxState::kPaused;
-        if (s.ok()) s = Persist(**sb, "paused");
-      } else {
-        s = Persist(**sb, "stopping");
-        if (s.ok()) s = Halt(**sb, opts_.default_stop_grace_ms);
-        Status p = Persist(**sb, SandboxStateName(i.state));
-        if (s.ok()) s = p;
-      }
-      (void)store_->Journal(i.id, "timeout", s.ok() ? "done" : "failed", s.ToString());
-      ++acted;
-    } else if (expired) {
-      s = DeleteLocked(**sb);
-      ++acted;
-    }
-  }
-  return acted;
 }
 
 Result<kernel::CgroupStats> SandboxManager::Stats(const std::string& id_or_name) {
@@ -1247,6 +908,8 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
     pid = sb->info.init_pid;
     start_time = sb->info.init_start_time;
     sb->info.last_active_ms = WallClockMillis();  // in memory; persisted with the next transition
+    std::lock_guard<std::mutex> published(sb->published_mu);
+    sb->published.last_active_ms = sb->info.last_active_ms;
   }
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(socket));
   std::string id = sb->info.id;  // never changes

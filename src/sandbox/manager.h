@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -180,8 +181,10 @@ class SandboxManager {
   Status SetTimeout(const std::string& id_or_name, int64_t timeout_s,
                     const TimeoutAction* action = nullptr);
   // Fires due timeouts and deletes stopped sandboxes past their auto-delete
-  // age, as of `now_ms`. Returns how many sandboxes it acted on.
+  // age, as of `now_ms`, on the reaper's threads (at most 8 at once).
+  // Returns how many actions it started; FinishReaping waits for them.
   int Reap(int64_t now_ms);
+  void FinishReaping();
   Result<kernel::CgroupStats> Stats(const std::string& id_or_name);
 
   // A new agent connection to a running sandbox; marks it active. While it
@@ -290,6 +293,8 @@ class SandboxManager {
     uint32_t host_first = 0;     // its id range
   };
   void TearDown(Remains& r);
+  // The reaper's action on one sandbox, if it is still due.
+  void ReapOne(const std::string& id, int64_t now_ms);
   Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source);
   // kInvalidArgument (or kUnimplemented for limits this host cannot
   // enforce) naming what is wrong with `spec`.
@@ -325,6 +330,7 @@ class SandboxManager {
   std::map<std::string, std::string> id_by_name_;
   std::vector<bool> slot_used_;
   size_t tearing_down_ = 0;  // deleted sandboxes whose teardown has not finished
+  std::set<std::string> reaping_;  // ids whose reaper action is under way
   std::condition_variable teardown_cv_;  // tearing_down_ went down
 
   mutable std::mutex warm_mu_;  // guards warm_ and stopping_
@@ -334,8 +340,10 @@ class SandboxManager {
   std::deque<std::string> warm_images_;  // image ids kept warm, the last used first
   std::thread refill_;
 
-  // Last: destroyed first, finishing every teardown while the rest is there.
+  // Last: destroyed first, finishing every action and teardown while the
+  // rest is there.
   WorkQueue teardown_{4};
+  WorkQueue reaper_{8};
 };
 
 }  // namespace paddock

@@ -1,0 +1,76 @@
+// The reaper: timeouts and auto-deletes, acted on off the caller's thread.
+#include "sandbox/manager.h"
+
+#include "sandbox/manager_parts.h"
+
+namespace paddock {
+namespace {
+
+// What the reaper should do to a sandbox as of `i` at `now_ms`.
+enum class Due { kNothing, kTimeout, kExpired };
+
+Due DueFor(const SandboxInfo& i, int64_t now_ms) {
+  if (i.timeout_at_ms > 0 && i.timeout_at_ms <= now_ms && i.state != SandboxState::kStopped &&
+      !(i.on_timeout == TimeoutAction::kPause && i.state == SandboxState::kPaused))
+    return Due::kTimeout;
+  if (i.state == SandboxState::kStopped && i.auto_delete_after_s > 0 && i.stopped_at_ms > 0 &&
+      i.stopped_at_ms + i.auto_delete_after_s * 1000 <= now_ms)
+    return Due::kExpired;
+  return Due::kNothing;
+}
+
+}  // namespace
+
+// Finds what is due from the published snapshots, without waiting for any
+// transition in progress, and hands each action to the reaper's threads:
+// one slow action (a stop's grace period) delays no other.
+int SandboxManager::Reap(int64_t now_ms) {
+  int started = 0;
+  for (const auto& info : List()) {
+    if (DueFor(info, now_ms) == Due::kNothing) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!reaping_.insert(info.id).second) continue;  // its action is under way
+    }
+    ++started;
+    reaper_.Post([this, id = info.id, now_ms] {
+      ReapOne(id, now_ms);
+      std::lock_guard<std::mutex> lock(mu_);
+      reaping_.erase(id);
+    });
+  }
+  return started;
+}
+
+void SandboxManager::FinishReaping() { reaper_.Drain(); }
+
+void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
+  std::unique_lock<std::mutex> lock;
+  auto sb = FindLocked(id, lock);
+  if (!sb.ok()) return;  // deleted meanwhile
+  SandboxInfo& i = (*sb)->info;
+  Due due = DueFor(i, now_ms);  // again, under its lock: it may have changed
+  if (due == Due::kExpired) {
+    (void)DeleteLocked(**sb);
+    return;
+  }
+  if (due != Due::kTimeout) return;
+  (void)store_->Journal(i.id, "timeout", "intent", TimeoutActionName(i.on_timeout));
+  i.timeout_at_ms = 0;
+  Status s;
+  if (i.on_timeout == TimeoutAction::kKill) {
+    s = DeleteLocked(**sb);
+  } else if (i.on_timeout == TimeoutAction::kPause) {
+    s = (*sb)->cgroup->Freeze();
+    if (s.ok()) i.state = SandboxState::kPaused;
+    if (s.ok()) s = Persist(**sb, "paused");
+  } else {
+    s = Persist(**sb, "stopping");
+    if (s.ok()) s = Halt(**sb, opts_.default_stop_grace_ms);
+    Status p = Persist(**sb, SandboxStateName(i.state));
+    if (s.ok()) s = p;
+  }
+  (void)store_->Journal(id, "timeout", s.ok() ? "done" : "failed", s.ToString());
+}
+
+}  // namespace paddock

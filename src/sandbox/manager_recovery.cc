@@ -1,0 +1,142 @@
+// Start-up: every record reconciled with what the kernel shows; what no
+// record holds, swept. See SandboxManager::Open and RecoveryReport.
+#include "sandbox/manager.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "base/fs.h"
+#include "base/ids.h"
+#include "sandbox/manager_parts.h"
+
+namespace paddock {
+
+using namespace manager_detail;
+
+Status SandboxManager::Recover() {
+  PDK_ASSIGN_OR_RETURN(std::vector<SandboxRecord> records, store_->List());
+  std::set<std::string> known;
+  for (const auto& rec : records) {
+    known.insert(rec.id);
+    Status s = RecoverOne(rec);
+    if (!s.ok()) return s.Annotate("recovering sandbox " + rec.id);
+  }
+  for (const auto& name : ListDir(sandboxes_dir_)) {
+    if (known.count(name)) continue;
+    std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
+    if (::rename((sandboxes_dir_ + "/" + name).c_str(), trash.c_str()) == 0) {
+      (void)RemoveTree(trash);
+      ++recovery_.swept_dirs;
+    }
+  }
+  for (const auto& name : cgroups_->List()) {
+    if (known.count(name) && by_id_.count(name) && by_id_[name]->cgroup) continue;
+    if (auto cg = cgroups_->Open(name); cg.ok() && (*cg)->Destroy().ok()) ++recovery_.swept_cgroups;
+  }
+  // Last, with every process that held an orphan slot gone: the bridge keeps
+  // only adopted ports, the table only their policies.
+  if (network_) {
+    std::map<net::Ipv4, net::NetworkPolicy> policies;
+    for (const auto& [id, sb] : by_id_)
+      if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
+    PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
+  }
+  for (const auto& [id, sb] : by_id_) PDK_TRY(ReopenForwards(*sb));
+  return Status::Ok();
+}
+
+Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
+  auto sb = std::make_shared<Sandbox>();
+  sb->info = FromRecord(rec, sandboxes_dir_);
+  SandboxInfo& info = sb->info;
+  if (!info.image_id.empty())
+    if (auto tmpl = templates_.ForImage(info.image_id); tmpl.ok()) sb->image_config = tmpl->config;
+  kernel::ProcessHandle init;
+  if (rec.init_pid > 0) {
+    if (auto h = kernel::ProcessHandle::Open(static_cast<pid_t>(rec.init_pid), rec.init_start_time);
+        h.ok())
+      init = std::move(*h);
+  }
+  auto cgroup = cgroups_->Open(rec.id);
+  auto end_processes = [&] {  // whatever still runs for this sandbox
+    if (cgroup.ok()) (void)(*cgroup)->Destroy();
+    if (init.valid()) {
+      (void)init.Signal(SIGKILL);
+      (void)init.Wait(5000);
+    }
+    ::unlink(info.agent_socket.c_str());
+  };
+  std::string what;  // the journal's account of what recovery did
+
+  if (rec.state == "creating" || rec.state == "deleting") {
+    // An unfinished create is undone; an unfinished delete is completed.
+    end_processes();
+    std::string trash = trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
+    if (::rename(info.dir.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
+    PDK_TRY(store_->Remove(rec.id, {"recover", "done",
+                                    rec.state == "creating" ? "rolled back an interrupted create"
+                                                            : "finished an interrupted delete"}));
+    ++(rec.state == "creating" ? recovery_.rolled_back : recovery_.finished);
+    return Status::Ok();
+  }
+
+  // A folder an older paddockd left open to other local users (one that is
+  // gone shows when the sandbox next starts).
+  (void)CloseSandboxDir(info.dir, info.ids.host_first);
+
+  bool alive = init.valid() && cgroup.ok();
+  if (alive && (rec.state == "running" || rec.state == "paused")) {
+    auto frozen = (*cgroup)->IsFrozen();
+    info.state = frozen.ok() && *frozen ? SandboxState::kPaused : SandboxState::kRunning;
+    sb->cgroup = std::move(*cgroup);
+    sb->init = std::move(init);
+    ++recovery_.adopted;
+    what = std::string("adopted as ") + SandboxStateName(info.state);
+    if (!info.address.empty()) {
+      auto address = net::Ipv4::Parse(info.address);
+      auto slot = address.ok() && network_ ? network_->Adopt(*address, sb->init.pid())
+                                           : Result<std::unique_ptr<net::Slot>>(Unavailable("networking is off"));
+      if (slot.ok()) {
+        sb->slot = std::move(*slot);
+      } else {
+        info.error = "its network was lost while paddockd was not running: " + slot.status().ToString();
+        info.address.clear();
+        what += "; " + info.error;
+      }
+    }
+  } else {
+    end_processes();
+    if (rec.state == "stopping") {
+      ++recovery_.finished;
+      what = "finished an interrupted stop";
+    } else if (rec.state == "starting") {
+      ++recovery_.rolled_back;
+      what = "rolled back an interrupted start";
+    } else if (rec.state == "running" || rec.state == "paused") {
+      info.error = "init exited while paddockd was not running";
+      ++recovery_.marked_stopped;
+      what = "marked stopped: " + info.error;
+    }
+    if (info.state != SandboxState::kStopped || rec.state != "stopped") {
+      info.state = SandboxState::kStopped;
+      info.stopped_at_ms = WallClockMillis();
+    }
+    info.init_pid = 0;
+    info.init_start_time = 0;
+    info.address.clear();  // its slot died with it
+  }
+  sb->ready = true;
+  size_t slot = (info.ids.host_first - opts_.id_base) / 65536;
+  if (info.ids.host_first < opts_.id_base || slot >= slot_used_.size() || slot_used_[slot])
+    return Internal("record has an id range outside this host's pool or in use twice");
+  slot_used_[slot] = true;
+  by_id_[info.id] = sb;
+  id_by_name_[info.name] = info.id;
+  return Persist(*sb, SandboxStateName(info.state),
+                 what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
+}
+
+}  // namespace paddock

@@ -1,0 +1,155 @@
+// Warm shells: sandboxes-to-be kept ready per template and per image.
+#include "sandbox/manager.h"
+
+#include <algorithm>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "base/fs.h"
+#include "base/ids.h"
+#include "sandbox/manager_parts.h"
+
+namespace paddock {
+
+using namespace manager_detail;
+
+// ---- Warm shells ----
+
+Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell(
+    const Template& tmpl) {
+  auto warm = std::make_unique<WarmShell>();
+  warm->key = "warm-" + RandomHex(6);
+  warm->dir = sandboxes_dir_ + "/" + warm->key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    PDK_ASSIGN_OR_RETURN(warm->host_first, ReserveIdSlot());
+  }
+  auto made = [&]() -> Status {
+    PDK_TRY(PrepareSandboxDir(warm->dir, warm->host_first));
+    PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}));
+    if (network_) {
+      PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
+    }
+    kernel::user::IdRange ids;
+    ids.host_first = warm->host_first;
+    PDK_ASSIGN_OR_RETURN(warm->shell,
+                         PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get(), warm->slot.get()));
+    return Status::Ok();
+  }();
+  if (!made.ok()) {
+    DiscardWarmShell(std::move(warm));
+    return made;
+  }
+  return warm;
+}
+
+void SandboxManager::KeepImageWarm(const std::string& image_id) {
+  if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
+  std::vector<std::unique_ptr<WarmShell>> evicted;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    auto it = std::find(warm_images_.begin(), warm_images_.end(), image_id);
+    if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
+    if (it != warm_images_.end()) warm_images_.erase(it);
+    warm_images_.push_front(image_id);
+    while (warm_images_.size() > opts_.warm_images) {
+      auto& shells = warm_[warm_images_.back()];
+      for (auto& s : shells) evicted.push_back(std::move(s));
+      warm_.erase(warm_images_.back());
+      warm_images_.pop_back();
+    }
+  }
+  warm_cv_.notify_all();
+  for (auto& w : evicted) DiscardWarmShell(std::move(w));
+}
+
+void SandboxManager::DropWarmImages(const std::string& image_id) {
+  std::vector<std::unique_ptr<WarmShell>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    for (auto it = warm_images_.begin(); it != warm_images_.end();) {
+      if (!image_id.empty() && *it != image_id) {
+        ++it;
+        continue;
+      }
+      for (auto& s : warm_[*it]) dropped.push_back(std::move(s));
+      warm_.erase(*it);
+      it = warm_images_.erase(it);
+    }
+  }
+  for (auto& w : dropped) DiscardWarmShell(std::move(w));
+}
+
+std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(const std::string& key) {
+  std::unique_ptr<WarmShell> warm;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    auto it = warm_.find(key);
+    if (it == warm_.end() || it->second.empty()) return nullptr;
+    warm = std::move(it->second.front());
+    it->second.pop_front();
+  }
+  warm_cv_.notify_all();  // the refill thread makes its successor
+  return warm;
+}
+
+// Kills the shell, removes its cgroup and folder and frees its id range
+// (unless host_first was cleared because the range now belongs to a sandbox).
+void SandboxManager::DiscardWarmShell(std::unique_ptr<WarmShell> warm) {
+  warm->shell.reset();
+  if (warm->slot) network_->Release(std::move(warm->slot));
+  if (warm->cgroup) (void)warm->cgroup->Destroy();
+  (void)RemoveTree(warm->dir);
+  if (warm->host_first) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReleaseIdSlot(warm->host_first);
+  }
+}
+
+size_t SandboxManager::warm_shells_ready() const {
+  std::lock_guard<std::mutex> lock(warm_mu_);
+  size_t n = 0;
+  for (const auto& [name, shells] : warm_) n += shells.size();
+  return n;
+}
+
+// Keeps opts_.warm_shells ready per built-in template and per image kept
+// warm, one at a time; backs off for a second after a failure (a template
+// that cannot be built, a full host). An image removed meanwhile is no
+// longer kept warm: a shell made for it is discarded.
+void SandboxManager::RefillWarmShells() {
+  std::unique_lock<std::mutex> lock(warm_mu_);
+  while (!stopping_) {
+    std::string key;
+    bool image = false;
+    for (const auto& name : opts_.warm_templates)
+      if (key.empty() && warm_[name].size() < opts_.warm_shells) key = name;
+    for (const auto& id : warm_images_)
+      if (key.empty() && warm_[id].size() < opts_.warm_shells) key = id, image = true;
+    if (key.empty()) {
+      warm_cv_.wait(lock);
+      continue;
+    }
+    lock.unlock();
+    auto tmpl = image ? templates_.ForImage(key) : templates_.Get(key);
+    auto warm = tmpl.ok() ? MakeWarmShell(*tmpl) : tmpl.status();
+    lock.lock();
+    bool wanted = !image || std::find(warm_images_.begin(), warm_images_.end(), key) != warm_images_.end();
+    if (warm.ok() && wanted) {
+      warm_[key].push_back(std::move(*warm));
+    } else if (warm.ok()) {
+      lock.unlock();
+      DiscardWarmShell(std::move(*warm));
+      lock.lock();
+    } else if (image && tmpl.status().code() == StatusCode::kNotFound) {
+      warm_images_.erase(std::remove(warm_images_.begin(), warm_images_.end(), key), warm_images_.end());
+    } else {
+      warm_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    }
+  }
+}
+
+}  // namespace paddock
