@@ -236,8 +236,15 @@ int main(int argc, char** argv) {
   PrintRow("  delete", c_delete, 0);
   std::printf("teardowns all done %.0f ms after the churn stopped\n", churn_teardown_ms);
 
-  ::kill(daemon_pid, SIGTERM);
-  ::waitpid(daemon_pid, nullptr, 0);
+  if (int status; ::waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
+    auto log = ReadFile(state + "/paddockd.log");
+    std::string text = log.ok() ? *log : "";
+    std::fprintf(stderr, "paddockd died (status %d) during the run; the end of its log:\n%s\n", status,
+                 text.substr(text.size() > 4000 ? text.size() - 4000 : 0).c_str());
+  } else {
+    ::kill(daemon_pid, SIGTERM);
+    ::waitpid(daemon_pid, nullptr, 0);
+  }
   if (with_runc) {
     Phase runc_cycle;
     double rate = RuncChurn(state + "/state/templates/" + tmpl + "-v1", std::min(seconds, 30.0), runc_cycle);

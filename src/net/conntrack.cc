@@ -50,11 +50,15 @@ Result<int> ForgetConnections(Ipv4 address) {
   nfct_callback_register(dump.get(), NFCT_T_ALL, Collect, &m);
   if (nfct_query(dump.get(), NFCT_Q_DUMP_FILTER, filter.get()) != 0)
     return Status::Errno("dump the conntrack table");
+  // Deletes go through a handle of their own: the dump's has Collect
+  // registered, which must not run (and grow m.found) meanwhile.
+  Handle deleter(nfct_open(CONNTRACK, 0));
+  if (!deleter) return Status::Errno("open ctnetlink");
   int deleted = 0;
   for (auto& ct : m.found) {
     if (!ct) return Internal("conntrack: out of memory");
     // Gone meanwhile (it timed out) is as good as deleted.
-    if (nfct_query(dump.get(), NFCT_Q_DESTROY, ct.get()) == 0) ++deleted;
+    if (nfct_query(deleter.get(), NFCT_Q_DESTROY, ct.get()) == 0) ++deleted;
     else if (errno != ENOENT) return Status::Errno("delete a tracked connection of " + address.ToString());
   }
   return deleted;

@@ -766,7 +766,11 @@ Status SandboxManager::Start(const std::string& id_or_name) {
 Status SandboxManager::Delete(const std::string& id_or_name) {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  return DeleteLocked(*sb);
+  Status s = DeleteLocked(*sb);
+  // Unlocked before `sb` goes: it may hold the sandbox's last reference,
+  // and the lock must not outlive the mutex it holds.
+  lock.unlock();
+  return s;
 }
 
 // The delete answers once the sandbox can neither run nor be reached: its

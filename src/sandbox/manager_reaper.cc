@@ -45,9 +45,11 @@ int SandboxManager::Reap(int64_t now_ms) {
 void SandboxManager::FinishReaping() { reaper_.Drain(); }
 
 void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
+  std::shared_ptr<Sandbox> keep;  // declared first, destroyed last: it outlives `lock`
   std::unique_lock<std::mutex> lock;
   auto sb = FindLocked(id, lock);
   if (!sb.ok()) return;  // deleted meanwhile
+  keep = *sb;
   SandboxInfo& i = (*sb)->info;
   Due due = DueFor(i, now_ms);  // again, under its lock: it may have changed
   if (due == Due::kExpired) {
