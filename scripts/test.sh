@@ -2,7 +2,7 @@
 # Sets up a fresh machine, builds, and runs every test (as root: the
 # integration tests start real sandboxes), then the unit tests again under
 # AddressSanitizer and UndefinedBehaviorSanitizer, then each libFuzzer
-# harness for FUZZ_SECONDS (45 unless set) over its seed corpus.
+# harness for FUZZ_SECONDS (30 unless set) over its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -18,4 +18,4 @@ ctest --test-dir build --output-on-failure --timeout 300
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPADDOCK_SANITIZE=ON >/dev/null
 ninja -C build-asan unit_tests paddock-init
 ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit
-FUZZ_SECONDS="${FUZZ_SECONDS:-45}" ./scripts/fuzz.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ./scripts/fuzz.sh

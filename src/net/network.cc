@@ -323,25 +323,38 @@ std::string Network::ResolvConf() const {
 
 void Network::Upkeep() {
   constexpr auto kIdleLife = std::chrono::seconds(60);
+  // Destroyed slots' veths go within milliseconds, so they are looked for
+  // again soon; less and less often while one stays (a process stuck in its
+  // namespace keeps it), since each look lists every link on the host.
+  auto look_again = std::chrono::milliseconds(20);
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     if (!destroyed_.empty()) {
+      size_t before = destroyed_.size();
       lock.unlock();
       FreeDestroyedAddresses();
       lock.lock();
+      look_again = destroyed_.size() < before ? std::chrono::milliseconds(20)
+                                              : std::min(look_again * 2, std::chrono::milliseconds(2000));
     }
     if (warm_.size() > opts_.warm_slots && std::chrono::steady_clock::now() - last_take_ > kIdleLife) {
-      auto slot = std::move(warm_.front());  // the oldest
-      warm_.pop_front();
+      std::vector<std::unique_ptr<Slot>> idle;  // the oldest, beyond warm_slots
+      while (warm_.size() > opts_.warm_slots) {
+        idle.push_back(std::move(warm_.front()));
+        warm_.pop_front();
+      }
       lock.unlock();
-      DestroySlot(*slot);
+      for (auto& slot : idle) DestroySlot(*slot);
       lock.lock();
       continue;
     }
     if (warm_.size() >= opts_.warm_slots) {
-      // Destroyed slots' veths go within milliseconds: look again soon.
-      auto wait = destroyed_.empty() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(20);
-      cv_.wait_for(lock, wait, [&] { return stopping_ || warm_.size() < opts_.warm_slots; });
+      // Idle, a slot destroyed wakes this; else the next look is due anyway.
+      bool idle = destroyed_.empty();
+      if (idle) look_again = std::chrono::milliseconds(20);
+      cv_.wait_for(lock, idle ? std::chrono::milliseconds(5000) : look_again, [&] {
+        return stopping_ || warm_.size() < opts_.warm_slots || (idle && !destroyed_.empty());
+      });
       continue;
     }
     lock.unlock();

@@ -44,7 +44,7 @@ struct NetworkOptions {
   std::vector<std::string> dns;       // empty: the host's resolvers, less loopback ones
   size_t warm_slots = 0;              // slots kept ready
   // Released slots kept for the next sandboxes beyond warm_slots, once
-  // reset (see Release); those no one takes for a minute go.
+  // reset (see Release); when no slot has been taken for a minute, they go.
   size_t recycled_slots = 256;
   // Private-range CIDRs that sandboxes reach by default (egress otherwise
   // goes to the public internet only: see Firewall).
