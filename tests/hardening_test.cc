@@ -511,7 +511,9 @@ TEST_F(DaemonTest, LongRequestsAreCappedSoPlainRequestsAlwaysAnswer) {
   std::string refused = MustFail("POST", "/v1/sandboxes/busy/exec", json{{"command", "touch /tmp/ran"}}.dump(), 503);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
   EXPECT_NE(refused.find("--max-streams"), std::string::npos) << refused;
-  Must("GET", "/v1/sandboxes");
+  // A batch create holds its worker as long: it is capped alike, before it makes anything.
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 3})", 503).find("--max-streams"), std::string::npos);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes")["sandboxes"].size(), 1u);
   Must("GET", "/v1/sandboxes/busy");
   sync.join();
   streamed.join();

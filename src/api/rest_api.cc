@@ -425,20 +425,20 @@ std::optional<Response> RestApi::PullImage(Call& c) {
 
 // The fields of a create's body (every one optional).
 static Result<SandboxSpec> SpecFromBody(const Body& b) {
-    SandboxSpec spec;
-    PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
-    PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
-    PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
-    PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
-    PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
-    PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
-    PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
-    PDK_ASSIGN_OR_RETURN(spec.timeout_s, b.Int("timeout"));
-    PDK_ASSIGN_OR_RETURN(spec.auto_delete_after_s, b.Int("auto_delete_after"));
-    PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
-    PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
-    if (b.j.contains("network")) PDK_TRY(spec.network.Merge(b.j["network"]));
-    return spec;
+  SandboxSpec spec;
+  PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
+  PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
+  PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
+  PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
+  PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
+  PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
+  PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
+  PDK_ASSIGN_OR_RETURN(spec.timeout_s, b.Int("timeout"));
+  PDK_ASSIGN_OR_RETURN(spec.auto_delete_after_s, b.Int("auto_delete_after"));
+  PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
+  PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
+  if (b.j.contains("network")) PDK_TRY(spec.network.Merge(b.j["network"]));
+  return spec;
 }
 
 Response RestApi::CreateSandbox(Call& c) {
@@ -454,15 +454,24 @@ Response RestApi::CreateSandbox(Call& c) {
 // POST /v1/sandboxes:batch: a create's fields and "count". 201 when all
 // were created; 207 when some failed; each result, in order, is
 // {"sandbox": ...} or {"error": ...}. When none was created, the first error.
-Response RestApi::CreateSandboxes(Call& c) {
+// A batch holds its worker as long as a sync exec may: it takes a stream
+// slot, so that batches can never take every worker.
+std::optional<Response> RestApi::CreateSandboxes(Call& c) {
   c.op = "create_batch";
-  return Try(c.req, [&]() -> Result<Response> {
+  auto parsed = [&]() -> Result<std::pair<SandboxSpec, int64_t>> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
     PDK_ASSIGN_OR_RETURN(int64_t count, b.Int("count"));
     if (count < 1 || count > static_cast<int64_t>(kMaxBatch))
       return InvalidArgument("field 'count' must be 1 to " + std::to_string(kMaxBatch));
     b.j.erase("count");
     PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
+    return std::make_pair(std::move(spec), count);
+  }();
+  if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
+  if (!c.out.ClaimStream()) return std::nullopt;
+  const SandboxSpec& spec = parsed->first;
+  const int64_t count = parsed->second;
+  return Try(c.req, [&]() -> Result<Response> {
     auto results = CreateBatch(*manager_, spec, static_cast<size_t>(count));
     json all = json::array();
     int created = 0;

@@ -25,7 +25,7 @@ class RestApi {
   struct Call;
   std::optional<Response> Route(Call& c);
   Response CreateSandbox(Call& c);
-  Response CreateSandboxes(Call& c);
+  std::optional<Response> CreateSandboxes(Call& c);
   Response ListSandboxes(Call& c);
   Response Transition(Call& c, const std::string& id, const std::string& action);
   Response SetTimeout(Call& c, const std::string& id);
