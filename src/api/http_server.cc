@@ -43,12 +43,15 @@ http::status HttpStatusFor(StatusCode code) {
   return http::status::internal_server_error;
 }
 
+nlohmann::json ErrorBody(const Status& s) {
+  return {{"error", {{"code", StatusCodeName(s.code())}, {"message", s.message()}}}};
+}
+
 Response ErrorResponse(const Status& s, unsigned version, bool keep_alive) {
   Response res{HttpStatusFor(s.code()), version};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(keep_alive);
-  res.body() = nlohmann::json{{"error", {{"code", StatusCodeName(s.code())}, {"message", s.message()}}}}
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  res.body() = ErrorBody(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   res.prepare_payload();
   return res;
 }

@@ -25,6 +25,8 @@
 #include <variant>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "api/http_relay.h"
 #include "base/status.h"
 
@@ -98,7 +100,9 @@ struct ServerOptions {
   size_t max_connections = 4096;
 };
 
-// A JSON error body {"error":{"code","message"}} with the fitting status.
+// The API's error body, {"error":{"code","message"}}; ErrorResponse sends
+// it with the fitting status.
+nlohmann::json ErrorBody(const Status& s);
 Response ErrorResponse(const Status& s, unsigned version = 11, bool keep_alive = true);
 http::status HttpStatusFor(StatusCode code);
 

@@ -482,7 +482,7 @@ std::optional<Response> RestApi::CreateSandboxes(Call& c) {
         all.push_back({{"sandbox", SandboxJson(*r, manager_->network())}});
       } else {
         if (!first_error) first_error = &r.status();
-        all.push_back({{"error", {{"code", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}});
+        all.push_back(ErrorBody(r.status()));
       }
     }
     if (created == 0) return *first_error;
