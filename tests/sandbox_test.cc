@@ -66,6 +66,27 @@ TEST_F(SandboxTest, MissingExecutableIsAClearError) {
   EXPECT_NE(r.status().message().find("no-such-program"), std::string::npos);
 }
 
+// A child that cannot reach exec reports why through its close-on-exec
+// pipe, and init (suspended while the child shares its memory) goes on.
+TEST_F(SandboxTest, AChildThatCannotExecSaysWhyAndInitGoesOn) {
+  SandboxInfo sb = Create();
+  agent::ExecOptions opts;
+  opts.argv = {"/bin/true"};
+  opts.cwd = "/no/such/dir";
+  auto r = manager_->Exec(sb.id, opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("chdir to cwd '/no/such/dir'"), std::string::npos)
+      << r.status().ToString();
+  Sh(sb.id, "printf 'not a program' > /tmp/x; chmod +x /tmp/x");
+  opts.cwd = "/";
+  opts.argv = {"/tmp/x"};
+  r = manager_->Exec(sb.id, opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exec /tmp/x"), std::string::npos) << r.status().ToString();
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(Exec(sb.id, {"/bin/echo", std::to_string(i)}).stdout_data, std::to_string(i) + "\n");
+}
+
 TEST_F(SandboxTest, EnvCwdAndUser) {
   SandboxSpec spec;
   spec.env = {{"FROM_SANDBOX", "s"}, {"BOTH", "sandbox"}};

@@ -67,6 +67,7 @@ class ProcessTable {
   size_t keep_exited_;
   std::map<pid_t, std::unique_ptr<Process>> procs_;
   std::deque<pid_t> exited_order_;
+  std::vector<char> child_stack_ = std::vector<char>(64 * 1024);  // of a spawned child until it execs
 };
 
 }  // namespace paddock::init
