@@ -1,4 +1,7 @@
 // Pause/resume, stop/start, delete, and the transitions that are refused.
+#include <atomic>
+#include <thread>
+
 #include "sandbox_fixture.h"
 
 namespace paddock::testing {
@@ -49,6 +52,48 @@ TEST_F(SandboxTest, StopThenStartKeepsFiles) {
   ASSERT_TRUE(manager_->Start(sb.id).ok());
   EXPECT_EQ(Sh(sb.id, "cat /root/file /opt/app/v"), "kept\nv1\n");
   EXPECT_EQ(Sh(sb.id, "cat /proc/1/comm"), "paddock-init\n");
+}
+
+// Restart and EnsureRunning are each one transition: racing each other and
+// pauses, neither finds the sandbox moved under it half way (a stop then a
+// start made by the caller would: "only a stopped sandbox can be started").
+TEST_F(SandboxTest, RestartsAndResumesRacingPausesNeverFailHalfWay) {
+  SandboxInfo sb = Create();
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0}, paused{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3; ++i) {
+        Status s = t % 3 == 0   ? manager_->Restart(sb.id, 0)
+                   : t % 3 == 1 ? manager_->EnsureRunning(sb.id, t < 3).status()
+                                : manager_->Pause(sb.id);
+        if (t % 3 == 2) {
+          if (s.ok()) ++paused;
+          else EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+        } else if (!s.ok()) {
+          ADD_FAILURE() << s.ToString();
+          ++failed;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  auto was = manager_->EnsureRunning(sb.id, true);
+  ASSERT_TRUE(was.ok()) << was.status().ToString();
+  EXPECT_EQ(manager_->Get(sb.id)->state, SandboxState::kRunning);
+  EXPECT_EQ(Sh(sb.id, "echo up"), "up\n");
+  // What each call says it found.
+  ASSERT_TRUE(manager_->Pause(sb.id).ok());
+  EXPECT_EQ(*manager_->EnsureRunning(sb.id, true), SandboxState::kPaused);
+  EXPECT_EQ(*manager_->EnsureRunning(sb.id, true), SandboxState::kRunning);
+  ASSERT_TRUE(manager_->Pause(sb.id).ok());
+  pid_t init = manager_->Get(sb.id)->init_pid;
+  EXPECT_EQ(*manager_->EnsureRunning(sb.id, false), SandboxState::kPaused);
+  EXPECT_NE(manager_->Get(sb.id)->init_pid, init);  // booted afresh
+  ASSERT_TRUE(manager_->Stop(sb.id, 0).ok());
+  EXPECT_EQ(*manager_->EnsureRunning(sb.id, true), SandboxState::kStopped);
+  EXPECT_EQ(Sh(sb.id, "echo up"), "up\n");
 }
 
 TEST_F(SandboxTest, StopSendsSigtermFirst) {

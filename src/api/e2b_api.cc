@@ -487,10 +487,14 @@ Response E2bApi::PauseSandbox(Call& c, const std::string& id) {
     PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-    if (info.state != SandboxState::kRunning)
-      return Status(StatusCode::kAlreadyExists, "sandbox " + id + " is already paused");
     // Without memory: a filesystem-only pause, which is Paddock's stop.
-    PDK_TRY(memory.value_or(true) ? manager_->Pause(id) : manager_->Stop(id));
+    Status paused = FailedPrecondition("not running");
+    if (info.state == SandboxState::kRunning)
+      paused = memory.value_or(true) ? manager_->Pause(id) : manager_->Stop(id);
+    // Not running, now or by the time the pause reached it: E2B's 409.
+    if (paused.code() == StatusCode::kFailedPrecondition)
+      return Status(StatusCode::kAlreadyExists, "sandbox " + id + " is already paused");
+    PDK_TRY(paused);
     return EmptyResponse(http::status::no_content, c.req);
   });
 }
@@ -500,17 +504,11 @@ Response E2bApi::ConnectSandbox(Call& c, const std::string& id) {
     PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     PDK_ASSIGN_OR_RETURN(auto memory, OptionalBool(body, "memory"));
-    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-    http::status status = http::status::ok;
-    if (info.state == SandboxState::kPaused && !memory.value_or(true)) {
-      PDK_TRY(manager_->Stop(id, 0));  // a filesystem-only resume: a fresh boot
-      info.state = SandboxState::kStopped;
-    }
-    if (info.state == SandboxState::kPaused) PDK_TRY(manager_->Resume(id));
-    if (info.state == SandboxState::kStopped) PDK_TRY(manager_->Start(id));
-    if (info.state != SandboxState::kRunning) status = http::status::created;
+    // Without memory, a paused sandbox boots afresh (a filesystem-only resume).
+    PDK_ASSIGN_OR_RETURN(SandboxState was, manager_->EnsureRunning(id, memory.value_or(true)));
+    http::status status = was == SandboxState::kRunning ? http::status::ok : http::status::created;
     if (timeout) PDK_TRY(manager_->SetTimeout(id, *timeout));
-    PDK_ASSIGN_OR_RETURN(info, manager_->Get(id));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
     return JsonResponse(status, SandboxAccessJson(info, opts_.domain), c.req);
   });
 }

@@ -581,12 +581,7 @@ Response RestApi::Transition(Call& c, const std::string& id, const std::string& 
     if (action == "stop" || action == "restart") {
       PDK_ASSIGN_OR_RETURN(int64_t grace, b.Int("grace_ms", -1));
       if (action == "stop") PDK_TRY(manager_->Stop(id, static_cast<int>(grace)));
-      if (action == "restart") {
-        auto info = manager_->Get(id);
-        if (info.ok() && info->state != SandboxState::kStopped)
-          PDK_TRY(manager_->Stop(id, static_cast<int>(grace)));
-        PDK_TRY(manager_->Start(id));
-      }
+      if (action == "restart") PDK_TRY(manager_->Restart(id, static_cast<int>(grace)));
     }
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
     return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);

@@ -712,53 +712,84 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
 Status SandboxManager::Pause(const std::string& id_or_name) {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  if (sb->info.state != SandboxState::kRunning)
-    return FailedPrecondition("sandbox " + sb->info.id + " is " +
-                              SandboxStateName(sb->info.state) + "; only a running sandbox can be paused");
-  // No intent needed: recovery reads the freezer, the kernel's own record.
-  PDK_TRY(sb->cgroup->Freeze());
-  sb->info.state = SandboxState::kPaused;
-  PDK_TRY(Persist(*sb, "paused", {"pause", "done", ""}));
-  return Status::Ok();
+  return PauseLocked(*sb);
 }
 
 Status SandboxManager::Resume(const std::string& id_or_name) {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  if (sb->info.state != SandboxState::kPaused)
-    return FailedPrecondition("sandbox " + sb->info.id + " is " +
-                              SandboxStateName(sb->info.state) + "; only a paused sandbox can be resumed");
-  PDK_TRY(sb->cgroup->Thaw());
-  sb->info.state = SandboxState::kRunning;
-  sb->info.last_active_ms = WallClockMillis();
-  PDK_TRY(Persist(*sb, "running", {"resume", "done", ""}));
-  return Status::Ok();
+  return ResumeLocked(*sb);
 }
 
 Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  if (sb->info.state == SandboxState::kStopped)
-    return FailedPrecondition("sandbox " + sb->info.id + " is already stopped");
-  PDK_TRY(Persist(*sb, "stopping", {"stop", "intent", ""}));
-  Status s = Halt(*sb, grace_ms < 0 ? opts_.default_stop_grace_ms : grace_ms);
-  PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
-                  {"stop", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
-  return s;
+  return StopLocked(*sb, grace_ms);
 }
 
 Status SandboxManager::Start(const std::string& id_or_name) {
   std::unique_lock<std::mutex> lock;
   PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  if (sb->info.state != SandboxState::kStopped)
-    return FailedPrecondition("sandbox " + sb->info.id + " is " +
-                              SandboxStateName(sb->info.state) + "; only a stopped sandbox can be started");
-  PDK_TRY(Persist(*sb, "starting", {"start", "intent", ""}));
-  Status s = TakeSlot(*sb);
-  if (s.ok()) s = Boot(*sb, LaunchFor(sb->info, false, network_.get()));
-  if (s.ok()) s = ApplyNetwork(*sb);
-  if (!s.ok()) (void)Halt(*sb, 0);
-  PDK_TRY(Persist(*sb, SandboxStateName(sb->info.state),
+  return StartLocked(*sb);
+}
+
+Status SandboxManager::Restart(const std::string& id_or_name, int grace_ms) {
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  if (sb->info.state != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, grace_ms));
+  return StartLocked(*sb);
+}
+
+Result<SandboxState> SandboxManager::EnsureRunning(const std::string& id_or_name, bool keep_memory) {
+  std::unique_lock<std::mutex> lock;
+  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  SandboxState was = sb->info.state;
+  if (was == SandboxState::kPaused && keep_memory) PDK_TRY(ResumeLocked(*sb));
+  if (was == SandboxState::kPaused && !keep_memory) PDK_TRY(StopLocked(*sb, 0));
+  if (sb->info.state == SandboxState::kStopped) PDK_TRY(StartLocked(*sb));
+  return was;
+}
+
+Status SandboxManager::PauseLocked(Sandbox& sb) {
+  if (sb.info.state != SandboxState::kRunning)
+    return FailedPrecondition("sandbox " + sb.info.id + " is " +
+                              SandboxStateName(sb.info.state) + "; only a running sandbox can be paused");
+  // No intent needed: recovery reads the freezer, the kernel's own record.
+  PDK_TRY(sb.cgroup->Freeze());
+  sb.info.state = SandboxState::kPaused;
+  return Persist(sb, "paused", {"pause", "done", ""});
+}
+
+Status SandboxManager::ResumeLocked(Sandbox& sb) {
+  if (sb.info.state != SandboxState::kPaused)
+    return FailedPrecondition("sandbox " + sb.info.id + " is " +
+                              SandboxStateName(sb.info.state) + "; only a paused sandbox can be resumed");
+  PDK_TRY(sb.cgroup->Thaw());
+  sb.info.state = SandboxState::kRunning;
+  sb.info.last_active_ms = WallClockMillis();
+  return Persist(sb, "running", {"resume", "done", ""});
+}
+
+Status SandboxManager::StopLocked(Sandbox& sb, int grace_ms) {
+  if (sb.info.state == SandboxState::kStopped)
+    return FailedPrecondition("sandbox " + sb.info.id + " is already stopped");
+  PDK_TRY(Persist(sb, "stopping", {"stop", "intent", ""}));
+  Status s = Halt(sb, grace_ms < 0 ? opts_.default_stop_grace_ms : grace_ms);
+  PDK_TRY(Persist(sb, SandboxStateName(sb.info.state),
+                  {"stop", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
+  return s;
+}
+
+Status SandboxManager::StartLocked(Sandbox& sb) {
+  if (sb.info.state != SandboxState::kStopped)
+    return FailedPrecondition("sandbox " + sb.info.id + " is " +
+                              SandboxStateName(sb.info.state) + "; only a stopped sandbox can be started");
+  PDK_TRY(Persist(sb, "starting", {"start", "intent", ""}));
+  Status s = TakeSlot(sb);
+  if (s.ok()) s = Boot(sb, LaunchFor(sb.info, false, network_.get()));
+  if (s.ok()) s = ApplyNetwork(sb);
+  if (!s.ok()) (void)Halt(sb, 0);
+  PDK_TRY(Persist(sb, SandboxStateName(sb.info.state),
                   {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
   return s;
 }

@@ -160,6 +160,13 @@ class SandboxManager {
   // SIGTERM to every process, SIGKILL after `grace_ms` (-1: the default).
   Status Stop(const std::string& id_or_name, int grace_ms = -1);
   Status Start(const std::string& id_or_name);
+  // Stop (unless stopped) then Start, as one transition: no other request
+  // acts on the sandbox in between.
+  Status Restart(const std::string& id_or_name, int grace_ms = -1);
+  // Brings the sandbox to running, as one transition: resumes a paused one
+  // (with keep_memory false, boots it afresh instead), starts a stopped
+  // one. Returns the state it was in.
+  Result<SandboxState> EnsureRunning(const std::string& id_or_name, bool keep_memory);
   // Kills its processes and forgets it; its cgroup, network slot and files
   // are removed in the background (FinishTeardowns waits for that).
   Status Delete(const std::string& id_or_name);
@@ -284,6 +291,11 @@ class SandboxManager {
   Status Recover();
   Status RecoverOne(const SandboxRecord& rec);
   Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
+  // The transitions, each on a sandbox whose lock the caller holds.
+  Status PauseLocked(Sandbox& sb);
+  Status ResumeLocked(Sandbox& sb);
+  Status StopLocked(Sandbox& sb, int grace_ms);
+  Status StartLocked(Sandbox& sb);
   // What a deleted sandbox leaves for the teardown workers.
   struct Remains {
     kernel::ProcessHandle init;  // killed, maybe not yet reaped

@@ -60,17 +60,10 @@ void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
   (void)store_->Journal(i.id, "timeout", "intent", TimeoutActionName(i.on_timeout));
   i.timeout_at_ms = 0;
   Status s;
-  if (i.on_timeout == TimeoutAction::kKill) {
-    s = DeleteLocked(**sb);
-  } else if (i.on_timeout == TimeoutAction::kPause) {
-    s = (*sb)->cgroup->Freeze();
-    if (s.ok()) i.state = SandboxState::kPaused;
-    if (s.ok()) s = Persist(**sb, "paused");
-  } else {
-    s = Persist(**sb, "stopping");
-    if (s.ok()) s = Halt(**sb, opts_.default_stop_grace_ms);
-    Status p = Persist(**sb, SandboxStateName(i.state));
-    if (s.ok()) s = p;
+  switch (i.on_timeout) {
+    case TimeoutAction::kKill: s = DeleteLocked(**sb); break;
+    case TimeoutAction::kPause: s = PauseLocked(**sb); break;
+    case TimeoutAction::kStop: s = StopLocked(**sb, -1); break;
   }
   (void)store_->Journal(id, "timeout", s.ok() ? "done" : "failed", s.ToString());
 }
