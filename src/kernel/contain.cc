@@ -51,6 +51,14 @@ constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kLaunchBytes = 16384;  // the launch message's limit
 constexpr size_t kMaxLaunchEnv = 64;
 constexpr char kReady = 'R';
+// ThreadSanitizer keeps per-thread state in memory a CLONE_VM child would
+// share (and corrupt, running intercepted calls as our thread): a TSan
+// build gives the child a copy of the address space instead.
+#if defined(__SANITIZE_THREAD__)
+constexpr int kShareVm = 0;
+#else
+constexpr int kShareVm = CLONE_VM;
+#endif
 // Fixed fd numbers in the child: 0 /dev/null, 1-2 the log, 3 the agent
 // socket (see paddock-init --listen-fd), 4 init's executable, 5 the sync socket.
 constexpr int kInitListenFd = 3, kInitExeFd = 4, kSyncFd = 5;
@@ -359,7 +367,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &saved);
     pid = ::clone(ShellMain, shell->stack_.data() + shell->stack_.size(),
-                  kNamespaces | (a.own_netns ? CLONE_NEWNET : 0) | CLONE_VM | CLONE_PIDFD | SIGCHLD,
+                  kNamespaces | (a.own_netns ? CLONE_NEWNET : 0) | kShareVm | CLONE_PIDFD | SIGCHLD,
                   &a, &pidfd);
     int clone_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
