@@ -59,7 +59,11 @@ Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
 // What a slot's last holder left in its namespace, read from inside it.
 struct Leftovers {
   bool sockets = false;  // a TCP, UDP, raw or unix socket, or a TIME_WAIT entry
-  uint64_t packets = 0;  // received and sent by eth0 since the slot was made
+  // IPv4 packets its stack received and sent since the slot was made (the
+  // conntrack entries Reset forgets are IPv4's). Not eth0's counters: those
+  // also count the bridge's floods (ARP, IPv6 multicast), which every slot
+  // gets and which track nothing.
+  uint64_t packets = 0;
 };
 
 Result<Leftovers> ReadLeftovers() {
@@ -82,17 +86,21 @@ Result<Leftovers> ReadLeftovers() {
   }
   PDK_ASSIGN_OR_RETURN(std::string unix_sockets, ReadFile("/proc/thread-self/net/unix"));
   if (std::count(unix_sockets.begin(), unix_sockets.end(), '\n') > 1) left.sockets = true;
-  PDK_ASSIGN_OR_RETURN(std::string dev, ReadFile("/proc/thread-self/net/dev"));
-  std::istringstream lines(dev);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t colon = line.find(':');
-    if (colon == std::string::npos || line.substr(0, colon).find("eth0") == std::string::npos) continue;
-    std::istringstream fields(line.substr(colon + 1));
-    uint64_t v[10] = {};
-    for (auto& f : v) fields >> f;
-    left.packets = v[1] + v[9];  // rx and tx packets
+  // Two "Ip:" lines: the field names, then their values.
+  PDK_ASSIGN_OR_RETURN(std::string snmp, ReadFile("/proc/thread-self/net/snmp"));
+  std::istringstream lines(snmp);
+  std::string names, values;
+  while (std::getline(lines, names) && names.rfind("Ip:", 0) != 0) {
   }
+  if (!std::getline(lines, values) || values.rfind("Ip:", 0) != 0)
+    return Internal("no Ip: counters in the slot's /proc/net/snmp");
+  std::istringstream n(names), v(values);
+  std::string name, label;
+  uint64_t value;
+  n >> label;
+  v >> label;
+  while (n >> name && v >> value)
+    if (name == "InReceives" || name == "OutRequests") left.packets += value;
   return left;
 }
 

@@ -55,7 +55,7 @@ struct Slot {
   Ipv4 address;
   std::string veth;  // the host end, a port of the bridge
   UniqueFd netns;
-  uint64_t packets = 0;  // what eth0 had carried when the slot was last reset
+  uint64_t packets = 0;  // IPv4 packets its stack had carried when the slot was last reset
 };
 
 class Network {
