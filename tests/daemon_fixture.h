@@ -58,6 +58,11 @@ class DaemonTest : public ::testing::Test {
 
   void TearDown() override {
     if (!state_) return;
+    // An overlay's unmount syncs the filesystem under it, and a sandbox's
+    // network namespace (its veth with it) goes only after that: with the
+    // gigabytes an earlier test left dirty, past paddockd's wait for its
+    // devices at exit. Written back here, the deletes below find none.
+    ::sync();
     if (pid_ <= 0) StartDaemon();
     auto list = api().Send("GET", "/v1/sandboxes");
     json body = list.ok() ? list->Json() : json::object();

@@ -1,12 +1,11 @@
 #include "init/processes.h"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <pty.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -211,7 +210,7 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   }
   bool want_stdin = req.value("stdin", false);
 
-  // Everything the child needs is prepared here; after fork it only makes syscalls.
+  // Everything the child needs is prepared here (ChildArgs); it only makes syscalls.
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -269,7 +268,8 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   // CLONE_VM|CLONE_VFORK, as posix_spawn does: no copy of init's page
   // tables and no copy-on-write faults after (a quarter of an exec's
   // latency here). We stay suspended until the child execs or exits, so it
-  // may use our memory and the stack below; it writes only its own locals.
+  // may use our memory and the stack below; it writes only its own locals
+  // (and errno).
   // Signals are blocked across clone so no handler of ours runs on it.
   sigset_t all, saved;
   sigfillset(&all);
