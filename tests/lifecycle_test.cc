@@ -96,6 +96,24 @@ TEST_F(SandboxTest, RestartsAndResumesRacingPausesNeverFailHalfWay) {
   EXPECT_EQ(Sh(sb.id, "echo up"), "up\n");
 }
 
+size_t OpenDescriptors() { return ListDir("/proc/self/fd").size(); }
+
+// Each sandbox holds descriptors (its root mount, its init's pidfd) that a
+// stop and a delete's teardown must close: none may be left behind.
+TEST_F(SandboxTest, StopStartAndDeleteLeaveNoDescriptorOpen) {
+  size_t before = OpenDescriptors();
+  SandboxInfo sb = Create();
+  EXPECT_GT(OpenDescriptors(), before);
+  Sh(sb.id, "echo data > /root/f");
+  ASSERT_TRUE(manager_->Stop(sb.id, 0).ok());
+  EXPECT_EQ(OpenDescriptors(), before);
+  ASSERT_TRUE(manager_->Start(sb.id).ok());
+  EXPECT_EQ(Sh(sb.id, "cat /root/f"), "data\n");
+  ASSERT_TRUE(manager_->Delete(sb.id).ok());
+  manager_->FinishTeardowns();
+  EXPECT_EQ(OpenDescriptors(), before);
+}
+
 TEST_F(SandboxTest, StopSendsSigtermFirst) {
   SandboxInfo sb = Create();
   auto client = manager_->Connect(sb.id);

@@ -264,8 +264,9 @@ Status SendMountFds(int sync_fd, const std::vector<UniqueFd>& fds) {
   return Status::Ok();
 }
 
-// Host half once the child exists: maps, cgroup, OOM immunity for init, mounts.
-Status PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
+// Host half once the child exists: maps, cgroup, OOM immunity for init,
+// mounts. Returns a copy of the root mount's fd.
+Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   PDK_TRY(user::WriteIdMaps(pid, spec.ids));
   if (spec.cgroup) PDK_TRY(spec.cgroup->AddProcess(pid));
   // PID 1 should outlive an OOM in its sandbox (its children reset this to 0).
@@ -279,6 +280,8 @@ Status PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   std::vector<UniqueFd> mounts;
   PDK_ASSIGN_OR_RETURN(UniqueFd root, mnt::MakeOverlayRoot(spec.lower_dirs, spec.upper_dir,
                                                            spec.work_dir, userns.get()));
+  UniqueFd root_copy(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+  if (!root_copy) return Status::Errno("duplicate the root mount's fd");
   mounts.push_back(std::move(root));
   for (const auto& [source, target] : spec.readonly_binds) {
     PDK_ASSIGN_OR_RETURN(UniqueFd bind, mnt::MakeReadOnlyBind(source, userns.get()));
@@ -294,7 +297,8 @@ Status PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
     }));
     mounts.push_back(std::move(sysfs));
   }
-  return SendMountFds(sync_fd, mounts);
+  PDK_TRY(SendMountFds(sync_fd, mounts));
+  return root_copy;
 }
 
 // The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step that failed.
@@ -378,7 +382,8 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   shell->sync_ = std::move(host_end);
   child_end.reset();
 
-  PDK_TRY(PrepareChild(spec, pid, shell->sync_.get()));  // on error ~Shell kills the child
+  // On error ~Shell kills the child.
+  PDK_ASSIGN_OR_RETURN(shell->root_mount_, PrepareChild(spec, pid, shell->sync_.get()));
   PDK_ASSIGN_OR_RETURN(char report, ReadReport(shell->sync_.get()));
   if (report != kReady) return Internal("sandbox set-up ended before its root was ready");
   return shell;
@@ -396,7 +401,7 @@ Result<Contained> Shell::Launch(const LaunchSpec& launch) {
     PDK_TRY(sent);
     if (report != '\0') return Internal("sandbox sent an unexpected report at launch");
     PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(child_.pid()));
-    return Contained{std::move(child_), start};
+    return Contained{std::move(child_), start, std::move(root_mount_)};
   }();
   if (!launched.ok()) Kill();
   return launched;

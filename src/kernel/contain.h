@@ -52,6 +52,11 @@ struct LaunchSpec {
 struct Contained {
   ProcessHandle init;
   uint64_t start_time = 0;  // of the init process, for adoption after a restart
+  // The sandbox's root (overlay) mount. Held, it outlives init: the
+  // overlay's unmount, which syncs the filesystem under it (seconds on a
+  // host with much dirty data), then happens when this is closed, not in
+  // init's exit, where it would hold the network namespace (and veth) too.
+  UniqueFd root_mount;
 };
 
 struct ShellArgs;  // what the child reads, in contain.cc
@@ -78,6 +83,7 @@ class Shell {
   std::vector<char> stack_;
   ProcessHandle child_;
   UniqueFd sync_;
+  UniqueFd root_mount_;  // see Contained::root_mount
 };
 
 }  // namespace paddock::kernel

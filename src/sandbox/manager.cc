@@ -627,6 +627,7 @@ Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgrou
   info.init_pid = contained->init.pid();
   info.init_start_time = contained->start_time;
   sb.init = std::move(contained->init);
+  sb.root_mount = std::move(contained->root_mount);
   info.state = SandboxState::kRunning;
   info.started_at_ms = info.last_active_ms = WallClockMillis();
   info.error.clear();
@@ -701,6 +702,7 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
   sb.cgroup.reset();
   sb.init = kernel::ProcessHandle();
   ReleaseSlot(sb);
+  sb.root_mount.reset();
   ::unlink(info.agent_socket.c_str());
   info.state = SandboxState::kStopped;
   info.init_pid = 0;
@@ -823,6 +825,7 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   sb.ready = false;
   auto remains = std::make_shared<Remains>();
   remains->init = std::move(sb.init);
+  remains->root_mount = std::move(sb.root_mount);
   remains->cgroup = std::move(sb.cgroup);
   remains->slot = std::move(sb.slot);
   remains->trash = std::move(trash);
@@ -848,7 +851,10 @@ void SandboxManager::TearDown(Remains& r) {
   // cgroup and id range; the next start-up sweeps the cgroup.
   if (gone && r.cgroup) gone = r.cgroup->Destroy().ok();
   if (r.slot) network_->Release(std::move(r.slot));
+  // The files first: their dirty pages are then dropped, not written back
+  // by the unmount's sync.
   (void)RemoveTree(r.trash);
+  r.root_mount.reset();
   std::lock_guard<std::mutex> g(mu_);
   if (gone) ReleaseIdSlot(r.host_first);
   --tearing_down_;

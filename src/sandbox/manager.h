@@ -299,6 +299,7 @@ class SandboxManager {
   // What a deleted sandbox leaves for the teardown workers.
   struct Remains {
     kernel::ProcessHandle init;  // killed, maybe not yet reaped
+    UniqueFd root_mount;         // closed last: its unmount syncs the filesystem
     std::unique_ptr<kernel::Cgroup> cgroup;
     std::unique_ptr<net::Slot> slot;
     std::string trash;           // its folder, moved to the trash

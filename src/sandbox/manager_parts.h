@@ -20,6 +20,7 @@ struct SandboxManager::Sandbox {
   SandboxInfo info;
   std::unique_ptr<kernel::Cgroup> cgroup;  // present while running or paused
   kernel::ProcessHandle init;
+  UniqueFd root_mount;                     // see kernel::Contained::root_mount; none once adopted
   std::unique_ptr<net::Slot> slot;         // its network, while running or paused
   std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
   // What Persist publishes at the end of every transition, for readers that
