@@ -156,6 +156,14 @@ Status PrepareSandboxDir(const std::string& dir, uid_t root) {
   return CloseSandboxDir(dir, root);
 }
 
+// FailedPrecondition unless the sandbox is in state `needed` for `done` (a
+// past participle: "paused").
+Status RequireState(const SandboxInfo& info, SandboxState needed, const char* done) {
+  if (info.state == needed) return Status::Ok();
+  return FailedPrecondition("sandbox " + info.id + " is " + SandboxStateName(info.state) + "; only a " +
+                            SandboxStateName(needed) + " sandbox can be " + done);
+}
+
 kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network) {
   kernel::LaunchSpec launch;
   launch.hostname = info.name;
@@ -753,9 +761,7 @@ Result<SandboxState> SandboxManager::EnsureRunning(const std::string& id_or_name
 }
 
 Status SandboxManager::PauseLocked(Sandbox& sb) {
-  if (sb.info.state != SandboxState::kRunning)
-    return FailedPrecondition("sandbox " + sb.info.id + " is " +
-                              SandboxStateName(sb.info.state) + "; only a running sandbox can be paused");
+  PDK_TRY(RequireState(sb.info, SandboxState::kRunning, "paused"));
   // No intent needed: recovery reads the freezer, the kernel's own record.
   PDK_TRY(sb.cgroup->Freeze());
   sb.info.state = SandboxState::kPaused;
@@ -763,9 +769,7 @@ Status SandboxManager::PauseLocked(Sandbox& sb) {
 }
 
 Status SandboxManager::ResumeLocked(Sandbox& sb) {
-  if (sb.info.state != SandboxState::kPaused)
-    return FailedPrecondition("sandbox " + sb.info.id + " is " +
-                              SandboxStateName(sb.info.state) + "; only a paused sandbox can be resumed");
+  PDK_TRY(RequireState(sb.info, SandboxState::kPaused, "resumed"));
   PDK_TRY(sb.cgroup->Thaw());
   sb.info.state = SandboxState::kRunning;
   sb.info.last_active_ms = WallClockMillis();
@@ -783,9 +787,7 @@ Status SandboxManager::StopLocked(Sandbox& sb, int grace_ms) {
 }
 
 Status SandboxManager::StartLocked(Sandbox& sb) {
-  if (sb.info.state != SandboxState::kStopped)
-    return FailedPrecondition("sandbox " + sb.info.id + " is " +
-                              SandboxStateName(sb.info.state) + "; only a stopped sandbox can be started");
+  PDK_TRY(RequireState(sb.info, SandboxState::kStopped, "started"));
   PDK_TRY(Persist(sb, "starting", {"start", "intent", ""}));
   Status s = TakeSlot(sb);
   if (s.ok()) s = Boot(sb, LaunchFor(sb.info, false, network_.get()));
