@@ -44,25 +44,33 @@ void WriteAll(int fd, const std::string& data) {
 Result<int> Stream(agent::AgentClient& client, int pid) {
   bool stdin_open = true;
   for (;;) {
-    struct pollfd fds[2] = {{client.fd(), POLLIN, 0}, {0, POLLIN, 0}};
-    int n = ::poll(fds, stdin_open ? 2 : 1, -1);
-    if (n < 0 && errno == EINTR) continue;
-    if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
-      char buf[65536];
-      ssize_t got = ::read(0, buf, sizeof buf);
-      if (got > 0) {
-        PDK_TRY(client.Send({{"op", "stdin"}, {"pid", pid}}, std::string_view(buf, got)).status());
-      } else {
-        stdin_open = false;
-        PDK_TRY(client.Send({{"op", "close_stdin"}, {"pid", pid}}).status());
+    // Frames an earlier read took off the socket come first: they would
+    // not wake the poll (the process's last output and its exit often
+    // arrive with the spawn's reply).
+    Result<agent::Frame> f = client.Read(0);
+    if (!f.ok() && f.status().code() != StatusCode::kDeadlineExceeded) return f.status();
+    if (!f.ok()) {
+      struct pollfd fds[2] = {{client.fd(), POLLIN, 0}, {0, POLLIN, 0}};
+      int n = ::poll(fds, stdin_open ? 2 : 1, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
+        char buf[65536];
+        ssize_t got = ::read(0, buf, sizeof buf);
+        if (got > 0) {
+          PDK_TRY(client.Send({{"op", "stdin"}, {"pid", pid}}, std::string_view(buf, got)).status());
+        } else {
+          stdin_open = false;
+          PDK_TRY(client.Send({{"op", "close_stdin"}, {"pid", pid}}).status());
+        }
       }
+      if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
+      f = client.Read(-1);
+      if (!f.ok()) return f.status();
     }
-    if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
-    PDK_ASSIGN_OR_RETURN(agent::Frame f, client.Read(-1));
-    const auto& h = f.header;
+    const auto& h = f->header;
     if (h.contains("ok") && !h.value("ok", false)) PDK_TRY(agent::StatusFromReply(h));
     std::string ev = h.value("event", "");
-    if (ev == "output") WriteAll(h.value("stream", "") == "stderr" ? 2 : 1, f.payload);
+    if (ev == "output") WriteAll(h.value("stream", "") == "stderr" ? 2 : 1, f->payload);
     if (ev == "exit") return h.value("signal", 0) ? 128 + h.value("signal", 0) : h.value("exit_code", 1);
   }
 }
