@@ -289,9 +289,9 @@ struct E2bApi::Call {
 // read by GetWatcherEvents.
 struct E2bApi::Watcher {
   Watcher(std::string id, agent::AgentClient c) : sandbox_id(std::move(id)), client(std::move(c)) {}
-  std::mutex mu;
-  std::string sandbox_id;
-  agent::AgentClient client;
+  Mutex mu;  // one reader of its events at a time
+  const std::string sandbox_id;
+  agent::AgentClient client GUARDED_BY(mu);
   std::atomic<int64_t> last_read_ns{MonotonicNanos()};
 };
 
@@ -305,12 +305,13 @@ constexpr int64_t kWatcherIdleNs = int64_t{600} * 1000000000;
 }  // namespace
 
 Status E2bApi::TakeWatcherPlace(const std::string& sandbox_id) {
-  std::lock_guard<std::mutex> lock(watchers_mu_);
+  MutexLock lock(watchers_mu_);
   int64_t now = MonotonicNanos();
   int held = streamed_watches_[sandbox_id];
   for (auto it = watchers_.begin(); it != watchers_.end();) {
     const Watcher& w = *it->second;
-    if (now - w.last_read_ns.load() > kWatcherIdleNs || !manager_->Get(w.sandbox_id).ok()) {
+    // Endpoint, not Get: it never waits for a transition of that sandbox.
+    if (now - w.last_read_ns.load() > kWatcherIdleNs || !manager_->Endpoint(w.sandbox_id).ok()) {
       it = watchers_.erase(it);
       continue;
     }
@@ -324,7 +325,7 @@ Status E2bApi::TakeWatcherPlace(const std::string& sandbox_id) {
 }
 
 void E2bApi::GiveWatcherPlace(const std::string& sandbox_id) {
-  std::lock_guard<std::mutex> lock(watchers_mu_);
+  MutexLock lock(watchers_mu_);
   if (--streamed_watches_[sandbox_id] <= 0) streamed_watches_.erase(sandbox_id);
 }
 
@@ -831,7 +832,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
     PDK_ASSIGN_OR_RETURN(std::string wid, StringField(msg, "watcherId"));
     std::shared_ptr<Watcher> w;
     {
-      std::lock_guard<std::mutex> lock(watchers_mu_);
+      MutexLock lock(watchers_mu_);
       auto it = watchers_.find(wid);
       if (it == watchers_.end() || it->second->sandbox_id != c.sandbox.id)
         return NotFound("watcher '" + wid + "' not found");
@@ -839,7 +840,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
       if (method == "RemoveWatcher") watchers_.erase(it);
     }
     if (method == "RemoveWatcher") return json::object();
-    std::lock_guard<std::mutex> lock(w->mu);
+    MutexLock lock(w->mu);
     w->last_read_ns = MonotonicNanos();
     json events = json::array();
     for (;;) {
@@ -862,7 +863,7 @@ Result<json> E2bApi::UnaryFilesystem(Call& c, const std::string& method, const j
                 .status());
     auto w = std::make_shared<Watcher>(c.sandbox.id, std::move(client));
     std::string wid = RandomHex(8);
-    std::lock_guard<std::mutex> lock(watchers_mu_);
+    MutexLock lock(watchers_mu_);
     watchers_[wid] = std::move(w);
     return json{{"watcherId", wid}};
   }
@@ -974,7 +975,7 @@ std::optional<Response> E2bApi::WatchStream(Call& c, const json& msg) {
     PDK_ASSIGN_OR_RETURN(std::string path, StringField(msg, "path"));
     PDK_TRY(TakeWatcherPlace(c.sandbox.id));
     {
-      std::lock_guard<std::mutex> lock(watchers_mu_);
+      MutexLock lock(watchers_mu_);
       ++streamed_watches_[c.sandbox.id];
       placed = true;
     }

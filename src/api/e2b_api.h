@@ -15,7 +15,6 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,12 +81,12 @@ class E2bApi {
   // Takes one of a sandbox's kMaxWatchers places (a CreateWatcher watcher
   // or a WatchDir stream); ResourceExhausted when none is left. Drops, first,
   // polled watchers of sandboxes that are gone or unread for kWatcherIdle.
-  Status TakeWatcherPlace(const std::string& sandbox_id);
-  void GiveWatcherPlace(const std::string& sandbox_id);
+  Status TakeWatcherPlace(const std::string& sandbox_id) EXCLUDES(watchers_mu_);
+  void GiveWatcherPlace(const std::string& sandbox_id) EXCLUDES(watchers_mu_);
 
-  std::mutex watchers_mu_;
-  std::map<std::string, std::shared_ptr<Watcher>> watchers_;  // CreateWatcher's, by id
-  std::map<std::string, int> streamed_watches_;                // WatchDir streams, by sandbox
+  Mutex watchers_mu_;
+  std::map<std::string, std::shared_ptr<Watcher>> watchers_ GUARDED_BY(watchers_mu_);  // CreateWatcher's, by id
+  std::map<std::string, int> streamed_watches_ GUARDED_BY(watchers_mu_);  // WatchDir streams, by sandbox
 };
 
 }  // namespace paddock::api

@@ -8,7 +8,7 @@ namespace paddock::api {
 
 UniqueFd UpstreamPool::Take(const std::string& key) {
   auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = idle_.find(key);
   if (it == idle_.end()) return UniqueFd();
   auto& idle = it->second;
@@ -26,14 +26,14 @@ UniqueFd UpstreamPool::Take(const std::string& key) {
 
 void UpstreamPool::GiveBack(const std::string& key, UniqueFd fd) {
   auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (now - last_sweep_ > kIdleFor) SweepLocked(now);
   auto& idle = idle_[key];
   if (idle.size() < kMaxPerKey) idle.push_back({std::move(fd), now});
 }
 
 size_t UpstreamPool::idle() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   size_t n = 0;
   for (const auto& [key, idle] : idle_) n += idle.size();
   return n;

@@ -20,12 +20,12 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/fd.h"
+#include "base/mutex.h"
 
 namespace paddock::api {
 
@@ -62,11 +62,11 @@ class UpstreamPool {
     UniqueFd fd;
     std::chrono::steady_clock::time_point since;
   };
-  void SweepLocked(std::chrono::steady_clock::time_point now);
+  void SweepLocked(std::chrono::steady_clock::time_point now) REQUIRES(mu_);
 
-  mutable std::mutex mu_;  // guards all below
-  std::map<std::string, std::vector<Idle>> idle_;
-  std::chrono::steady_clock::time_point last_sweep_{};
+  mutable Mutex mu_;
+  std::map<std::string, std::vector<Idle>> idle_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_sweep_ GUARDED_BY(mu_){};
 };
 
 // The upstream connection a client connection relays through. It stays

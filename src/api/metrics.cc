@@ -37,18 +37,18 @@ std::string Metrics::Key(const std::map<std::string, std::string>& labels) {
 }
 
 void Metrics::Count(const std::string& name, const std::map<std::string, std::string>& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   counters_[name][Key(labels)] += 1;
 }
 
 void Metrics::Set(const std::string& name, const std::map<std::string, std::string>& labels, double v) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   counters_[name][Key(labels)] = v;
 }
 
 void Metrics::Observe(const std::string& name, const std::map<std::string, std::string>& labels,
                       double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Histogram& h = histograms_[name][Key(labels)];
   if (h.buckets.empty()) h.buckets.assign(std::size(kBounds), 0);
   for (size_t i = 0; i < std::size(kBounds); ++i)
@@ -58,14 +58,14 @@ void Metrics::Observe(const std::string& name, const std::map<std::string, std::
 }
 
 void Metrics::Describe(const std::string& name, const std::string& type, const std::string& help) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   meta_[name] = {type, help};
 }
 
 std::string Metrics::Render() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::ostringstream out;
-  auto header = [&](const std::string& name, const char* default_type) {
+  auto header = [&](const std::string& name, const char* default_type) REQUIRES(mu_) {
     auto m = meta_.find(name);
     if (m != meta_.end()) out << "# HELP " << name << " " << m->second.second << "\n";
     out << "# TYPE " << name << " " << (m != meta_.end() ? m->second.first : default_type) << "\n";

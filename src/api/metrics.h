@@ -4,9 +4,10 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace paddock::api {
 
@@ -30,10 +31,10 @@ class Metrics {
     double sum = 0;
   };
   static std::string Key(const std::map<std::string, std::string>& labels);
-  mutable std::mutex mu_;
-  std::map<std::string, std::pair<std::string, std::string>> meta_;  // name -> type, help
-  std::map<std::string, std::map<std::string, double>> counters_;    // also gauges
-  std::map<std::string, std::map<std::string, Histogram>> histograms_;
+  mutable Mutex mu_;
+  std::map<std::string, std::pair<std::string, std::string>> meta_ GUARDED_BY(mu_);  // name -> type, help
+  std::map<std::string, std::map<std::string, double>> counters_ GUARDED_BY(mu_);    // also gauges
+  std::map<std::string, std::map<std::string, Histogram>> histograms_ GUARDED_BY(mu_);
 };
 
 }  // namespace paddock::api

@@ -8,44 +8,44 @@ WorkQueue::WorkQueue(size_t threads) {
 
 WorkQueue::~WorkQueue() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   for (auto& t : threads_) t.join();
 }
 
 void WorkQueue::Post(std::function<void()> job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     jobs_.push_back(std::move(job));
     ++pending_;
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 size_t WorkQueue::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return pending_;
 }
 
 void WorkQueue::Drain() {
-  std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [this] { return pending_ == 0; });
+  MutexLock lock(mu_);
+  while (pending_ != 0) idle_cv_.Wait(lock);
 }
 
 // Threads leave only once the queue is empty, so stopping finishes every job.
 void WorkQueue::Work() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    while (!stopping_ && jobs_.empty()) cv_.Wait(lock);
     if (jobs_.empty()) return;  // stopping, nothing left
     auto job = std::move(jobs_.front());
     jobs_.pop_front();
-    lock.unlock();
+    lock.Unlock();
     job();
-    lock.lock();
-    if (--pending_ == 0) idle_cv_.notify_all();
+    lock.Lock();
+    if (--pending_ == 0) idle_cv_.NotifyAll();
   }
 }
 

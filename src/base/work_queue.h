@@ -3,13 +3,13 @@
 // deleted sandbox). The destructor runs every job already posted.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace paddock {
 
@@ -20,21 +20,21 @@ class WorkQueue {
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
 
-  void Post(std::function<void()> job);
+  void Post(std::function<void()> job) EXCLUDES(mu_);
   // Jobs queued or running.
-  size_t pending() const;
+  size_t pending() const EXCLUDES(mu_);
   // Returns once every job posted before the call, and any posted meanwhile, has run.
-  void Drain();
+  void Drain() EXCLUDES(mu_);
 
  private:
-  void Work();
+  void Work() EXCLUDES(mu_);
 
-  mutable std::mutex mu_;  // guards the fields below
-  std::condition_variable cv_;       // a job was posted, or stopping_
-  std::condition_variable idle_cv_;  // pending_ reached 0
-  std::deque<std::function<void()>> jobs_;
-  size_t pending_ = 0;
-  bool stopping_ = false;
+  mutable Mutex mu_;
+  CondVar cv_;       // a job was posted, or stopping_
+  CondVar idle_cv_;  // pending_ reached 0
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  size_t pending_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -148,18 +148,18 @@ Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Ne
 Network::~Network() {
   std::deque<std::unique_ptr<Slot>> warm;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     warm.swap(warm_);
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (upkeep_.joinable()) upkeep_.join();
   for (auto& slot : warm) DestroySlot(*slot);
   WaitForDestroyedSlots();
 }
 
 Result<Ipv4> Network::ReserveAddress() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (slots_ >= kMaxSlots)
     return ResourceExhausted("the sandbox network is full: its bridge holds at most " +
                              std::to_string(kMaxSlots) + " slots (in use, ready or being released)");
@@ -182,7 +182,7 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
   Status s = [&]() -> Status {
     PDK_ASSIGN_OR_RETURN(slot->netns, kernel::net::NewNetns());
     {
-      std::lock_guard<std::mutex> lock(nl_mu_);
+      MutexLock lock(nl_mu_);
       PDK_TRY(nl_.AddVeth(slot->veth, bridge_index_, "eth0", slot->netns.get()));
       PDK_ASSIGN_OR_RETURN(int port, nl_.LinkIndex(slot->veth));
       PDK_TRY(nl_.IsolatePort(port));
@@ -203,19 +203,19 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
 // until the veth, which is named after it, is gone.
 void Network::DestroySlot(Slot& slot) {
   slot.netns.reset();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   destroyed_.push_back(slot.address);
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void Network::FreeDestroyedAddresses() {
   Result<std::vector<std::string>> links = [&] {
-    std::lock_guard<std::mutex> lock(nl_mu_);
+    MutexLock lock(nl_mu_);
     return nl_.LinkNames();
   }();
   if (!links.ok()) return;
   std::set<std::string> present(links->begin(), links->end());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto gone = std::partition(destroyed_.begin(), destroyed_.end(),
                              [&](Ipv4 a) { return present.count(VethName(a)) > 0; });
   for (auto it = gone; it != destroyed_.end(); ++it) {
@@ -223,13 +223,13 @@ void Network::FreeDestroyedAddresses() {
     --slots_;
   }
   destroyed_.erase(gone, destroyed_.end());
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void Network::WaitForDestroyedSlots() {
   for (int i = 0; i < 1000; ++i) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (destroyed_.empty()) return;
     }
     FreeDestroyedAddresses();
@@ -244,10 +244,10 @@ Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {
   slot->veth = VethName(address);
   PDK_ASSIGN_OR_RETURN(slot->netns, kernel::net::OpenNetnsOf(init_pid));
   {
-    std::lock_guard<std::mutex> lock(nl_mu_);
+    MutexLock lock(nl_mu_);
     PDK_TRY(nl_.LinkIndex(slot->veth).status());
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   uint64_t i = address.value - pool_.base.value;
   if (used_[i]) return AlreadyExists(address.ToString() + " is held twice");
   used_[i] = true;
@@ -258,9 +258,9 @@ Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {
 
 Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
   {
-    std::lock_guard<std::mutex> lock(nl_mu_);
+    MutexLock lock(nl_mu_);
     PDK_ASSIGN_OR_RETURN(auto ports, nl_.PortsOf(bridge_index_));
-    std::lock_guard<std::mutex> state(mu_);
+    MutexLock state(mu_);
     for (const auto& port : ports)
       if (!adopted_veths_.count(port)) PDK_TRY(nl_.DeleteLink(port).Annotate("sweep orphan port"));
     adopted_veths_.clear();
@@ -272,12 +272,12 @@ Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
 
 Result<std::unique_ptr<Slot>> Network::Acquire() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!warm_.empty()) {
       auto slot = std::move(warm_.front());
       warm_.pop_front();
       last_take_ = std::chrono::steady_clock::now();
-      cv_.notify_all();
+      cv_.NotifyAll();
       return slot;
     }
   }
@@ -287,7 +287,7 @@ Result<std::unique_ptr<Slot>> Network::Acquire() {
 void Network::Release(std::unique_ptr<Slot> slot) {
   if (!slot) return;
   if (firewall_->Forget(slot->address).ok() && Reset(*slot).ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stopping_ && warm_.size() < opts_.warm_slots + opts_.recycled_slots) {
       warm_.push_back(std::move(slot));
       return;
@@ -314,12 +314,12 @@ Status Network::Reset(Slot& slot) {
 
 Status Network::RemoveAll() {
   PDK_TRY(firewall_->Remove());
-  std::lock_guard<std::mutex> lock(nl_mu_);
+  MutexLock lock(nl_mu_);
   return nl_.DeleteLink(opts_.bridge);
 }
 
 size_t Network::warm_slots_ready() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return warm_.size();
 }
 
@@ -335,13 +335,13 @@ void Network::Upkeep() {
   // again soon; less and less often while one stays (a process stuck in its
   // namespace keeps it), since each look lists every link on the host.
   auto look_again = std::chrono::milliseconds(20);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     if (!destroyed_.empty()) {
       size_t before = destroyed_.size();
-      lock.unlock();
+      lock.Unlock();
       FreeDestroyedAddresses();
-      lock.lock();
+      lock.Lock();
       look_again = destroyed_.size() < before ? std::chrono::milliseconds(20)
                                               : std::min(look_again * 2, std::chrono::milliseconds(2000));
     }
@@ -351,25 +351,27 @@ void Network::Upkeep() {
         idle.push_back(std::move(warm_.front()));
         warm_.pop_front();
       }
-      lock.unlock();
+      lock.Unlock();
       for (auto& slot : idle) DestroySlot(*slot);
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (warm_.size() >= opts_.warm_slots) {
       // Idle, a slot destroyed wakes this; else the next look is due anyway.
       bool idle = destroyed_.empty();
       if (idle) look_again = std::chrono::milliseconds(20);
-      cv_.wait_for(lock, idle ? std::chrono::milliseconds(5000) : look_again, [&] {
-        return stopping_ || warm_.size() < opts_.warm_slots || (idle && !destroyed_.empty());
-      });
+      auto deadline = std::chrono::steady_clock::now() + (idle ? std::chrono::milliseconds(5000) : look_again);
+      while (!stopping_ && warm_.size() >= opts_.warm_slots && !(idle && !destroyed_.empty()))
+        if (!cv_.WaitUntil(lock, deadline)) break;
       continue;
     }
-    lock.unlock();
+    lock.Unlock();
     auto slot = MakeSlot();
-    lock.lock();
+    lock.Lock();
     if (!slot.ok()) {  // the pool may be full: wait for a release or a take
-      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (!stopping_ && cv_.WaitUntil(lock, deadline)) {
+      }
       continue;
     }
     warm_.push_back(std::move(*slot));  // the destructor destroys it if stopping

@@ -18,17 +18,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "net/address.h"
 #include "net/firewall.h"
@@ -67,30 +66,30 @@ class Network {
 
   // Start-up, before FinishRecovery: takes over the slot of a sandbox that
   // survived a restart of paddockd, its init being `init_pid`.
-  Result<std::unique_ptr<Slot>> Adopt(Ipv4 address, pid_t init_pid);
+  Result<std::unique_ptr<Slot>> Adopt(Ipv4 address, pid_t init_pid) EXCLUDES(mu_, nl_mu_);
   // Start-up, once every surviving slot is adopted: deletes every other
   // bridge port, rebuilds the table with `policies`, starts the refill.
-  Status FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies);
+  Status FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) EXCLUDES(mu_, nl_mu_);
 
   // A slot from the pool, or one made now if the pool is empty.
-  Result<std::unique_ptr<Slot>> Acquire();
+  Result<std::unique_ptr<Slot>> Acquire() EXCLUDES(mu_);
   // Forgets the slot's policy and takes it back. It goes to the back of the
   // pool (its address is reused after every other ready one) once reset:
   // no socket of its last holder left in it (one closing or in TIME_WAIT
   // would show in the next holder's /proc/net), and the host's tracked
   // connections of its address deleted. Otherwise, or with the pool full,
   // its veth is deleted and its address freed.
-  void Release(std::unique_ptr<Slot> slot);
+  void Release(std::unique_ptr<Slot> slot) EXCLUDES(mu_);
   Status Apply(const Slot& slot, const NetworkPolicy& policy) {
     return firewall_->Apply(slot.address, policy);
   }
   // On shutdown with no sandbox holding a slot: removes table and bridge.
-  Status RemoveAll();
+  Status RemoveAll() EXCLUDES(nl_mu_);
 
-  size_t warm_slots_ready() const;
+  size_t warm_slots_ready() const EXCLUDES(mu_);
   // Returns once every destroyed slot's veth is gone and its address free
   // (at most 10 s).
-  void WaitForDestroyedSlots();
+  void WaitForDestroyedSlots() EXCLUDES(mu_);
   // A Linux bridge has 1,023 ports: slots in use, pooled and being torn
   // down count against that. Beyond it Acquire says the network is full.
   static constexpr size_t kMaxSlots = 1023;
@@ -103,34 +102,34 @@ class Network {
  private:
   Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
           std::unique_ptr<Firewall> firewall);
-  Result<Ipv4> ReserveAddress();
-  Result<std::unique_ptr<Slot>> MakeSlot();
-  void DestroySlot(Slot& slot);
-  Status Reset(Slot& slot);
+  Result<Ipv4> ReserveAddress() EXCLUDES(mu_);
+  Result<std::unique_ptr<Slot>> MakeSlot() EXCLUDES(mu_, nl_mu_);
+  void DestroySlot(Slot& slot) EXCLUDES(mu_, nl_mu_);
+  Status Reset(Slot& slot) EXCLUDES(mu_);
   // Frees the addresses of destroyed slots whose veth is gone.
-  void FreeDestroyedAddresses();
+  void FreeDestroyedAddresses() EXCLUDES(mu_, nl_mu_);
   // The upkeep thread: keeps warm_slots ready, retires slots idle too long
   // and frees the addresses of destroyed slots.
-  void Upkeep();
+  void Upkeep() EXCLUDES(mu_);
 
   const NetworkOptions opts_;
   const Cidr pool_;
   const std::vector<Ipv4> resolvers_;
-  std::mutex nl_mu_;  // guards nl_, the host namespace's netlink socket
-  Netlink nl_;
+  Mutex nl_mu_;
+  Netlink nl_ GUARDED_BY(nl_mu_);  // the host namespace's netlink socket
   const int bridge_index_;
   std::unique_ptr<Firewall> firewall_;
 
-  mutable std::mutex mu_;  // guards the fields below
-  std::condition_variable cv_;
-  std::vector<bool> used_;  // by offset in the pool
-  size_t slots_ = 0;        // slots that exist (each a bridge port), adopted ones included
-  uint64_t cursor_ = 2;     // next offset to try: freed addresses are reused last
-  std::set<std::string> adopted_veths_;
-  std::deque<std::unique_ptr<Slot>> warm_;  // taken from the front, returned to the back
-  std::chrono::steady_clock::time_point last_take_;
-  std::vector<Ipv4> destroyed_;  // addresses held until their slot's veth is gone
-  bool stopping_ = false;
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::vector<bool> used_ GUARDED_BY(mu_);  // by offset in the pool
+  size_t slots_ GUARDED_BY(mu_) = 0;  // slots that exist (each a bridge port), adopted ones included
+  uint64_t cursor_ GUARDED_BY(mu_) = 2;  // next offset to try: freed addresses are reused last
+  std::set<std::string> adopted_veths_ GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Slot>> warm_ GUARDED_BY(mu_);  // taken from the front, returned to the back
+  std::chrono::steady_clock::time_point last_take_ GUARDED_BY(mu_);
+  std::vector<Ipv4> destroyed_ GUARDED_BY(mu_);  // addresses held until their slot's veth is gone
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread upkeep_;
 };
 

@@ -79,12 +79,41 @@ Result<UniqueFd> ListenUnix(const std::string& path) {
   return fd;
 }
 
-SandboxRecord ToRecord(const SandboxInfo& i, const char* state) {
+const char* RecordStateName(RecordState s) {
+  switch (s) {
+    case RecordState::kCreating: return "creating";
+    case RecordState::kRunning: return "running";
+    case RecordState::kPaused: return "paused";
+    case RecordState::kStopping: return "stopping";
+    case RecordState::kStopped: return "stopped";
+    case RecordState::kStarting: return "starting";
+    case RecordState::kDeleting: return "deleting";
+  }
+  return "stopped";
+}
+
+RecordState ParseRecordState(const std::string& s) {
+  for (RecordState r : {RecordState::kCreating, RecordState::kRunning, RecordState::kPaused, RecordState::kStopping,
+                        RecordState::kStarting, RecordState::kDeleting})
+    if (s == RecordStateName(r)) return r;
+  return RecordState::kStopped;
+}
+
+RecordState Recorded(SandboxState s) {
+  switch (s) {
+    case SandboxState::kRunning: return RecordState::kRunning;
+    case SandboxState::kPaused: return RecordState::kPaused;
+    case SandboxState::kStopped: return RecordState::kStopped;
+  }
+  return RecordState::kStopped;
+}
+
+SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   SandboxRecord r;
   r.id = i.id;
   r.name = i.name;
   r.template_name = i.template_name;
-  r.state = state;
+  r.state = RecordStateName(state);
   r.memory_bytes = i.limits.memory_bytes;
   r.cpu_millicores = i.limits.cpu_millicores;
   r.pids = i.limits.pids;
@@ -189,7 +218,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       templates_(opts_.state_dir + "/templates", opts_.state_dir + "/staging", opts_.busybox_path),
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
-      slot_used_(opts_.id_slots, false) {}
+      id_ranges_(opts_.id_base, opts_.id_slots) {}
 
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
@@ -198,10 +227,10 @@ SandboxManager::~SandboxManager() {
   teardown_.Drain();  // deleted sandboxes' slots go back to network_, cgroups to cgroups_
   forwarder_.reset();  // its connections ask this manager where sandboxes are
   {
-    std::lock_guard<std::mutex> lock(warm_mu_);
+    MutexLock lock(warm_mu_);
     stopping_ = true;
   }
-  warm_cv_.notify_all();
+  warm_cv_.NotifyAll();
   if (refill_.joinable()) refill_.join();
   for (auto& [name, shells] : warm_)
     while (!shells.empty()) {
@@ -291,12 +320,13 @@ Status SandboxManager::ReopenForwards(Sandbox& sb) {
   if (lost.empty()) return Status::Ok();
   sb.info.forwards = std::move(kept);
   ++recovery_.lost_forwards;
-  return Persist(sb, SandboxStateName(sb.info.state), {"forward", "lost", lost});
+  return PersistState(sb, {"forward", "lost", lost});
 }
 
 Result<net::PortForward> SandboxManager::AddForward(const std::string& id_or_name, net::PortForward forward) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   SandboxInfo& info = sb->info;
   if (!forwarder_) return FailedPrecondition("networking is off on this host (paddockd --no-network)");
   if (!info.network.enabled)
@@ -310,8 +340,7 @@ Result<net::PortForward> SandboxManager::AddForward(const std::string& id_or_nam
                            std::to_string(f.host_port) + " (to its port " + std::to_string(f.port) + ")");
   PDK_ASSIGN_OR_RETURN(net::PortForward opened, forwarder_->Open(info.id, forward));
   info.forwards.push_back(opened);
-  Status s = Persist(*sb, SandboxStateName(info.state),
-                     {"forward", "added", opened.bind + ":" + std::to_string(opened.host_port)});
+  Status s = PersistState(*sb, {"forward", "added", opened.bind + ":" + std::to_string(opened.host_port)});
   if (!s.ok()) {  // the record is the truth
     info.forwards.pop_back();
     forwarder_->Close(opened.bind, opened.host_port);
@@ -321,8 +350,9 @@ Result<net::PortForward> SandboxManager::AddForward(const std::string& id_or_nam
 }
 
 Status SandboxManager::RemoveForward(const std::string& id_or_name, uint16_t host_port) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   SandboxInfo& info = sb->info;
   auto it = std::find_if(info.forwards.begin(), info.forwards.end(),
                          [&](const net::PortForward& f) { return f.host_port == host_port; });
@@ -330,8 +360,7 @@ Status SandboxManager::RemoveForward(const std::string& id_or_name, uint16_t hos
     return NotFound("sandbox " + info.id + " has no forward from host port " + std::to_string(host_port));
   net::PortForward gone = *it;
   info.forwards.erase(it);
-  Status s = Persist(*sb, SandboxStateName(info.state),
-                     {"forward", "removed", gone.bind + ":" + std::to_string(gone.host_port)});
+  Status s = PersistState(*sb, {"forward", "removed", gone.bind + ":" + std::to_string(gone.host_port)});
   if (!s.ok()) {
     info.forwards.push_back(gone);
     return s;
@@ -342,33 +371,39 @@ Status SandboxManager::RemoveForward(const std::string& id_or_name, uint16_t hos
 
 // One record against the kernel: is its init still the process we started
 // (pid and start time), and is its cgroup there?
-Status SandboxManager::Persist(Sandbox& sb, const char* state, const JournalNote& note) {
+Status SandboxManager::Persist(Sandbox& sb, RecordState state, const JournalNote& note) {
   PDK_TRY(store_->Update(ToRecord(sb.info, state), note));
-  std::lock_guard<std::mutex> lock(sb.published_mu);
+  MutexLock lock(sb.published_mu);
   sb.endpoint = {sb.info.id, sb.info.state, sb.info.address, sb.info.network.traffic_token,
                  sb.info.access_token};
   sb.published = sb.info;
   return Status::Ok();
 }
 
-Result<uint32_t> SandboxManager::ReserveIdSlot() {
-  for (size_t i = 0; i < slot_used_.size(); ++i) {
-    if (!slot_used_[i]) {
-      slot_used_[i] = true;
-      return opts_.id_base + static_cast<uint32_t>(i) * 65536;
-    }
-  }
-  return ResourceExhausted("all " + std::to_string(slot_used_.size()) + " id ranges are in use");
+Status SandboxManager::PersistState(Sandbox& sb, const JournalNote& note) {
+  return Persist(sb, Recorded(sb.info.state), note);
 }
 
-void SandboxManager::ReleaseIdSlot(uint32_t host_first) {
-  size_t i = (host_first - opts_.id_base) / 65536;
-  if (i < slot_used_.size()) slot_used_[i] = false;
+void SandboxManager::Sandbox::ReportHealth(uint64_t init_start_time, const Status& seen) {
+  MutexLock lock(health_mu);
+  health_init = init_start_time;
+  unhealthy = seen.ok() ? "" : seen.message();
+}
+
+SandboxInfo SandboxManager::Sandbox::Published() const {
+  MutexLock lock(published_mu);
+  return WithHealth(published);
+}
+
+SandboxInfo SandboxManager::Sandbox::WithHealth(SandboxInfo out) const {
+  MutexLock lock(health_mu);
+  if (out.state != SandboxState::kStopped && out.init_start_time == health_init) out.unhealthy = unhealthy;
+  return out;
 }
 
 Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::Find(
     const std::string& id_or_name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = by_id_.find(id_or_name);
   if (it == by_id_.end()) {
     auto n = id_by_name_.find(id_or_name);
@@ -379,16 +414,17 @@ Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::Find(
   return it->second;
 }
 
-Result<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::FindLocked(
-    const std::string& id_or_name, std::unique_lock<std::mutex>& lock) const {
-  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  lock = std::unique_lock<std::mutex>(sb->mu);
-  // A delete may have finished while this waited for the lock.
-  if (!sb->ready) {
-    lock.unlock();
-    return NotFound("sandbox '" + id_or_name + "' does not exist");
-  }
-  return sb;
+std::vector<std::shared_ptr<SandboxManager::Sandbox>> SandboxManager::All() const {
+  MutexLock lock(mu_);
+  std::vector<std::shared_ptr<Sandbox>> all;
+  all.reserve(by_id_.size());
+  for (const auto& [id, sb] : by_id_) all.push_back(sb);
+  return all;
+}
+
+Status SandboxManager::StillThere(const Sandbox& sb, const std::string& id_or_name) {
+  if (sb.ready) return Status::Ok();
+  return NotFound("sandbox '" + id_or_name + "' does not exist");
 }
 
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
@@ -412,9 +448,9 @@ Result<Template> SandboxManager::TemplateOf(const SandboxInfo& info) {
 }
 
 bool SandboxManager::ImageInUse(const std::string& image_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [id, sb] : by_id_)
-    if (sb->info.image_id == image_id) return true;  // set before the sandbox is listed, never changed
+    if (sb->image_id == image_id) return true;
   return false;
 }
 
@@ -438,8 +474,9 @@ Status SandboxManager::MakeWorkingDir(const Sandbox& sb) {
 }
 
 Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxInfo& info) {
-  std::unique_lock<std::mutex> lock;  // no transition of the source meanwhile
-  PDK_ASSIGN_OR_RETURN(auto src, FindLocked(source_id, lock));
+  PDK_ASSIGN_OR_RETURN(auto src, Find(source_id));
+  MutexLock lock(src->mu);  // no transition of the source meanwhile
+  PDK_TRY(StillThere(*src, source_id));
   bool freeze = src->info.state == SandboxState::kRunning;
   if (freeze) PDK_TRY(src->cgroup->Freeze());  // a consistent copy: nothing writes meanwhile
   Status s = CopyLayer(src->info.dir + "/upper", info.dir + "/upper", src->info.ids.host_first,
@@ -481,14 +518,16 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
                                                const std::string& fork_source) {
   PDK_TRY(CheckSpec(spec));
   auto sb = std::make_shared<Sandbox>();
-  std::unique_lock<std::mutex> sb_lock(sb->mu);
+  sb->id = NewSandboxId();
+  sb->image_id = tmpl.image_id;
+  sb->image_config = tmpl.config;
+  MutexLock sb_lock(sb->mu);
   SandboxInfo& info = sb->info;
-  info.id = NewSandboxId();
+  info.id = sb->id;
   info.access_token = RandomHex(16);
   info.name = spec.name.empty() ? info.id : spec.name;
   info.template_name = tmpl.name;
   info.image_id = tmpl.image_id;
-  sb->image_config = tmpl.config;
   info.limits = WithDefaults(spec.limits);
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
@@ -500,12 +539,12 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
   {  // The narrow reservation step: name and id.
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Deleted sandboxes still torn down hold their places for a moment:
     // wait for them (bounded) rather than say the host is full.
-    teardown_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
-      return by_id_.size() + tearing_down_ < opts_.max_sandboxes || by_id_.size() >= opts_.max_sandboxes;
-    });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (by_id_.size() + tearing_down_ >= opts_.max_sandboxes && by_id_.size() < opts_.max_sandboxes)
+      if (!teardown_cv_.WaitUntil(lock, deadline)) break;
     if (id_by_name_.count(info.name))
       return AlreadyExists("a sandbox named '" + info.name + "' already exists");
     if (by_id_.size() + tearing_down_ >= opts_.max_sandboxes)
@@ -518,7 +557,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // just before that is gone now.
   if (!info.image_id.empty()) {
     if (Status s = images_->Find(info.image_id).status(); !s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       by_id_.erase(info.id);
       id_by_name_.erase(info.name);
       return s.Annotate("creating from " + tmpl.name);
@@ -530,39 +569,30 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // sandbox without network cannot use a shell in a slot: no warm shell.
   bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled);
   std::unique_ptr<WarmShell> warm = warm_fits ? TakeWarmShell(WarmKey(tmpl)) : nullptr;
-  Result<uint32_t> slot = warm ? Result<uint32_t>(warm->host_first) : [this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ReserveIdSlot();
-  }();
-  auto unreserve = [&](bool release_slot) {
-    std::lock_guard<std::mutex> lock(mu_);
-    by_id_.erase(info.id);
-    id_by_name_.erase(info.name);
-    if (release_slot) ReleaseIdSlot(info.ids.host_first);
+  Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
+  auto unreserve = [this, id = info.id, name = info.name] {  // its id range goes back with sb
+    MutexLock lock(mu_);
+    by_id_.erase(id);
+    id_by_name_.erase(name);
   };
-  if (!slot.ok()) {
-    unreserve(false);
-    return slot.status();
+  if (!ids.ok()) {
+    unreserve();
+    return ids.status();
   }
-  info.ids.host_first = *slot;
+  sb->ids = std::move(*ids);
+  info.ids.host_first = sb->ids.host_first();
   // Intent first: a crash from here on leaves a "creating" record that
   // recovery rolls back, never an unrecorded folder or cgroup.
-  if (Status s = store_->Insert(ToRecord(info, "creating"), {"create", "intent", info.name}); !s.ok()) {
-    if (warm) {
-      warm->host_first = 0;  // the slot goes back below, not with the shell
-      DiscardWarmShell(std::move(warm));
-    }
-    unreserve(true);
+  if (Status s = store_->Insert(ToRecord(info, RecordState::kCreating), {"create", "intent", info.name}); !s.ok()) {
+    if (warm) DiscardWarmShell(std::move(warm));
+    unreserve();
     return s;
   }
 
   kernel::LaunchSpec launch = LaunchFor(info, true, network_.get());
   Status s = warm ? BootWarm(*sb, *warm, launch) : Unavailable("no warm shell");
   if (!s.ok()) {  // none ready, or it failed: a cold boot
-    if (warm) {
-      warm->host_first = 0;  // now the sandbox's
-      DiscardWarmShell(std::move(warm));
-    }
+    if (warm) DiscardWarmShell(std::move(warm));
     s = PrepareSandboxDir(info.dir, info.ids.host_first);
     if (s.ok() && !fork_source.empty()) s = CopyLayerOf(fork_source, info);
     if (s.ok()) s = TakeSlot(*sb);
@@ -570,12 +600,12 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   }
   if (s.ok()) s = ApplyNetwork(*sb);
   if (s.ok() && fork_source.empty()) s = MakeWorkingDir(*sb);
-  if (s.ok()) s = Persist(*sb, "running", {"create", "done", ""});
+  if (s.ok()) s = Persist(*sb, RecordState::kRunning, {"create", "done", ""});
   if (!s.ok()) {
     (void)Halt(*sb, 0);
     (void)RemoveTree(info.dir);
     (void)store_->Remove(info.id, {"create", "failed", s.ToString()});
-    unreserve(true);
+    unreserve();
     return s;
   }
   sb->ready = true;
@@ -720,39 +750,45 @@ Status SandboxManager::Halt(Sandbox& sb, int grace_ms) {
 }
 
 Status SandboxManager::Pause(const std::string& id_or_name) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   return PauseLocked(*sb);
 }
 
 Status SandboxManager::Resume(const std::string& id_or_name) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   return ResumeLocked(*sb);
 }
 
 Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   return StopLocked(*sb, grace_ms);
 }
 
 Status SandboxManager::Start(const std::string& id_or_name) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   return StartLocked(*sb);
 }
 
 Status SandboxManager::Restart(const std::string& id_or_name, int grace_ms) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   if (sb->info.state != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, grace_ms));
   return StartLocked(*sb);
 }
 
 Result<SandboxState> SandboxManager::EnsureRunning(const std::string& id_or_name, bool keep_memory) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   SandboxState was = sb->info.state;
   if (was == SandboxState::kPaused && keep_memory) PDK_TRY(ResumeLocked(*sb));
   if (was == SandboxState::kPaused && !keep_memory) PDK_TRY(StopLocked(*sb, 0));
@@ -765,7 +801,7 @@ Status SandboxManager::PauseLocked(Sandbox& sb) {
   // No intent needed: recovery reads the freezer, the kernel's own record.
   PDK_TRY(sb.cgroup->Freeze());
   sb.info.state = SandboxState::kPaused;
-  return Persist(sb, "paused", {"pause", "done", ""});
+  return Persist(sb, RecordState::kPaused, {"pause", "done", ""});
 }
 
 Status SandboxManager::ResumeLocked(Sandbox& sb) {
@@ -773,39 +809,34 @@ Status SandboxManager::ResumeLocked(Sandbox& sb) {
   PDK_TRY(sb.cgroup->Thaw());
   sb.info.state = SandboxState::kRunning;
   sb.info.last_active_ms = WallClockMillis();
-  return Persist(sb, "running", {"resume", "done", ""});
+  return Persist(sb, RecordState::kRunning, {"resume", "done", ""});
 }
 
 Status SandboxManager::StopLocked(Sandbox& sb, int grace_ms) {
   if (sb.info.state == SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb.info.id + " is already stopped");
-  PDK_TRY(Persist(sb, "stopping", {"stop", "intent", ""}));
+  PDK_TRY(Persist(sb, RecordState::kStopping, {"stop", "intent", ""}));
   Status s = Halt(sb, grace_ms < 0 ? opts_.default_stop_grace_ms : grace_ms);
-  PDK_TRY(Persist(sb, SandboxStateName(sb.info.state),
-                  {"stop", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
+  PDK_TRY(PersistState(sb, {"stop", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
   return s;
 }
 
 Status SandboxManager::StartLocked(Sandbox& sb) {
   PDK_TRY(RequireState(sb.info, SandboxState::kStopped, "started"));
-  PDK_TRY(Persist(sb, "starting", {"start", "intent", ""}));
+  PDK_TRY(Persist(sb, RecordState::kStarting, {"start", "intent", ""}));
   Status s = TakeSlot(sb);
   if (s.ok()) s = Boot(sb, LaunchFor(sb.info, false, network_.get()));
   if (s.ok()) s = ApplyNetwork(sb);
   if (!s.ok()) (void)Halt(sb, 0);
-  PDK_TRY(Persist(sb, SandboxStateName(sb.info.state),
-                  {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
+  PDK_TRY(PersistState(sb, {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
   return s;
 }
 
 Status SandboxManager::Delete(const std::string& id_or_name) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
-  Status s = DeleteLocked(*sb);
-  // Unlocked before `sb` goes: it may hold the sandbox's last reference,
-  // and the lock must not outlive the mutex it holds.
-  lock.unlock();
-  return s;
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
+  return DeleteLocked(*sb);
 }
 
 // The delete answers once the sandbox can neither run nor be reached: its
@@ -816,7 +847,7 @@ Status SandboxManager::Delete(const std::string& id_or_name) {
 // record holds, and id ranges are free unless a record holds them.
 Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (!sb.ready) return NotFound("sandbox '" + sb.info.id + "' does not exist");
-  PDK_TRY(Persist(sb, "deleting", {"delete", "intent", ""}));
+  PDK_TRY(Persist(sb, RecordState::kDeleting, {"delete", "intent", ""}));
   PDK_TRY(Kill(sb));
   std::string trash = trash_dir_ + "/" + sb.info.id + "-" + RandomHex(4);
   if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
@@ -831,10 +862,10 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   remains->cgroup = std::move(sb.cgroup);
   remains->slot = std::move(sb.slot);
   remains->trash = std::move(trash);
-  remains->host_first = sb.info.ids.host_first;
+  remains->ids = std::move(sb.ids);
   sb.info.state = SandboxState::kStopped;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock lock(mu_);
     by_id_.erase(sb.info.id);
     id_by_name_.erase(sb.info.name);
     ++tearing_down_;
@@ -857,10 +888,11 @@ void SandboxManager::TearDown(Remains& r) {
   // by the unmount's sync.
   (void)RemoveTree(r.trash);
   r.root_mount.reset();
-  std::lock_guard<std::mutex> g(mu_);
-  if (gone) ReleaseIdSlot(r.host_first);
+  if (!gone) r.ids.Abandon();
+  r.ids = {};
+  MutexLock lock(mu_);
   --tearing_down_;
-  teardown_cv_.notify_all();
+  teardown_cv_.NotifyAll();
 }
 
 void SandboxManager::FinishTeardowns() {
@@ -869,14 +901,15 @@ void SandboxManager::FinishTeardowns() {
 }
 
 size_t SandboxManager::tearing_down() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return tearing_down_;
 }
 
 Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
                                      const net::NetworkSettings& settings) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   SandboxInfo& info = sb->info;
   if (settings.enabled != info.network.enabled && info.state != SandboxState::kStopped)
     return FailedPrecondition("sandbox " + info.id + " is " + SandboxStateName(info.state) +
@@ -884,7 +917,7 @@ Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
   if (sb->slot) PDK_TRY(network_->Apply(*sb->slot, settings.policy));
   net::NetworkSettings before = info.network;
   info.network = settings;
-  Status s = Persist(*sb, SandboxStateName(info.state), {"network", "done", settings.ToJson(false).dump()});
+  Status s = PersistState(*sb, {"network", "done", settings.ToJson(false).dump()});
   if (!s.ok()) {  // the record is the truth: put the kernel back to it
     info.network = before;
     if (sb->slot) (void)network_->Apply(*sb->slot, before.policy);
@@ -893,25 +926,21 @@ Status SandboxManager::UpdateNetwork(const std::string& id_or_name,
 }
 
 Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   return sb->Snapshot();
 }
 
 Result<SandboxEndpoint> SandboxManager::Endpoint(const std::string& id_or_name) const {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
-  std::lock_guard<std::mutex> lock(sb->published_mu);
+  MutexLock lock(sb->published_mu);
   return sb->endpoint;
 }
 
 std::vector<SandboxInfo> SandboxManager::List() const {
-  std::vector<std::shared_ptr<Sandbox>> all;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, sb] : by_id_) all.push_back(sb);
-  }
   std::vector<SandboxInfo> out;
-  for (const auto& sb : all)
+  for (const auto& sb : All())
     if (sb->ready) out.push_back(sb->Published());
   return out;
 }
@@ -919,19 +948,21 @@ std::vector<SandboxInfo> SandboxManager::List() const {
 Status SandboxManager::SetTimeout(const std::string& id_or_name, int64_t timeout_s,
                                   const TimeoutAction* action) {
   if (timeout_s < 0) return InvalidArgument("timeout must not be negative");
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   if (sb->info.state == SandboxState::kStopped)
     return FailedPrecondition("sandbox " + sb->info.id + " is stopped; a timeout applies to a "
                               "running or paused sandbox");
   sb->info.timeout_at_ms = timeout_s > 0 ? WallClockMillis() + timeout_s * 1000 : 0;
   if (action) sb->info.on_timeout = *action;
-  return Persist(*sb, SandboxStateName(sb->info.state));
+  return PersistState(*sb);
 }
 
 Result<kernel::CgroupStats> SandboxManager::Stats(const std::string& id_or_name) {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   if (!sb->cgroup) return kernel::CgroupStats{};
   return sb->cgroup->Stats();
 }
@@ -942,8 +973,9 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
   pid_t pid = 0;
   uint64_t start_time = 0;
   {
-    std::unique_lock<std::mutex> lock;
-    PDK_ASSIGN_OR_RETURN(sb, FindLocked(id_or_name, lock));
+    PDK_ASSIGN_OR_RETURN(sb, Find(id_or_name));
+    MutexLock lock(sb->mu);
+    PDK_TRY(StillThere(*sb, id_or_name));
     if (sb->info.state != SandboxState::kRunning)
       return FailedPrecondition("sandbox " + sb->info.id + " is " +
                                 SandboxStateName(sb->info.state) + "; it must be running");
@@ -951,11 +983,11 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
     pid = sb->info.init_pid;
     start_time = sb->info.init_start_time;
     sb->info.last_active_ms = WallClockMillis();  // in memory; persisted with the next transition
-    std::lock_guard<std::mutex> published(sb->published_mu);
+    MutexLock published(sb->published_mu);
     sb->published.last_active_ms = sb->info.last_active_ms;
   }
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(socket));
-  std::string id = sb->info.id;  // never changes
+  std::string id = sb->id;
   client.Watch(
       [this, id, pid, start_time]() -> Status {
         if (shutting_down_) return Unavailable("paddockd is shutting down");
@@ -974,8 +1006,9 @@ Result<agent::AgentClient> SandboxManager::Connect(const std::string& id_or_name
 }
 
 Status SandboxManager::ApplyExecDefaults(const std::string& id_or_name, agent::ExecOptions& opts) const {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
   if (const auto& image = sb->image_config) {
     for (const auto& kv : image->env) {
@@ -990,8 +1023,9 @@ Status SandboxManager::ApplyExecDefaults(const std::string& id_or_name, agent::E
 
 Result<std::vector<std::string>> SandboxManager::ImageCommand(const std::string& id_or_name,
                                                               const std::vector<std::string>& given) const {
-  std::unique_lock<std::mutex> lock;
-  PDK_ASSIGN_OR_RETURN(auto sb, FindLocked(id_or_name, lock));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, id_or_name));
   std::vector<std::string> argv = sb->image_config ? image::CommandFor(*sb->image_config, given) : given;
   if (argv.empty())
     return FailedPrecondition("sandbox " + sb->info.id + "'s template " + sb->info.template_name +

@@ -7,7 +7,9 @@
 //
 // An invalid transition returns kFailedPrecondition and changes nothing.
 // Thread-safe: one lock per sandbox for its transitions; the manager's lock
-// only for the narrow steps that reserve names, ids and id ranges.
+// only for the narrow steps that reserve names and ids. A sandbox's lock is
+// taken before the manager's, never after. The annotations (base/mutex.h)
+// say which lock guards what; clang checks them.
 //
 // Durable: every transition is written to the Store first as an intent (a
 // transitional state and a journal entry), then done, then its result is
@@ -16,12 +18,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +30,7 @@
 
 #include "agent/client.h"
 #include "base/fd.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/work_queue.h"
 #include "image/image_store.h"
@@ -40,6 +41,7 @@
 #include "net/forwarder.h"
 #include "net/network.h"
 #include "net/policy.h"
+#include "sandbox/id_ranges.h"
 #include "sandbox/template.h"
 #include "store/store.h"
 
@@ -47,6 +49,8 @@ namespace paddock {
 
 enum class SandboxState { kRunning, kPaused, kStopped };
 const char* SandboxStateName(SandboxState s);
+// What a record says: a SandboxState or a transition under way (manager_parts.h).
+enum class RecordState;
 
 struct ManagerOptions {
   std::string state_dir = "/var/lib/paddock";
@@ -175,7 +179,7 @@ class SandboxManager {
   void FinishTeardowns();
   // Deleted sandboxes whose teardown has not finished; they count against
   // max_sandboxes.
-  size_t tearing_down() const;
+  size_t tearing_down() const EXCLUDES(mu_);
 
   Result<SandboxInfo> Get(const std::string& id_or_name) const;
   // Never waits for a transition in progress (Get does): the port proxy and
@@ -234,7 +238,7 @@ class SandboxManager {
   Result<image::PruneReport> PruneImages();
 
   // Warm shells ready now, over all templates.
-  size_t warm_shells_ready() const;
+  size_t warm_shells_ready() const EXCLUDES(warm_mu_);
   // The host side of networking; null when it is off.
   net::Network* network() const { return network_.get(); }
   const net::Forwarder* forwarder() const { return forwarder_.get(); }
@@ -243,23 +247,59 @@ class SandboxManager {
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
 
  private:
-  struct Sandbox;
+  struct Sandbox {
+    Mutex mu;  // serializes this sandbox's transitions
+    // False while Create is still building it and once it is deleted;
+    // read without mu (Find).
+    std::atomic<bool> ready = false;
+    // Set before it is listed and never changed: read without mu.
+    std::string id;
+    std::string image_id;  // the image it was made from; empty for built-ins
+    std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
+
+    SandboxInfo info GUARDED_BY(mu);
+    IdRanges::Lease ids GUARDED_BY(mu);                      // info.ids's range
+    std::unique_ptr<kernel::Cgroup> cgroup GUARDED_BY(mu);   // present while running or paused
+    kernel::ProcessHandle init GUARDED_BY(mu);
+    UniqueFd root_mount GUARDED_BY(mu);                      // see kernel::Contained; none once adopted
+    std::unique_ptr<net::Slot> slot GUARDED_BY(mu);          // its network, while running or paused
+
+    // What Persist publishes at the end of every transition, for readers
+    // that must not wait for one in progress (List, /metrics, the reaper,
+    // the port proxy): a stop's grace period or a fork's copy holds mu long.
+    mutable Mutex published_mu;
+    SandboxEndpoint endpoint GUARDED_BY(published_mu);
+    SandboxInfo published GUARDED_BY(published_mu);
+    // What agent clients last saw of an init (SandboxInfo::unhealthy): the
+    // one that started at health_init. Clients report from any thread.
+    mutable Mutex health_mu;
+    uint64_t health_init GUARDED_BY(health_mu) = 0;
+    std::string unhealthy GUARDED_BY(health_mu);
+
+    void ReportHealth(uint64_t init_start_time, const Status& seen) EXCLUDES(health_mu);
+    // info, with what is known of its init's health.
+    SandboxInfo Snapshot() const REQUIRES(mu) { return WithHealth(info); }
+    // As of its last transition; never waits for one.
+    SandboxInfo Published() const EXCLUDES(published_mu);
+    SandboxInfo WithHealth(SandboxInfo out) const EXCLUDES(health_mu);
+  };
   struct WarmShell;
   SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                  UniqueFd init_exe);
-  Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const;
-  Status ReopenForwards(Sandbox& sb);
-  // Find, then the sandbox's own lock, held in `lock` on return. NotFound if
-  // a delete finished while this waited for the lock: every caller would
+  Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const EXCLUDES(mu_);
+  // Every listed sandbox.
+  std::vector<std::shared_ptr<Sandbox>> All() const EXCLUDES(mu_);
+  // Called with the lock of a sandbox that Find returned: NotFound if a
+  // delete finished while the caller waited for it. Every caller would
   // otherwise act on a sandbox that is gone.
-  Result<std::shared_ptr<Sandbox>> FindLocked(const std::string& id_or_name,
-                                              std::unique_lock<std::mutex>& lock) const;
+  static Status StillThere(const Sandbox& sb, const std::string& id_or_name) REQUIRES(sb.mu);
+  Status ReopenForwards(Sandbox& sb) REQUIRES(sb.mu);
   // Starts init over the sandbox's filesystem in a new shell and cgroup.
-  Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch);  // requires sb.mu held
+  Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch) REQUIRES(sb.mu);
   // Gives a warm shell the sandbox's id, folder and limits, and launches it.
-  Status BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch);
+  Status BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch) REQUIRES(sb.mu);
   Status Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgroup, kernel::Shell& shell,
-                const kernel::LaunchSpec& launch);
+                const kernel::LaunchSpec& launch) REQUIRES(sb.mu);
   // A shell over the sandbox folder `dir`, listening on dir/agent.sock.
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
@@ -268,34 +308,36 @@ class SandboxManager {
   // Warm shells are kept by template name, an image's by its id (a tag
   // may move to another image).
   static std::string WarmKey(const Template& tmpl) { return tmpl.image_id.empty() ? tmpl.name : tmpl.image_id; }
-  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& key);
+  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Puts the image first among those kept warm, evicting the oldest.
-  void KeepImageWarm(const std::string& image_id);
+  void KeepImageWarm(const std::string& image_id) EXCLUDES(warm_mu_);
   // Stops keeping images warm (all if `image_id` is empty) and discards their shells.
-  void DropWarmImages(const std::string& image_id);
+  void DropWarmImages(const std::string& image_id) EXCLUDES(warm_mu_);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
-  void RefillWarmShells();                   // the refill thread
+  void RefillWarmShells() EXCLUDES(warm_mu_);  // the refill thread
   // Ends every process, removes the cgroup, gives back the network slot.
-  Status Halt(Sandbox& sb, int grace_ms);    // requires sb.mu held
-  Status Thaw(Sandbox& sb);                  // requires sb.mu held
+  Status Halt(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
+  Status Thaw(Sandbox& sb) REQUIRES(sb.mu);
   // Thaws, sends SIGKILL to init and unlinks the agent socket; does not wait.
-  Status Kill(Sandbox& sb);                  // requires sb.mu held
+  Status Kill(Sandbox& sb) REQUIRES(sb.mu);
   // Takes a network slot for sb if it should have one (before Boot).
-  Status TakeSlot(Sandbox& sb);              // requires sb.mu held
+  Status TakeSlot(Sandbox& sb) REQUIRES(sb.mu);
   // Applies sb's policy to its slot (after boot) and records its address.
-  Status ApplyNetwork(Sandbox& sb);          // requires sb.mu held
-  void ReleaseSlot(Sandbox& sb);             // requires sb.mu held
-  // Writes sb's record with `state` (a public or transitional state) and,
-  // in the same transaction, the journal entry `note`.
-  Status Persist(Sandbox& sb, const char* state, const JournalNote& note = {});  // sb.mu held
-  Status Recover();
-  Status RecoverOne(const SandboxRecord& rec);
-  Status DeleteLocked(Sandbox& sb);          // requires sb.mu held
+  Status ApplyNetwork(Sandbox& sb) REQUIRES(sb.mu);
+  void ReleaseSlot(Sandbox& sb) REQUIRES(sb.mu);
+  // Writes sb's record with `state` and, in the same transaction, the
+  // journal entry `note`; then publishes it (Sandbox::published).
+  Status Persist(Sandbox& sb, RecordState state, const JournalNote& note = {}) REQUIRES(sb.mu);
+  // Persist with the sandbox's own state.
+  Status PersistState(Sandbox& sb, const JournalNote& note = {}) REQUIRES(sb.mu);
+  Status Recover() EXCLUDES(mu_);
+  Status RecoverOne(const SandboxRecord& rec) EXCLUDES(mu_);
+  Status DeleteLocked(Sandbox& sb) REQUIRES(sb.mu) EXCLUDES(mu_);
   // The transitions, each on a sandbox whose lock the caller holds.
-  Status PauseLocked(Sandbox& sb);
-  Status ResumeLocked(Sandbox& sb);
-  Status StopLocked(Sandbox& sb, int grace_ms);
-  Status StartLocked(Sandbox& sb);
+  Status PauseLocked(Sandbox& sb) REQUIRES(sb.mu);
+  Status ResumeLocked(Sandbox& sb) REQUIRES(sb.mu);
+  Status StopLocked(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
+  Status StartLocked(Sandbox& sb) REQUIRES(sb.mu);
   // What a deleted sandbox leaves for the teardown workers.
   struct Remains {
     kernel::ProcessHandle init;  // killed, maybe not yet reaped
@@ -303,12 +345,13 @@ class SandboxManager {
     std::unique_ptr<kernel::Cgroup> cgroup;
     std::unique_ptr<net::Slot> slot;
     std::string trash;           // its folder, moved to the trash
-    uint32_t host_first = 0;     // its id range
+    IdRanges::Lease ids;
   };
-  void TearDown(Remains& r);
+  void TearDown(Remains& r) EXCLUDES(mu_);
   // The reaper's action on one sandbox, if it is still due.
   void ReapOne(const std::string& id, int64_t now_ms);
-  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source);
+  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source)
+      EXCLUDES(mu_);
   // kInvalidArgument (or kUnimplemented for limits this host cannot
   // enforce) naming what is wrong with `spec`.
   Status CheckSpec(const SandboxSpec& spec) const;
@@ -318,12 +361,10 @@ class SandboxManager {
   // The template a sandbox boots from: its image by id, else the built-in.
   Result<Template> TemplateOf(const SandboxInfo& info);
   // Creates the image's WorkingDir in a just-created sandbox.
-  Status MakeWorkingDir(const Sandbox& sb);
-  bool ImageInUse(const std::string& image_id) const;
+  Status MakeWorkingDir(const Sandbox& sb) REQUIRES(sb.mu);
+  bool ImageInUse(const std::string& image_id) const EXCLUDES(mu_);
   // Copies `source_id`'s writable layer into `info`'s folder.
   Status CopyLayerOf(const std::string& source_id, const SandboxInfo& info);
-  Result<uint32_t> ReserveIdSlot();
-  void ReleaseIdSlot(uint32_t host_first);
 
   ManagerOptions opts_;
   std::shared_ptr<Store> store_;
@@ -337,20 +378,20 @@ class SandboxManager {
   std::string sandboxes_dir_, trash_dir_;
 
   std::atomic<bool> shutting_down_ = false;
+  IdRanges id_ranges_;
 
-  mutable std::mutex mu_;  // guards the maps and id slots below, never held during I/O
-  std::map<std::string, std::shared_ptr<Sandbox>> by_id_;
-  std::map<std::string, std::string> id_by_name_;
-  std::vector<bool> slot_used_;
-  size_t tearing_down_ = 0;  // deleted sandboxes whose teardown has not finished
-  std::set<std::string> reaping_;  // ids whose reaper action is under way
-  std::condition_variable teardown_cv_;  // tearing_down_ went down
+  mutable Mutex mu_;  // never held during I/O
+  std::map<std::string, std::shared_ptr<Sandbox>> by_id_ GUARDED_BY(mu_);
+  std::map<std::string, std::string> id_by_name_ GUARDED_BY(mu_);
+  size_t tearing_down_ GUARDED_BY(mu_) = 0;  // deleted sandboxes whose teardown has not finished
+  std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
+  CondVar teardown_cv_;  // tearing_down_ went down
 
-  mutable std::mutex warm_mu_;  // guards warm_ and stopping_
-  std::condition_variable warm_cv_;
-  bool stopping_ = false;
-  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_;  // by WarmKey
-  std::deque<std::string> warm_images_;  // image ids kept warm, the last used first
+  mutable Mutex warm_mu_;
+  CondVar warm_cv_;
+  bool stopping_ GUARDED_BY(warm_mu_) = false;
+  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_ GUARDED_BY(warm_mu_);  // by WarmKey
+  std::deque<std::string> warm_images_ GUARDED_BY(warm_mu_);  // image ids kept warm, the last used first
   std::thread refill_;
 
   // Last: destroyed first, finishing every action and teardown while the

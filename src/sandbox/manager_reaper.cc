@@ -29,13 +29,13 @@ int SandboxManager::Reap(int64_t now_ms) {
   for (const auto& info : List()) {
     if (DueFor(info, now_ms) == Due::kNothing) continue;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (!reaping_.insert(info.id).second) continue;  // its action is under way
     }
     ++started;
     reaper_.Post([this, id = info.id, now_ms] {
       ReapOne(id, now_ms);
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       reaping_.erase(id);
     });
   }
@@ -45,15 +45,15 @@ int SandboxManager::Reap(int64_t now_ms) {
 void SandboxManager::FinishReaping() { reaper_.Drain(); }
 
 void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
-  std::shared_ptr<Sandbox> keep;  // declared first, destroyed last: it outlives `lock`
-  std::unique_lock<std::mutex> lock;
-  auto sb = FindLocked(id, lock);
-  if (!sb.ok()) return;  // deleted meanwhile
-  keep = *sb;
-  SandboxInfo& i = (*sb)->info;
+  auto found = Find(id);
+  if (!found.ok()) return;  // deleted meanwhile
+  Sandbox& sb = **found;
+  MutexLock lock(sb.mu);
+  if (!StillThere(sb, id).ok()) return;
+  SandboxInfo& i = sb.info;
   Due due = DueFor(i, now_ms);  // again, under its lock: it may have changed
   if (due == Due::kExpired) {
-    (void)DeleteLocked(**sb);
+    (void)DeleteLocked(sb);
     return;
   }
   if (due != Due::kTimeout) return;
@@ -61,9 +61,9 @@ void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
   i.timeout_at_ms = 0;
   Status s;
   switch (i.on_timeout) {
-    case TimeoutAction::kKill: s = DeleteLocked(**sb); break;
-    case TimeoutAction::kPause: s = PauseLocked(**sb); break;
-    case TimeoutAction::kStop: s = StopLocked(**sb, -1); break;
+    case TimeoutAction::kKill: s = DeleteLocked(sb); break;
+    case TimeoutAction::kPause: s = PauseLocked(sb); break;
+    case TimeoutAction::kStop: s = StopLocked(sb, -1); break;
   }
   (void)store_->Journal(id, "timeout", s.ok() ? "done" : "failed", s.ToString());
 }

@@ -32,28 +32,37 @@ Status SandboxManager::Recover() {
       ++recovery_.swept_dirs;
     }
   }
+  std::set<std::string> adopted;  // sandboxes whose cgroup was taken over
+  std::map<net::Ipv4, net::NetworkPolicy> policies;
+  for (const auto& sb : All()) {
+    MutexLock lock(sb->mu);
+    if (sb->cgroup) adopted.insert(sb->id);
+    if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
+  }
   for (const auto& name : cgroups_->List()) {
-    if (known.count(name) && by_id_.count(name) && by_id_[name]->cgroup) continue;
+    if (adopted.count(name)) continue;
     if (auto cg = cgroups_->Open(name); cg.ok() && (*cg)->Destroy().ok()) ++recovery_.swept_cgroups;
   }
   // Last, with every process that held an orphan slot gone: the bridge keeps
   // only adopted ports, the table only their policies.
-  if (network_) {
-    std::map<net::Ipv4, net::NetworkPolicy> policies;
-    for (const auto& [id, sb] : by_id_)
-      if (sb->slot) policies[sb->slot->address] = sb->info.network.policy;
-    PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
+  if (network_) PDK_TRY(network_->FinishRecovery(policies).Annotate("recovering the network"));
+  for (const auto& sb : All()) {
+    MutexLock lock(sb->mu);
+    PDK_TRY(ReopenForwards(*sb));
   }
-  for (const auto& [id, sb] : by_id_) PDK_TRY(ReopenForwards(*sb));
   return Status::Ok();
 }
 
 Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   auto sb = std::make_shared<Sandbox>();
+  sb->id = rec.id;
+  sb->image_id = rec.image_id;
+  if (!sb->image_id.empty())
+    if (auto tmpl = templates_.ForImage(sb->image_id); tmpl.ok()) sb->image_config = tmpl->config;
+  MutexLock sb_lock(sb->mu);
   sb->info = FromRecord(rec, sandboxes_dir_);
   SandboxInfo& info = sb->info;
-  if (!info.image_id.empty())
-    if (auto tmpl = templates_.ForImage(info.image_id); tmpl.ok()) sb->image_config = tmpl->config;
+  RecordState recorded = ParseRecordState(rec.state);
   kernel::ProcessHandle init;
   if (rec.init_pid > 0) {
     if (auto h = kernel::ProcessHandle::Open(static_cast<pid_t>(rec.init_pid), rec.init_start_time);
@@ -61,25 +70,25 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
       init = std::move(*h);
   }
   auto cgroup = cgroups_->Open(rec.id);
-  auto end_processes = [&] {  // whatever still runs for this sandbox
+  auto end_processes = [&, socket = info.agent_socket] {  // whatever still runs for this sandbox
     if (cgroup.ok()) (void)(*cgroup)->Destroy();
     if (init.valid()) {
       (void)init.Signal(SIGKILL);
       (void)init.Wait(5000);
     }
-    ::unlink(info.agent_socket.c_str());
+    ::unlink(socket.c_str());
   };
   std::string what;  // the journal's account of what recovery did
 
-  if (rec.state == "creating" || rec.state == "deleting") {
+  if (recorded == RecordState::kCreating || recorded == RecordState::kDeleting) {
     // An unfinished create is undone; an unfinished delete is completed.
     end_processes();
     std::string trash = trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
     if (::rename(info.dir.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
     PDK_TRY(store_->Remove(rec.id, {"recover", "done",
-                                    rec.state == "creating" ? "rolled back an interrupted create"
-                                                            : "finished an interrupted delete"}));
-    ++(rec.state == "creating" ? recovery_.rolled_back : recovery_.finished);
+                                    recorded == RecordState::kCreating ? "rolled back an interrupted create"
+                                                                       : "finished an interrupted delete"}));
+    ++(recorded == RecordState::kCreating ? recovery_.rolled_back : recovery_.finished);
     return Status::Ok();
   }
 
@@ -88,7 +97,8 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   (void)CloseSandboxDir(info.dir, info.ids.host_first);
 
   bool alive = init.valid() && cgroup.ok();
-  if (alive && (rec.state == "running" || rec.state == "paused")) {
+  bool was_up = recorded == RecordState::kRunning || recorded == RecordState::kPaused;
+  if (alive && was_up) {
     auto frozen = (*cgroup)->IsFrozen();
     info.state = frozen.ok() && *frozen ? SandboxState::kPaused : SandboxState::kRunning;
     sb->cgroup = std::move(*cgroup);
@@ -109,18 +119,18 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     }
   } else {
     end_processes();
-    if (rec.state == "stopping") {
+    if (recorded == RecordState::kStopping) {
       ++recovery_.finished;
       what = "finished an interrupted stop";
-    } else if (rec.state == "starting") {
+    } else if (recorded == RecordState::kStarting) {
       ++recovery_.rolled_back;
       what = "rolled back an interrupted start";
-    } else if (rec.state == "running" || rec.state == "paused") {
+    } else if (was_up) {
       info.error = "init exited while paddockd was not running";
       ++recovery_.marked_stopped;
       what = "marked stopped: " + info.error;
     }
-    if (info.state != SandboxState::kStopped || rec.state != "stopped") {
+    if (info.state != SandboxState::kStopped || recorded != RecordState::kStopped) {
       info.state = SandboxState::kStopped;
       info.stopped_at_ms = WallClockMillis();
     }
@@ -128,15 +138,14 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     info.init_start_time = 0;
     info.address.clear();  // its slot died with it
   }
+  PDK_ASSIGN_OR_RETURN(sb->ids, id_ranges_.Claim(info.ids.host_first));
   sb->ready = true;
-  size_t slot = (info.ids.host_first - opts_.id_base) / 65536;
-  if (info.ids.host_first < opts_.id_base || slot >= slot_used_.size() || slot_used_[slot])
-    return Internal("record has an id range outside this host's pool or in use twice");
-  slot_used_[slot] = true;
-  by_id_[info.id] = sb;
-  id_by_name_[info.name] = info.id;
-  return Persist(*sb, SandboxStateName(info.state),
-                 what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
+  {
+    MutexLock lock(mu_);
+    by_id_[info.id] = sb;
+    id_by_name_[info.name] = info.id;
+  }
+  return PersistState(*sb, what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
 }
 
 }  // namespace paddock

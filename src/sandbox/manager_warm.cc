@@ -23,18 +23,15 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   auto warm = std::make_unique<WarmShell>();
   warm->key = "warm-" + RandomHex(6);
   warm->dir = sandboxes_dir_ + "/" + warm->key;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    PDK_ASSIGN_OR_RETURN(warm->host_first, ReserveIdSlot());
-  }
+  PDK_ASSIGN_OR_RETURN(warm->ids, id_ranges_.Reserve());
   auto made = [&]() -> Status {
-    PDK_TRY(PrepareSandboxDir(warm->dir, warm->host_first));
+    PDK_TRY(PrepareSandboxDir(warm->dir, warm->ids.host_first()));
     PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}));
     if (network_) {
       PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
     }
     kernel::user::IdRange ids;
-    ids.host_first = warm->host_first;
+    ids.host_first = warm->ids.host_first();
     PDK_ASSIGN_OR_RETURN(warm->shell,
                          PrepareShell(tmpl, warm->dir, ids, warm->cgroup.get(), warm->slot.get()));
     return Status::Ok();
@@ -50,7 +47,7 @@ void SandboxManager::KeepImageWarm(const std::string& image_id) {
   if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
   std::vector<std::unique_ptr<WarmShell>> evicted;
   {
-    std::lock_guard<std::mutex> lock(warm_mu_);
+    MutexLock lock(warm_mu_);
     auto it = std::find(warm_images_.begin(), warm_images_.end(), image_id);
     if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
     if (it != warm_images_.end()) warm_images_.erase(it);
@@ -62,14 +59,14 @@ void SandboxManager::KeepImageWarm(const std::string& image_id) {
       warm_images_.pop_back();
     }
   }
-  warm_cv_.notify_all();
+  warm_cv_.NotifyAll();
   for (auto& w : evicted) DiscardWarmShell(std::move(w));
 }
 
 void SandboxManager::DropWarmImages(const std::string& image_id) {
   std::vector<std::unique_ptr<WarmShell>> dropped;
   {
-    std::lock_guard<std::mutex> lock(warm_mu_);
+    MutexLock lock(warm_mu_);
     for (auto it = warm_images_.begin(); it != warm_images_.end();) {
       if (!image_id.empty() && *it != image_id) {
         ++it;
@@ -86,31 +83,27 @@ void SandboxManager::DropWarmImages(const std::string& image_id) {
 std::unique_ptr<SandboxManager::WarmShell> SandboxManager::TakeWarmShell(const std::string& key) {
   std::unique_ptr<WarmShell> warm;
   {
-    std::lock_guard<std::mutex> lock(warm_mu_);
+    MutexLock lock(warm_mu_);
     auto it = warm_.find(key);
     if (it == warm_.end() || it->second.empty()) return nullptr;
     warm = std::move(it->second.front());
     it->second.pop_front();
   }
-  warm_cv_.notify_all();  // the refill thread makes its successor
+  warm_cv_.NotifyAll();  // the refill thread makes its successor
   return warm;
 }
 
-// Kills the shell, removes its cgroup and folder and frees its id range
-// (unless host_first was cleared because the range now belongs to a sandbox).
+// Kills the shell, removes its cgroup and folder and gives back its id
+// range (unless a sandbox took the lease).
 void SandboxManager::DiscardWarmShell(std::unique_ptr<WarmShell> warm) {
   warm->shell.reset();
   if (warm->slot) network_->Release(std::move(warm->slot));
   if (warm->cgroup) (void)warm->cgroup->Destroy();
   (void)RemoveTree(warm->dir);
-  if (warm->host_first) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ReleaseIdSlot(warm->host_first);
-  }
 }
 
 size_t SandboxManager::warm_shells_ready() const {
-  std::lock_guard<std::mutex> lock(warm_mu_);
+  MutexLock lock(warm_mu_);
   size_t n = 0;
   for (const auto& [name, shells] : warm_) n += shells.size();
   return n;
@@ -121,7 +114,7 @@ size_t SandboxManager::warm_shells_ready() const {
 // that cannot be built, a full host). An image removed meanwhile is no
 // longer kept warm: a shell made for it is discarded.
 void SandboxManager::RefillWarmShells() {
-  std::unique_lock<std::mutex> lock(warm_mu_);
+  MutexLock lock(warm_mu_);
   while (!stopping_) {
     std::string key;
     bool image = false;
@@ -130,24 +123,26 @@ void SandboxManager::RefillWarmShells() {
     for (const auto& id : warm_images_)
       if (key.empty() && warm_[id].size() < opts_.warm_shells) key = id, image = true;
     if (key.empty()) {
-      warm_cv_.wait(lock);
+      warm_cv_.Wait(lock);
       continue;
     }
-    lock.unlock();
+    lock.Unlock();
     auto tmpl = image ? templates_.ForImage(key) : templates_.Get(key);
     auto warm = tmpl.ok() ? MakeWarmShell(*tmpl) : tmpl.status();
-    lock.lock();
+    lock.Lock();
     bool wanted = !image || std::find(warm_images_.begin(), warm_images_.end(), key) != warm_images_.end();
     if (warm.ok() && wanted) {
       warm_[key].push_back(std::move(*warm));
     } else if (warm.ok()) {
-      lock.unlock();
+      lock.Unlock();
       DiscardWarmShell(std::move(*warm));
-      lock.lock();
+      lock.Lock();
     } else if (image && tmpl.status().code() == StatusCode::kNotFound) {
       warm_images_.erase(std::remove(warm_images_.begin(), warm_images_.end(), key), warm_images_.end());
     } else {
-      warm_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (!stopping_ && warm_cv_.WaitUntil(lock, deadline)) {
+      }
     }
   }
 }
