@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine, builds, and runs every test (as root: the
 # integration tests start real sandboxes), then the unit tests again under
-# AddressSanitizer and UndefinedBehaviorSanitizer, then each libFuzzer
-# harness for FUZZ_SECONDS (30 unless set) over its seed corpus.
+# AddressSanitizer and UndefinedBehaviorSanitizer, the unit and sandbox
+# tests under ThreadSanitizer, then each libFuzzer harness for
+# FUZZ_SECONDS (30 unless set) over its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -18,4 +19,11 @@ ctest --test-dir build --output-on-failure --timeout 300
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPADDOCK_SANITIZE=ON >/dev/null
 ninja -C build-asan unit_tests paddock-init
 ctest --test-dir build-asan --output-on-failure --timeout 300 -L unit
+# ThreadSanitizer over the unit tests and the sandbox tests (the manager
+# driven from many threads in-process); any report fails the run.
+# die_after_fork=0: sandboxes are set up by children of a threaded process.
+cmake -S . -B build-tsan -G Ninja -DPADDOCK_TSAN=ON >/dev/null
+ninja -C build-tsan unit_tests sandbox_tests
+TSAN_OPTIONS="die_after_fork=0 halt_on_error=1" build-tsan/bin/unit_tests --gtest_brief=1
+TSAN_OPTIONS="die_after_fork=0 halt_on_error=1" build-tsan/bin/sandbox_tests --gtest_brief=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ./scripts/fuzz.sh

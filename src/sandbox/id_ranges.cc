@@ -15,9 +15,10 @@ IdRanges::Lease& IdRanges::Lease::operator=(Lease&& other) noexcept {
 
 void IdRanges::Lease::GiveBack() {
   if (!pool_) return;
-  MutexLock lock(pool_->mu);
-  pool_->used[(host_first_ - pool_->base) / kIdsPerRange] = false;
-  pool_.reset();
+  // Ours may be the pool's last reference: the lock goes before the pool.
+  std::shared_ptr<Pool> pool = std::move(pool_);
+  MutexLock lock(pool->mu);
+  pool->used[(host_first_ - pool->base) / kIdsPerRange] = false;
 }
 
 IdRanges::IdRanges(uint32_t base, uint32_t count) : pool_(std::make_shared<Pool>()) {
