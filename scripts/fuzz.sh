@@ -16,19 +16,35 @@ ninja -C build-fuzz "${harnesses[@]}"
 mkdir -p fuzz-artifacts
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for h in "${harnesses[@]}"; do
+# One harness per core at a time; each writes its own log.
+fuzz_one() {
+  local h="$1"
   mkdir -p "$work/$h"
-  echo "== $h: ${seconds} s"
   # -max_len covers the seeds (an HTTP request with a body, a small tar);
   # -timeout flags an input that takes over 10 s (a hang); -rss_limit_mb a
   # harness that grows without bound.
-  if ! "build-fuzz/fuzz/$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="fuzz-artifacts/$h-" \
-      "$work/$h" "fuzz/corpus/$h" >"$work/$h.log" 2>&1; then
+  "build-fuzz/fuzz/$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="fuzz-artifacts/$h-" \
+    "$work/$h" "fuzz/corpus/$h" >"$work/$h.log" 2>&1
+}
+jobs_at_once="$(nproc)"
+pids=()
+for h in "${harnesses[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_at_once" ]; do wait -n || true; done
+  fuzz_one "$h" &
+  pids+=("$!")
+done
+failed=0
+for i in "${!harnesses[@]}"; do
+  h="${harnesses[$i]}"
+  echo "== $h: ${seconds} s"
+  if ! wait "${pids[$i]}"; then
     tail -60 "$work/$h.log"
     echo "fuzz: $h failed; inputs in fuzz-artifacts/" >&2
-    exit 1
+    failed=1
+    continue
   fi
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$work/$h.log" \
     | sed "s/^/  /"
 done
+exit "$failed"
