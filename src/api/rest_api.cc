@@ -669,7 +669,8 @@ std::optional<Response> RestApi::Exec(Call& c, const std::string& id) {
   return RunExec(c, id, *parsed);
 }
 
-std::optional<Response> RestApi::RunExec(Call& c, const std::string& id, ExecRequest& e) {
+std::optional<Response> RestApi::RunExec(Call& c, const std::string& id, ExecRequest& e,
+                                         const std::function<void()>& before_last_event) {
   const Request& req = c.req;
   agent::ExecOptions& opts = e.opts;
   if (!e.stream && !e.background) {
@@ -696,7 +697,7 @@ std::optional<Response> RestApi::RunExec(Call& c, const std::string& id, ExecReq
     (void)client->Call({{"op", "close_stdin"}, {"pid", pid}});
   }
   if (e.background) return JsonResponse(http::status::accepted, {{"pid", pid}}, req);
-  return StreamProcess(c, *client, pid, 0, true);
+  return StreamProcess(c, *client, pid, 0, true, before_last_event);
 }
 
 // POST /v1/sandboxes:run: {"sandbox": a create's fields} and an exec's
@@ -730,16 +731,25 @@ std::optional<Response> RestApi::RunOnce(Call& c) {
     if (argv.ok()) e.opts.argv = std::move(*argv);
     else res = ErrorResponse(argv.status(), req.version(), req.keep_alive());
   }
-  if (!res) res = RunExec(c, id, e);
+  // Deleted before the client hears the end (a stream's exit event, or the
+  // answer), so that it never lists the sandbox afterwards. A delete
+  // answers at once: the teardown is in the background.
+  bool deleted = false;
+  auto remove = [&] {
+    if (!deleted) (void)manager_->Delete(id);
+    deleted = true;
+  };
+  if (!res) res = RunExec(c, id, e, remove);
   if (res) res->set("X-Sandbox-Id", id);
-  (void)manager_->Delete(id);  // answers at once: the teardown is in the background
+  remove();
   return res;
 }
 
 // Server-sent events for one process: start, stdout/stderr (with byte
 // offsets, to resume from after a reconnect), exit.
 std::optional<Response> RestApi::StreamProcess(Call& c, agent::AgentClient& client, int pid,
-                                               uint64_t from, bool started) {
+                                               uint64_t from, bool started,
+                                               const std::function<void()>& before_last_event) {
   if (!started) {
     auto attached = client.Call({{"op", "attach"}, {"pid", pid}, {"from", from}});
     if (!attached.ok()) return ErrorResponse(attached.status(), c.req.version(), c.req.keep_alive());
@@ -753,6 +763,7 @@ std::optional<Response> RestApi::StreamProcess(Call& c, agent::AgentClient& clie
       continue;
     }
     if (!f.ok()) {
+      if (before_last_event) before_last_event();
       c.out.Write(SseEvent("error", {{"code", StatusCodeName(f.status().code())}, {"message", f.status().message()}}));
       break;
     }
@@ -765,6 +776,7 @@ std::optional<Response> RestApi::StreamProcess(Call& c, agent::AgentClient& clie
                                 {{"data", f->payload}, {"offset", Field(h, "offset", uint64_t{0})}})))
         return std::nullopt;
     } else if (ev == "exit") {
+      if (before_last_event) before_last_event();
       c.out.Write(SseEvent("exit", {{"exit_code", Field(h, "exit_code", -1)}, {"signal", Field(h, "signal", 0)}}));
       break;
     }

@@ -3,6 +3,7 @@
 // and JSON onto them. docs/rest-api.md lists the routes.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,13 +36,16 @@ class RestApi {
   std::optional<Response> Exec(Call& c, const std::string& id);
   // An exec's fields, parsed; RunExec runs one (sync, streamed or in the
   // background), its stream slot already claimed unless in the background.
+  // A stream calls `before_last_event` once the process has ended (or the
+  // agent failed), before its client hears so.
   struct ExecRequest;
   static Result<ExecRequest> ParseExec(const nlohmann::json& body, const Request& req);
-  std::optional<Response> RunExec(Call& c, const std::string& id, ExecRequest& e);
+  std::optional<Response> RunExec(Call& c, const std::string& id, ExecRequest& e,
+                                  const std::function<void()>& before_last_event = nullptr);
   // POST /v1/sandboxes:run: create, exec and delete in one request.
   std::optional<Response> RunOnce(Call& c);
   std::optional<Response> StreamProcess(Call& c, agent::AgentClient& client, int pid, uint64_t from,
-                                        bool started);
+                                        bool started, const std::function<void()>& before_last_event = nullptr);
   std::optional<Response> Processes(Call& c, const std::string& id, const std::vector<std::string>& rest);
   std::optional<Response> Files(Call& c, const std::string& id, const std::string& sub);
   Response Metrics(Call& c);
