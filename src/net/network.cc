@@ -141,38 +141,44 @@ Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Ne
       bridge_index_(bridge_index),
       firewall_(std::move(firewall)),
       used_(pool.size(), false),
-      last_take_(std::chrono::steady_clock::now()) {
+      ready_({.make = [this](const std::string&) { return MakeSlot(); },
+              .discard = [this](std::unique_ptr<Slot> slot) { DestroySlot(*slot); }}) {
   used_[0] = used_[1] = used_.back() = true;  // network, gateway, broadcast
+  // One key: every slot is alike. Released slots beyond warm_slots go once
+  // none has been taken for a minute.
+  (void)ready_.SetTarget(kSlots, opts_.warm_slots);
 }
 
 Network::~Network() {
-  std::deque<std::unique_ptr<Slot>> warm;
-  {
-    MutexLock lock(mu_);
-    stopping_ = true;
-    warm.swap(warm_);
-  }
-  cv_.NotifyAll();
-  if (upkeep_.joinable()) upkeep_.join();
-  for (auto& slot : warm) DestroySlot(*slot);
+  ready_.Stop();  // destroys the ready slots
   WaitForDestroyedSlots();
 }
 
 Result<Ipv4> Network::ReserveAddress() {
-  MutexLock lock(mu_);
-  if (slots_ >= kMaxSlots)
-    return ResourceExhausted("the sandbox network is full: its bridge holds at most " +
-                             std::to_string(kMaxSlots) + " slots (in use, ready or being released)");
-  for (uint64_t n = 0; n < used_.size(); ++n) {
-    uint64_t i = (cursor_ + n) % used_.size();
-    if (!used_[i]) {
-      used_[i] = true;
-      cursor_ = i + 1;
-      ++slots_;
-      return pool_.At(i);
+  for (bool swept = false;; swept = true) {
+    {
+      MutexLock lock(mu_);
+      bool full = slots_ >= kMaxSlots;
+      for (uint64_t n = 0; !full && n < used_.size(); ++n) {
+        uint64_t i = (cursor_ + n) % used_.size();
+        if (!used_[i]) {
+          used_[i] = true;
+          cursor_ = i + 1;
+          ++slots_;
+          return pool_.At(i);
+        }
+      }
+      if (swept || destroyed_.empty()) {
+        if (full)
+          return ResourceExhausted("the sandbox network is full: its bridge holds at most " +
+                                   std::to_string(kMaxSlots) + " slots (in use, ready or being released)");
+        return ResourceExhausted("network pool " + pool_.ToString() + " has no free address");
+      }
     }
+    // Destroyed slots hold their address and their bridge port until
+    // their veth is gone: the ones gone by now free theirs.
+    FreeDestroyedAddresses();
   }
-  return ResourceExhausted("network pool " + pool_.ToString() + " has no free address");
 }
 
 Result<std::unique_ptr<Slot>> Network::MakeSlot() {
@@ -205,7 +211,6 @@ void Network::DestroySlot(Slot& slot) {
   slot.netns.reset();
   MutexLock lock(mu_);
   destroyed_.push_back(slot.address);
-  cv_.NotifyAll();
 }
 
 void Network::FreeDestroyedAddresses() {
@@ -223,7 +228,6 @@ void Network::FreeDestroyedAddresses() {
     --slots_;
   }
   destroyed_.erase(gone, destroyed_.end());
-  cv_.NotifyAll();
 }
 
 void Network::WaitForDestroyedSlots() {
@@ -266,34 +270,20 @@ Status Network::FinishRecovery(const std::map<Ipv4, NetworkPolicy>& policies) {
     adopted_veths_.clear();
   }
   PDK_TRY(firewall_->Rebuild(policies));
-  if (!upkeep_.joinable()) upkeep_ = std::thread([this] { Upkeep(); });
+  ready_.Start();
   return Status::Ok();
 }
 
 Result<std::unique_ptr<Slot>> Network::Acquire() {
-  {
-    MutexLock lock(mu_);
-    if (!warm_.empty()) {
-      auto slot = std::move(warm_.front());
-      warm_.pop_front();
-      last_take_ = std::chrono::steady_clock::now();
-      cv_.NotifyAll();
-      return slot;
-    }
-  }
+  if (auto slot = ready_.Take(kSlots)) return slot;
   return MakeSlot();
 }
 
 void Network::Release(std::unique_ptr<Slot> slot) {
   if (!slot) return;
-  if (firewall_->Forget(slot->address).ok() && Reset(*slot).ok()) {
-    MutexLock lock(mu_);
-    if (!stopping_ && warm_.size() < opts_.warm_slots + opts_.recycled_slots) {
-      warm_.push_back(std::move(slot));
-      return;
-    }
-  }
-  DestroySlot(*slot);
+  if (firewall_->Forget(slot->address).ok() && Reset(*slot).ok())
+    slot = ready_.Put(kSlots, std::move(slot), opts_.warm_slots + opts_.recycled_slots);
+  if (slot) DestroySlot(*slot);
 }
 
 Status Network::Reset(Slot& slot) {
@@ -318,64 +308,12 @@ Status Network::RemoveAll() {
   return nl_.DeleteLink(opts_.bridge);
 }
 
-size_t Network::warm_slots_ready() const {
-  MutexLock lock(mu_);
-  return warm_.size();
-}
+size_t Network::warm_slots_ready() const { return ready_.ready(); }
 
 std::string Network::ResolvConf() const {
   std::string text;
   for (Ipv4 r : resolvers_) text += "nameserver " + r.ToString() + "\n";
   return text;
-}
-
-void Network::Upkeep() {
-  constexpr auto kIdleLife = std::chrono::seconds(60);
-  // Destroyed slots' veths go within milliseconds, so they are looked for
-  // again soon; less and less often while one stays (a process stuck in its
-  // namespace keeps it), since each look lists every link on the host.
-  auto look_again = std::chrono::milliseconds(20);
-  MutexLock lock(mu_);
-  while (!stopping_) {
-    if (!destroyed_.empty()) {
-      size_t before = destroyed_.size();
-      lock.Unlock();
-      FreeDestroyedAddresses();
-      lock.Lock();
-      look_again = destroyed_.size() < before ? std::chrono::milliseconds(20)
-                                              : std::min(look_again * 2, std::chrono::milliseconds(2000));
-    }
-    if (warm_.size() > opts_.warm_slots && std::chrono::steady_clock::now() - last_take_ > kIdleLife) {
-      std::vector<std::unique_ptr<Slot>> idle;  // the oldest, beyond warm_slots
-      while (warm_.size() > opts_.warm_slots) {
-        idle.push_back(std::move(warm_.front()));
-        warm_.pop_front();
-      }
-      lock.Unlock();
-      for (auto& slot : idle) DestroySlot(*slot);
-      lock.Lock();
-      continue;
-    }
-    if (warm_.size() >= opts_.warm_slots) {
-      // Idle, a slot destroyed wakes this; else the next look is due anyway.
-      bool idle = destroyed_.empty();
-      if (idle) look_again = std::chrono::milliseconds(20);
-      auto deadline = std::chrono::steady_clock::now() + (idle ? std::chrono::milliseconds(5000) : look_again);
-      while (!stopping_ && warm_.size() >= opts_.warm_slots && !(idle && !destroyed_.empty()))
-        if (!cv_.WaitUntil(lock, deadline)) break;
-      continue;
-    }
-    lock.Unlock();
-    auto slot = MakeSlot();
-    lock.Lock();
-    if (!slot.ok()) {  // the pool may be full: wait for a release or a take
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while (!stopping_ && cv_.WaitUntil(lock, deadline)) {
-      }
-      continue;
-    }
-    warm_.push_back(std::move(*slot));  // the destructor destroys it if stopping
-  }
 }
 
 }  // namespace paddock::net

@@ -7,7 +7,7 @@
 // firewall, nor open raw sockets. Its ports below 1024 and ping sockets are
 // opened up by sysctl instead.
 //
-// Slots are kept ready in a pool, refilled by a background thread, so that
+// Slots are kept ready in a WarmPool, refilled by its thread, so that
 // taking one costs no netlink round trip. Released slots go back to the
 // pool when nothing of their last holder is left in them: deleting a veth
 // waits on the kernel's one rtnl lock and an RCU grace period, so making
@@ -29,6 +29,7 @@
 #include "base/fd.h"
 #include "base/mutex.h"
 #include "base/status.h"
+#include "base/warm_pool.h"
 #include "net/address.h"
 #include "net/firewall.h"
 #include "net/netlink.h"
@@ -62,7 +63,7 @@ class Network {
   // Brings up the bridge with the gateway address and turns on IPv4
   // forwarding. The firewall table is rebuilt by FinishRecovery.
   static Result<std::unique_ptr<Network>> Open(NetworkOptions opts);
-  ~Network();  // stops the upkeep thread and destroys the pooled slots
+  ~Network();  // stops the refill and destroys the ready slots
 
   // Start-up, before FinishRecovery: takes over the slot of a sandbox that
   // survived a restart of paddockd, its init being `init_pid`.
@@ -108,9 +109,7 @@ class Network {
   Status Reset(Slot& slot) EXCLUDES(mu_);
   // Frees the addresses of destroyed slots whose veth is gone.
   void FreeDestroyedAddresses() EXCLUDES(mu_, nl_mu_);
-  // The upkeep thread: keeps warm_slots ready, retires slots idle too long
-  // and frees the addresses of destroyed slots.
-  void Upkeep() EXCLUDES(mu_);
+  static constexpr const char* kSlots = "slot";  // the ready pool's one key
 
   const NetworkOptions opts_;
   const Cidr pool_;
@@ -121,16 +120,15 @@ class Network {
   std::unique_ptr<Firewall> firewall_;
 
   mutable Mutex mu_;
-  CondVar cv_;
   std::vector<bool> used_ GUARDED_BY(mu_);  // by offset in the pool
   size_t slots_ GUARDED_BY(mu_) = 0;  // slots that exist (each a bridge port), adopted ones included
   uint64_t cursor_ GUARDED_BY(mu_) = 2;  // next offset to try: freed addresses are reused last
   std::set<std::string> adopted_veths_ GUARDED_BY(mu_);
-  std::deque<std::unique_ptr<Slot>> warm_ GUARDED_BY(mu_);  // taken from the front, returned to the back
-  std::chrono::steady_clock::time_point last_take_ GUARDED_BY(mu_);
-  std::vector<Ipv4> destroyed_ GUARDED_BY(mu_);  // addresses held until their slot's veth is gone
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread upkeep_;
+  // Addresses held until their slot's veth is gone; freed when an address
+  // or a port is wanted (ReserveAddress) or on WaitForDestroyedSlots.
+  std::vector<Ipv4> destroyed_ GUARDED_BY(mu_);
+  // Declared last: destroyed first, while what its hooks use is alive.
+  WarmPool<Slot> ready_;
 };
 
 }  // namespace paddock::net

@@ -218,7 +218,9 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       templates_(opts_.state_dir + "/templates", opts_.state_dir + "/staging", opts_.busybox_path),
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
-      id_ranges_(opts_.id_base, opts_.id_slots) {}
+      id_ranges_(opts_.id_base, opts_.id_slots),
+      warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
+             .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }}) {}
 
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.
@@ -226,17 +228,7 @@ SandboxManager::~SandboxManager() {
   reaper_.Drain();
   teardown_.Drain();  // deleted sandboxes' slots go back to network_, cgroups to cgroups_
   forwarder_.reset();  // its connections ask this manager where sandboxes are
-  {
-    MutexLock lock(warm_mu_);
-    stopping_ = true;
-  }
-  warm_cv_.NotifyAll();
-  if (refill_.joinable()) refill_.join();
-  for (auto& [name, shells] : warm_)
-    while (!shells.empty()) {
-      DiscardWarmShell(std::move(shells.front()));
-      shells.pop_front();
-    }
+  warm_.Stop();  // discards the warm shells, their slots back to network_
   cgroups_->RemoveParentIfEmpty();
   if (network_) {
     bool in_use = false;
@@ -295,7 +287,10 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     });
   }
   PDK_TRY(m->Recover());
-  if (m->opts_.warm_shells > 0) m->refill_ = std::thread([p = m.get()] { p->RefillWarmShells(); });
+  if (m->opts_.warm_shells > 0) {
+    for (const auto& name : m->opts_.warm_templates) (void)m->warm_.SetTarget(name, m->opts_.warm_shells);
+    m->warm_.Start();
+  }
   return m;
 }
 
@@ -568,7 +563,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
   bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled);
-  std::unique_ptr<WarmShell> warm = warm_fits ? TakeWarmShell(WarmKey(tmpl)) : nullptr;
+  std::unique_ptr<WarmShell> warm = warm_fits ? warm_.Take(WarmKey(tmpl)) : nullptr;
   Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
   auto unreserve = [this, id = info.id, name = info.name] {  // its id range goes back with sb
     MutexLock lock(mu_);

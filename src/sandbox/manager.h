@@ -25,13 +25,13 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "agent/client.h"
 #include "base/fd.h"
 #include "base/mutex.h"
 #include "base/status.h"
+#include "base/warm_pool.h"
 #include "base/work_queue.h"
 #include "image/image_store.h"
 #include "kernel/cgroup.h"
@@ -238,7 +238,7 @@ class SandboxManager {
   Result<image::PruneReport> PruneImages();
 
   // Warm shells ready now, over all templates.
-  size_t warm_shells_ready() const EXCLUDES(warm_mu_);
+  size_t warm_shells_ready() const { return warm_.ready(); }
   // The host side of networking; null when it is off.
   net::Network* network() const { return network_.get(); }
   const net::Forwarder* forwarder() const { return forwarder_.get(); }
@@ -304,17 +304,16 @@ class SandboxManager {
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
                                                       kernel::Cgroup* cgroup, const net::Slot* slot);
-  Result<std::unique_ptr<WarmShell>> MakeWarmShell(const Template& tmpl);
+  // The warm pool's make hook: a shell for a template's name or an image's id.
+  Result<std::unique_ptr<WarmShell>> MakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Warm shells are kept by template name, an image's by its id (a tag
   // may move to another image).
   static std::string WarmKey(const Template& tmpl) { return tmpl.image_id.empty() ? tmpl.name : tmpl.image_id; }
-  std::unique_ptr<WarmShell> TakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Puts the image first among those kept warm, evicting the oldest.
   void KeepImageWarm(const std::string& image_id) EXCLUDES(warm_mu_);
   // Stops keeping images warm (all if `image_id` is empty) and discards their shells.
   void DropWarmImages(const std::string& image_id) EXCLUDES(warm_mu_);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
-  void RefillWarmShells() EXCLUDES(warm_mu_);  // the refill thread
   // Ends every process, removes the cgroup, gives back the network slot.
   Status Halt(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
   Status Thaw(Sandbox& sb) REQUIRES(sb.mu);
@@ -387,12 +386,11 @@ class SandboxManager {
   std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
   CondVar teardown_cv_;  // tearing_down_ went down
 
-  mutable Mutex warm_mu_;
-  CondVar warm_cv_;
-  bool stopping_ GUARDED_BY(warm_mu_) = false;
-  std::map<std::string, std::deque<std::unique_ptr<WarmShell>>> warm_ GUARDED_BY(warm_mu_);  // by WarmKey
+  // Warm shells by WarmKey: opts_.warm_shells of each warm template, and of
+  // each image in warm_images_ (whose targets change under warm_mu_).
+  WarmPool<WarmShell> warm_;
+  Mutex warm_mu_;
   std::deque<std::string> warm_images_ GUARDED_BY(warm_mu_);  // image ids kept warm, the last used first
-  std::thread refill_;
 
   // Last: destroyed first, finishing every action and teardown while the
   // rest is there.
