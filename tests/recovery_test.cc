@@ -159,5 +159,31 @@ TEST_F(RecoveryTest, TimeoutsFireTheirActionsAndSurviveRestarts) {
   EXPECT_EQ(manager_->SetTimeout(extended.id, -1).code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(RecoveryTest, ASnapshotCutShortByACrashLeavesNothingAndKeptOnesStay) {
+  SandboxSpec spec;
+  spec.template_name = "busybox";
+  SandboxInfo source = Create(spec);
+  Sh(source.id, "echo kept > /kept");
+  auto snap = manager_->CreateSnapshot(source.id, "kept");
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  const std::string snapshots = state_->path() + "/snapshots", staging = state_->path() + "/staging";
+  Restart([&] {
+    // What a kill -9 mid-snapshot leaves: a copy still in staging, or one
+    // moved into place whose record was never written.
+    ASSERT_TRUE(MakeDirs(staging + "/snap-00000000deadbeef/etc").ok());
+    ASSERT_TRUE(MakeDirs(snapshots + "/snap-0123456789abcdef/etc").ok());
+  });
+  EXPECT_EQ(ListDir(snapshots), std::vector<std::string>{snap->id});
+  EXPECT_TRUE(ListDir(staging).empty());
+  ASSERT_EQ(manager_->ListSnapshots().size(), 1u);
+  SandboxSpec from;
+  from.snapshot = "kept";
+  SandboxInfo copy = Create(from);
+  EXPECT_EQ(Sh(copy.id, "cat /kept"), "kept\n");
+  ASSERT_TRUE(manager_->Delete(copy.id).ok());
+  ASSERT_TRUE(manager_->RemoveSnapshot("kept").ok());
+  EXPECT_TRUE(ListDir(snapshots).empty());
+}
+
 }  // namespace
 }  // namespace paddock::testing

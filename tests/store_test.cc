@@ -139,5 +139,36 @@ TEST_F(StoreTest, ImagesKeepTheirRefsConfigAndSandboxLinks) {
   EXPECT_EQ(store_->Get("s1").value().image_id, a.id);
 }
 
+TEST_F(StoreTest, SnapshotsAreUniqueByIdAndNameAndSandboxesNameTheirs) {
+  SnapshotRecord a{"snap-a", "base", "sb1", "busybox", "", "", 4096, 10};
+  SnapshotRecord b{"snap-b", "", "sb1", "busybox", "", "snap-a", 10, 20};
+  SnapshotRecord c{"snap-c", "", "sb2", "python:3", "sha256:abc", "", 0, 30};
+  ASSERT_TRUE(store_->PutSnapshot(a).ok());
+  ASSERT_TRUE(store_->PutSnapshot(b).ok());
+  ASSERT_TRUE(store_->PutSnapshot(c).ok());  // unnamed ones do not clash
+  SnapshotRecord dup_name{"snap-d", "base", "sb3", "host", "", "", 0, 40};
+  EXPECT_EQ(store_->PutSnapshot(dup_name).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->PutSnapshot(a).code(), StatusCode::kAlreadyExists);
+
+  SandboxRecord r = Record("sb9", "from-snap");
+  r.snapshot_id = "snap-b";
+  ASSERT_TRUE(store_->Insert(r).ok());
+  store_.reset();  // survives a reopen
+  auto reopened = OpenSqliteStore(dir_ + "/paddock.db");
+  ASSERT_TRUE(reopened.ok());
+  store_ = std::move(*reopened);
+  auto list = store_->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].name, "base");
+  EXPECT_EQ((*list)[1].parent, "snap-a");
+  EXPECT_EQ((*list)[2].image_id, "sha256:abc");
+  EXPECT_EQ((*list)[0].size, 4096);
+  EXPECT_EQ(store_->Get("sb9")->snapshot_id, "snap-b");
+  ASSERT_TRUE(store_->RemoveSnapshot("snap-a").ok());
+  EXPECT_EQ(store_->ListSnapshots()->size(), 2u);
+  EXPECT_TRUE(store_->PutSnapshot(dup_name).ok());  // the name is free again
+}
+
 }  // namespace
 }  // namespace paddock

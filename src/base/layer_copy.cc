@@ -142,7 +142,8 @@ bool SameFile(const struct stat& a, const struct stat& b) {
 // Depth first without recursion and with two descriptors whatever the
 // depth (a sandbox can nest folders thousands deep): it climbs back up
 // through "..", checking that it lands where it came from.
-Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
+Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base,
+                 int64_t* bytes) {
   const Shift shift{from_base, to_base};
   UniqueFd src(::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!src) return Status::Errno("open " + from);
@@ -184,6 +185,7 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
       PDK_ASSIGN_OR_RETURN(bool copied,
                            CopyEntry(src.get(), dst.get(), name.c_str(), st, where(name)));
       if (copied) PDK_TRY(FinishEntry(src.get(), dst.get(), name.c_str(), st, where(name), shift));
+      if (copied && bytes) *bytes += st.st_size;
       continue;
     }
     if (::mkdirat(dst.get(), name.c_str(), 0700) != 0 && errno != EEXIST)

@@ -647,7 +647,7 @@ Status ImageStore::Remove(const std::string& ref_or_id,
     }
     if (in_use && in_use(img.id))
       return FailedPrecondition("image " + (img.refs.empty() ? img.id : img.refs.front()) +
-                                " is used by a sandbox; delete the sandbox first");
+                                " is used by a sandbox or a snapshot; remove those first");
     PDK_TRY(store_->RemoveImage(img.id));
     for (const auto& r : img.refs) refs_.erase(r);
     images_.erase(img.id);

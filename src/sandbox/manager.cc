@@ -50,7 +50,7 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s) {
   return InvalidArgument("on_timeout must be kill, pause or stop, not '" + s + "'");
 }
 
-namespace {
+namespace manager_detail {
 
 bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 63) return false;
@@ -60,10 +60,6 @@ bool ValidName(const std::string& name) {
       return false;
   return true;
 }
-
-}  // namespace
-
-namespace manager_detail {
 
 Result<UniqueFd> ListenUnix(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -135,6 +131,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.address = i.address;
   r.forwards = net::ForwardsToStored(i.forwards);
   r.image_id = i.image_id;
+  r.snapshot_id = i.snapshot_id;
   return r;
 }
 
@@ -167,6 +164,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.address = r.address;
   i.forwards = net::ForwardsFromStored(r.forwards);
   i.image_id = r.image_id;
+  i.snapshot_id = r.snapshot_id;
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -218,6 +216,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       templates_(opts_.state_dir + "/templates", opts_.state_dir + "/staging", opts_.busybox_path),
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
+      snapshots_dir_(opts_.state_dir + "/snapshots"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
              .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }}) {}
@@ -243,7 +242,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
   UniqueFd init(::open(opts.init_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!init) return Status::Errno("open paddock-init at " + opts.init_path);
-  for (const char* sub : {"", "/sandboxes", "/templates", "/staging", "/trash"})
+  for (const char* sub : {"", "/sandboxes", "/templates", "/staging", "/trash", "/snapshots"})
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   // A sandbox's set-up runs as its own root, an unprivileged host id, and must
   // reach its folder: the state folder must be searchable (not listable) by all.
@@ -286,6 +285,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
       return address;
     });
   }
+  PDK_TRY(m->LoadSnapshots());
   PDK_TRY(m->Recover());
   if (m->opts_.warm_shells > 0) {
     for (const auto& name : m->opts_.warm_templates) (void)m->warm_.SetTarget(name, m->opts_.warm_shells);
@@ -424,6 +424,17 @@ Status SandboxManager::StillThere(const Sandbox& sb, const std::string& id_or_na
 
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   PDK_TRY(CheckSpec(spec));  // before a pull, which may take minutes
+  // A snapshot goes wherever a template does: named as one, it is found
+  // before an image of that name (never before a built-in).
+  std::string snapshot = spec.snapshot;
+  if (snapshot.empty() && spec.template_name != "host" && spec.template_name != "busybox" &&
+      GetSnapshot(spec.template_name).ok())
+    snapshot = spec.template_name;
+  if (!snapshot.empty()) {
+    PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, GetSnapshot(snapshot));
+    PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap.id));
+    return CreateFrom(spec, tmpl, "");
+  }
   PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
   return CreateFrom(spec, tmpl, "");
 }
@@ -436,6 +447,11 @@ Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec 
 }
 
 Result<Template> SandboxManager::TemplateOf(const SandboxInfo& info) {
+  if (!info.snapshot_id.empty()) {
+    auto tmpl = SnapshotTemplate(info.snapshot_id);
+    if (!tmpl.ok()) return tmpl.status().Annotate("sandbox " + info.id + "'s snapshot");
+    return tmpl;
+  }
   if (info.image_id.empty()) return templates_.Get(info.template_name);
   auto tmpl = templates_.ForImage(info.image_id);
   if (!tmpl.ok()) return tmpl.status().Annotate("sandbox " + info.id + "'s image " + info.template_name);
@@ -443,6 +459,11 @@ Result<Template> SandboxManager::TemplateOf(const SandboxInfo& info) {
 }
 
 bool SandboxManager::ImageInUse(const std::string& image_id) const {
+  {
+    MutexLock lock(snap_mu_);
+    for (const auto& [id, snap] : snapshots_)
+      if (snap.image_id == image_id) return true;
+  }
   MutexLock lock(mu_);
   for (const auto& [id, sb] : by_id_)
     if (sb->image_id == image_id) return true;
@@ -515,6 +536,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   auto sb = std::make_shared<Sandbox>();
   sb->id = NewSandboxId();
   sb->image_id = tmpl.image_id;
+  sb->snapshot_id = tmpl.snapshot_id;
   sb->image_config = tmpl.config;
   MutexLock sb_lock(sb->mu);
   SandboxInfo& info = sb->info;
@@ -523,6 +545,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.name = spec.name.empty() ? info.id : spec.name;
   info.template_name = tmpl.name;
   info.image_id = tmpl.image_id;
+  info.snapshot_id = tmpl.snapshot_id;
   info.limits = WithDefaults(spec.limits);
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
@@ -548,17 +571,22 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
   }
-  // Listed with its image id, it keeps the image from removal; one removed
-  // just before that is gone now.
-  if (!info.image_id.empty()) {
-    if (Status s = images_->Find(info.image_id).status(); !s.ok()) {
-      MutexLock lock(mu_);
-      by_id_.erase(info.id);
-      id_by_name_.erase(info.name);
-      return s.Annotate("creating from " + tmpl.name);
-    }
-    images_->Touch(info.image_id);
+  // Listed with its image id (and snapshot id), it keeps the image (and
+  // the snapshot) from removal; one removed just before that is gone now.
+  Status still_there = Status::Ok();
+  if (!info.snapshot_id.empty()) {
+    MutexLock lock(snap_mu_);
+    if (!snapshots_.count(info.snapshot_id))
+      still_there = NotFound("snapshot " + info.snapshot_id + " was removed");
   }
+  if (still_there.ok() && !info.image_id.empty()) still_there = images_->Find(info.image_id).status();
+  if (!still_there.ok()) {
+    MutexLock lock(mu_);
+    by_id_.erase(info.id);
+    id_by_name_.erase(info.name);
+    return still_there.Annotate("creating from " + tmpl.name);
+  }
+  if (!info.image_id.empty()) images_->Touch(info.image_id);
   // The id range: the warm shell's, or a new one.
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
@@ -604,7 +632,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     return s;
   }
   sb->ready = true;
-  if (!info.image_id.empty() && fork_source.empty()) KeepImageWarm(info.image_id);
+  if ((!info.image_id.empty() || !info.snapshot_id.empty()) && fork_source.empty()) KeepImageWarm(WarmKey(tmpl));
   return info;
 }
 

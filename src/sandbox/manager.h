@@ -85,6 +85,7 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s);
 struct SandboxSpec {
   std::string name;                    // empty: the id
   std::string template_name = "host";  // host, busybox, or an image reference (pulled if missing)
+  std::string snapshot;                // a snapshot's id or name: its files, over its base (template_name unused)
   kernel::CgroupLimits limits;
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
@@ -99,6 +100,7 @@ struct SandboxInfo {
   std::string name;
   std::string template_name;           // host, busybox, or the image's normalised reference
   std::string image_id;                // the image it was made from (its config digest); empty for built-ins
+  std::string snapshot_id;             // the snapshot it was created from; empty if none
   SandboxState state = SandboxState::kStopped;
   kernel::CgroupLimits limits;
   pid_t init_pid = 0;                  // host pid of paddock-init; 0 when stopped
@@ -237,6 +239,24 @@ class SandboxManager {
   Status RemoveImage(const std::string& ref_or_id);
   Result<image::PruneReport> PruneImages();
 
+  // Snapshots: a sandbox's files (its writable layer) kept as a read-only
+  // layer that outlives the sandbox, usable wherever a template is (see
+  // SandboxSpec::snapshot). A running sandbox is frozen while its layer is
+  // copied. Memory and processes are not captured: this host cannot
+  // checkpoint them. `name` may be empty; it is unique among snapshots.
+  static constexpr size_t kMaxSnapshotDepth = 64;  // snapshots stacked over one base
+  Result<SnapshotRecord> CreateSnapshot(const std::string& sandbox, const std::string& name)
+      EXCLUDES(snap_mu_);
+  std::vector<SnapshotRecord> ListSnapshots() const EXCLUDES(snap_mu_);
+  Result<SnapshotRecord> GetSnapshot(const std::string& id_or_name) const EXCLUDES(snap_mu_);
+  // kFailedPrecondition while a sandbox or another snapshot stacks it.
+  Status RemoveSnapshot(const std::string& id_or_name) EXCLUDES(snap_mu_, mu_);
+  // Returns the sandbox's files to those of a snapshot taken of it (or of a
+  // sandbox over the same layers). A running or paused sandbox is stopped
+  // and started again over them (its processes end); a stopped one stays
+  // stopped.
+  Status Rollback(const std::string& sandbox, const std::string& snapshot) EXCLUDES(snap_mu_);
+
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const { return warm_.ready(); }
   // The host side of networking; null when it is off.
@@ -255,6 +275,7 @@ class SandboxManager {
     // Set before it is listed and never changed: read without mu.
     std::string id;
     std::string image_id;  // the image it was made from; empty for built-ins
+    std::string snapshot_id;  // the snapshot it was created from; empty if none
     std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
 
     SandboxInfo info GUARDED_BY(mu);
@@ -307,12 +328,18 @@ class SandboxManager {
   // The warm pool's make hook: a shell for a template's name or an image's id.
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Warm shells are kept by template name, an image's by its id (a tag
-  // may move to another image).
-  static std::string WarmKey(const Template& tmpl) { return tmpl.image_id.empty() ? tmpl.name : tmpl.image_id; }
-  // Puts the image first among those kept warm, evicting the oldest.
-  void KeepImageWarm(const std::string& image_id) EXCLUDES(warm_mu_);
-  // Stops keeping images warm (all if `image_id` is empty) and discards their shells.
-  void DropWarmImages(const std::string& image_id) EXCLUDES(warm_mu_);
+  // may move to another image), a snapshot's by "snapshot:" and its id.
+  static std::string WarmKey(const Template& tmpl) {
+    if (!tmpl.snapshot_id.empty()) return kSnapshotKey + tmpl.snapshot_id;
+    return tmpl.image_id.empty() ? tmpl.name : tmpl.image_id;
+  }
+  static constexpr const char* kSnapshotKey = "snapshot:";
+  // Puts an image's or a snapshot's WarmKey first among those kept warm,
+  // evicting the oldest.
+  void KeepImageWarm(const std::string& key) EXCLUDES(warm_mu_);
+  // Stops keeping images and snapshots warm (all if `key` is empty) and
+  // discards their shells.
+  void DropWarmImages(const std::string& key) EXCLUDES(warm_mu_);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
   // Ends every process, removes the cgroup, gives back the network slot.
   Status Halt(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
@@ -357,11 +384,21 @@ class SandboxManager {
   // `limits` with the host's defaults where it leaves one at 0 (none where
   // the cgroup tree cannot enforce limits).
   kernel::CgroupLimits WithDefaults(kernel::CgroupLimits limits) const;
-  // The template a sandbox boots from: its image by id, else the built-in.
+  // The template a sandbox boots from: its snapshot's, else its image by
+  // id, else the built-in.
   Result<Template> TemplateOf(const SandboxInfo& info);
+  // A snapshot's layer over its parents' and its base's.
+  Result<Template> SnapshotTemplate(const std::string& id) EXCLUDES(snap_mu_);
+  std::string SnapshotDir(const std::string& id) const { return snapshots_dir_ + "/" + id; }
+  Status CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const std::string& staging) REQUIRES(sb.mu)
+      EXCLUDES(snap_mu_);
+  // Start-up: loads the records and removes snapshot folders none names.
+  Status LoadSnapshots() EXCLUDES(snap_mu_);
+  Result<SnapshotRecord> FindSnapshotLocked(const std::string& id_or_name) const REQUIRES(snap_mu_);
   // Creates the image's WorkingDir in a just-created sandbox.
   Status MakeWorkingDir(const Sandbox& sb) REQUIRES(sb.mu);
-  bool ImageInUse(const std::string& image_id) const EXCLUDES(mu_);
+  // A sandbox or a snapshot stacks the image.
+  bool ImageInUse(const std::string& image_id) const EXCLUDES(mu_, snap_mu_);
   // Copies `source_id`'s writable layer into `info`'s folder.
   Status CopyLayerOf(const std::string& source_id, const SandboxInfo& info);
 
@@ -374,7 +411,7 @@ class SandboxManager {
   UniqueFd init_exe_;
   std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
-  std::string sandboxes_dir_, trash_dir_;
+  std::string sandboxes_dir_, trash_dir_, snapshots_dir_;
 
   std::atomic<bool> shutting_down_ = false;
   IdRanges id_ranges_;
@@ -385,6 +422,9 @@ class SandboxManager {
   size_t tearing_down_ GUARDED_BY(mu_) = 0;  // deleted sandboxes whose teardown has not finished
   std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
   CondVar teardown_cv_;  // tearing_down_ went down
+
+  mutable Mutex snap_mu_;  // taken after a sandbox's mu, before mu_
+  std::map<std::string, SnapshotRecord> snapshots_ GUARDED_BY(snap_mu_);  // by id
 
   // Warm shells by WarmKey: opts_.warm_shells of each warm template, and of
   // each image in warm_images_ (whose targets change under warm_mu_).

@@ -1,6 +1,6 @@
 // The parts of SandboxManager that its files share (manager.cc: lifecycle;
 // manager_recovery.cc: start-up; manager_warm.cc: warm shells;
-// manager_reaper.cc: timeouts). Not for use outside src/sandbox.
+// manager_reaper.cc: timeouts; manager_snapshots.cc: snapshots). Not for use outside src/sandbox.
 #pragma once
 
 #include <memory>
@@ -24,6 +24,10 @@ struct SandboxManager::WarmShell {
 enum class RecordState { kCreating, kRunning, kPaused, kStopping, kStopped, kStarting, kDeleting };
 
 namespace manager_detail {
+
+// A sandbox's or a snapshot's name: 1-63 of [A-Za-z0-9_.-], starting with a
+// letter or digit.
+bool ValidName(const std::string& name);
 
 const char* RecordStateName(RecordState s);
 // A record's state; an unknown one reads as stopped.

@@ -57,6 +57,7 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   auto sb = std::make_shared<Sandbox>();
   sb->id = rec.id;
   sb->image_id = rec.image_id;
+  sb->snapshot_id = rec.snapshot_id;
   if (!sb->image_id.empty())
     if (auto tmpl = templates_.ForImage(sb->image_id); tmpl.ok()) sb->image_config = tmpl->config;
   MutexLock sb_lock(sb->mu);

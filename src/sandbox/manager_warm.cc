@@ -2,6 +2,7 @@
 #include "sandbox/manager.h"
 
 #include <algorithm>
+#include <cstring>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,14 +17,17 @@ using namespace manager_detail;
 
 // ---- Warm shells ----
 
-// A template's name or an image's id; an image removed meanwhile is no
-// longer kept warm.
+// A template's name, an image's id or a snapshot's key; an image or a
+// snapshot removed meanwhile is no longer kept warm.
 Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell(const std::string& key) {
-  bool image = std::find(opts_.warm_templates.begin(), opts_.warm_templates.end(), key) ==
-               opts_.warm_templates.end();
-  Result<Template> tmpl = image ? templates_.ForImage(key) : templates_.Get(key);
+  bool built_in = std::find(opts_.warm_templates.begin(), opts_.warm_templates.end(), key) !=
+                  opts_.warm_templates.end();
+  bool snapshot = key.rfind(kSnapshotKey, 0) == 0;
+  Result<Template> tmpl = built_in   ? templates_.Get(key)
+                          : snapshot ? SnapshotTemplate(key.substr(std::strlen(kSnapshotKey)))
+                                     : templates_.ForImage(key);
   if (!tmpl.ok()) {
-    if (image && tmpl.status().code() == StatusCode::kNotFound) DropWarmImages(key);
+    if (!built_in && tmpl.status().code() == StatusCode::kNotFound) DropWarmImages(key);
     return tmpl.status();
   }
   auto warm = std::make_unique<WarmShell>();
@@ -49,16 +53,16 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   return warm;
 }
 
-void SandboxManager::KeepImageWarm(const std::string& image_id) {
+void SandboxManager::KeepImageWarm(const std::string& key) {
   if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
   std::vector<std::unique_ptr<WarmShell>> evicted;
   {
     MutexLock lock(warm_mu_);
-    auto it = std::find(warm_images_.begin(), warm_images_.end(), image_id);
+    auto it = std::find(warm_images_.begin(), warm_images_.end(), key);
     if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
     if (it != warm_images_.end()) warm_images_.erase(it);
-    warm_images_.push_front(image_id);
-    (void)warm_.SetTarget(image_id, opts_.warm_shells);
+    warm_images_.push_front(key);
+    (void)warm_.SetTarget(key, opts_.warm_shells);
     while (warm_images_.size() > opts_.warm_images) {
       for (auto& w : warm_.SetTarget(warm_images_.back(), 0)) evicted.push_back(std::move(w));
       warm_images_.pop_back();
@@ -67,12 +71,12 @@ void SandboxManager::KeepImageWarm(const std::string& image_id) {
   warm_.Discard(std::move(evicted));
 }
 
-void SandboxManager::DropWarmImages(const std::string& image_id) {
+void SandboxManager::DropWarmImages(const std::string& key) {
   std::vector<std::unique_ptr<WarmShell>> dropped;
   {
     MutexLock lock(warm_mu_);
     for (auto it = warm_images_.begin(); it != warm_images_.end();) {
-      if (!image_id.empty() && *it != image_id) {
+      if (!key.empty() && *it != key) {
         ++it;
         continue;
       }

@@ -22,6 +22,7 @@ struct Template {
   std::vector<std::string> layers;  // host folders, top-most first
   std::vector<std::pair<std::string, std::string>> readonly_binds;  // host path -> sandbox path
   std::string image_id;                                  // empty for built-ins
+  std::string snapshot_id;                               // the top layer is this snapshot's
   std::shared_ptr<const image::ImageConfig> config;      // the image's defaults; null for built-ins
 };
 

@@ -93,13 +93,29 @@ const char* const kMigrations[] = {
     CREATE INDEX image_refs_by_image ON image_refs(image_id);
     ALTER TABLE sandboxes ADD COLUMN image_id TEXT NOT NULL DEFAULT '';
     )sql",
+    // 6: snapshots: a sandbox's writable layer kept as a read-only layer.
+    // A sandbox names the snapshot it was created from.
+    R"sql(
+    CREATE TABLE snapshots (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL DEFAULT '',
+      source_id TEXT NOT NULL,
+      template TEXT NOT NULL,
+      image_id TEXT NOT NULL DEFAULT '',
+      parent TEXT NOT NULL DEFAULT '',
+      size INTEGER NOT NULL DEFAULT 0,
+      created_at_ms INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX snapshots_by_name ON snapshots(name) WHERE name != '';
+    ALTER TABLE sandboxes ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards, image_id";
+    "forwards, image_id, snapshot_id";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -146,7 +162,8 @@ class SqliteStore : public Store {
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   ~SqliteStore() override {
     for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
-                     &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_})
+                     &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
+                     &remove_snapshot_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -181,13 +198,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -212,10 +229,18 @@ class SqliteStore : public Store {
     remove_ref_ = std::make_unique<Statement>(db_, "DELETE FROM image_refs WHERE ref=?1");
     remove_image_ = std::make_unique<Statement>(db_, "DELETE FROM images WHERE id=?1");
     touch_image_ = std::make_unique<Statement>(db_, "UPDATE images SET last_used_ms=?2 WHERE id=?1");
+    put_snapshot_ = std::make_unique<Statement>(
+        db_, "INSERT INTO snapshots (id, name, source_id, template, image_id, parent, size, created_at_ms) "
+             "VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+    list_snapshots_ = std::make_unique<Statement>(
+        db_, "SELECT id, name, source_id, template, image_id, parent, size, created_at_ms FROM snapshots "
+             "ORDER BY created_at_ms, id");
+    remove_snapshot_ = std::make_unique<Statement>(db_, "DELETE FROM snapshots WHERE id=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
                           journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
                           list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
-                          touch_image_.get()})
+                          touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
+                          remove_snapshot_.get()})
       if (!st->ok()) return Error("prepare statements");
     return Status::Ok();
   }
@@ -372,6 +397,43 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Status PutSnapshot(const SnapshotRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = put_snapshot_->Reset();
+    st.Bind(1, r.id);
+    st.Bind(2, r.name);
+    st.Bind(3, r.source_id);
+    st.Bind(4, r.template_name);
+    st.Bind(5, r.image_id);
+    st.Bind(6, r.parent);
+    st.Bind(7, r.size);
+    st.Bind(8, r.created_at_ms);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_CONSTRAINT)
+      return AlreadyExists("a snapshot with id '" + r.id + "' or name '" + r.name + "' exists");
+    if (rc != SQLITE_DONE) return Error("store snapshot " + r.id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<SnapshotRecord>> ListSnapshots() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = list_snapshots_->Reset();
+    std::vector<SnapshotRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5), st.Int(6), st.Int(7)});
+    if (rc != SQLITE_DONE) return Error("list snapshots");
+    return out;
+  }
+
+  Status RemoveSnapshot(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_snapshot_->Reset();
+    st.Bind(1, id);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove snapshot " + id);
+    return Status::Ok();
+  }
+
  private:
   Status AppendJournal(const std::string& sandbox_id, const JournalNote& note) {
     Statement& st = journal_->Reset();
@@ -436,6 +498,7 @@ class SqliteStore : public Store {
     st.Bind(23, r.address);
     st.Bind(24, r.forwards);
     st.Bind(25, r.image_id);
+    st.Bind(26, r.snapshot_id);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -464,6 +527,7 @@ class SqliteStore : public Store {
     r.address = st.Text(22);
     r.forwards = st.Text(23);
     r.image_id = st.Text(24);
+    r.snapshot_id = st.Text(25);
     return r;
   }
 
@@ -471,6 +535,7 @@ class SqliteStore : public Store {
   sqlite3* db_;
   std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_;
   std::unique_ptr<Statement> put_image_, put_ref_, list_images_, list_refs_, remove_ref_, remove_image_, touch_image_;
+  std::unique_ptr<Statement> put_snapshot_, list_snapshots_, remove_snapshot_;
 };
 
 }  // namespace

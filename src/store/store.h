@@ -44,6 +44,21 @@ struct SandboxRecord {
   std::string address;                // IPv4 of its network slot; empty when it has none
   std::string forwards;               // TCP forwards from host ports, JSON (net::PortForward)
   std::string image_id;               // the image its root filesystem stacks; empty for built-ins
+  std::string snapshot_id;            // the snapshot it was created from, stacked over its base; or empty
+};
+
+// A sandbox's writable layer kept as a read-only layer (its folder is
+// <state>/snapshots/<id>). It stacks over its parent snapshot's layers, if
+// any, then over the base (a built-in template or an image).
+struct SnapshotRecord {
+  std::string id;
+  std::string name;                   // unique among snapshots; may be empty
+  std::string source_id;              // the sandbox it was taken of (which may be gone)
+  std::string template_name;          // the base: a built-in's name or the image's reference
+  std::string image_id;               // the base image; empty for built-ins
+  std::string parent;                 // the snapshot the source was created from; or empty
+  int64_t size = 0;                   // bytes in its layer
+  int64_t created_at_ms = 0;
 };
 
 // An image in the local image store. Its id is the digest of its config.
@@ -100,6 +115,12 @@ class Store {
   // Removes the image and every ref naming it.
   virtual Status RemoveImage(const std::string& id) = 0;
   virtual Status TouchImage(const std::string& id, int64_t at_ms) = 0;
+
+  // Adds a snapshot; kAlreadyExists if its id or (non-empty) name is taken.
+  virtual Status PutSnapshot(const SnapshotRecord& r) = 0;
+  // Every snapshot, oldest first.
+  virtual Result<std::vector<SnapshotRecord>> ListSnapshots() = 0;
+  virtual Status RemoveSnapshot(const std::string& id) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`.

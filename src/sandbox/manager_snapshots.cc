@@ -1,0 +1,264 @@
+// Snapshots: a sandbox's writable layer kept as a read-only layer, stacked
+// under the writable layers of the sandboxes created from it.
+//
+//   <state>/snapshots/<id>   its layer: owners as inside the sandbox (root
+//                            is 0), overlayfs whiteouts and opaque folders
+//                            kept, so it stacks over the same lower layers
+//
+// A snapshot's folder is copied in staging and renamed into place before
+// its record is written: a crash leaves either nothing (staging is emptied
+// at start-up) or a folder no record names (LoadSnapshots removes it),
+// never a record without its files.
+#include "sandbox/manager.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/fs.h"
+#include "base/ids.h"
+#include "base/layer_copy.h"
+#include "sandbox/manager_parts.h"
+
+namespace paddock {
+
+using namespace manager_detail;
+
+namespace {
+
+// Gives the copy's top folder the attributes of the source's ("/" inside),
+// which CopyLayer leaves to the caller.
+Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
+  struct stat st;
+  if (::stat(from.c_str(), &st) != 0) return Status::Errno("stat " + from);
+  auto shift = [&](uid_t id) { return id >= from_base && id - from_base < 65536 ? to_base + (id - from_base) : id; };
+  if (::chown(to.c_str(), shift(st.st_uid), shift(st.st_gid)) != 0) return Status::Errno("chown " + to);
+  if (::chmod(to.c_str(), st.st_mode & 07777) != 0) return Status::Errno("chmod " + to);
+  return Status::Ok();
+}
+
+// "snapshot NAME (ID)", or "snapshot ID" when it has no name.
+std::string Label(const SnapshotRecord& s) {
+  return "snapshot " + (s.name.empty() ? s.id : s.name + " (" + s.id + ")");
+}
+
+Status SyncFolder(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + dir);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SandboxManager::LoadSnapshots() {
+  PDK_ASSIGN_OR_RETURN(std::vector<SnapshotRecord> records, store_->ListSnapshots());
+  MutexLock lock(snap_mu_);
+  for (auto& r : records) snapshots_[r.id] = std::move(r);
+  for (const auto& name : ListDir(snapshots_dir_)) {
+    if (snapshots_.count(name)) continue;
+    std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
+    if (::rename(SnapshotDir(name).c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
+  }
+  return Status::Ok();
+}
+
+Result<SnapshotRecord> SandboxManager::FindSnapshotLocked(const std::string& id_or_name) const {
+  if (auto it = snapshots_.find(id_or_name); it != snapshots_.end()) return it->second;
+  for (const auto& [id, snap] : snapshots_)
+    if (!snap.name.empty() && snap.name == id_or_name) return snap;
+  return NotFound("snapshot '" + id_or_name + "' does not exist");
+}
+
+Result<SnapshotRecord> SandboxManager::GetSnapshot(const std::string& id_or_name) const {
+  MutexLock lock(snap_mu_);
+  return FindSnapshotLocked(id_or_name);
+}
+
+std::vector<SnapshotRecord> SandboxManager::ListSnapshots() const {
+  std::vector<SnapshotRecord> out;
+  {
+    MutexLock lock(snap_mu_);
+    for (const auto& [id, snap] : snapshots_) out.push_back(snap);
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotRecord& a, const SnapshotRecord& b) {
+    return std::tie(a.created_at_ms, a.id) < std::tie(b.created_at_ms, b.id);
+  });
+  return out;
+}
+
+Result<Template> SandboxManager::SnapshotTemplate(const std::string& id) {
+  std::vector<SnapshotRecord> chain;  // the snapshot, then its parents
+  {
+    MutexLock lock(snap_mu_);
+    for (std::string at = id; !at.empty();) {
+      auto it = snapshots_.find(at);
+      if (it == snapshots_.end()) return NotFound("snapshot '" + at + "' does not exist");
+      if (chain.size() == kMaxSnapshotDepth)
+        return FailedPrecondition("snapshot " + id + " stacks over more than " +
+                                  std::to_string(kMaxSnapshotDepth) + " snapshots");
+      chain.push_back(it->second);
+      at = it->second.parent;
+    }
+  }
+  const SnapshotRecord& bottom = chain.back();
+  Result<Template> tmpl =
+      bottom.image_id.empty() ? templates_.Get(bottom.template_name) : templates_.ForImage(bottom.image_id);
+  if (!tmpl.ok()) return tmpl.status().Annotate("snapshot " + id + "'s base " + bottom.template_name);
+  std::vector<std::string> layers;  // top-most first, as Template's
+  for (const auto& snap : chain) layers.push_back(SnapshotDir(snap.id));
+  tmpl->layers.insert(tmpl->layers.begin(), layers.begin(), layers.end());
+  tmpl->name = bottom.template_name;
+  tmpl->snapshot_id = id;
+  return tmpl;
+}
+
+// The sandbox's writable layer into `staging`, owners mapped back out of
+// its id range; fills in what `rec` says of its source.
+Status SandboxManager::CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const std::string& staging) {
+  SandboxInfo& info = sb.info;
+  size_t depth = 1;
+  {
+    MutexLock snaps(snap_mu_);
+    for (std::string at = info.snapshot_id; !at.empty(); ++depth) {
+      auto it = snapshots_.find(at);
+      at = it == snapshots_.end() ? "" : it->second.parent;
+    }
+  }
+  if (depth > kMaxSnapshotDepth)
+    return FailedPrecondition("sandbox " + info.id + " already stacks over " + std::to_string(depth - 1) +
+                              " snapshots (at most " + std::to_string(kMaxSnapshotDepth) +
+                              "): snapshot a sandbox made from its base instead");
+  rec.source_id = info.id;
+  rec.template_name = info.template_name;
+  rec.image_id = info.image_id;
+  rec.parent = info.snapshot_id;
+  PDK_TRY(MakeDirs(staging, 0755));
+  // A running sandbox is frozen so that its files are copied as of one
+  // moment; a paused one is frozen already, a stopped one has no process.
+  bool freeze = info.state == SandboxState::kRunning;
+  if (freeze) PDK_TRY(sb.cgroup->Freeze());
+  const std::string upper = info.dir + "/upper";
+  Status s = CopyLayer(upper, staging, info.ids.host_first, 0, &rec.size);
+  if (s.ok()) s = CopyTopFolder(upper, staging, info.ids.host_first, 0);
+  if (freeze) {
+    Status thawed = sb.cgroup->Thaw();
+    if (s.ok()) s = thawed;
+  }
+  return s.Annotate("copying the files of sandbox " + info.id);
+}
+
+Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox, const std::string& name) {
+  if (!name.empty() && !ValidName(name))
+    return InvalidArgument("snapshot name '" + name +
+                           "' is not valid: 1-63 characters [A-Za-z0-9_.-], starting with a letter or digit");
+  {
+    MutexLock lock(snap_mu_);
+    if (!name.empty() && FindSnapshotLocked(name).ok())
+      return AlreadyExists("a snapshot named '" + name + "' already exists");
+  }
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(sandbox));
+  SnapshotRecord rec;
+  rec.id = "snap-" + RandomHex(8);
+  rec.name = name;
+  const std::string staging = opts_.state_dir + "/staging/" + rec.id;
+  Status copied = [&]() -> Status {
+    MutexLock lock(sb->mu);  // no transition meanwhile
+    PDK_TRY(StillThere(*sb, sandbox));
+    return CopyForSnapshot(*sb, rec, staging);
+  }();
+  auto cleanup = [&] { (void)RemoveTree(staging); };
+  if (!copied.ok()) {
+    cleanup();
+    return copied;
+  }
+  // On disk before the record names it; in place only once complete.
+  if (Status s = SyncFolder(staging); !s.ok()) {
+    cleanup();
+    return s;
+  }
+  if (::rename(staging.c_str(), SnapshotDir(rec.id).c_str()) != 0) {
+    Status s = Status::Errno("move snapshot " + rec.id + " into place");
+    cleanup();
+    return s;
+  }
+  rec.created_at_ms = WallClockMillis();
+  Status stored = [&]() -> Status {
+    MutexLock lock(snap_mu_);
+    if (!name.empty() && FindSnapshotLocked(name).ok())
+      return AlreadyExists("a snapshot named '" + name + "' already exists");
+    PDK_TRY(store_->PutSnapshot(rec));
+    snapshots_[rec.id] = rec;
+    return Status::Ok();
+  }();
+  if (!stored.ok()) {
+    (void)RemoveTree(SnapshotDir(rec.id));
+    return stored;
+  }
+  (void)store_->Journal(rec.source_id, "snapshot", "done", rec.id);
+  return rec;
+}
+
+Status SandboxManager::RemoveSnapshot(const std::string& id_or_name) {
+  std::string id;
+  {
+    MutexLock lock(snap_mu_);
+    PDK_ASSIGN_OR_RETURN(SnapshotRecord rec, FindSnapshotLocked(id_or_name));
+    for (const auto& [other, snap] : snapshots_)
+      if (snap.parent == rec.id)
+        return FailedPrecondition(Label(rec) + " is in use: " + Label(snap) + " stacks over it");
+    {
+      MutexLock sandboxes(mu_);
+      for (const auto& [name, sid] : id_by_name_)
+        if (auto it = by_id_.find(sid); it != by_id_.end() && it->second->snapshot_id == rec.id)
+          return FailedPrecondition(Label(rec) + " is in use: sandbox " + (name == sid ? sid : name + " (" + sid + ")") +
+                                    " was created from it");
+    }
+    PDK_TRY(store_->RemoveSnapshot(rec.id));
+    snapshots_.erase(rec.id);
+    id = rec.id;
+  }
+  DropWarmImages(kSnapshotKey + id);  // warm shells stack it
+  std::string trash = trash_dir_ + "/" + id;
+  if (::rename(SnapshotDir(id).c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
+  return Status::Ok();
+}
+
+Status SandboxManager::Rollback(const std::string& sandbox, const std::string& snapshot) {
+  PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, GetSnapshot(snapshot));
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(sandbox));
+  MutexLock lock(sb->mu);
+  PDK_TRY(StillThere(*sb, sandbox));
+  SandboxInfo& info = sb->info;
+  // The snapshot's layer holds changes against the layers below it: it
+  // fits only a sandbox over the same ones.
+  if (snap.parent != info.snapshot_id || snap.image_id != info.image_id ||
+      (snap.image_id.empty() && snap.template_name != info.template_name))
+    return FailedPrecondition(Label(snap) + " was taken over other layers than sandbox " + info.id +
+                              "'s (" + snap.template_name + (snap.parent.empty() ? "" : " + " + snap.parent) +
+                              "); roll back to a snapshot of this sandbox");
+  SandboxState was = info.state;
+  if (was != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, 0));
+  // The copy is made beside the writable layer, then the two are swapped
+  // in one step: a crash leaves one or the other in place, never neither.
+  const std::string upper = info.dir + "/upper", next = info.dir + "/upper.rollback";
+  PDK_TRY(RemoveTree(next));
+  Status s = MakeDirs(next, 0755);
+  if (s.ok()) s = CopyLayer(SnapshotDir(snap.id), next, 0, info.ids.host_first);
+  if (s.ok()) s = CopyTopFolder(SnapshotDir(snap.id), next, 0, info.ids.host_first);
+  if (s.ok() && ::renameat2(AT_FDCWD, next.c_str(), AT_FDCWD, upper.c_str(), RENAME_EXCHANGE) != 0)
+    s = Status::Errno("swap in the files of snapshot " + snap.id);
+  if (!s.ok()) {
+    (void)RemoveTree(next);
+    return s.Annotate("rolling back sandbox " + info.id);
+  }
+  std::string trash = trash_dir_ + "/" + info.id + "-upper-" + RandomHex(4);
+  if (::rename(next.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
+  (void)store_->Journal(info.id, "rollback", "done", snap.id);
+  if (was != SandboxState::kStopped) PDK_TRY(StartLocked(*sb));
+  return Status::Ok();
+}
+
+}  // namespace paddock
