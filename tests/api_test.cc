@@ -483,5 +483,76 @@ TEST_F(DaemonTest, ParallelCreatesWithClashingNamesHaveOneWinnerEach) {
   EXPECT_EQ(TakeHostSnapshot().init_processes.size(), before_.init_processes.size() + kNames);
 }
 
+TEST_F(DaemonTest, SnapshotsThroughRestAndCliSurviveAKill) {
+  auto cli = [&](const std::string& args) {
+    std::string out = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " " + args + " 2>&1; echo rc=$?");
+    return out;
+  };
+  auto cat = [&](const std::string& sandbox) {
+    return Must("POST", "/v1/sandboxes/" + sandbox + "/exec", {{"command", "cat /data/f"}})["stdout"];
+  };
+  json src = Must("POST", "/v1/sandboxes", {{"name", "src"}, {"template", "busybox"}}, 201);
+  Must("POST", "/v1/sandboxes/src/exec", {{"command", "mkdir /data && echo v1 > /data/f"}});
+
+  // Files only: a caller asking for memory is told why not.
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/src/snapshots", R"({"memory": true})", 501).find("memory"),
+            std::string::npos);
+  json snap = Must("POST", "/v1/sandboxes/src/snapshots", {{"name", "s1"}}, 201);
+  EXPECT_EQ(snap["source"], src["id"]);
+  EXPECT_EQ(snap["template"], "busybox");
+  EXPECT_EQ(snap["memory"], false);
+  EXPECT_GT(snap["size"].get<int64_t>(), 0);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/src/snapshots", R"({"name": "s1"})", 409).find("s1"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes/src/snapshots", R"({"name": 5})", 400).find("name"), std::string::npos);
+  MustFail("POST", "/v1/sandboxes/nope/snapshots", "{}", 404);
+  std::string made = cli("snapshot create src --name s2");
+  ASSERT_EQ(made.rfind("snap-", 0), 0u) << made;
+  std::string listed = cli("snapshot ls");
+  EXPECT_NE(listed.find("s1"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("s2"), std::string::npos) << listed;
+  EXPECT_EQ(Must("GET", "/v1/snapshots/s1")["id"], snap["id"]);
+  MustFail("GET", "/v1/snapshots/nope", "", 404);
+
+  // Sandboxes from them: by field and by flag; a snapshot brings its base.
+  json copy = Must("POST", "/v1/sandboxes", {{"name", "copy"}, {"snapshot", "s1"}}, 201);
+  EXPECT_EQ(copy["snapshot"], snap["id"]);
+  EXPECT_EQ(copy["template"], "busybox");
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"snapshot": "s1", "template": "busybox"})", 400).find("snapshot"),
+            std::string::npos);
+  MustFail("POST", "/v1/sandboxes", R"({"snapshot": "nope"})", 404);
+  std::string copy2 = cli("create --from-snapshot s2 --name copy2");
+  EXPECT_EQ(copy2, Must("GET", "/v1/sandboxes/copy2").value("id", "") + "\nrc=0\n");
+  EXPECT_EQ(cat("copy"), "v1\n");
+  EXPECT_EQ(cat("copy2"), "v1\n");
+
+  // Rollback: the files as they were; a running sandbox runs again.
+  Must("POST", "/v1/sandboxes/src/exec", {{"command", "echo v2 > /data/f"}});
+  json rolled = Must("POST", "/v1/sandboxes/src/rollback", {{"snapshot", "s1"}});
+  EXPECT_EQ(rolled["state"], "running");
+  EXPECT_EQ(cat("src"), "v1\n");
+  Must("POST", "/v1/sandboxes/src/exec", {{"command", "echo v3 > /data/f"}});
+  EXPECT_EQ(cli("rollback src s2"), "src\nrc=0\n");
+  EXPECT_EQ(cat("src"), "v1\n");
+  MustFail("POST", "/v1/sandboxes/src/rollback", "{}", 400);
+  MustFail("POST", "/v1/sandboxes/src/rollback", R"({"snapshot": "nope"})", 404);
+  EXPECT_NE(MustFail("DELETE", "/v1/snapshots/s1", "", 409).find("copy"), std::string::npos) << "copy stacks on it";
+
+  // A kill -9: the snapshots and what was made from them are all back.
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  EXPECT_EQ(Must("GET", "/v1/snapshots")["snapshots"].size(), 2u);
+  EXPECT_EQ(cat("copy"), "v1\n");
+  Must("POST", "/v1/sandboxes/copy/restart");  // booted again over the snapshot
+  EXPECT_EQ(cat("copy"), "v1\n");
+
+  Must("DELETE", "/v1/sandboxes/copy", nullptr, 204);
+  Must("DELETE", "/v1/sandboxes/copy2", nullptr, 204);
+  Must("DELETE", "/v1/snapshots/s1", nullptr, 204);
+  MustFail("GET", "/v1/snapshots/s1", "", 404);
+  EXPECT_EQ(cli("snapshot rm s2"), "s2\nrc=0\n");
+  EXPECT_TRUE(Must("GET", "/v1/snapshots")["snapshots"].empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/snapshots").empty());
+}
+
 }  // namespace
 }  // namespace paddock::testing

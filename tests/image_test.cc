@@ -219,7 +219,19 @@ TEST_F(ImageTest, PulledLayersMatchUmociAndRunWithTheImageConfig) {
   // An image in use cannot be removed; once its sandbox is gone it can.
   EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("used by a sandbox"),
             std::string::npos);
+  // Nor while a snapshot stacks over it, even with no sandbox left; a
+  // sandbox from the snapshot has the image's files and config and the
+  // snapshot's own.
+  Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "echo snap > /data/snap.txt"}, {"user", "root"}});
+  json snap = Must("POST", "/v1/sandboxes/" + id + "/snapshots", {{"name", "over-image"}}, 201);
+  EXPECT_EQ(snap["image_id"], sb["image_id"]);
   Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
+  EXPECT_NE(MustFail("DELETE", "/v1/images/" + ref, "", 409).find("snapshot"), std::string::npos);
+  json from = Must("POST", "/v1/sandboxes", {{"snapshot", "over-image"}}, 201);
+  EXPECT_EQ(from["template"], sb["template"]);
+  EXPECT_EQ(Sh(from["id"], "cat /data/new.txt /data/snap.txt; pwd"), "new\nsnap\n/work/dir\n");
+  Must("DELETE", "/v1/sandboxes/" + from["id"].get<std::string>(), nullptr, 204);
+  Must("DELETE", "/v1/snapshots/over-image", nullptr, 204);
   Must("DELETE", "/v1/images/" + ref, nullptr, 204);
   EXPECT_EQ(Must("GET", "/v1/images")["images"].size(), 0u);
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());

@@ -72,6 +72,7 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"name", i.name},
               {"template", i.template_name},
               {"image_id", i.image_id.empty() ? json(nullptr) : json(i.image_id)},
+              {"snapshot", i.snapshot_id.empty() ? json(nullptr) : json(i.snapshot_id)},
               {"state", SandboxStateName(i.state)},
               {"cpu", i.limits.cpu_millicores},
               {"memory", i.limits.memory_bytes},
@@ -217,6 +218,7 @@ std::optional<Response> RestApi::Route(Call& c) {
     return JsonResponse(http::status::ok, {{"status", "ok"}, {"cgroup", manager_->cgroup_version()}}, req);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "registries") return Registries(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "snapshots") return Snapshots(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
     return CreateSandboxes(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:run" && method == http::verb::post) return RunOnce(c);
@@ -245,6 +247,8 @@ std::optional<Response> RestApi::Route(Call& c) {
         return Transition(c, id, action);
       if (action == "timeout") return SetTimeout(c, id);
       if (action == "exec") return Exec(c, id);
+      if (action == "snapshots") return CreateSnapshot(c, id);
+      if (action == "rollback") return Rollback(c, id);
     }
     if (p.size() == 4 && p[3] == "network" && (method == http::verb::put || method == http::verb::patch))
       return UpdateNetwork(c, id);
@@ -428,6 +432,9 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   SandboxSpec spec;
   PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
   PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
+  PDK_ASSIGN_OR_RETURN(spec.snapshot, b.Str("snapshot"));
+  if (!spec.snapshot.empty() && b.j.contains("template"))
+    return InvalidArgument("give 'template' or 'snapshot', not both: a snapshot brings its own base");
   PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
   PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
@@ -585,6 +592,70 @@ Response RestApi::Transition(Call& c, const std::string& id, const std::string& 
     }
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
     return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);
+  });
+}
+
+static json SnapshotJson(const SnapshotRecord& s) {
+  return json{{"id", s.id},
+              {"name", s.name.empty() ? json(nullptr) : json(s.name)},
+              {"source", s.source_id},
+              {"template", s.template_name},
+              {"image_id", s.image_id.empty() ? json(nullptr) : json(s.image_id)},
+              {"parent", s.parent.empty() ? json(nullptr) : json(s.parent)},
+              {"size", s.size},
+              {"memory", false},
+              {"created_at", FormatTime(s.created_at_ms)}};
+}
+
+// POST /v1/sandboxes/{id}/snapshots: {"name"?}. Files only: asking for
+// memory ("memory": true) is refused, saying why.
+Response RestApi::CreateSnapshot(Call& c, const std::string& id) {
+  c.op = "snapshot";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
+    PDK_ASSIGN_OR_RETURN(std::string name, b.Str("name"));
+    PDK_ASSIGN_OR_RETURN(bool memory, b.Bool("memory"));
+    if (memory)
+      return Unimplemented("snapshots keep files only: this host cannot checkpoint memory or processes "
+                           "(CRIU does not work on its kernel); leave out 'memory'");
+    PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, manager_->CreateSnapshot(id, name));
+    return JsonResponse(http::status::created, SnapshotJson(snap), c.req);
+  });
+}
+
+// POST /v1/sandboxes/{id}/rollback: {"snapshot": id or name}.
+Response RestApi::Rollback(Call& c, const std::string& id) {
+  c.op = "rollback";
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
+    PDK_ASSIGN_OR_RETURN(std::string snapshot, b.Str("snapshot"));
+    if (snapshot.empty()) return InvalidArgument("field 'snapshot' (an id or a name) is required");
+    PDK_TRY(manager_->Rollback(id, snapshot));
+    PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+    return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);
+  });
+}
+
+// /v1/snapshots: list; /v1/snapshots/{id or name}: inspect, remove.
+Response RestApi::Snapshots(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "snapshot";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && method == http::verb::get) {
+      json all = json::array();
+      for (const auto& snap : manager_->ListSnapshots()) all.push_back(SnapshotJson(snap));
+      return JsonResponse(http::status::ok, {{"snapshots", all}}, c.req);
+    }
+    if (p.size() == 3 && method == http::verb::get) {
+      PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, manager_->GetSnapshot(p[2]));
+      return JsonResponse(http::status::ok, SnapshotJson(snap), c.req);
+    }
+    if (p.size() == 3 && method == http::verb::delete_) {
+      PDK_TRY(manager_->RemoveSnapshot(p[2]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
   });
 }
 

@@ -8,6 +8,8 @@
 //   paddock exec ID|NAME [-i] [--env K=V]... [--cwd DIR] [--user U] -- CMD [ARGS...]
 //   paddock run [create flags] [-i] [-- CMD [ARGS...]]   (no CMD: the image's Entrypoint/Cmd)
 //   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune | import FILE [--ref REF]
+//   paddock snapshot create ID|NAME [--name N] | ls [--json] | inspect S | rm S...
+//   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -70,12 +72,15 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 }
 
 struct CreateFlags {
-  std::string name, tmpl = "host", memory, on_timeout;
+  std::string name, tmpl = "host", snapshot, memory, on_timeout;
   int64_t cpu = 0, pids = 0, timeout = 0;
   std::vector<std::string> env, labels;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
-    c->add_option("--template,-t", tmpl, "host, busybox, or an image (python:3.12, REGISTRY/REPO:TAG, …@sha256:…), pulled if missing");
+    auto* t = c->add_option("--template,-t", tmpl,
+                            "host, busybox, a snapshot, or an image (python:3.12, REGISTRY/REPO:TAG, "
+                            "…@sha256:…), pulled if missing");
+    c->add_option("--from-snapshot", snapshot, "a snapshot's id or name: its files, over its base")->excludes(t);
     c->add_option("--cpu", cpu, "CPU limit in millicores (1000 = one core)");
     c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
     c->add_option("--pids", pids, "process limit");
@@ -85,7 +90,7 @@ struct CreateFlags {
     c->add_option("--label,-l", labels, "KEY=VALUE metadata");
   }
   Result<json> Body() const {
-    json b = {{"template", tmpl}};
+    json b = snapshot.empty() ? json{{"template", tmpl}} : json{{"snapshot", snapshot}};
     if (!name.empty()) b["name"] = name;
     if (cpu) b["cpu"] = cpu;
     if (!memory.empty()) b["memory"] = memory;
@@ -231,6 +236,15 @@ void PrintImages(const json& images) {
                   i.value("created_at", "").c_str(),
                   i["last_used_at"].is_string() ? i["last_used_at"].get<std::string>().c_str() : "never");
   }
+}
+
+void PrintSnapshots(const json& snapshots) {
+  std::printf("%-18s %-20s %-22s %-12s %10s %s\n", "ID", "NAME", "SOURCE", "TEMPLATE", "SIZE", "CREATED");
+  for (const auto& s : snapshots)
+    std::printf("%-18s %-20s %-22s %-12s %10s %s\n", s.value("id", "").c_str(),
+                s["name"].is_string() ? s["name"].get<std::string>().c_str() : "-", s.value("source", "").c_str(),
+                s.value("template", "").c_str(), HumanBytes(s.value("size", int64_t{0})).c_str(),
+                s.value("created_at", "").c_str());
 }
 
 void PrintTable(const json& sandboxes) {
@@ -417,6 +431,24 @@ int main(int argc, char** argv) {
   login->add_flag("--password-stdin", password_stdin, "read the password from stdin")->required();
   auto* logout = app.add_subcommand("logout", "forget a registry login");
   logout->add_option("registry", registry, "host[:port]")->required();
+  auto* snapshot = app.add_subcommand("snapshot", "keep sandboxes' files as snapshots; list, inspect, remove them");
+  snapshot->require_subcommand(1);
+  std::string snapshot_name;
+  auto* snapshot_create = snapshot->add_subcommand(
+      "create", "snapshot a sandbox's files (memory is not kept); prints the snapshot's id");
+  snapshot_create->add_option("id", id, "the sandbox's id or name")->required();
+  snapshot_create->add_option("--name", snapshot_name, "the snapshot's name (unique)");
+  snapshot_create->add_flag("--json", json_out, "print the snapshot as JSON");
+  auto* snapshot_ls = snapshot->add_subcommand("ls", "list snapshots");
+  snapshot_ls->add_flag("--json", json_out, "JSON output");
+  auto* snapshot_inspect = snapshot->add_subcommand("inspect", "show one snapshot as JSON");
+  snapshot_inspect->add_option("snapshot", ref, "id or name")->required();
+  auto* snapshot_rm = snapshot->add_subcommand("rm", "remove snapshots no sandbox or snapshot stacks on");
+  snapshot_rm->add_option("snapshots", refs, "ids or names")->required();
+  auto* rollback = app.add_subcommand(
+      "rollback", "return a sandbox's files to a snapshot of it (a running sandbox restarts)");
+  rollback->add_option("id", id, "the sandbox's id or name")->required();
+  rollback->add_option("snapshot", ref, "the snapshot's id or name")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -530,6 +562,42 @@ int main(int argc, char** argv) {
   if (image_pull->parsed()) {
     Status s = PullWithProgress(api, ref);
     return s.ok() ? 0 : Fail(s);
+  }
+  if (snapshot_create->parsed()) {
+    json body = json::object();
+    if (!snapshot_name.empty()) body["name"] = snapshot_name;
+    auto r = Call(api, "POST", sandbox_path(id) + "/snapshots", body);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", json_out ? r->dump(2).c_str() : r->value("id", "").c_str());
+    return 0;
+  }
+  if (snapshot_ls->parsed()) {
+    auto r = Call(api, "GET", "/v1/snapshots");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) std::printf("%s\n", (*r)["snapshots"].dump(2).c_str());
+    else PrintSnapshots((*r)["snapshots"]);
+    return 0;
+  }
+  if (snapshot_inspect->parsed()) {
+    auto r = Call(api, "GET", "/v1/snapshots/" + Escape(ref));
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (snapshot_rm->parsed()) {
+    int rc = 0;
+    for (const auto& r : refs) {
+      auto res = Call(api, "DELETE", "/v1/snapshots/" + Escape(r));
+      if (!res.ok()) rc = Fail(res.status());
+      else std::printf("%s\n", r.c_str());
+    }
+    return rc;
+  }
+  if (rollback->parsed()) {
+    auto r = Call(api, "POST", sandbox_path(id) + "/rollback", {{"snapshot", ref}});
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", id.c_str());
+    return 0;
   }
   if (image_ls->parsed()) {
     auto r = Call(api, "GET", "/v1/images");
