@@ -343,12 +343,15 @@ bool E2bApi::TakesUpload(const Request& req) {
 bool E2bApi::Handles(const Request& req) {
   if (IsEnvdRequest(req)) return true;
   std::string_view t(req.target().data(), req.target().size());
-  return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0;
+  return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0 || t.rfind("/snapshots", 0) == 0 ||
+         t.rfind("/templates/", 0) == 0;
 }
 
 std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
   Call c{req, out, ParseTarget(req), {}, {}};
   if (IsEnvdRequest(req)) return Envd(c);
+  if (!c.target.path.empty() && (c.target.path[0] == "snapshots" || c.target.path[0] == "templates"))
+    return SnapshotRoutes(c);
   return Lifecycle(c);
 }
 
@@ -387,6 +390,7 @@ Response E2bApi::Lifecycle(Call& c) {
     if (action == "connect" && v2 && method == http::verb::post) return ConnectSandbox(c, id);
     if (action == "metrics" && method == http::verb::get) return SandboxMetrics(c, id);
     if (action == "fork" && method == http::verb::post) return ForkSandbox(c, id);
+    if (action == "snapshots" && method == http::verb::post) return CreateSnapshot(c, id);
     if (action == "network" && method == http::verb::put)
       return Try(c.req, [&]() -> Result<Response> {
         PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
@@ -565,6 +569,73 @@ Response E2bApi::ForkSandbox(Call& c, const std::string& id) {
       }
     }
     return JsonResponse(http::status::created, out, c.req);
+  });
+}
+
+// ---- Snapshots ----
+
+namespace {
+
+json SnapshotE2bJson(const SnapshotRecord& s) {
+  json names = json::array();
+  if (!s.name.empty()) names.push_back(s.name);
+  return {{"snapshotID", s.id}, {"names", names}};
+}
+
+}  // namespace
+
+// E2B pauses the sandbox and keeps its memory too; Paddock keeps its files,
+// copied while it is frozen, and it goes on running.
+Response E2bApi::CreateSnapshot(Call& c, const std::string& id) {
+  return Try(c.req, [&]() -> Result<Response> {
+    PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
+    std::string name;
+    if (auto it = body.find("name"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) return InvalidArgument("field 'name' must be a string");
+      name = it->get<std::string>();
+    }
+    PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, manager_->CreateSnapshot(id, name));
+    return JsonResponse(http::status::created, SnapshotE2bJson(snap), c.req);
+  });
+}
+
+// GET /snapshots?sandboxID=&name=&limit=&nextToken=, oldest first, paged by
+// X-Next-Token; DELETE /templates/{snapshot id or name}.
+Response E2bApi::SnapshotRoutes(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && p[0] == "templates" && method == http::verb::delete_) {
+      if (!manager_->GetSnapshot(p[1]).ok()) return NotFound("template '" + p[1] + "' not found");
+      PDK_TRY(manager_->RemoveSnapshot(p[1]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    if (p.size() != 1 || p[0] != "snapshots" || method != http::verb::get)
+      return NotFound("no E2B route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+    int64_t limit = 100;
+    if (c.target.Has("limit")) {
+      limit = std::atoll(c.target.Q("limit").c_str());
+      if (limit < 1 || limit > 1000) return InvalidArgument("limit must be in 1..1000");
+    }
+    std::string source = c.target.Q("sandboxID"), name = c.target.Q("name"), after = c.target.Q("nextToken");
+    bool started = after.empty();
+    json out = json::array();
+    std::string next;
+    for (const auto& snap : manager_->ListSnapshots()) {
+      if (!started) {
+        started = snap.id == after;
+        continue;
+      }
+      if ((!source.empty() && snap.source_id != source) || (!name.empty() && snap.name != name)) continue;
+      if (static_cast<int64_t>(out.size()) == limit) {
+        next = out.back()["snapshotID"];
+        break;
+      }
+      out.push_back(SnapshotE2bJson(snap));
+    }
+    Response res = JsonResponse(http::status::ok, out, c.req);
+    if (!next.empty()) res.set("X-Next-Token", next);
+    return res;
   });
 }
 

@@ -65,6 +65,10 @@ class E2bApi {
   Response PauseSandbox(Call& c, const std::string& id);
   Response SandboxMetrics(Call& c, const std::string& id);
   Response ForkSandbox(Call& c, const std::string& id);
+  // Snapshots: E2B's createSnapshot, listSnapshots and deleteSnapshot
+  // (DELETE /templates/{id}); a snapshot's id or name is a templateID.
+  Response SnapshotRoutes(Call& c);
+  Response CreateSnapshot(Call& c, const std::string& id);
   // envd.
   std::optional<Response> Envd(Call& c);
   std::optional<Response> DownloadFile(Call& c);

@@ -276,6 +276,54 @@ test('fork copies the filesystem; keeping memory is refused with a reason', asyn
   }
 });
 
+test('snapshots: create, list, start sandboxes from them, delete; memory is not kept', async () => {
+  const sbx = await Sandbox.create('base');
+  const made = [];
+  try {
+    await sbx.files.write('/data/state.txt', 'v1');
+    const snap = await sbx.createSnapshot({ name: 'sdk-snap' });
+    assert.match(snap.snapshotId, /^snap-/);
+    assert.deepEqual(snap.names, ['sdk-snap']);
+    const unnamed = await Sandbox.createSnapshot(sbx.sandboxId);
+    assert.deepEqual(unnamed.names, []);
+    // The source goes on running, its files its own.
+    await sbx.files.write('/data/state.txt', 'v2');
+
+    const listed = await sbx.listSnapshots().nextItems();
+    assert.deepEqual(listed.map((s) => s.snapshotId).sort(), [snap.snapshotId, unnamed.snapshotId].sort());
+    const byName = await Sandbox.listSnapshots({ name: 'sdk-snap' }).nextItems();
+    assert.deepEqual(byName.map((s) => s.snapshotId), [snap.snapshotId]);
+    const paged = Sandbox.listSnapshots({ limit: 1 });
+    assert.equal((await paged.nextItems()).length, 1);
+    assert.equal(paged.hasNext, true);
+    assert.equal((await paged.nextItems()).length, 1);
+
+    // By name and by id, as a template.
+    for (const template of ['sdk-snap', snap.snapshotId]) {
+      const from = await Sandbox.create(template);
+      made.push(from);
+      assert.equal(await from.files.read('/data/state.txt'), 'v1');
+    }
+    await assert.rejects(Sandbox.deleteSnapshot(snap.snapshotId), /in use/);
+
+    const res = await fetch(`${daemon.url}/v1/sandboxes/${sbx.sandboxId}/snapshots`, {
+      method: 'POST', headers: { 'X-API-KEY': daemon.apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ memory: true }),
+    });
+    assert.equal(res.status, 501);
+    assert.match((await res.json()).error.message, /memory/);
+  } finally {
+    for (const s of made) await s.kill();
+    await sbx.kill();
+  }
+  // Snapshots outlive their source; gone once deleted.
+  const all = await Sandbox.listSnapshots().nextItems();
+  assert.equal(all.length, 2);
+  for (const s of all) assert.equal(await Sandbox.deleteSnapshot(s.snapshotId), true);
+  assert.equal(await Sandbox.deleteSnapshot('snap-0000000000000000'), false);
+  assert.deepEqual(await Sandbox.listSnapshots().nextItems(), []);
+});
+
 test('malformed Connect envelopes and JSON get Connect error bodies; a wrong token is refused', async () => {
   const sbx = await Sandbox.create('base');
   try {
