@@ -554,5 +554,33 @@ TEST_F(DaemonTest, SnapshotsThroughRestAndCliSurviveAKill) {
   EXPECT_TRUE(ListDir(state_->path() + "/state/snapshots").empty());
 }
 
+TEST_F(DaemonTest, AKillDuringASnapshotLeavesNoHalfSnapshotAndTheSandboxRunning) {
+  Must("POST", "/v1/sandboxes", {{"name", "big"}, {"template", "busybox"}}, 201);
+  json wrote = Must("POST", "/v1/sandboxes/big/exec",
+                    {{"command", "head -c 536870912 /dev/zero > /big && echo done"}, {"timeout", 120}});
+  ASSERT_EQ(wrote["stdout"], "done\n") << wrote.dump();
+  const std::string staging = state_->path() + "/state/staging";
+  std::thread snapshot([&] { (void)api().Send("POST", "/v1/sandboxes/big/snapshots", R"({"name": "half"})"); });
+  bool copying = false;
+  for (int i = 0; i < 5000 && !copying; ++i) {
+    for (const auto& n : ListDir(staging)) copying = copying || n.rfind("snap-", 0) == 0;
+    if (!copying) ::usleep(1000);
+  }
+  EXPECT_TRUE(copying) << "the snapshot's copy never showed in staging";
+  StopDaemon(SIGKILL);
+  snapshot.join();
+  StartDaemon();
+  MustFail("GET", "/v1/snapshots/half", "", 404);
+  EXPECT_TRUE(Must("GET", "/v1/snapshots")["snapshots"].empty());
+  EXPECT_TRUE(ListDir(state_->path() + "/state/snapshots").empty());
+  for (const auto& n : ListDir(staging)) EXPECT_NE(n.rfind("snap-", 0), 0u) << n;
+  // The sandbox the copy froze runs on: it was never paused.
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/big")["state"], "running");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/big/exec", {{"command", "echo alive"}})["stdout"], "alive\n");
+  json whole = Must("POST", "/v1/sandboxes/big/snapshots", {{"name", "whole"}}, 201);
+  EXPECT_GE(whole["size"].get<int64_t>(), int64_t{512} << 20);
+  Must("DELETE", "/v1/snapshots/whole", nullptr, 204);
+}
+
 }  // namespace
 }  // namespace paddock::testing

@@ -45,6 +45,7 @@ class SnapshotTest : public SandboxTest {
       auto inside = [&](uid_t id) { return id - info.ids.host_first; };
       std::ostringstream d;
       d << std::oct << st.st_mode << std::dec << " " << inside(st.st_uid) << ":" << inside(st.st_gid);
+      if (!S_ISDIR(st.st_mode)) d << " links=" << st.st_nlink;
       if (S_ISREG(st.st_mode)) {
         auto content = ReadFile(host);
         d << " " << st.st_size << " " << std::hash<std::string>{}(content.ok() ? *content : "?");
@@ -117,11 +118,13 @@ TEST_F(SnapshotTest, TwentyRollbacksInEveryStateAreByteExact) {
     Sh(id, "mkdir -p /data/d" + c + " && head -c " + std::to_string(1000 + cycle * 977) +
                " /dev/urandom > /data/d" + c + "/blob && printf v" + c + " > /data/d" + c +
                "/f && chmod 0640 /data/d" + c + "/f && chown 1000:2000 /data/d" + c +
-               "/f && ln -sfn d" + c + "/f /data/latest && chmod 4755 /data/d" + c + "/blob");
+               "/f && ln -sfn d" + c + "/f /data/latest && chmod 4755 /data/d" + c + "/blob && ln /data/d" + c +
+               "/blob /data/d" + c + "/hard");
     SetXattr(Info(id), "/data/d" + c + "/f", "value-" + c);
     std::string before = Manifest(Info(id), kDirs);
     ASSERT_NE(before.find("/data/latest"), std::string::npos);
     ASSERT_NE(before.find("/bin/vi absent"), std::string::npos);
+    ASSERT_NE(before.find("/hard 104755 0:0 links=2"), std::string::npos) << before;
 
     SandboxState state = states[cycle % 3];
     Enter(id, state);

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "base/fd.h"
@@ -157,6 +159,14 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
     for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
     return path + "/" + name;
   };
+  // Files with more than one name are copied once and linked again (as
+  // package managers leave them), by their copy's path under `to`.
+  std::map<std::pair<dev_t, ino_t>, std::string> linked;
+  auto copy_path = [&](const std::string& name) {
+    std::string path = to;
+    for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
+    return path + "/" + name;
+  };
   for (;;) {
     Level& level = down.back();
     if (level.next == level.names.size()) {
@@ -182,6 +192,11 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
     if (::fstatat(src.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return Status::Errno("stat " + where(name));
     if (!S_ISDIR(st.st_mode)) {
+      if (st.st_nlink > 1) {
+        auto [first, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, copy_path(name));
+        // A link too long for a path (thousands of folders deep) is copied.
+        if (!fresh && ::linkat(AT_FDCWD, first->second.c_str(), dst.get(), name.c_str(), 0) == 0) continue;
+      }
       PDK_ASSIGN_OR_RETURN(bool copied,
                            CopyEntry(src.get(), dst.get(), name.c_str(), st, where(name)));
       if (copied) PDK_TRY(FinishEntry(src.get(), dst.get(), name.c_str(), st, where(name), shift));

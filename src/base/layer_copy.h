@@ -12,9 +12,9 @@
 namespace paddock {
 
 // Copies the tree `from` into the existing folder `to`: files, folders,
-// symlinks, overlayfs whiteouts (0:0 character devices) and every extended
-// attribute (overlayfs keeps opaque folders and redirects in trusted.overlay.*),
-// with modes and times. Owners inside the id range [from_base, from_base+65536)
+// symlinks, hard links (as links), overlayfs whiteouts (0:0 character
+// devices) and every extended attribute (overlayfs keeps opaque folders and
+// redirects in trusted.overlay.*), with modes and times. Owners inside the id range [from_base, from_base+65536)
 // move to the same offset in [to_base, ...); others are kept. `to` itself
 // keeps its own owner, mode and attributes. Adds the bytes of the files and
 // symlinks copied to `*bytes` if given.

@@ -102,10 +102,17 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   if (alive && was_up) {
     auto frozen = (*cgroup)->IsFrozen();
     info.state = frozen.ok() && *frozen ? SandboxState::kPaused : SandboxState::kRunning;
+    // Recorded running yet frozen: a snapshot's or a fork's copy (or a
+    // pause never answered) was cut short. Its client was never told it
+    // paused: it runs on.
+    bool thawed = recorded == RecordState::kRunning && info.state == SandboxState::kPaused &&
+                  (*cgroup)->Thaw().ok();
+    if (thawed) info.state = SandboxState::kRunning;
     sb->cgroup = std::move(*cgroup);
     sb->init = std::move(init);
     ++recovery_.adopted;
-    what = std::string("adopted as ") + SandboxStateName(info.state);
+    what = std::string("adopted as ") + SandboxStateName(info.state) +
+           (thawed ? " (thawed: frozen by a copy or a pause cut short)" : "");
     if (!info.address.empty()) {
       auto address = net::Ipv4::Parse(info.address);
       auto slot = address.ok() && network_ ? network_->Adopt(*address, sb->init.pid())

@@ -248,6 +248,7 @@ Status SandboxManager::Rollback(const std::string& sandbox, const std::string& s
   Status s = MakeDirs(next, 0755);
   if (s.ok()) s = CopyLayer(SnapshotDir(snap.id), next, 0, info.ids.host_first);
   if (s.ok()) s = CopyTopFolder(SnapshotDir(snap.id), next, 0, info.ids.host_first);
+  if (s.ok()) s = SyncFolder(next);  // on disk before it is the sandbox's
   if (s.ok() && ::renameat2(AT_FDCWD, next.c_str(), AT_FDCWD, upper.c_str(), RENAME_EXCHANGE) != 0)
     s = Status::Errno("swap in the files of snapshot " + snap.id);
   if (!s.ok()) {
