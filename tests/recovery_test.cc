@@ -185,5 +185,27 @@ TEST_F(RecoveryTest, ASnapshotCutShortByACrashLeavesNothingAndKeptOnesStay) {
   EXPECT_TRUE(ListDir(snapshots).empty());
 }
 
+// An adopted sandbox's root mount is held like a new one's (its unmount
+// comes last in the teardown), and the teardown lets go of it.
+TEST_F(RecoveryTest, AnAdoptedSandboxHoldsItsRootMountUntilItsTeardown) {
+  SandboxInfo sb = Create();
+  struct stat root;
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(sb.init_pid) + "/root").c_str(), &root), 0);
+  auto held = [&] {
+    for (const auto& fd : ListDir("/proc/self/fd")) {
+      struct stat st;
+      if (::fstat(std::atoi(fd.c_str()), &st) == 0 && st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+        return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(held());
+  Restart();
+  EXPECT_TRUE(held()) << "the adopted sandbox holds no reference to its root mount";
+  ASSERT_TRUE(manager_->Delete(sb.id).ok());
+  manager_->FinishTeardowns();
+  EXPECT_FALSE(held());
+}
+
 }  // namespace
 }  // namespace paddock::testing

@@ -282,7 +282,7 @@ class SandboxManager {
     IdRanges::Lease ids GUARDED_BY(mu);                      // info.ids's range
     std::unique_ptr<kernel::Cgroup> cgroup GUARDED_BY(mu);   // present while running or paused
     kernel::ProcessHandle init GUARDED_BY(mu);
-    UniqueFd root_mount GUARDED_BY(mu);                      // see kernel::Contained; none once adopted
+    UniqueFd root_mount GUARDED_BY(mu);                      // see kernel::Contained; init's root once adopted
     std::unique_ptr<net::Slot> slot GUARDED_BY(mu);          // its network, while running or paused
 
     // What Persist publishes at the end of every transition, for readers

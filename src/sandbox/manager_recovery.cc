@@ -2,6 +2,8 @@
 // record holds, swept. See SandboxManager::Open and RecoveryReport.
 #include "sandbox/manager.h"
 
+#include <fcntl.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,6 +112,11 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     if (thawed) info.state = SandboxState::kRunning;
     sb->cgroup = std::move(*cgroup);
     sb->init = std::move(init);
+    // Its root mount, held as one made by this paddockd is: a reference to
+    // init's root keeps the overlay mounted past init's exit, so that its
+    // unmount (a sync of the filesystem) comes in the teardown, last.
+    sb->root_mount = UniqueFd(::open(("/proc/" + std::to_string(info.init_pid) + "/root").c_str(),
+                                     O_PATH | O_DIRECTORY | O_CLOEXEC));
     ++recovery_.adopted;
     what = std::string("adopted as ") + SandboxStateName(info.state) +
            (thawed ? " (thawed: frozen by a copy or a pause cut short)" : "");
