@@ -1,9 +1,11 @@
 #include "net/network.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "base/fs.h"
 #include "kernel/net.h"

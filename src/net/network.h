@@ -17,13 +17,10 @@
 // slot no sandbox holds. Thread-safe.
 #pragma once
 
-#include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/fd.h"

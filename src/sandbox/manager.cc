@@ -473,12 +473,12 @@ bool SandboxManager::ImageInUse(const std::string& image_id) const {
 // Warm shells stack the image's layers: they go first (the next create
 // makes them again if only a ref was removed).
 Status SandboxManager::RemoveImage(const std::string& ref_or_id) {
-  if (auto img = images_->Find(ref_or_id); img.ok() && !ImageInUse(img->id)) DropWarmImages(img->id);
+  if (auto img = images_->Find(ref_or_id); img.ok() && !ImageInUse(img->id)) DropWarm(img->id);
   return images_->Remove(ref_or_id, [this](const std::string& id) { return ImageInUse(id); });
 }
 
 Result<image::PruneReport> SandboxManager::PruneImages() {
-  DropWarmImages("");
+  DropWarm("");
   return images_->Prune([this](const std::string& id) { return ImageInUse(id); });
 }
 
@@ -632,7 +632,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     return s;
   }
   sb->ready = true;
-  if ((!info.image_id.empty() || !info.snapshot_id.empty()) && fork_source.empty()) KeepImageWarm(WarmKey(tmpl));
+  if ((!info.image_id.empty() || !info.snapshot_id.empty()) && fork_source.empty()) KeepWarm(WarmKey(tmpl));
   return info;
 }
 

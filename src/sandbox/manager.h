@@ -325,7 +325,7 @@ class SandboxManager {
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
                                                       kernel::Cgroup* cgroup, const net::Slot* slot);
-  // The warm pool's make hook: a shell for a template's name or an image's id.
+  // The warm pool's make hook: a shell for a WarmKey.
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Warm shells are kept by template name, an image's by its id (a tag
   // may move to another image), a snapshot's by "snapshot:" and its id.
@@ -336,10 +336,10 @@ class SandboxManager {
   static constexpr const char* kSnapshotKey = "snapshot:";
   // Puts an image's or a snapshot's WarmKey first among those kept warm,
   // evicting the oldest.
-  void KeepImageWarm(const std::string& key) EXCLUDES(warm_mu_);
+  void KeepWarm(const std::string& key) EXCLUDES(warm_mu_);
   // Stops keeping images and snapshots warm (all if `key` is empty) and
   // discards their shells.
-  void DropWarmImages(const std::string& key) EXCLUDES(warm_mu_);
+  void DropWarm(const std::string& key) EXCLUDES(warm_mu_);
   void DiscardWarmShell(std::unique_ptr<WarmShell> warm);
   // Ends every process, removes the cgroup, gives back the network slot.
   Status Halt(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
@@ -427,10 +427,12 @@ class SandboxManager {
   std::map<std::string, SnapshotRecord> snapshots_ GUARDED_BY(snap_mu_);  // by id
 
   // Warm shells by WarmKey: opts_.warm_shells of each warm template, and of
-  // each image in warm_images_ (whose targets change under warm_mu_).
+  // each image or snapshot in warm_keys_ (whose targets change under warm_mu_).
   WarmPool<WarmShell> warm_;
   Mutex warm_mu_;
-  std::deque<std::string> warm_images_ GUARDED_BY(warm_mu_);  // image ids kept warm, the last used first
+  // The images' and snapshots' WarmKeys kept warm (--warm-images of them),
+  // the last used first.
+  std::deque<std::string> warm_keys_ GUARDED_BY(warm_mu_);
 
   // Last: destroyed first, finishing every action and teardown while the
   // rest is there.

@@ -220,7 +220,7 @@ Status SandboxManager::RemoveSnapshot(const std::string& id_or_name) {
     snapshots_.erase(rec.id);
     id = rec.id;
   }
-  DropWarmImages(kSnapshotKey + id);  // warm shells stack it
+  DropWarm(kSnapshotKey + id);  // warm shells stack it
   std::string trash = trash_dir_ + "/" + id;
   if (::rename(SnapshotDir(id).c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
   return Status::Ok();

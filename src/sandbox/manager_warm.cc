@@ -27,7 +27,7 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
                           : snapshot ? SnapshotTemplate(key.substr(std::strlen(kSnapshotKey)))
                                      : templates_.ForImage(key);
   if (!tmpl.ok()) {
-    if (!built_in && tmpl.status().code() == StatusCode::kNotFound) DropWarmImages(key);
+    if (!built_in && tmpl.status().code() == StatusCode::kNotFound) DropWarm(key);
     return tmpl.status();
   }
   auto warm = std::make_unique<WarmShell>();
@@ -53,35 +53,35 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   return warm;
 }
 
-void SandboxManager::KeepImageWarm(const std::string& key) {
+void SandboxManager::KeepWarm(const std::string& key) {
   if (opts_.warm_shells == 0 || opts_.warm_images == 0) return;
   std::vector<std::unique_ptr<WarmShell>> evicted;
   {
     MutexLock lock(warm_mu_);
-    auto it = std::find(warm_images_.begin(), warm_images_.end(), key);
-    if (it != warm_images_.end() && it == warm_images_.begin()) return;  // already the most recent
-    if (it != warm_images_.end()) warm_images_.erase(it);
-    warm_images_.push_front(key);
+    auto it = std::find(warm_keys_.begin(), warm_keys_.end(), key);
+    if (it != warm_keys_.end() && it == warm_keys_.begin()) return;  // already the most recent
+    if (it != warm_keys_.end()) warm_keys_.erase(it);
+    warm_keys_.push_front(key);
     (void)warm_.SetTarget(key, opts_.warm_shells);
-    while (warm_images_.size() > opts_.warm_images) {
-      for (auto& w : warm_.SetTarget(warm_images_.back(), 0)) evicted.push_back(std::move(w));
-      warm_images_.pop_back();
+    while (warm_keys_.size() > opts_.warm_images) {
+      for (auto& w : warm_.SetTarget(warm_keys_.back(), 0)) evicted.push_back(std::move(w));
+      warm_keys_.pop_back();
     }
   }
   warm_.Discard(std::move(evicted));
 }
 
-void SandboxManager::DropWarmImages(const std::string& key) {
+void SandboxManager::DropWarm(const std::string& key) {
   std::vector<std::unique_ptr<WarmShell>> dropped;
   {
     MutexLock lock(warm_mu_);
-    for (auto it = warm_images_.begin(); it != warm_images_.end();) {
+    for (auto it = warm_keys_.begin(); it != warm_keys_.end();) {
       if (!key.empty() && *it != key) {
         ++it;
         continue;
       }
       for (auto& w : warm_.SetTarget(*it, 0)) dropped.push_back(std::move(w));
-      it = warm_images_.erase(it);
+      it = warm_keys_.erase(it);
     }
   }
   warm_.Discard(std::move(dropped));
