@@ -587,6 +587,9 @@ json SnapshotE2bJson(const SnapshotRecord& s) {
 // E2B pauses the sandbox and keeps its memory too; Paddock keeps its files,
 // copied while it is frozen, and it goes on running.
 Response E2bApi::CreateSnapshot(Call& c, const std::string& id) {
+  // A long copy holds its worker: it takes a stream slot, or is a 503.
+  if (!c.out.ClaimStream())
+    return E2bError(Unavailable("paddockd has as many long requests as it allows under way; retry"), c.req);
   return Try(c.req, [&]() -> Result<Response> {
     PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req));
     std::string name;

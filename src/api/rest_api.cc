@@ -608,9 +608,11 @@ static json SnapshotJson(const SnapshotRecord& s) {
 }
 
 // POST /v1/sandboxes/{id}/snapshots: {"name"?}. Files only: asking for
-// memory ("memory": true) is refused, saying why.
-Response RestApi::CreateSnapshot(Call& c, const std::string& id) {
+// memory ("memory": true) is refused, saying why. A copy of gigabytes holds
+// its worker for seconds: it takes a stream slot, as a sync exec does.
+std::optional<Response> RestApi::CreateSnapshot(Call& c, const std::string& id) {
   c.op = "snapshot";
+  if (!c.out.ClaimStream()) return std::nullopt;
   return Try(c.req, [&]() -> Result<Response> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
     PDK_ASSIGN_OR_RETURN(std::string name, b.Str("name"));
@@ -623,9 +625,11 @@ Response RestApi::CreateSnapshot(Call& c, const std::string& id) {
   });
 }
 
-// POST /v1/sandboxes/{id}/rollback: {"snapshot": id or name}.
-Response RestApi::Rollback(Call& c, const std::string& id) {
+// POST /v1/sandboxes/{id}/rollback: {"snapshot": id or name}; a stream
+// slot too (a copy, then a boot).
+std::optional<Response> RestApi::Rollback(Call& c, const std::string& id) {
   c.op = "rollback";
+  if (!c.out.ClaimStream()) return std::nullopt;
   return Try(c.req, [&]() -> Result<Response> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
     PDK_ASSIGN_OR_RETURN(std::string snapshot, b.Str("snapshot"));

@@ -49,8 +49,8 @@ class RestApi {
   std::optional<Response> Processes(Call& c, const std::string& id, const std::vector<std::string>& rest);
   std::optional<Response> Files(Call& c, const std::string& id, const std::string& sub);
   Response Metrics(Call& c);
-  Response CreateSnapshot(Call& c, const std::string& id);
-  Response Rollback(Call& c, const std::string& id);
+  std::optional<Response> CreateSnapshot(Call& c, const std::string& id);
+  std::optional<Response> Rollback(Call& c, const std::string& id);
   Response Snapshots(Call& c);
   // /v1/images: pull (JSON, or progress as server-sent events), list,
   // inspect, remove, prune.
