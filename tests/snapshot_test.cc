@@ -219,6 +219,16 @@ TEST_F(SnapshotTest, BadRequestsAreClearAndStoreNothing) {
   EXPECT_EQ(other.code(), StatusCode::kFailedPrecondition) << other.ToString();
   EXPECT_EQ(Info(host.id).state, SandboxState::kRunning);  // untouched
   EXPECT_EQ(manager_->Rollback(a.id, "nope").code(), StatusCode::kNotFound);
+  // A rollback whose copy fails (the snapshot's files lost under it) leaves
+  // the sandbox as it was: running, its files its own.
+  Sh(a.id, "echo mine > /mine");
+  auto lost = manager_->CreateSnapshot(a.id, "lost");
+  ASSERT_TRUE(lost.ok());
+  ASSERT_TRUE(RemoveTree(state_->path() + "/snapshots/" + lost->id).ok());
+  EXPECT_FALSE(manager_->Rollback(a.id, "lost").ok());
+  EXPECT_EQ(Info(a.id).state, SandboxState::kRunning);
+  EXPECT_EQ(Sh(a.id, "cat /mine"), "mine\n");
+  ASSERT_TRUE(manager_->RemoveSnapshot("lost").ok());
 
   SandboxSpec from;
   from.snapshot = "nope";

@@ -253,6 +253,8 @@ Status SandboxManager::Rollback(const std::string& sandbox, const std::string& s
     s = Status::Errno("swap in the files of snapshot " + snap.id);
   if (!s.ok()) {
     (void)RemoveTree(next);
+    // Its files are as they were: so is its state.
+    if (was != SandboxState::kStopped) (void)StartLocked(*sb);
     return s.Annotate("rolling back sandbox " + info.id);
   }
   std::string trash = trash_dir_ + "/" + info.id + "-upper-" + RandomHex(4);
