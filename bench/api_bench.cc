@@ -54,13 +54,7 @@ void StopDaemon(int sig) {
 }
 
 json Must(const std::string& method, const std::string& target, const json& body = nullptr) {
-  auto r = cli::ApiClient(sock).Send(method, target, body.is_null() ? "" : body.dump());
-  if (!r.ok() || r->status >= 300) {
-    std::fprintf(stderr, "%s %s failed: %s\n", method.c_str(), target.c_str(),
-                 r.ok() ? r->body.c_str() : r.status().ToString().c_str());
-    std::exit(1);
-  }
-  return r->body.empty() ? json::object() : r->Json();
+  return bench::MustCall(sock, method, target, body);
 }
 
 // One client's run of `count` full lifecycles, recording each step.

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,19 @@ inline pid_t SpawnPaddockd(std::vector<std::string> args, const std::string& soc
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   return -1;
+}
+
+// One API call on the unix socket `sock`; its answer (an empty body is
+// {}), or the process exits naming what failed.
+inline cli::json MustCall(const std::string& sock, const std::string& method, const std::string& target,
+                          const cli::json& body = nullptr) {
+  auto r = cli::ApiClient(sock).Send(method, target, body.is_null() ? "" : body.dump());
+  if (!r.ok() || r->status >= 300) {
+    std::fprintf(stderr, "%s %s failed: %s\n", method.c_str(), target.c_str(),
+                 r.ok() ? r->body.c_str() : r.status().ToString().c_str());
+    std::exit(1);
+  }
+  return r->body.empty() ? cli::json::object() : r->Json();
 }
 
 }  // namespace paddock::bench
