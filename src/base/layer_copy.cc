@@ -141,6 +141,15 @@ bool SameFile(const struct stat& a, const struct stat& b) {
 
 }  // namespace
 
+Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
+  const Shift shift{from_base, to_base};
+  struct stat st;
+  if (::stat(from.c_str(), &st) != 0) return Status::Errno("stat " + from);
+  if (::chown(to.c_str(), shift(st.st_uid), shift(st.st_gid)) != 0) return Status::Errno("chown " + to);
+  if (::chmod(to.c_str(), st.st_mode & 07777) != 0) return Status::Errno("chmod " + to);
+  return Status::Ok();
+}
+
 // Depth first without recursion and with two descriptors whatever the
 // depth (a sandbox can nest folders thousands deep): it climbs back up
 // through "..", checking that it lands where it came from.

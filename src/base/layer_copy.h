@@ -20,5 +20,8 @@ namespace paddock {
 // symlinks copied to `*bytes` if given.
 Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base,
                  int64_t* bytes = nullptr);
+// What CopyLayer leaves to the caller: `to` gets the owner (moved as
+// CopyLayer moves owners) and mode of `from`.
+Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base);
 
 }  // namespace paddock

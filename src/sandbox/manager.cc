@@ -426,14 +426,14 @@ Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   PDK_TRY(CheckSpec(spec));  // before a pull, which may take minutes
   // A snapshot goes wherever a template does: named as one, it is found
   // before an image of that name (never before a built-in).
-  std::string snapshot = spec.snapshot;
-  if (snapshot.empty() && spec.template_name != "host" && spec.template_name != "busybox" &&
-      GetSnapshot(spec.template_name).ok())
-    snapshot = spec.template_name;
-  if (!snapshot.empty()) {
-    PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, GetSnapshot(snapshot));
-    PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap.id));
-    return CreateFrom(spec, tmpl, "");
+  bool built_in = spec.template_name == "host" || spec.template_name == "busybox";
+  if (!spec.snapshot.empty() || !built_in) {
+    Result<SnapshotRecord> snap = GetSnapshot(spec.snapshot.empty() ? spec.template_name : spec.snapshot);
+    if (!spec.snapshot.empty() && !snap.ok()) return snap.status();
+    if (snap.ok()) {
+      PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap->id));
+      return CreateFrom(spec, tmpl, "");
+    }
   }
   PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
   return CreateFrom(spec, tmpl, "");

@@ -29,17 +29,6 @@ using namespace manager_detail;
 
 namespace {
 
-// Gives the copy's top folder the attributes of the source's ("/" inside),
-// which CopyLayer leaves to the caller.
-Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
-  struct stat st;
-  if (::stat(from.c_str(), &st) != 0) return Status::Errno("stat " + from);
-  auto shift = [&](uid_t id) { return id >= from_base && id - from_base < 65536 ? to_base + (id - from_base) : id; };
-  if (::chown(to.c_str(), shift(st.st_uid), shift(st.st_gid)) != 0) return Status::Errno("chown " + to);
-  if (::chmod(to.c_str(), st.st_mode & 07777) != 0) return Status::Errno("chmod " + to);
-  return Status::Ok();
-}
-
 // "snapshot NAME (ID)", or "snapshot ID" when it has no name.
 std::string Label(const SnapshotRecord& s) {
   return "snapshot " + (s.name.empty() ? s.id : s.name + " (" + s.id + ")");
