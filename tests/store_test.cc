@@ -170,5 +170,34 @@ TEST_F(StoreTest, SnapshotsAreUniqueByIdAndNameAndSandboxesNameTheirs) {
   EXPECT_TRUE(store_->PutSnapshot(dup_name).ok());  // the name is free again
 }
 
+TEST_F(StoreTest, TemplatesNameSnapshotsThatStayWhileNamed) {
+  SnapshotRecord step{"snap-1", "", "sb1", "busybox", "", "", 10, 10, "", "key-1"};
+  SnapshotRecord top{"snap-2", "", "", "busybox", "", "snap-1", 0, 20, R"({"start":"serve"})", "key-2"};
+  ASSERT_TRUE(store_->PutSnapshot(step).ok());
+  ASSERT_TRUE(store_->PutSnapshot(top).ok());
+  ASSERT_TRUE(store_->PutTemplate({"web", "snap-2", "bld-1", 30}).ok());
+  ASSERT_TRUE(store_->PutTemplate({"web:v1", "snap-2", "bld-1", 30}).ok());
+  EXPECT_EQ(store_->PutTemplate({"ghost", "snap-none", "bld-2", 40}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->RemoveSnapshot("snap-2").code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->PutTemplate({"web", "snap-1", "bld-3", 50}).ok());  // a rebuild moves the name
+  store_.reset();
+  auto reopened = OpenSqliteStore(dir_ + "/paddock.db");
+  ASSERT_TRUE(reopened.ok());
+  store_ = std::move(*reopened);
+  auto templates = store_->ListTemplates();
+  ASSERT_TRUE(templates.ok());
+  ASSERT_EQ(templates->size(), 2u);
+  EXPECT_EQ((*templates)[0].name, "web");
+  EXPECT_EQ((*templates)[0].snapshot_id, "snap-1");
+  EXPECT_EQ((*templates)[0].build_id, "bld-3");
+  EXPECT_EQ((*templates)[1].name, "web:v1");
+  auto snaps = store_->ListSnapshots();
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_EQ((*snaps)[1].config, R"({"start":"serve"})");
+  EXPECT_EQ((*snaps)[1].build_key, "key-2");
+  ASSERT_TRUE(store_->RemoveTemplate("web:v1").ok());
+  EXPECT_TRUE(store_->RemoveSnapshot("snap-2").ok());
+}
+
 }  // namespace
 }  // namespace paddock

@@ -160,7 +160,8 @@ struct RestApi::Call {
   std::string Q(const std::string& k, const std::string& def = "") const { return target.Q(k, def); }
 };
 
-RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics) : manager_(manager), metrics_(metrics) {
+RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::TemplateBuilder* builder)
+    : manager_(manager), metrics_(metrics), builder_(builder) {
   metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
   metrics_->Describe("paddock_warm_shells", "gauge",
                      "Sandboxes-to-be ready for Create (namespaces, cgroup, root filesystem).");
@@ -199,6 +200,7 @@ bool RestApi::TakesUpload(const Request& req) {
   target = target.substr(0, target.find('?'));
   if (req.method() == http::verb::post) return target == "/v1/images/import";
   if (req.method() != http::verb::put) return false;
+  if (target.rfind("/v1/build-files/", 0) == 0) return true;
   // /v1/sandboxes/{id}/files and /v1/sandboxes/{id}/files/archive
   constexpr std::string_view kPrefix = "/v1/sandboxes/";
   if (target.substr(0, kPrefix.size()) != kPrefix) return false;
@@ -219,6 +221,9 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "registries") return Registries(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "snapshots") return Snapshots(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "templates") return Templates(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "builds") return Builds(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
     return CreateSandboxes(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:run" && method == http::verb::post) return RunOnce(c);
@@ -658,6 +663,111 @@ Response RestApi::Snapshots(Call& c) {
     if (p.size() == 3 && method == http::verb::delete_) {
       PDK_TRY(manager_->RemoveSnapshot(p[2]));
       return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+  });
+}
+
+static json TemplateJson(const TemplateRecord& t, const SnapshotRecord* snap) {
+  json j = {{"name", t.name},
+            {"snapshot", t.snapshot_id},
+            {"build", t.build_id.empty() ? json(nullptr) : json(t.build_id)},
+            {"created_at", FormatTime(t.created_at_ms)}};
+  if (snap) {
+    j["base"] = snap->template_name;
+    j["config"] = json::parse(snap->config, nullptr, false);
+  }
+  return j;
+}
+
+static json BuildJson(const build::BuildStatus& b) {
+  json logs = json::array();
+  for (const auto& l : b.logs)
+    logs.push_back({{"at", FormatTime(l.at_ms)}, {"level", l.level}, {"message", l.message}, {"step", l.step}});
+  json j = {{"id", b.id},
+            {"template", b.name},
+            {"status", build::BuildStateName(b.state)},
+            {"logs", std::move(logs)},
+            {"logs_end", b.logs_total},
+            {"cached_steps", b.cached_steps},
+            {"snapshot", b.snapshot_id.empty() ? json(nullptr) : json(b.snapshot_id)},
+            {"started_at", FormatTime(b.started_at_ms)},
+            {"finished_at", b.finished_at_ms ? json(FormatTime(b.finished_at_ms)) : json(nullptr)}};
+  if (b.state == build::BuildState::kError)
+    j["error"] = {{"message", b.error}, {"step", build::StepName(b.error_step, b.steps)}};
+  return j;
+}
+
+Response RestApi::Templates(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "template";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+      PDK_ASSIGN_OR_RETURN(build::BuildSpec spec, build::ParseBuildSpec(body));
+      PDK_ASSIGN_OR_RETURN(std::string id, builder_->Start(std::move(spec)));
+      PDK_ASSIGN_OR_RETURN(build::BuildStatus st, builder_->Get(id));
+      return JsonResponse(http::status::accepted, BuildJson(st), c.req);
+    }
+    if (p.size() == 2 && method == http::verb::get) {
+      json all = json::array();
+      for (const auto& t : manager_->ListTemplates()) {
+        auto snap = manager_->GetSnapshot(t.snapshot_id);
+        all.push_back(TemplateJson(t, snap.ok() ? &*snap : nullptr));
+      }
+      return JsonResponse(http::status::ok, {{"templates", all}}, c.req);
+    }
+    if (p.size() == 3 && method == http::verb::get) {
+      PDK_ASSIGN_OR_RETURN(TemplateRecord t, manager_->GetTemplate(p[2]));
+      auto snap = manager_->GetSnapshot(t.snapshot_id);
+      return JsonResponse(http::status::ok, TemplateJson(t, snap.ok() ? &*snap : nullptr), c.req);
+    }
+    if (p.size() == 3 && method == http::verb::delete_) {
+      PDK_TRY(manager_->RemoveTemplate(p[2]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+  });
+}
+
+// GET /v1/builds/{id}?logs_offset=N: its state and the log lines from N on
+// ("logs_end" is where the next poll starts).
+Response RestApi::Builds(Call& c) {
+  const auto& p = c.target.path;
+  c.op = "build";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() != 3 || c.req.method() != http::verb::get)
+      return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+    uint64_t offset = 0;
+    std::string given = c.Q("logs_offset", "0");
+    auto [end, ec] = std::from_chars(given.data(), given.data() + given.size(), offset);
+    if (ec != std::errc() || end != given.data() + given.size())
+      return InvalidArgument("query parameter 'logs_offset' must be a non-negative integer");
+    PDK_ASSIGN_OR_RETURN(build::BuildStatus st, builder_->Get(p[2], offset));
+    return JsonResponse(http::status::ok, BuildJson(st), c.req);
+  });
+}
+
+// PUT /v1/build-files/{sha256}: an archive (tar, any compression) whose
+// SHA-256 is its name; GET tells whether it is here.
+Response RestApi::BuildFiles(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "build_files";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() != 3) return NotFound("no route for " + std::string(c.req.target()));
+    const std::string& hash = p[2];
+    if (hash.size() != 64 || !build::TemplateBuilder::ValidFilesHash(hash))
+      return InvalidArgument("'" + hash + "' is not a SHA-256 (64 hex digits)");
+    if (method == http::verb::get || method == http::verb::head) {
+      if (!builder_->HasFiles(hash)) return NotFound("files " + hash + " are not uploaded");
+      return JsonResponse(http::status::ok, {{"present", true}}, c.req);
+    }
+    if (method == http::verb::put) {
+      BodyReader body(c.req, c.out);
+      PDK_TRY(builder_->PutFiles(hash, body.fd(), body.memory(), true));
+      return JsonResponse(http::status::created, {{"present", true}}, c.req);
     }
     return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
   });

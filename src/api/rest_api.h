@@ -11,13 +11,14 @@
 
 #include "api/http_server.h"
 #include "api/metrics.h"
+#include "build/template_builder.h"
 #include "sandbox/manager.h"
 
 namespace paddock::api {
 
 class RestApi {
  public:
-  RestApi(SandboxManager* manager, Metrics* metrics);
+  RestApi(SandboxManager* manager, Metrics* metrics, build::TemplateBuilder* builder);
   std::optional<Response> Handle(Request& req, StreamWriter& out);
   // Routes whose body the server should write to a file (image imports).
   static bool TakesUpload(const Request& req);
@@ -52,6 +53,12 @@ class RestApi {
   std::optional<Response> CreateSnapshot(Call& c, const std::string& id);
   std::optional<Response> Rollback(Call& c, const std::string& id);
   Response Snapshots(Call& c);
+  // /v1/templates: build (a build spec), list, inspect, remove;
+  // /v1/builds/{id}: a build's state and logs; /v1/build-files/{hash}: the
+  // archives that copy steps take their files from.
+  Response Templates(Call& c);
+  Response Builds(Call& c);
+  Response BuildFiles(Call& c);
   // /v1/images: pull (JSON, or progress as server-sent events), list,
   // inspect, remove, prune.
   std::optional<Response> Images(Call& c);
@@ -61,6 +68,7 @@ class RestApi {
 
   SandboxManager* manager_;
   api::Metrics* metrics_;
+  build::TemplateBuilder* builder_;
 };
 
 }  // namespace paddock::api

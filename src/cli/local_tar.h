@@ -12,6 +12,12 @@ extern "C" {
 // A pax tar of folder `dir`, its entries relative to it, into *out.
 // False, with *error set, if the folder cannot be read.
 bool paddock_tar_dir(const char* dir, std::string* out, std::string* error);
+// A tar of `src` (a file or a folder, relative to folder `context`) whose
+// entries are named relative to `context`, made the same from the same
+// files: sorted, times and owners zeroed, modes kept. Its SHA-256 (hex) in
+// *sha256. For template builds' copy steps: the hash is the cache key.
+bool paddock_tar_paths(const char* context, const char* src, std::string* out, std::string* sha256,
+                       std::string* error);
 // Extracts `tar` under folder `dir` (made if missing), refusing entries
 // that climb out of it. False, with *error set, on the first failure.
 bool paddock_untar(const std::string* tar, const char* dir, std::string* error);

@@ -10,6 +10,7 @@
 //   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune | import FILE [--ref REF]
 //   paddock snapshot create ID|NAME [--name N] | ls [--json] | inspect S | rm S...
 //   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
+//   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T...
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -265,6 +266,7 @@ std::pair<std::string, std::string> SplitRemote(const std::string& s) {
 struct LocalTar {
   decltype(&paddock_tar_dir) tar_dir = nullptr;
   decltype(&paddock_untar) untar = nullptr;
+  decltype(&paddock_tar_paths) tar_paths = nullptr;
 };
 
 Result<LocalTar> LoadLocalTar() {
@@ -278,7 +280,8 @@ Result<LocalTar> LoadLocalTar() {
   LocalTar t;
   t.tar_dir = reinterpret_cast<decltype(t.tar_dir)>(::dlsym(module, "paddock_tar_dir"));
   t.untar = reinterpret_cast<decltype(t.untar)>(::dlsym(module, "paddock_untar"));
-  if (!t.tar_dir || !t.untar) return Unavailable(path + " is not paddock's tar module");
+  t.tar_paths = reinterpret_cast<decltype(t.tar_paths)>(::dlsym(module, "paddock_tar_paths"));
+  if (!t.tar_dir || !t.untar || !t.tar_paths) return Unavailable(path + " is not paddock's tar module");
   return t;
 }
 
@@ -329,6 +332,59 @@ Status Copy(ApiClient& api, const std::string& src, const std::string& dst) {
     return Status::Ok();
   }
   return WriteFileAtomic(dpath, r.body, entry.value("mode", 0644) & 0777);
+}
+
+// `paddock template build FILE`: uploads each copy step's files (a tar of
+// them, named by its SHA-256, which is also the step's cache key; skipped
+// when paddockd has it), starts the build and prints its log as it comes.
+Status BuildTemplate(ApiClient& api, const std::string& file, bool no_cache) {
+  PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  json spec = json::parse(text, nullptr, false);
+  if (!spec.is_object()) return InvalidArgument(file + " is not a JSON object");
+  std::string context = file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
+  if (context.empty()) context = "/";
+  if (no_cache) spec["no_cache"] = true;
+  if (spec.contains("steps") && spec["steps"].is_array()) {
+    for (auto& step : spec["steps"]) {
+      if (!step.is_object() || !step.contains("copy") || step.contains("files")) continue;
+      if (!step["copy"].is_string()) return InvalidArgument("a step's 'copy' must be a path");
+      PDK_ASSIGN_OR_RETURN(LocalTar t, LoadLocalTar());
+      std::string tar, hash, error;
+      if (!t.tar_paths(context.c_str(), step["copy"].get<std::string>().c_str(), &tar, &hash, &error))
+        return NotFound(error);
+      step["files"] = hash;
+      PDK_ASSIGN_OR_RETURN(cli::HttpResult have, api.Send("GET", "/v1/build-files/" + hash));
+      if (have.status == 200) continue;
+      PDK_ASSIGN_OR_RETURN(cli::HttpResult put, api.Send("PUT", "/v1/build-files/" + hash, tar, "application/x-tar"));
+      PDK_TRY(put.AsStatus());
+    }
+  }
+  PDK_ASSIGN_OR_RETURN(json build, Call(api, "POST", "/v1/templates", spec));
+  const std::string id = build.value("id", "");
+  uint64_t offset = 0;
+  for (;;) {
+    PDK_ASSIGN_OR_RETURN(build, Call(api, "GET", "/v1/builds/" + Escape(id) + "?logs_offset=" + std::to_string(offset)));
+    for (const auto& line : build["logs"]) {
+      std::string msg = line.value("message", "");
+      bool header = msg.rfind("FROM ", 0) == 0 || msg.rfind("[", 0) == 0 || msg.rfind("START ", 0) == 0;
+      std::fprintf(line.value("level", "") == "error" ? stderr : stdout, "%s%s\n", header ? "" : "  ", msg.c_str());
+    }
+    std::fflush(stdout);
+    offset = build.value("logs_end", offset);
+    std::string state = build.value("status", "");
+    if (state == "ready") {
+      std::printf("%s %s\n", build.value("template", "").c_str(), build.value("snapshot", "").c_str());
+      return Status::Ok();
+    }
+    if (state == "error") {  // its log ends with why
+      std::string step = build["error"].value("step", "");
+      return FailedPrecondition("the build of " + build.value("template", "") + " failed" +
+                                (step == "base"       ? " on its base"
+                                 : step == "finalize" ? " checking its start command"
+                                                      : " at step " + step));
+    }
+    ::usleep(200 * 1000);
+  }
 }
 
 }  // namespace
@@ -449,6 +505,19 @@ int main(int argc, char** argv) {
       "rollback", "return a sandbox's files to a snapshot of it (a running sandbox restarts)");
   rollback->add_option("id", id, "the sandbox's id or name")->required();
   rollback->add_option("snapshot", ref, "the snapshot's id or name")->required();
+  auto* templ = app.add_subcommand("template", "build templates from steps; list, inspect, remove them");
+  templ->require_subcommand(1);
+  std::string build_file;
+  bool no_cache = false;
+  auto* template_build = templ->add_subcommand("build", "build a template from a JSON build file (see docs/templates.md)");
+  template_build->add_option("file", build_file, "the build file; copy steps' paths are relative to its folder")->required();
+  template_build->add_flag("--no-cache", no_cache, "run every step again");
+  auto* template_ls = templ->add_subcommand("ls", "list templates");
+  template_ls->add_flag("--json", json_out, "JSON output");
+  auto* template_inspect = templ->add_subcommand("inspect", "show one template as JSON");
+  template_inspect->add_option("template", ref, "its name")->required();
+  auto* template_rm = templ->add_subcommand("rm", "remove templates (sandboxes made from them stay)");
+  template_rm->add_option("templates", refs, "names")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -598,6 +667,38 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     std::printf("%s\n", id.c_str());
     return 0;
+  }
+  if (template_build->parsed()) {
+    Status s = BuildTemplate(api, build_file, no_cache);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (template_ls->parsed()) {
+    auto r = Call(api, "GET", "/v1/templates");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", (*r)["templates"].dump(2).c_str());
+    } else {
+      std::printf("%-32s %-18s %-24s %s\n", "NAME", "SNAPSHOT", "BASE", "CREATED");
+      for (const auto& t : (*r)["templates"])
+        std::printf("%-32s %-18s %-24s %s\n", t.value("name", "").c_str(), t.value("snapshot", "").c_str(),
+                    t.value("base", "").c_str(), t.value("created_at", "").c_str());
+    }
+    return 0;
+  }
+  if (template_inspect->parsed()) {
+    auto r = Call(api, "GET", "/v1/templates/" + Escape(ref));
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (template_rm->parsed()) {
+    int rc = 0;
+    for (const auto& r : refs) {
+      auto res = Call(api, "DELETE", "/v1/templates/" + Escape(r));
+      if (!res.ok()) rc = Fail(res.status());
+      else std::printf("%s\n", r.c_str());
+    }
+    return rc;
   }
   if (image_ls->parsed()) {
     auto r = Call(api, "GET", "/v1/images");

@@ -250,6 +250,12 @@ Result<Reply> MakeDir(const json& req) {
   }
   if (req.value("parents", true)) PDK_TRY(MakeDirs(Parent(path)));
   if (::mkdir(path.c_str(), mode) != 0) return Status::Errno("mkdir " + path);
+  if (req.contains("user")) {  // given to that user, as a file written for one
+    std::string spec = req["user"].is_number_integer() ? std::to_string(req["user"].get<int64_t>())
+                                                       : req.value("user", "");
+    PDK_ASSIGN_OR_RETURN(User user, LookupUser(spec));
+    if (::lchown(path.c_str(), user.uid, user.gid) != 0) return Status::Errno("chown " + path);
+  }
   Reply r;
   r.body["created"] = true;
   return r;

@@ -424,18 +424,12 @@ Status SandboxManager::StillThere(const Sandbox& sb, const std::string& id_or_na
 
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   PDK_TRY(CheckSpec(spec));  // before a pull, which may take minutes
-  // A snapshot goes wherever a template does: named as one, it is found
-  // before an image of that name (never before a built-in).
-  bool built_in = spec.template_name == "host" || spec.template_name == "busybox";
-  if (!spec.snapshot.empty() || !built_in) {
-    Result<SnapshotRecord> snap = GetSnapshot(spec.snapshot.empty() ? spec.template_name : spec.snapshot);
-    if (!spec.snapshot.empty() && !snap.ok()) return snap.status();
-    if (snap.ok()) {
-      PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap->id));
-      return CreateFrom(spec, tmpl, "");
-    }
+  if (!spec.snapshot.empty()) {
+    PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, GetSnapshot(spec.snapshot));
+    PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap.id));
+    return CreateFrom(spec, tmpl, "");
   }
-  PDK_ASSIGN_OR_RETURN(Template tmpl, templates_.Get(spec.template_name));
+  PDK_ASSIGN_OR_RETURN(Template tmpl, ResolveTemplate(spec.template_name));
   return CreateFrom(spec, tmpl, "");
 }
 
@@ -538,6 +532,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   sb->image_id = tmpl.image_id;
   sb->snapshot_id = tmpl.snapshot_id;
   sb->image_config = tmpl.config;
+  if (spec.run_start) sb->run = tmpl.run;
   MutexLock sb_lock(sb->mu);
   SandboxInfo& info = sb->info;
   info.id = sb->id;
@@ -623,6 +618,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   }
   if (s.ok()) s = ApplyNetwork(*sb);
   if (s.ok() && fork_source.empty()) s = MakeWorkingDir(*sb);
+  if (s.ok()) s = RunStartCommand(*sb);
   if (s.ok()) s = Persist(*sb, RecordState::kRunning, {"create", "done", ""});
   if (!s.ok()) {
     (void)Halt(*sb, 0);
@@ -850,6 +846,7 @@ Status SandboxManager::StartLocked(Sandbox& sb) {
   Status s = TakeSlot(sb);
   if (s.ok()) s = Boot(sb, LaunchFor(sb.info, false, network_.get()));
   if (s.ok()) s = ApplyNetwork(sb);
+  if (s.ok()) s = RunStartCommand(sb);
   if (!s.ok()) (void)Halt(sb, 0);
   PDK_TRY(PersistState(sb, {"start", s.ok() ? "done" : "failed", s.ok() ? "" : s.ToString()}));
   return s;
@@ -1032,15 +1029,7 @@ Status SandboxManager::ApplyExecDefaults(const std::string& id_or_name, agent::E
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   MutexLock lock(sb->mu);
   PDK_TRY(StillThere(*sb, id_or_name));
-  for (const auto& [k, v] : sb->info.env) opts.env.emplace(k, v);  // the caller's win
-  if (const auto& image = sb->image_config) {
-    for (const auto& kv : image->env) {
-      size_t eq = kv.find('=');
-      opts.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    if (opts.user.empty()) opts.user = image->user;
-    if (opts.cwd.empty()) opts.cwd = image->working_dir.empty() ? "/" : image->working_dir;  // as Docker
-  }
+  ExecDefaultsLocked(*sb, opts);
   return Status::Ok();
 }
 

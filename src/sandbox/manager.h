@@ -42,6 +42,7 @@
 #include "net/network.h"
 #include "net/policy.h"
 #include "sandbox/id_ranges.h"
+#include "sandbox/run_config.h"
 #include "sandbox/template.h"
 #include "store/store.h"
 
@@ -86,6 +87,7 @@ struct SandboxSpec {
   std::string name;                    // empty: the id
   std::string template_name = "host";  // host, busybox, or an image reference (pulled if missing)
   std::string snapshot;                // a snapshot's id or name: its files, over its base (template_name unused)
+  bool run_start = true;               // false: a built template's start command is not run (its builds')
   kernel::CgroupLimits limits;
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
@@ -245,17 +247,38 @@ class SandboxManager {
   // copied. Memory and processes are not captured: this host cannot
   // checkpoint them. `name` may be empty; it is unique among snapshots.
   static constexpr size_t kMaxSnapshotDepth = 64;  // snapshots stacked over one base
-  Result<SnapshotRecord> CreateSnapshot(const std::string& sandbox, const std::string& name)
-      EXCLUDES(snap_mu_);
+  // `build_key` marks it as a template build step's result (FindBuildStep).
+  Result<SnapshotRecord> CreateSnapshot(const std::string& sandbox, const std::string& name,
+                                        const std::string& build_key = "") EXCLUDES(snap_mu_);
+  // A snapshot with no files of its own over `base`'s layers, carrying
+  // `config` for the sandboxes made from it.
+  Result<SnapshotRecord> DeriveSnapshot(const Template& base, const RunConfig& config,
+                                        const std::string& build_key) EXCLUDES(snap_mu_);
+  // The snapshot a template build step with this key made, if one is kept.
+  std::optional<SnapshotRecord> FindBuildStep(const std::string& build_key) const EXCLUDES(snap_mu_);
   std::vector<SnapshotRecord> ListSnapshots() const EXCLUDES(snap_mu_);
   Result<SnapshotRecord> GetSnapshot(const std::string& id_or_name) const EXCLUDES(snap_mu_);
-  // kFailedPrecondition while a sandbox or another snapshot stacks it.
+  // kFailedPrecondition while a sandbox or another snapshot stacks it, or a
+  // template names it.
   Status RemoveSnapshot(const std::string& id_or_name) EXCLUDES(snap_mu_, mu_);
   // Returns the sandbox's files to those of a snapshot taken of it (or of a
   // sandbox over the same layers). A running or paused sandbox is stopped
   // and started again over them (its processes end); a stopped one stays
   // stopped.
   Status Rollback(const std::string& sandbox, const std::string& snapshot) EXCLUDES(snap_mu_);
+
+  // Templates built from steps (see TemplateBuilder): names of snapshots.
+  // What a create from `name` starts from: a built template, else a
+  // snapshot of that name, else a built-in or an image (pulled if missing).
+  Result<Template> ResolveTemplate(const std::string& name) EXCLUDES(snap_mu_);
+  // Names (or renames) snapshot `snapshot_id` as the template `name`.
+  Status PutTemplate(const std::string& name, const std::string& snapshot_id, const std::string& build_id)
+      EXCLUDES(snap_mu_);
+  std::vector<TemplateRecord> ListTemplates() const EXCLUDES(snap_mu_);
+  Result<TemplateRecord> GetTemplate(const std::string& name) const EXCLUDES(snap_mu_);
+  // Forgets the name; its snapshot goes too unless something else uses it.
+  Status RemoveTemplate(const std::string& name) EXCLUDES(snap_mu_, mu_);
+  static bool ValidTemplateName(const std::string& name);
 
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const { return warm_.ready(); }
@@ -277,6 +300,7 @@ class SandboxManager {
     std::string image_id;  // the image it was made from; empty for built-ins
     std::string snapshot_id;  // the snapshot it was created from; empty if none
     std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
+    std::shared_ptr<const RunConfig> run;  // its template's start command; null if none
 
     SandboxInfo info GUARDED_BY(mu);
     IdRanges::Lease ids GUARDED_BY(mu);                      // info.ids's range
@@ -390,11 +414,19 @@ class SandboxManager {
   // A snapshot's layer over its parents' and its base's.
   Result<Template> SnapshotTemplate(const std::string& id) EXCLUDES(snap_mu_);
   std::string SnapshotDir(const std::string& id) const { return snapshots_dir_ + "/" + id; }
+  Result<SnapshotRecord> PublishSnapshot(SnapshotRecord rec, const std::string& staging) EXCLUDES(snap_mu_);
   Status CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const std::string& staging) REQUIRES(sb.mu)
       EXCLUDES(snap_mu_);
   // Start-up: loads the records and removes snapshot folders none names.
   Status LoadSnapshots() EXCLUDES(snap_mu_);
   Result<SnapshotRecord> FindSnapshotLocked(const std::string& id_or_name) const REQUIRES(snap_mu_);
+  // Runs the template's start command in a sandbox that just booted and
+  // waits for its ready check; kDeadlineExceeded with the command's output
+  // when it is not ready in time, kFailedPrecondition if it exits first.
+  Status RunStartCommand(Sandbox& sb) REQUIRES(sb.mu);
+  Result<bool> ReadyNow(Sandbox& sb, agent::AgentClient& client) REQUIRES(sb.mu);
+  // Fills in the defaults of ApplyExecDefaults.
+  static void ExecDefaultsLocked(const Sandbox& sb, agent::ExecOptions& opts) REQUIRES(sb.mu);
   // Creates the image's WorkingDir in a just-created sandbox.
   Status MakeWorkingDir(const Sandbox& sb) REQUIRES(sb.mu);
   // A sandbox or a snapshot stacks the image.
@@ -425,6 +457,7 @@ class SandboxManager {
 
   mutable Mutex snap_mu_;  // taken after a sandbox's mu, before mu_
   std::map<std::string, SnapshotRecord> snapshots_ GUARDED_BY(snap_mu_);  // by id
+  std::map<std::string, TemplateRecord> built_templates_ GUARDED_BY(snap_mu_);  // by name
 
   // Warm shells by WarmKey: opts_.warm_shells of each warm template, and of
   // each image or snapshot in warm_keys_ (whose targets change under warm_mu_).

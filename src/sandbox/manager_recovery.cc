@@ -60,8 +60,14 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   sb->id = rec.id;
   sb->image_id = rec.image_id;
   sb->snapshot_id = rec.snapshot_id;
-  if (!sb->image_id.empty())
+  if (!sb->snapshot_id.empty()) {
+    if (auto tmpl = SnapshotTemplate(sb->snapshot_id); tmpl.ok()) {
+      sb->image_config = tmpl->config;
+      sb->run = tmpl->run;
+    }
+  } else if (!sb->image_id.empty()) {
     if (auto tmpl = templates_.ForImage(sb->image_id); tmpl.ok()) sb->image_config = tmpl->config;
+  }
   MutexLock sb_lock(sb->mu);
   sb->info = FromRecord(rec, sandboxes_dir_);
   SandboxInfo& info = sb->info;

@@ -44,8 +44,10 @@ Status SyncFolder(const std::string& dir) {
 
 Status SandboxManager::LoadSnapshots() {
   PDK_ASSIGN_OR_RETURN(std::vector<SnapshotRecord> records, store_->ListSnapshots());
+  PDK_ASSIGN_OR_RETURN(std::vector<TemplateRecord> templates, store_->ListTemplates());
   MutexLock lock(snap_mu_);
   for (auto& r : records) snapshots_[r.id] = std::move(r);
+  for (auto& t : templates) built_templates_[t.name] = std::move(t);
   for (const auto& name : ListDir(snapshots_dir_)) {
     if (snapshots_.count(name)) continue;
     std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
@@ -101,6 +103,20 @@ Result<Template> SandboxManager::SnapshotTemplate(const std::string& id) {
   tmpl->layers.insert(tmpl->layers.begin(), layers.begin(), layers.end());
   tmpl->name = bottom.template_name;
   tmpl->snapshot_id = id;
+  // The top-most snapshot with a config (a built template's, or one taken
+  // of a sandbox made from it) says what its sandboxes run with.
+  for (const auto& snap : chain) {
+    if (snap.config.empty()) continue;
+    auto parsed = RunConfig::Parse(nlohmann::json::parse(snap.config, nullptr, false));
+    if (!parsed.ok()) return parsed.status().Annotate("snapshot " + snap.id + "'s config");
+    auto config = std::make_shared<image::ImageConfig>(tmpl->config ? *tmpl->config : image::ImageConfig{});
+    config->env = parsed->env;
+    config->user = parsed->user;
+    config->working_dir = parsed->workdir;
+    tmpl->config = std::move(config);
+    tmpl->run = std::make_shared<RunConfig>(std::move(*parsed));
+    break;
+  }
   return tmpl;
 }
 
@@ -113,7 +129,9 @@ Status SandboxManager::CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const s
     MutexLock snaps(snap_mu_);
     for (std::string at = info.snapshot_id; !at.empty(); ++depth) {
       auto it = snapshots_.find(at);
-      at = it == snapshots_.end() ? "" : it->second.parent;
+      if (it == snapshots_.end()) break;
+      if (rec.config.empty()) rec.config = it->second.config;  // its sandboxes run as the source's
+      at = it->second.parent;
     }
   }
   if (depth > kMaxSnapshotDepth)
@@ -139,7 +157,8 @@ Status SandboxManager::CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const s
   return s.Annotate("copying the files of sandbox " + info.id);
 }
 
-Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox, const std::string& name) {
+Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox, const std::string& name,
+                                                      const std::string& build_key) {
   if (!name.empty() && !ValidName(name))
     return InvalidArgument("snapshot name '" + name +
                            "' is not valid: 1-63 characters [A-Za-z0-9_.-], starting with a letter or digit");
@@ -152,18 +171,24 @@ Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox
   SnapshotRecord rec;
   rec.id = "snap-" + RandomHex(8);
   rec.name = name;
+  rec.build_key = build_key;
   const std::string staging = opts_.state_dir + "/staging/" + rec.id;
   Status copied = [&]() -> Status {
     MutexLock lock(sb->mu);  // no transition meanwhile
     PDK_TRY(StillThere(*sb, sandbox));
     return CopyForSnapshot(*sb, rec, staging);
   }();
-  auto cleanup = [&] { (void)RemoveTree(staging); };
   if (!copied.ok()) {
-    cleanup();
+    (void)RemoveTree(staging);
     return copied;
   }
-  // On disk before the record names it; in place only once complete.
+  return PublishSnapshot(std::move(rec), staging);
+}
+
+// A complete layer in `staging` becomes the snapshot `rec`: on disk before
+// a record names it, in place only once complete.
+Result<SnapshotRecord> SandboxManager::PublishSnapshot(SnapshotRecord rec, const std::string& staging) {
+  auto cleanup = [&] { (void)RemoveTree(staging); };
   if (Status s = SyncFolder(staging); !s.ok()) {
     cleanup();
     return s;
@@ -176,8 +201,8 @@ Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox
   rec.created_at_ms = WallClockMillis();
   Status stored = [&]() -> Status {
     MutexLock lock(snap_mu_);
-    if (!name.empty() && FindSnapshotLocked(name).ok())
-      return AlreadyExists("a snapshot named '" + name + "' already exists");
+    if (!rec.name.empty() && FindSnapshotLocked(rec.name).ok())
+      return AlreadyExists("a snapshot named '" + rec.name + "' already exists");
     PDK_TRY(store_->PutSnapshot(rec));
     snapshots_[rec.id] = rec;
     return Status::Ok();
@@ -186,8 +211,41 @@ Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox
     (void)RemoveTree(SnapshotDir(rec.id));
     return stored;
   }
-  (void)store_->Journal(rec.source_id, "snapshot", "done", rec.id);
+  if (!rec.source_id.empty()) (void)store_->Journal(rec.source_id, "snapshot", "done", rec.id);
   return rec;
+}
+
+Result<SnapshotRecord> SandboxManager::DeriveSnapshot(const Template& base, const RunConfig& config,
+                                                      const std::string& build_key) {
+  SnapshotRecord rec;
+  rec.id = "snap-" + RandomHex(8);
+  rec.template_name = base.name;
+  rec.image_id = base.image_id;
+  rec.parent = base.snapshot_id;
+  rec.config = config.ToJson().dump();
+  rec.build_key = build_key;
+  {
+    MutexLock lock(snap_mu_);
+    size_t depth = 1;
+    for (std::string at = base.snapshot_id; !at.empty(); ++depth) {
+      auto it = snapshots_.find(at);
+      if (it == snapshots_.end()) return NotFound("snapshot '" + at + "' does not exist");
+      at = it->second.parent;
+    }
+    if (depth > kMaxSnapshotDepth)
+      return FailedPrecondition("a snapshot over " + base.snapshot_id + " would stack over more than " +
+                                std::to_string(kMaxSnapshotDepth) + " snapshots");
+  }
+  const std::string staging = opts_.state_dir + "/staging/" + rec.id;
+  PDK_TRY(MakeDirs(staging, 0755));
+  return PublishSnapshot(std::move(rec), staging);
+}
+
+std::optional<SnapshotRecord> SandboxManager::FindBuildStep(const std::string& build_key) const {
+  MutexLock lock(snap_mu_);
+  for (const auto& [id, snap] : snapshots_)
+    if (snap.build_key == build_key) return snap;
+  return std::nullopt;
 }
 
 Status SandboxManager::RemoveSnapshot(const std::string& id_or_name) {
@@ -198,6 +256,9 @@ Status SandboxManager::RemoveSnapshot(const std::string& id_or_name) {
     for (const auto& [other, snap] : snapshots_)
       if (snap.parent == rec.id)
         return FailedPrecondition(Label(rec) + " is in use: " + Label(snap) + " stacks over it");
+    for (const auto& [name, t] : built_templates_)
+      if (t.snapshot_id == rec.id)
+        return FailedPrecondition(Label(rec) + " is in use: template " + name + " names it");
     {
       MutexLock sandboxes(mu_);
       for (const auto& [name, sid] : id_by_name_)

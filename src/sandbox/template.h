@@ -14,6 +14,7 @@
 
 #include "base/status.h"
 #include "image/image_store.h"
+#include "sandbox/run_config.h"
 
 namespace paddock {
 
@@ -24,6 +25,7 @@ struct Template {
   std::string image_id;                                  // empty for built-ins
   std::string snapshot_id;                               // the top layer is this snapshot's
   std::shared_ptr<const image::ImageConfig> config;      // the image's defaults; null for built-ins
+  std::shared_ptr<const RunConfig> run;                  // a built template's; null otherwise
 };
 
 class TemplateStore {

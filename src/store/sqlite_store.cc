@@ -109,6 +109,20 @@ const char* const kMigrations[] = {
     CREATE UNIQUE INDEX snapshots_by_name ON snapshots(name) WHERE name != '';
     ALTER TABLE sandboxes ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
     )sql",
+    // 7: templates built from steps. A snapshot may carry what sandboxes
+    // made from it run with (config) and the key of the build step it
+    // caches; a template names the snapshot its last build ended with.
+    R"sql(
+    ALTER TABLE snapshots ADD COLUMN config TEXT NOT NULL DEFAULT '';
+    ALTER TABLE snapshots ADD COLUMN build_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX snapshots_by_build_key ON snapshots(build_key) WHERE build_key != '';
+    CREATE TABLE templates (
+      name TEXT PRIMARY KEY,
+      snapshot_id TEXT NOT NULL REFERENCES snapshots(id),
+      build_id TEXT NOT NULL DEFAULT '',
+      created_at_ms INTEGER NOT NULL
+    );
+    )sql",
 };
 
 const char* const kColumns =
@@ -163,7 +177,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
                      &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
-                     &remove_snapshot_})
+                     &remove_snapshot_, &put_template_, &list_templates_, &remove_template_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -230,17 +244,23 @@ class SqliteStore : public Store {
     remove_image_ = std::make_unique<Statement>(db_, "DELETE FROM images WHERE id=?1");
     touch_image_ = std::make_unique<Statement>(db_, "UPDATE images SET last_used_ms=?2 WHERE id=?1");
     put_snapshot_ = std::make_unique<Statement>(
-        db_, "INSERT INTO snapshots (id, name, source_id, template, image_id, parent, size, created_at_ms) "
-             "VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+        db_, "INSERT INTO snapshots (id, name, source_id, template, image_id, parent, size, created_at_ms, "
+             "config, build_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
     list_snapshots_ = std::make_unique<Statement>(
-        db_, "SELECT id, name, source_id, template, image_id, parent, size, created_at_ms FROM snapshots "
-             "ORDER BY created_at_ms, id");
+        db_, "SELECT id, name, source_id, template, image_id, parent, size, created_at_ms, config, build_key "
+             "FROM snapshots ORDER BY created_at_ms, id");
     remove_snapshot_ = std::make_unique<Statement>(db_, "DELETE FROM snapshots WHERE id=?1");
+    put_template_ = std::make_unique<Statement>(
+        db_, "INSERT OR REPLACE INTO templates (name, snapshot_id, build_id, created_at_ms) VALUES (?1,?2,?3,?4)");
+    list_templates_ = std::make_unique<Statement>(
+        db_, "SELECT name, snapshot_id, build_id, created_at_ms FROM templates ORDER BY name");
+    remove_template_ = std::make_unique<Statement>(db_, "DELETE FROM templates WHERE name=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
                           journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
                           list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
                           touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
-                          remove_snapshot_.get()})
+                          remove_snapshot_.get(), put_template_.get(), list_templates_.get(),
+                          remove_template_.get()})
       if (!st->ok()) return Error("prepare statements");
     return Status::Ok();
   }
@@ -408,6 +428,8 @@ class SqliteStore : public Store {
     st.Bind(6, r.parent);
     st.Bind(7, r.size);
     st.Bind(8, r.created_at_ms);
+    st.Bind(9, r.config);
+    st.Bind(10, r.build_key);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_CONSTRAINT)
       return AlreadyExists("a snapshot with id '" + r.id + "' or name '" + r.name + "' exists");
@@ -421,7 +443,8 @@ class SqliteStore : public Store {
     std::vector<SnapshotRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
-      out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5), st.Int(6), st.Int(7)});
+      out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5), st.Int(6), st.Int(7),
+                     st.Text(8), st.Text(9)});
     if (rc != SQLITE_DONE) return Error("list snapshots");
     return out;
   }
@@ -430,7 +453,41 @@ class SqliteStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Statement& st = remove_snapshot_->Reset();
     st.Bind(1, id);
-    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove snapshot " + id);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_CONSTRAINT) return FailedPrecondition("snapshot " + id + " is a template's");
+    if (rc != SQLITE_DONE) return Error("remove snapshot " + id);
+    return Status::Ok();
+  }
+
+  Status PutTemplate(const TemplateRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = put_template_->Reset();
+    st.Bind(1, r.name);
+    st.Bind(2, r.snapshot_id);
+    st.Bind(3, r.build_id);
+    st.Bind(4, r.created_at_ms);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_CONSTRAINT) return NotFound("snapshot " + r.snapshot_id + " does not exist");
+    if (rc != SQLITE_DONE) return Error("store template " + r.name);
+    return Status::Ok();
+  }
+
+  Result<std::vector<TemplateRecord>> ListTemplates() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = list_templates_->Reset();
+    std::vector<TemplateRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Int(3)});
+    if (rc != SQLITE_DONE) return Error("list templates");
+    return out;
+  }
+
+  Status RemoveTemplate(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_template_->Reset();
+    st.Bind(1, name);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove template " + name);
     return Status::Ok();
   }
 
@@ -536,6 +593,7 @@ class SqliteStore : public Store {
   std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_;
   std::unique_ptr<Statement> put_image_, put_ref_, list_images_, list_refs_, remove_ref_, remove_image_, touch_image_;
   std::unique_ptr<Statement> put_snapshot_, list_snapshots_, remove_snapshot_;
+  std::unique_ptr<Statement> put_template_, list_templates_, remove_template_;
 };
 
 }  // namespace

@@ -59,6 +59,20 @@ struct SnapshotRecord {
   std::string parent;                 // the snapshot the source was created from; or empty
   int64_t size = 0;                   // bytes in its layer
   int64_t created_at_ms = 0;
+  // What sandboxes made from it run with (env, workdir, user, start
+  // command, readiness check), JSON (sandbox::RunConfig); empty: their base's.
+  std::string config;
+  // The key of the template build step whose result it is; empty if none.
+  std::string build_key;
+};
+
+// A template: a name for the snapshot a build ended with. A rebuild moves
+// the name; the snapshot it named stays while anything uses it.
+struct TemplateRecord {
+  std::string name;
+  std::string snapshot_id;
+  std::string build_id;               // the build that made it
+  int64_t created_at_ms = 0;
 };
 
 // An image in the local image store. Its id is the digest of its config.
@@ -120,7 +134,14 @@ class Store {
   virtual Status PutSnapshot(const SnapshotRecord& r) = 0;
   // Every snapshot, oldest first.
   virtual Result<std::vector<SnapshotRecord>> ListSnapshots() = 0;
+  // kFailedPrecondition while a template names it.
   virtual Status RemoveSnapshot(const std::string& id) = 0;
+
+  // Adds or moves the template `r.name`; kNotFound if its snapshot is not stored.
+  virtual Status PutTemplate(const TemplateRecord& r) = 0;
+  // Every template, by name.
+  virtual Result<std::vector<TemplateRecord>> ListTemplates() = 0;
+  virtual Status RemoveTemplate(const std::string& name) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`.
