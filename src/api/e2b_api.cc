@@ -11,6 +11,7 @@
 #include <set>
 
 #include "api/connect.h"
+#include "api/e2b_parts.h"
 #include "api/request_body.h"
 #include "base/fs.h"
 #include "base/json_field.h"
@@ -19,24 +20,13 @@
 namespace paddock::api {
 
 using agent::json;
+using e2b::E2bError;
+using e2b::Try;
 
 namespace {
 
 constexpr const char* kEnvdVersion = "0.5.7";
 constexpr int kDefaultKeepaliveS = 50;
-
-// E2B's error body: {"code": <HTTP status>, "message": ...}.
-Response E2bError(const Status& s, const Request& req) {
-  http::status status = HttpStatusFor(s.code());
-  return JsonResponse(status, {{"code", static_cast<int>(status)}, {"message", s.message()}}, req);
-}
-
-template <typename Fn>
-Response Try(const Request& req, Fn fn) {
-  Result<Response> r = fn();
-  if (!r.ok()) return E2bError(r.status(), req);
-  return std::move(r).value();
-}
 
 // A {string: string} field, absent or null meaning empty.
 Result<std::map<std::string, std::string>> StringMap(const json& body, const char* field) {
@@ -277,14 +267,6 @@ void Pump(StreamWriter& out, agent::AgentClient& client, const Request& req, con
 
 }  // namespace
 
-struct E2bApi::Call {
-  Request& req;
-  StreamWriter& out;
-  Target target;
-  SandboxInfo sandbox;  // envd calls: the sandbox addressed
-  std::string user;     // envd calls: who the operation runs as
-};
-
 // A watcher made by CreateWatcher: an agent connection holding the watch,
 // read by GetWatcherEvents.
 struct E2bApi::Watcher {
@@ -329,29 +311,34 @@ void E2bApi::GiveWatcherPlace(const std::string& sandbox_id) {
   if (--streamed_watches_[sandbox_id] <= 0) streamed_watches_.erase(sandbox_id);
 }
 
-E2bApi::E2bApi(SandboxManager* manager, E2bOptions opts) : manager_(manager), opts_(std::move(opts)) {}
+E2bApi::E2bApi(SandboxManager* manager, build::TemplateBuilder* builder, E2bOptions opts)
+    : manager_(manager), builder_(builder), opts_(std::move(opts)) {}
 E2bApi::~E2bApi() = default;
 
 bool E2bApi::IsEnvdRequest(const Request& req) { return AddressedSandboxPort(req).port == kEnvdPort; }
 
 bool E2bApi::TakesUpload(const Request& req) {
-  if (req.method() != http::verb::post || !IsEnvdRequest(req)) return false;
   std::string_view t(req.target().data(), req.target().size());
-  return t.substr(0, t.find('?')) == "/files";
+  t = t.substr(0, t.find('?'));
+  if (req.method() == http::verb::put && !IsEnvdRequest(req))  // a template build's files
+    return t.rfind("/templates/", 0) == 0 && t.size() > 7 && t.substr(t.size() - 7) == "/upload";
+  return req.method() == http::verb::post && IsEnvdRequest(req) && t == "/files";
 }
 
 bool E2bApi::Handles(const Request& req) {
   if (IsEnvdRequest(req)) return true;
   std::string_view t(req.target().data(), req.target().size());
   return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0 || t.rfind("/snapshots", 0) == 0 ||
-         t.rfind("/templates/", 0) == 0;
+         t.rfind("/templates/", 0) == 0 || t.rfind("/v2/templates/", 0) == 0 || t.rfind("/v3/templates", 0) == 0;
 }
 
 std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
   Call c{req, out, ParseTarget(req), {}, {}};
   if (IsEnvdRequest(req)) return Envd(c);
-  if (!c.target.path.empty() && (c.target.path[0] == "snapshots" || c.target.path[0] == "templates"))
-    return SnapshotRoutes(c);
+  const auto& p = c.target.path;
+  if (!p.empty() && (p[0] == "templates" || ((p[0] == "v2" || p[0] == "v3") && p.size() > 1 && p[1] == "templates")))
+    return TemplateRoutes(c);
+  if (!p.empty() && p[0] == "snapshots") return SnapshotRoutes(c);
   return Lifecycle(c);
 }
 
@@ -608,11 +595,6 @@ Response E2bApi::SnapshotRoutes(Call& c) {
   const auto& p = c.target.path;
   auto method = c.req.method();
   return Try(c.req, [&]() -> Result<Response> {
-    if (p.size() == 2 && p[0] == "templates" && method == http::verb::delete_) {
-      if (!manager_->GetSnapshot(p[1]).ok()) return NotFound("template '" + p[1] + "' not found");
-      PDK_TRY(manager_->RemoveSnapshot(p[1]));
-      return EmptyResponse(http::status::no_content, c.req);
-    }
     if (p.size() != 1 || p[0] != "snapshots" || method != http::verb::get)
       return NotFound("no E2B route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
     int64_t limit = 100;

@@ -22,6 +22,7 @@
 #include "agent/client.h"
 #include "api/http_server.h"
 #include "api/http_util.h"
+#include "build/template_builder.h"
 #include "sandbox/manager.h"
 
 namespace paddock::api {
@@ -36,7 +37,7 @@ struct E2bOptions {
 
 class E2bApi {
  public:
-  E2bApi(SandboxManager* manager, E2bOptions opts);
+  E2bApi(SandboxManager* manager, build::TemplateBuilder* builder, E2bOptions opts);
   ~E2bApi();
 
   // True for requests addressed to a sandbox's envd: these carry the
@@ -69,6 +70,13 @@ class E2bApi {
   // (DELETE /templates/{id}); a snapshot's id or name is a templateID.
   Response SnapshotRoutes(Call& c);
   Response CreateSnapshot(Call& c, const std::string& id);
+  // Templates (e2b_templates.cc): the SDK's Template.build: POST
+  // /v3/templates (names, a build id), GET /templates/{id}/files/{hash}
+  // (an upload link for a copy step's files; PUT .../upload), POST
+  // /v2/templates/{id}/builds/{build} (the steps), GET .../status (state and
+  // logs), GET /templates/aliases/{name}; DELETE /templates/{id} removes a
+  // template (or a snapshot).
+  Response TemplateRoutes(Call& c);
   // envd.
   std::optional<Response> Envd(Call& c);
   std::optional<Response> DownloadFile(Call& c);
@@ -81,6 +89,7 @@ class E2bApi {
   Result<agent::json> UnaryFilesystem(Call& c, const std::string& method, const agent::json& msg);
 
   SandboxManager* manager_;
+  build::TemplateBuilder* builder_;
   E2bOptions opts_;
   // Takes one of a sandbox's kMaxWatchers places (a CreateWatcher watcher
   // or a WatchDir stream); ResourceExhausted when none is left. Drops, first,

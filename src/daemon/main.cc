@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   build::TemplateBuilder builder(manager->get(), mopts.state_dir + "/build-files");
   builder.SweepInterrupted();
   api::RestApi rest(manager->get(), &metrics, &builder);
-  api::E2bApi e2b(manager->get(), e2b_opts);
+  api::E2bApi e2b(manager->get(), &builder, e2b_opts);
   api::PortProxy proxy(manager->get(), sopts.api_key);
   sopts.screen_header = [&e2b](const api::Request& req) { return e2b.ScreenHeader(req); };
   sopts.handler_authenticates = [](const api::Request& req) {

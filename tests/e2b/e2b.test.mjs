@@ -1,9 +1,14 @@
 // The official E2B SDK (npm `e2b`, pinned in package.json), unmodified,
 // against a paddockd of this test's own. Each case is what an E2B user writes.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError } from 'e2b';
+import {
+  CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError, Template, waitForPort,
+} from 'e2b';
 import { startDaemon } from './daemon.mjs';
 import { startRegistry } from './registry.mjs';
 
@@ -322,6 +327,61 @@ test('snapshots: create, list, start sandboxes from them, delete; memory is not 
   for (const s of all) assert.equal(await Sandbox.deleteSnapshot(s.snapshotId), true);
   assert.equal(await Sandbox.deleteSnapshot('snap-0000000000000000'), false);
   assert.deepEqual(await Sandbox.listSnapshots().nextItems(), []);
+});
+
+test('Template: build from steps with a start command, rebuild from the cache, start sandboxes by its name', async () => {
+  const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'pdk-e2b-template-'));
+  try {
+    fs.mkdirSync(path.join(ctx, 'site'));
+    fs.writeFileSync(path.join(ctx, 'site', 'index.html'), '<p>from the sdk</p>\n');
+    fs.writeFileSync(path.join(ctx, 'tool.sh'), 'echo tool\n');
+    const make = () => Template({ fileContextPath: ctx })
+      .fromTemplate('base')
+      .runCmd(['mkdir -p /srv', 'echo built > /srv/built.txt'])
+      .copy('site', '/srv/site')
+      .copy('tool.sh', '/opt/bin/', { mode: 0o755 })
+      .setEnvs({ GREETING: 'hi' })
+      .setWorkdir('/srv')
+      .setUser('user')
+      .setStartCmd('busybox httpd -f -p 8080 -h /srv/site', waitForPort(8080));
+    const logs = [];
+    const built = await Template.build(make(), 'sdk-web:v1', { onBuildLogs: (e) => logs.push(e.message) });
+    assert.equal(built.templateId, 'sdk-web');
+    assert.ok(logs.some((m) => m.includes('RUN mkdir -p /srv && echo built')), logs.join('\n'));
+    assert.ok(logs.some((m) => m.startsWith('START busybox httpd')), logs.join('\n'));
+    assert.equal(await Template.exists('sdk-web'), true);
+    assert.equal(await Template.exists('sdk-none'), false);
+
+    // Built once: the files are not sent again, every step comes from the cache.
+    const again = [];
+    await Template.build(make(), 'sdk-web', { onBuildLogs: (e) => again.push(e.message) });
+    assert.ok(again.some((m) => m.includes("Skipping upload of 'site'")), again.join('\n'));
+    assert.equal(again.filter((m) => m.startsWith('CACHED')).length, 3, again.join('\n'));
+
+    // Created once its server listens; with the template's env, workdir and user.
+    for (const name of ['sdk-web', 'sdk-web:v1']) {
+      const sbx = await Sandbox.create(name);
+      try {
+        const r = await sbx.commands.run('busybox wget -qO- http://127.0.0.1:8080/index.html; whoami; ' +
+                                         'echo $GREETING; cat built.txt; /opt/bin/tool.sh');
+        assert.equal(r.stdout, '<p>from the sdk</p>\nuser\nhi\nbuilt\ntool\n');
+      } finally {
+        await sbx.kill();
+      }
+    }
+
+    // A failing step fails the build with its output; nothing is named.
+    await assert.rejects(
+      Template.build(Template().fromTemplate('base').runCmd('echo nope; exit 7'), 'sdk-bad'),
+      (err) => { assert.match(err.message, /exited with code 7/); assert.match(err.message, /nope/); return true; });
+    assert.equal(await Template.exists('sdk-bad'), false);
+
+    const del = await fetch(`${daemon.url}/templates/sdk-web`, { method: 'DELETE', headers: { 'X-API-KEY': daemon.apiKey } });
+    assert.equal(del.status, 204);
+    assert.equal(await Template.exists('sdk-web'), false);
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
 });
 
 test('malformed Connect envelopes and JSON get Connect error bodies; a wrong token is refused', async () => {
