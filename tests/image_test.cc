@@ -145,6 +145,19 @@ class ImageTest : public DaemonTest {
     return registry_->host() + "/" + repo_tag;
   }
 
+  // The Debian root of DebianRootfs() as an image in the test registry; its ref.
+  std::string PushDebian(const std::string& rootfs) {
+    ImageSpec spec;
+    LayerSpec root;
+    root.tar_file = rootfs;
+    root.compression = LayerCompression::kNone;
+    spec.layers = {root};
+    spec.config = {
+        {"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}},
+        {"Cmd", {"python3", "-c", "print(6*7)"}}};
+    return Push(spec, "debian/python:bookworm");
+  }
+
   std::string Sh(const std::string& id, const std::string& cmd) {
     json r = Must("POST", "/v1/sandboxes/" + id + "/exec", {{"cmd", {"sh", "-c", cmd}}});
     EXPECT_EQ(r.value("exit_code", -1), 0) << cmd << ": " << r.dump();
@@ -749,38 +762,36 @@ TEST_F(ImageTest, ArchivesOverAQuarterGigabyteStreamAndMaxUploadRefusesLargerOne
   EXPECT_TRUE(ListDir(state_->path() + "/state/images/layers").empty());
 }
 
-// A real distribution: Debian's minbase with python3, made by mmdebstrap
-// from Debian's archive (the one download tests make; cached across runs),
-// pushed, pulled and used: dpkg and apt state, python3, its Cmd.
-TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
+// Debian's minbase with python3, made by mmdebstrap from Debian's archive
+// (the one download tests make; cached across runs): its tar's path, or
+// empty with `skip` set to why there is none.
+std::string DebianRootfs(std::string& skip) {
   const std::string cache = "/var/cache/paddock-tests";
   const std::string rootfs = cache + "/debian-bookworm-minbase-python3.tar";
-  if (!PathExists(rootfs)) {
-    ASSERT_TRUE(MakeDirs(cache, 0755).ok());
-    auto [rc, out] =
-        RunProgram({"timeout", "600", "mmdebstrap", "--variant=minbase",
-                    "--include=python3-minimal", "--format=tar", "bookworm", rootfs + ".part"});
-    if (rc != 0) {
-      ::unlink((rootfs + ".part").c_str());
-      if (out.find("Could not resolve") != std::string::npos ||
-          out.find("Failed to fetch") != std::string::npos ||
-          out.find("Temporary failure") != std::string::npos)
-        GTEST_SKIP() << "Debian's package archive is unreachable, so no Debian root can be built:\n"
-                     << out;
-      FAIL() << "mmdebstrap failed:\n" << out;
-    }
-    ASSERT_EQ(::rename((rootfs + ".part").c_str(), rootfs.c_str()), 0);
+  if (PathExists(rootfs)) return rootfs;
+  EXPECT_TRUE(MakeDirs(cache, 0755).ok());
+  auto [rc, out] = RunProgram({"timeout", "600", "mmdebstrap", "--variant=minbase", "--include=python3-minimal",
+                               "--format=tar", "bookworm", rootfs + ".part"});
+  if (rc != 0) {
+    ::unlink((rootfs + ".part").c_str());
+    if (out.find("Could not resolve") != std::string::npos || out.find("Failed to fetch") != std::string::npos ||
+        out.find("Temporary failure") != std::string::npos)
+      skip = "Debian's package archive is unreachable, so no Debian root can be built:\n" + out;
+    else
+      ADD_FAILURE() << "mmdebstrap failed:\n" << out;
+    return "";
   }
-  ImageSpec spec;
-  LayerSpec root;
-  root.tar_file = rootfs;
-  root.compression = LayerCompression::kNone;
-  spec.layers = {root};
-  spec.config = {
-      {"Env",
-       {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}},
-      {"Cmd", {"python3", "-c", "print(6*7)"}}};
-  std::string ref = Push(spec, "debian/python:bookworm");
+  EXPECT_EQ(::rename((rootfs + ".part").c_str(), rootfs.c_str()), 0);
+  return rootfs;
+}
+
+// A real distribution, pushed, pulled and used: dpkg and apt state,
+// python3, its Cmd.
+TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
+  std::string skip;
+  std::string rootfs = DebianRootfs(skip);
+  if (rootfs.empty()) GTEST_SKIP() << skip;
+  std::string ref = PushDebian(rootfs);
 
   json sb = Must("POST", "/v1/sandboxes", {{"template", ref}}, 201);
   EXPECT_EQ(Sh(sb["id"], "python3 -c 'print(6*7)'"), "42\n");
@@ -791,6 +802,67 @@ TEST_F(ImageTest, ADebianRootFromMmdebstrapRunsPythonAndApt) {
       RunProgram({"env", "PADDOCK_SOCKET=" + socket_, PADDOCK_CLI_PATH, "run", "--template", ref});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "42\n");
+}
+
+// A template built from the Debian image: an apt install (of a package made
+// here, so that no network is needed), files copied in, and a start command
+// serving HTTP. Built once, rebuilt from the cache, a changed file reruns
+// its step and those after it only; a sandbox from it is ready when created.
+TEST_F(ImageTest, ADebianTemplateInstallsWithAptAndServesHttpOnceReady) {
+  std::string skip;
+  std::string rootfs = DebianRootfs(skip);
+  if (rootfs.empty()) GTEST_SKIP() << skip;
+  std::string ref = PushDebian(rootfs);
+  const std::string pkg = work_->path() + "/pkg", ctx = work_->path() + "/ctx";
+  ASSERT_TRUE(MakeDirs(pkg + "/DEBIAN", 0755).ok());
+  ASSERT_TRUE(MakeDirs(pkg + "/usr/local/bin", 0755).ok());
+  ASSERT_TRUE(MakeDirs(ctx + "/site", 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(pkg + "/DEBIAN/control",
+                              "Package: pdk-httpd\nVersion: 1.0\nArchitecture: all\n"
+                              "Maintainer: Paddock tests <tests@paddock.invalid>\n"
+                              "Description: busybox, for its HTTP server\n",
+                              0644)
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(pkg + "/usr/local/bin/busybox", ReadFile("/bin/busybox").value(), 0755).ok());
+  auto [deb_rc, deb_out] = RunProgram({"dpkg-deb", "--root-owner-group", "--build", pkg, ctx + "/pdk-httpd.deb"});
+  ASSERT_EQ(deb_rc, 0) << deb_out;
+  ASSERT_TRUE(WriteFileAtomic(ctx + "/site/index.html", "<h1>debian</h1>\n", 0644).ok());
+  json spec = {{"name", "debian-web"},
+               {"from", ref},
+               {"steps",
+                {{{"copy", "pdk-httpd.deb"}, {"to", "/tmp/"}},
+                 {{"run", "apt-get install -y /tmp/pdk-httpd.deb && rm /tmp/pdk-httpd.deb"}},
+                 {{"copy", "site"}, {"to", "/srv/www"}}}},
+               {"start", "busybox httpd -f -p 8000 -h /srv/www"},
+               {"ready", {{"port", 8000}, {"timeout_s", 30}}}};
+  ASSERT_TRUE(WriteFileAtomic(ctx + "/build.json", spec.dump(), 0644).ok());
+  auto build = [&] {
+    return RunProgram({"sh", "-c", "env PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " template build " +
+                                       ctx + "/build.json 2>&1"});
+  };
+  auto cached = [](const std::string& out) {
+    int n = 0;
+    for (size_t at = out.find("CACHED"); at != std::string::npos; at = out.find("CACHED", at + 1)) ++n;
+    return n;
+  };
+  auto [rc, out] = build();
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("Setting up pdk-httpd (1.0)"), std::string::npos) << out;  // apt's own output
+  EXPECT_EQ(cached(out), 0) << out;
+  auto [rc2, again] = build();
+  ASSERT_EQ(rc2, 0) << again;
+  EXPECT_EQ(cached(again), 3) << again;
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "debian-web"}}, 201);
+  EXPECT_EQ(Sh(sb["id"], "busybox wget -qO- http://127.0.0.1:8000/index.html"), "<h1>debian</h1>\n");
+  EXPECT_EQ(Sh(sb["id"], "dpkg-query -W -f='${Status}' pdk-httpd"), "install ok installed");
+
+  ASSERT_TRUE(WriteFileAtomic(ctx + "/site/index.html", "<h1>changed</h1>\n", 0644).ok());
+  auto [rc3, changed] = build();
+  ASSERT_EQ(rc3, 0) << changed;
+  EXPECT_EQ(cached(changed), 2) << changed;  // the deb's copy and the install
+  json sb2 = Must("POST", "/v1/sandboxes", {{"template", "debian-web"}}, 201);
+  EXPECT_EQ(Sh(sb2["id"], "busybox wget -qO- http://127.0.0.1:8000/index.html"), "<h1>changed</h1>\n");
 }
 
 // A disk that fills up during a pull: a clear error, nothing half-stored.
