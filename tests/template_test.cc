@@ -137,6 +137,16 @@ TEST_F(TemplateTest, BuildsFromStepsCachesThemAndStartsSandboxesReady) {
   Must("DELETE", "/v1/snapshots/" + snap["id"].get<std::string>(), nullptr, 204);
   // No build sandbox is left over.
   EXPECT_EQ(Must("GET", "/v1/sandboxes")["sandboxes"].size(), 2u);
+
+  // Pruning the build cache keeps what templates and sandboxes use.
+  Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
+  json pruned = Must("POST", "/v1/templates:prune");
+  EXPECT_EQ(pruned["snapshots_removed"], 3) << pruned.dump();  // the first build's last two steps and config
+  EXPECT_EQ(pruned["files_removed"], 3) << pruned.dump();      // the site, and the conf as it was twice
+  EXPECT_EQ(Sh(sb2["id"], "cat greet.txt"), "hi from /srv/www\nmode=two\n");
+  auto [rc5, after] = Build(WebSpec());  // uploads again; its steps are all still here
+  ASSERT_EQ(rc5, 0) << after;
+  EXPECT_EQ(Count(after, "CACHED"), 4) << after;
 }
 
 TEST_F(TemplateTest, FailuresNameTheStepAndStoreNothing) {

@@ -1,8 +1,6 @@
 // E2B's Template SDK over TemplateBuilder. A template's E2B id is its name
 // (without a tag); its builds are TemplateBuilder's. docs/e2b.md has the
 // mapping; what is not supported says so (registry credentials in a build).
-#include <regex>
-
 #include "api/e2b_api.h"
 #include "api/e2b_parts.h"
 #include "api/request_body.h"
@@ -29,32 +27,6 @@ Result<std::vector<std::string>> Args(const json& step, size_t min, const std::s
   return out;
 }
 
-// The checks the SDK's waitForPort, waitForFile and waitForProcess write,
-// done by paddockd itself: the tools they call (ss, pgrep) are in few
-// images. Any other command runs as it is (until it exits 0).
-ReadyCheck ReadyFromCommand(const std::string& cmd) {
-  ReadyCheck r;
-  if (cmd.empty()) return r;
-  static const std::regex port(R"re(\[ -n "\$\(ss -Htuln sport = :(\d{1,5})\)" \])re");
-  static const std::regex file(R"re(\[ -f '([^']+)' \])re");
-  static const std::regex process(R"re(pgrep '([^']+)' > /dev/null)re");
-  std::smatch m;
-  if (std::regex_match(cmd, m, port) && std::stoi(m[1]) >= 1 && std::stoi(m[1]) <= 65535) {
-    r.kind = ReadyCheck::Kind::kPort;
-    r.port = std::stoi(m[1]);
-  } else if (std::regex_match(cmd, m, file) && m[1].str()[0] == '/') {
-    r.kind = ReadyCheck::Kind::kFile;
-    r.value = m[1];
-  } else if (std::regex_match(cmd, m, process)) {
-    r.kind = ReadyCheck::Kind::kProcess;
-    r.value = m[1];
-  } else {
-    r.kind = ReadyCheck::Kind::kCommand;
-    r.value = cmd;
-  }
-  return r;
-}
-
 // TemplateBuildStartV2 as a BuildSpec (its names come from the reservation).
 Result<build::BuildSpec> ParseE2bBuild(const json& body, const std::map<std::string, std::string>& aliases) {
   build::BuildSpec spec;
@@ -70,7 +42,7 @@ Result<build::BuildSpec> ParseE2bBuild(const json& body, const std::map<std::str
   spec.start_cmd = Field<std::string>(body, "startCmd", "");
   std::string ready = Field<std::string>(body, "readyCmd", "");
   if (!ready.empty() && spec.start_cmd.empty()) return InvalidArgument("'readyCmd' needs a 'startCmd'");
-  spec.ready = ReadyFromCommand(ready);
+  spec.ready = ReadyCheckFromCommand(ready);
   spec.ready.timeout_s = 300;  // E2B gives a build's start command no limit; this one is generous
   spec.has_ready = !ready.empty();
   if (auto it = body.find("steps"); it != body.end() && !it->is_null()) {

@@ -221,7 +221,7 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "images") return Images(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "registries") return Registries(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "snapshots") return Snapshots(c);
-  if (p.size() >= 2 && p[0] == "v1" && p[1] == "templates") return Templates(c);
+  if (p.size() >= 2 && p[0] == "v1" && (p[1] == "templates" || p[1] == "templates:prune")) return Templates(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "builds") return Builds(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
@@ -609,6 +609,7 @@ static json SnapshotJson(const SnapshotRecord& s) {
               {"parent", s.parent.empty() ? json(nullptr) : json(s.parent)},
               {"size", s.size},
               {"memory", false},
+              {"build_step", !s.build_key.empty()},
               {"created_at", FormatTime(s.created_at_ms)}};
 }
 
@@ -703,6 +704,13 @@ Response RestApi::Templates(Call& c) {
   auto method = c.req.method();
   c.op = "template";
   return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && p[1] == "templates:prune" && method == http::verb::post) {
+      auto [snapshots, bytes] = manager_->PruneBuildCache();
+      int files = builder_->PruneFiles();
+      return JsonResponse(http::status::ok,
+                          {{"snapshots_removed", snapshots}, {"bytes_freed", bytes}, {"files_removed", files}}, c.req);
+    }
+    if (p[1] != "templates") return NotFound("no route for " + std::string(c.req.target()));
     if (p.size() == 2 && method == http::verb::post) {
       PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
       PDK_ASSIGN_OR_RETURN(build::BuildSpec spec, build::ParseBuildSpec(body));

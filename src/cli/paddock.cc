@@ -10,7 +10,7 @@
 //   paddock image pull REF | ls [--json] | inspect REF | rm REF... | prune | import FILE [--ref REF]
 //   paddock snapshot create ID|NAME [--name N] | ls [--json] | inspect S | rm S...
 //   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
-//   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T...
+//   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T... | prune
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -518,6 +518,8 @@ int main(int argc, char** argv) {
   template_inspect->add_option("template", ref, "its name")->required();
   auto* template_rm = templ->add_subcommand("rm", "remove templates (sandboxes made from them stay)");
   template_rm->add_option("templates", refs, "names")->required();
+  auto* template_prune = templ->add_subcommand(
+      "prune", "remove the build cache: step snapshots nothing uses, and uploaded files");
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -699,6 +701,13 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (template_prune->parsed()) {
+    auto r = Call(api, "POST", "/v1/templates:prune");
+    if (!r.ok()) return Fail(r.status());
+    std::printf("removed %d snapshots (%s), %d uploaded archives\n", r->value("snapshots_removed", 0),
+                HumanBytes(r->value("bytes_freed", int64_t{0})).c_str(), r->value("files_removed", 0));
+    return 0;
   }
   if (image_ls->parsed()) {
     auto r = Call(api, "GET", "/v1/images");

@@ -279,6 +279,9 @@ class SandboxManager {
   // Forgets the name; its snapshot goes too unless something else uses it.
   Status RemoveTemplate(const std::string& name) EXCLUDES(snap_mu_, mu_);
   static bool ValidTemplateName(const std::string& name);
+  // Removes the build steps' snapshots (the build cache) that no template,
+  // sandbox or other snapshot uses. Returns how many, and their bytes.
+  std::pair<int, int64_t> PruneBuildCache() EXCLUDES(snap_mu_, mu_);
 
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const { return warm_.ready(); }

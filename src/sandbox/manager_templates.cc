@@ -126,6 +126,22 @@ Status SandboxManager::RemoveTemplate(const std::string& name) {
   return Status::Ok();
 }
 
+std::pair<int, int64_t> SandboxManager::PruneBuildCache() {
+  int removed = 0;
+  int64_t bytes = 0;
+  // Leaves first: each pass removes what the last one freed.
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (const auto& snap : ListSnapshots()) {
+      if (snap.build_key.empty() || !RemoveSnapshot(snap.id).ok()) continue;
+      ++removed;
+      bytes += snap.size;
+      progress = true;
+    }
+  }
+  return {removed, bytes};
+}
+
 void SandboxManager::ExecDefaultsLocked(const Sandbox& sb, agent::ExecOptions& opts) {
   for (const auto& [k, v] : sb.info.env) opts.env.emplace(k, v);  // the caller's win
   if (const auto& image = sb.image_config) {
@@ -178,14 +194,14 @@ Result<bool> SandboxManager::ReadyNow(Sandbox& sb, agent::AgentClient& client) {
 Status SandboxManager::RunStartCommand(Sandbox& sb) {
   if (!sb.run || sb.run->start_cmd.empty()) return Status::Ok();
   const RunConfig& run = *sb.run;
-  auto what = [&] { return "sandbox " + sb.info.id + "'s start command '" + run.start_cmd + "'"; };
+  const std::string what = "sandbox " + sb.info.id + "'s start command '" + run.start_cmd + "'";
   PDK_ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(sb.info.agent_socket));
   agent::ExecOptions o;
   o.argv = {"/bin/sh", "-c", run.start_cmd};
   o.tag = "start";
   ExecDefaultsLocked(sb, o);
   auto spawned = client.Call(agent::AgentClient::SpawnRequest(o, false));
-  if (!spawned.ok()) return spawned.status().Annotate(what());
+  if (!spawned.ok()) return spawned.status().Annotate(what);
   int pid = Field<int>(spawned->header, "pid", 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(run.ready.timeout_s);
   for (;;) {
@@ -197,10 +213,10 @@ Status SandboxManager::RunStartCommand(Sandbox& sb) {
       for (const auto& p : listed->header["processes"])
         if (Field<int>(p, "pid", 0) == pid && !Field<bool>(p, "running", true) &&
             (Field<int>(p, "exit_code", 0) != 0 || Field<int>(p, "signal", 0) != 0))
-          return FailedPrecondition(what() + " exited with code " + std::to_string(Field<int>(p, "exit_code", -1)) +
+          return FailedPrecondition(what + " exited with code " + std::to_string(Field<int>(p, "exit_code", -1)) +
                                     " before it was ready; its output:\n" + OutputTail(client, pid));
     if (std::chrono::steady_clock::now() >= deadline || shutting_down_)
-      return DeadlineExceeded(what() + " was not ready within " + std::to_string(run.ready.timeout_s) +
+      return DeadlineExceeded(what + " was not ready within " + std::to_string(run.ready.timeout_s) +
                               " s (waiting for " + run.ready.Describe() + "); its output:\n" +
                               OutputTail(client, pid));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,5 +1,7 @@
 #include "sandbox/run_config.h"
 
+#include <regex>
+
 #include "base/json_field.h"
 
 namespace paddock {
@@ -47,6 +49,34 @@ Result<ReadyCheck> ParseReadyCheck(const json& j) {
     r.timeout_s = Field<int>(j, "timeout_s", -1);
     if (r.timeout_s < 1 || r.timeout_s > ReadyCheck::kMaxTimeoutS)
       return InvalidArgument("'ready.timeout_s' must be 1-" + std::to_string(ReadyCheck::kMaxTimeoutS));
+  }
+  return r;
+}
+
+ReadyCheck ReadyCheckFromCommand(const std::string& cmd) {
+  ReadyCheck r;
+  if (cmd.empty()) return r;
+  static const std::regex port(R"re(\[ -n "\$\(ss -Htuln sport = :(\d{1,5})\)" \])re");
+  // The SDK quotes an argument only when it holds characters a shell minds.
+  static const std::regex file(R"re(\[ -f (?:'(/[^']*)'|(/[^'\s]*)) \])re");
+  static const std::regex process(R"re(pgrep (?:'([^']+)'|([^'\s]+)) > /dev/null)re");
+  std::smatch m;
+  auto arg = [&] { return m[1].matched ? m[1].str() : m[2].str(); };
+  if (cmd.size() > 1024) {  // none of the SDK's; and std::regex recurses per character
+    r.kind = ReadyCheck::Kind::kCommand;
+    r.value = cmd;
+  } else if (std::regex_match(cmd, m, port) && std::stoi(m[1]) >= 1 && std::stoi(m[1]) <= 65535) {
+    r.kind = ReadyCheck::Kind::kPort;
+    r.port = std::stoi(m[1]);
+  } else if (std::regex_match(cmd, m, file)) {
+    r.kind = ReadyCheck::Kind::kFile;
+    r.value = arg();
+  } else if (std::regex_match(cmd, m, process)) {
+    r.kind = ReadyCheck::Kind::kProcess;
+    r.value = arg();
+  } else {
+    r.kind = ReadyCheck::Kind::kCommand;
+    r.value = cmd;
   }
   return r;
 }

@@ -46,4 +46,10 @@ struct RunConfig {
 // One "ready" object of a client's (see RunConfig::Parse).
 Result<ReadyCheck> ParseReadyCheck(const nlohmann::json& j);
 
+// A ready check given as a shell command (E2B's readyCmd). The ones the E2B
+// SDK's waitForPort, waitForFile and waitForProcess write become checks
+// paddockd does itself (the tools they call, ss and pgrep, are in few
+// images); any other runs as it is, until it exits 0. Empty: kNone.
+ReadyCheck ReadyCheckFromCommand(const std::string& cmd);
+
 }  // namespace paddock
