@@ -96,6 +96,19 @@ Result<build::BuildSpec> ParseE2bBuild(const json& body, const std::map<std::str
   return spec;
 }
 
+// A request's "tags": a non-empty list of names.
+Result<std::vector<std::string>> Tags(const json& body) {
+  auto it = body.find("tags");
+  if (it == body.end() || !it->is_array() || it->empty())
+    return InvalidArgument("field 'tags' must be a non-empty list of strings");
+  std::vector<std::string> out;
+  for (const auto& t : *it) {
+    if (!t.is_string()) return InvalidArgument("field 'tags' must be a non-empty list of strings");
+    out.push_back(t.get<std::string>());
+  }
+  return out;
+}
+
 json LogEntryJson(const build::BuildLog& l, int steps) {
   return {{"timestamp", FormatTime(l.at_ms)},
           {"level", l.level},
@@ -138,6 +151,38 @@ Response E2bApi::TemplateRoutes(Call& c) {
       return EmptyResponse(http::status::accepted, c.req);
     }
     if (p.empty() || p[0] != "templates") return no_route();
+    // Tags: more names for a template's build. POST /templates/tags
+    // {target: "name[:tag]", tags}; DELETE /templates/tags {name, tags};
+    // GET /templates/{id}/tags.
+    if (p.size() == 2 && p[1] == "tags" && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+      std::string target = Field<std::string>(body, "target", "");
+      PDK_ASSIGN_OR_RETURN(std::vector<std::string> tags, Tags(body));
+      PDK_ASSIGN_OR_RETURN(TemplateRecord t, manager_->GetTemplate(target));
+      std::string id = target.substr(0, target.find(':'));
+      for (const auto& tag : tags) PDK_TRY(manager_->PutTemplate(id + ":" + tag, t.snapshot_id, t.build_id));
+      return JsonResponse(http::status::created, {{"buildID", t.build_id}, {"tags", tags}}, c.req);
+    }
+    if (p.size() == 2 && p[1] == "tags" && method == http::verb::delete_) {
+      PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+      std::string name = Field<std::string>(body, "name", "");
+      PDK_ASSIGN_OR_RETURN(std::vector<std::string> tags, Tags(body));
+      std::string id = name.substr(0, name.find(':'));
+      for (const auto& tag : tags) PDK_TRY(manager_->RemoveTemplate(id + ":" + tag));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    if (p.size() == 3 && p[2] == "tags" && method == http::verb::get) {
+      json out = json::array();
+      bool any = false;
+      for (const auto& t : manager_->ListTemplates()) {
+        any = any || t.name == p[1];
+        if (t.name.rfind(p[1] + ":", 0) == 0)
+          out.push_back({{"tag", t.name.substr(p[1].size() + 1)}, {"buildID", t.build_id},
+                         {"createdAt", FormatTime(t.created_at_ms)}});
+      }
+      if (!any && out.empty()) return NotFound("template '" + p[1] + "' not found");
+      return JsonResponse(http::status::ok, out, c.req);
+    }
     // GET /templates/aliases/{name}
     if (p.size() == 3 && p[1] == "aliases" && method == http::verb::get) {
       if (!manager_->GetTemplate(p[2]).ok()) return NotFound("template '" + p[2] + "' not found");

@@ -370,6 +370,16 @@ test('Template: build from steps with a start command, rebuild from the cache, s
       }
     }
 
+    // Tags: more names for the same build.
+    const assigned = await Template.assignTags('sdk-web:v1', ['prod', 'stable']);
+    assert.deepEqual(assigned.tags, ['prod', 'stable']);
+    const tags = (await Template.getTags('sdk-web')).map((t) => t.tag).sort();
+    assert.deepEqual(tags, ['prod', 'stable', 'v1']);
+    const prod = await Sandbox.create('sdk-web:prod');
+    await prod.kill();
+    await Template.removeTags('sdk-web', 'stable');
+    assert.deepEqual((await Template.getTags('sdk-web')).map((t) => t.tag).sort(), ['prod', 'v1']);
+
     // A failing step fails the build with its output; nothing is named.
     await assert.rejects(
       Template.build(Template().fromTemplate('base').runCmd('echo nope; exit 7'), 'sdk-bad'),
