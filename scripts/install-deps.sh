@@ -24,6 +24,7 @@ packages=(
   busybox-static                        # the built-in busybox template
   python3 coreutils procps              # programs the tests run inside sandboxes
   runc                                  # the peer measured by bench/runtime_bench
+  btrfs-progs                           # mkfs.btrfs: the disk pool (disk limits as btrfs quota groups)
 )
 missing=()
 for p in "${packages[@]}"; do

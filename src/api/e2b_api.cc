@@ -128,7 +128,7 @@ json SandboxJson(const SandboxInfo& i, const std::string& domain) {
             {"endAt", Rfc3339((i.timeout_at_ms ? i.timeout_at_ms : started) * 1000000)},
             {"cpuCount", i.limits.cpu_millicores ? (i.limits.cpu_millicores + 999) / 1000 : cores},
             {"memoryMB", i.limits.memory_bytes ? i.limits.memory_bytes >> 20 : total_mb},
-            {"diskSizeMB", 0},
+            {"diskSizeMB", i.disk_bytes >> 20},
             {"metadata", i.metadata},
             {"state", E2bState(i.state)},
             {"allowInternetAccess", i.network.policy.allow_egress},
@@ -515,14 +515,15 @@ Response E2bApi::SandboxMetrics(Call& c, const std::string& id) {
     int64_t now_ms = WallClockMillis();
     double ran_ns = std::max<int64_t>(1, now_ms - info.started_at_ms) * 1e6;
     int64_t cores = s["cpuCount"].get<int64_t>();
+    auto disk = manager_->DiskUsage(id);  // counted only on the disk pool
     out.push_back({{"timestamp", Rfc3339(now_ms * 1000000)},
                    {"timestampUnix", now_ms / 1000},
                    {"cpuCount", cores},
                    {"cpuUsedPct", 100.0 * static_cast<double>(st.cpu_usage_ns) / ran_ns / cores},
                    {"memUsed", st.memory_bytes},
                    {"memTotal", s["memoryMB"].get<int64_t>() << 20},
-                   {"diskUsed", 0},
-                   {"diskTotal", 0}});
+                   {"diskUsed", disk.ok() ? disk->used_bytes : 0},
+                   {"diskTotal", disk.ok() ? disk->limit_bytes : 0}});
     return JsonResponse(http::status::ok, out, c.req);
   });
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "api/http_util.h"
 #include "api/request_body.h"
@@ -76,6 +77,7 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"state", SandboxStateName(i.state)},
               {"cpu", i.limits.cpu_millicores},
               {"memory", i.limits.memory_bytes},
+              {"disk", i.disk_bytes},
               {"pids", i.limits.pids},
               {"env", i.env},
               {"metadata", i.metadata},
@@ -241,7 +243,9 @@ std::optional<Response> RestApi::Route(Call& c) {
       c.op = "get";
       return Try(req, [&]() -> Result<Response> {
         PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
-        return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), req);
+        json j = SandboxJson(info, manager_->network());
+        if (auto used = manager_->DiskUsage(id); used.ok()) j["disk_used"] = used->used_bytes;
+        return JsonResponse(http::status::ok, j, req);
       });
     }
     if (p.size() == 3 && method == http::verb::delete_) return Transition(c, id, "delete");
@@ -442,6 +446,7 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
     return InvalidArgument("give 'template' or 'snapshot', not both: a snapshot brings its own base");
   PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
+  PDK_ASSIGN_OR_RETURN(spec.disk_bytes, b.Size("disk"));
   PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
   PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
   PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
@@ -589,11 +594,24 @@ Response RestApi::Transition(Call& c, const std::string& id, const std::string& 
     }
     if (action == "pause") PDK_TRY(manager_->Pause(id));
     if (action == "resume") PDK_TRY(manager_->Resume(id));
-    if (action == "start") PDK_TRY(manager_->Start(id));
+    // A start or restart may bring new limits: memory, cpu, pids, disk.
+    SandboxManager::LimitsChange change;
+    if (action == "start" || action == "restart") {
+      auto given = [&](const char* f) { return b.j.contains(f) && !b.j[f].is_null(); };
+      for (auto [field, into, size] : {std::tuple{"memory", &change.memory_bytes, true},
+                                       std::tuple{"disk", &change.disk_bytes, true},
+                                       std::tuple{"cpu", &change.cpu_millicores, false},
+                                       std::tuple{"pids", &change.pids, false}}) {
+        if (!given(field)) continue;
+        PDK_ASSIGN_OR_RETURN(int64_t value, size ? b.Size(field) : b.Int(field));
+        *into = value;
+      }
+    }
+    if (action == "start") PDK_TRY(manager_->Start(id, change));
     if (action == "stop" || action == "restart") {
       PDK_ASSIGN_OR_RETURN(int64_t grace, b.Int("grace_ms", -1));
       if (action == "stop") PDK_TRY(manager_->Stop(id, static_cast<int>(grace)));
-      if (action == "restart") PDK_TRY(manager_->Restart(id, static_cast<int>(grace)));
+      if (action == "restart") PDK_TRY(manager_->Restart(id, static_cast<int>(grace), change));
     }
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
     return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), c.req);

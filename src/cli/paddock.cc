@@ -1,6 +1,6 @@
 // paddock: the command line of paddockd.
 //
-//   paddock create [--name N] [--template T] [--cpu MILLICORES] [--memory SIZE]
+//   paddock create [--name N] [--template T] [--cpu MILLICORES] [--memory SIZE] [--disk SIZE]
 //                  [--pids N] [--timeout SECONDS] [--on-timeout kill|pause|stop]
 //                  [--env K=V]... [--label K=V]... [--json]
 //   paddock ls [--state S] [--label K=V]... [--json]
@@ -73,7 +73,7 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 }
 
 struct CreateFlags {
-  std::string name, tmpl = "host", snapshot, memory, on_timeout;
+  std::string name, tmpl = "host", snapshot, memory, disk, on_timeout;
   int64_t cpu = 0, pids = 0, timeout = 0;
   std::vector<std::string> env, labels;
   void Add(CLI::App* c) {
@@ -85,6 +85,7 @@ struct CreateFlags {
     c->add_option("--cpu", cpu, "CPU limit in millicores (1000 = one core)");
     c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
     c->add_option("--pids", pids, "process limit");
+    c->add_option("--disk", disk, "disk limit of its files, e.g. 10g (needs paddockd --disk-pool)");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--env,-e", env, "KEY=VALUE for every process");
@@ -95,6 +96,7 @@ struct CreateFlags {
     if (!name.empty()) b["name"] = name;
     if (cpu) b["cpu"] = cpu;
     if (!memory.empty()) b["memory"] = memory;
+    if (!disk.empty()) b["disk"] = disk;
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;

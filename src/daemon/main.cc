@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "api/e2b_api.h"
 #include "api/http_server.h"
@@ -93,6 +94,11 @@ int main(int argc, char** argv) {
   app.add_option("--default-pids", mopts.default_limits.pids,
                  "process limit of a sandbox created without one (0: none)")
       ->check(CLI::NonNegativeNumber);
+  std::string disk_pool = "0", default_disk = "0";
+  app.add_option("--disk-pool", disk_pool,
+                 "keep sandboxes' files on an XFS image of this size (<state>/disk.img, sparse) so that "
+                 "their disk use can be limited; once made, always used");
+  app.add_option("--default-disk", default_disk, "disk limit of a sandbox created without one (0: none)");
   std::string max_upload = "64G";
   app.add_option("--max-upload", max_upload, "largest upload (an image archive) paddockd accepts");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
@@ -103,6 +109,19 @@ int main(int argc, char** argv) {
   } else {
     std::fprintf(stderr, "--default-memory: '%s' is not 0 or a size of at least 4M\n",
                  default_memory.c_str());
+    return 2;
+  }
+  for (auto [flag, text, into] : {std::tuple{"--disk-pool", &disk_pool, &mopts.disk_pool_bytes},
+                                  std::tuple{"--default-disk", &default_disk, &mopts.default_disk_bytes}}) {
+    auto bytes = ParseSize(*text);
+    if (!bytes.ok()) {
+      std::fprintf(stderr, "%s: '%s' is not a size (like 64G or 500M)\n", flag, text->c_str());
+      return 2;
+    }
+    *into = *bytes;
+  }
+  if (mopts.default_disk_bytes > 0 && mopts.disk_pool_bytes == 0) {
+    std::fprintf(stderr, "--default-disk needs --disk-pool\n");
     return 2;
   }
   if (auto bytes = ParseSize(max_upload); bytes.ok() && *bytes > 0) {

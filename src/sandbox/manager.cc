@@ -132,6 +132,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.forwards = net::ForwardsToStored(i.forwards);
   r.image_id = i.image_id;
   r.snapshot_id = i.snapshot_id;
+  r.disk_bytes = i.disk_bytes;
   return r;
 }
 
@@ -165,6 +166,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.forwards = net::ForwardsFromStored(r.forwards);
   i.image_id = r.image_id;
   i.snapshot_id = r.snapshot_id;
+  i.disk_bytes = r.disk_bytes;
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -216,6 +218,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       templates_(opts_.state_dir + "/templates", opts_.state_dir + "/staging", opts_.busybox_path),
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
+      sandbox_trash_dir_(sandboxes_dir_ + "/.trash"),
       snapshots_dir_(opts_.state_dir + "/snapshots"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
@@ -258,8 +261,17 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
                                 "host ids and must reach their folders (chmod o+x " + up +
                                 ", or choose another state folder)");
   }
-  // Half-built templates and half-deleted sandboxes of a crashed run.
-  for (const char* sub : {"/staging", "/trash"}) {
+  // With disk limits, sandboxes' folders live on the disk pool, mounted
+  // over the sandboxes folder.
+  // Once made, the pool holds sandboxes' files: it is used from then on.
+  std::unique_ptr<DiskPool> disk;
+  if (opts.disk_pool_bytes > 0 || PathExists(opts.state_dir + "/disk.img")) {
+    PDK_ASSIGN_OR_RETURN(disk, DiskPool::Open({opts.state_dir + "/disk.img", opts.state_dir + "/sandboxes",
+                                               opts.disk_pool_bytes}));
+  }
+  // Half-built templates and half-deleted sandboxes and snapshots of a
+  // crashed run. A sandbox's folder goes to a trash on its own filesystem.
+  for (const char* sub : {"/staging", "/trash", "/sandboxes/.trash"}) {
     PDK_TRY(RemoveTree(opts.state_dir + sub));
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   }
@@ -275,6 +287,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   std::unique_ptr<SandboxManager> m(
       new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
   m->images_ = std::move(images);
+  m->disk_ = std::move(disk);
   m->templates_.SetImages(m->images_.get());
   if (m->opts_.network) {
     PDK_ASSIGN_OR_RETURN(m->network_, net::Network::Open(*m->opts_.network));
@@ -437,6 +450,7 @@ Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec 
   PDK_ASSIGN_OR_RETURN(SandboxInfo src, Get(source));
   PDK_ASSIGN_OR_RETURN(Template tmpl, TemplateOf(src));
   tmpl.name = src.template_name;
+  if (spec.disk_bytes == 0) spec.disk_bytes = src.disk_bytes;  // a copy fits the source's limit
   return CreateFrom(spec, tmpl, src.id);
 }
 
@@ -498,6 +512,22 @@ Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxIn
   return s.Annotate("copying the files of sandbox " + source_id);
 }
 
+Status SandboxManager::MakeSandboxDir(const std::string& dir, uint32_t host_first) {
+  if (disk_) PDK_TRY(disk_->MakeFolder(dir));
+  return PrepareSandboxDir(dir, host_first);
+}
+
+Status SandboxManager::ApplyDiskLimit(const std::string& dir, int64_t bytes) {
+  if (!disk_) return Status::Ok();
+  return disk_->SetLimit(dir, bytes);
+}
+
+Result<kernel::btrfs::Usage> SandboxManager::DiskUsage(const std::string& id_or_name) const {
+  if (!disk_) return Unimplemented("this paddockd has no disk pool (--disk-pool SIZE): disk use is not counted");
+  PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  return disk_->Usage(sb->Published().dir);
+}
+
 Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
   if (!spec.name.empty() && !ValidName(spec.name))
     return InvalidArgument("name '" + spec.name +
@@ -509,6 +539,11 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
     return InvalidArgument("memory limit must be at least 4 MiB");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
     return InvalidArgument("timeout and auto_delete_after must not be negative");
+  if (spec.disk_bytes < 0) return InvalidArgument("the disk limit must not be negative");
+  if (spec.disk_bytes > 0 && spec.disk_bytes < (int64_t{1} << 20))
+    return InvalidArgument("the disk limit must be at least 1 MiB");
+  if (spec.disk_bytes > 0 && !disk_)
+    return Unimplemented("disk limits need paddockd's disk pool (--disk-pool SIZE): this paddockd has none");
   if (spec.limits.any() && !cgroups_->SupportsLimits())
     return Unimplemented("this host's cgroup " + std::string(cgroups_->version()) +
                          " tree has no memory/cpu/pids controllers; limits cannot be enforced");
@@ -542,6 +577,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.image_id = tmpl.image_id;
   info.snapshot_id = tmpl.snapshot_id;
   info.limits = WithDefaults(spec.limits);
+  info.disk_bytes = spec.disk_bytes > 0 ? spec.disk_bytes : opts_.default_disk_bytes;
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
   info.env = spec.env;
@@ -599,6 +635,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   }
   sb->ids = std::move(*ids);
   info.ids.host_first = sb->ids.host_first();
+
   // Intent first: a crash from here on leaves a "creating" record that
   // recovery rolls back, never an unrecorded folder or cgroup.
   if (Status s = store_->Insert(ToRecord(info, RecordState::kCreating), {"create", "intent", info.name}); !s.ok()) {
@@ -608,10 +645,13 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   }
 
   kernel::LaunchSpec launch = LaunchFor(info, true, network_.get());
-  Status s = warm ? BootWarm(*sb, *warm, launch) : Unavailable("no warm shell");
+  // Its disk limit holds before anything in it runs.
+  Status s = warm ? ApplyDiskLimit(warm->dir, info.disk_bytes) : Unavailable("no warm shell");
+  if (s.ok()) s = BootWarm(*sb, *warm, launch);
   if (!s.ok()) {  // none ready, or it failed: a cold boot
     if (warm) DiscardWarmShell(std::move(warm));
-    s = PrepareSandboxDir(info.dir, info.ids.host_first);
+    s = MakeSandboxDir(info.dir, info.ids.host_first);
+    if (s.ok()) s = ApplyDiskLimit(info.dir, info.disk_bytes);
     if (s.ok() && !fork_source.empty()) s = CopyLayerOf(fork_source, info);
     if (s.ok()) s = TakeSlot(*sb);
     if (s.ok()) s = Boot(*sb, launch);
@@ -789,19 +829,41 @@ Status SandboxManager::Stop(const std::string& id_or_name, int grace_ms) {
   return StopLocked(*sb, grace_ms);
 }
 
-Status SandboxManager::Start(const std::string& id_or_name) {
+Status SandboxManager::Start(const std::string& id_or_name, const LimitsChange& change) {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   MutexLock lock(sb->mu);
   PDK_TRY(StillThere(*sb, id_or_name));
+  PDK_TRY(RequireState(sb->info, SandboxState::kStopped, "started"));
+  PDK_TRY(ChangeLimits(*sb, change));
   return StartLocked(*sb);
 }
 
-Status SandboxManager::Restart(const std::string& id_or_name, int grace_ms) {
+Status SandboxManager::Restart(const std::string& id_or_name, int grace_ms, const LimitsChange& change) {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   MutexLock lock(sb->mu);
   PDK_TRY(StillThere(*sb, id_or_name));
+  SandboxSpec check;  // refused before the stop, not after
+  check.limits = {change.memory_bytes.value_or(0), change.cpu_millicores.value_or(0), change.pids.value_or(0)};
+  check.disk_bytes = change.disk_bytes.value_or(0);
+  PDK_TRY(CheckSpec(check));
   if (sb->info.state != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, grace_ms));
+  PDK_TRY(ChangeLimits(*sb, change));
   return StartLocked(*sb);
+}
+
+Status SandboxManager::ChangeLimits(Sandbox& sb, const LimitsChange& change) {
+  if (change.empty()) return Status::Ok();
+  SandboxSpec check;
+  check.limits = {change.memory_bytes.value_or(0), change.cpu_millicores.value_or(0), change.pids.value_or(0)};
+  check.disk_bytes = change.disk_bytes.value_or(0);
+  PDK_TRY(CheckSpec(check));
+  kernel::CgroupLimits limits = sb.info.limits;
+  if (change.memory_bytes) limits.memory_bytes = *change.memory_bytes;
+  if (change.cpu_millicores) limits.cpu_millicores = *change.cpu_millicores;
+  if (change.pids) limits.pids = *change.pids;
+  sb.info.limits = WithDefaults(limits);
+  if (change.disk_bytes) sb.info.disk_bytes = *change.disk_bytes > 0 ? *change.disk_bytes : opts_.default_disk_bytes;
+  return Status::Ok();
 }
 
 Result<SandboxState> SandboxManager::EnsureRunning(const std::string& id_or_name, bool keep_memory) {
@@ -843,7 +905,8 @@ Status SandboxManager::StopLocked(Sandbox& sb, int grace_ms) {
 Status SandboxManager::StartLocked(Sandbox& sb) {
   PDK_TRY(RequireState(sb.info, SandboxState::kStopped, "started"));
   PDK_TRY(Persist(sb, RecordState::kStarting, {"start", "intent", ""}));
-  Status s = TakeSlot(sb);
+  Status s = ApplyDiskLimit(sb.info.dir, sb.info.disk_bytes);
+  if (s.ok()) s = TakeSlot(sb);
   if (s.ok()) s = Boot(sb, LaunchFor(sb.info, false, network_.get()));
   if (s.ok()) s = ApplyNetwork(sb);
   if (s.ok()) s = RunStartCommand(sb);
@@ -869,7 +932,7 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (!sb.ready) return NotFound("sandbox '" + sb.info.id + "' does not exist");
   PDK_TRY(Persist(sb, RecordState::kDeleting, {"delete", "intent", ""}));
   PDK_TRY(Kill(sb));
-  std::string trash = trash_dir_ + "/" + sb.info.id + "-" + RandomHex(4);
+  std::string trash = sandbox_trash_dir_ + "/" + sb.info.id + "-" + RandomHex(4);
   if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
     return Status::Errno("move " + sb.info.dir + " to trash");
   PDK_TRY(store_->Remove(sb.info.id, {"delete", "done", ""}));

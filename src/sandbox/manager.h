@@ -41,6 +41,7 @@
 #include "net/forwarder.h"
 #include "net/network.h"
 #include "net/policy.h"
+#include "sandbox/disk_pool.h"
 #include "sandbox/id_ranges.h"
 #include "sandbox/run_config.h"
 #include "sandbox/template.h"
@@ -77,6 +78,10 @@ struct ManagerOptions {
   std::optional<net::NetworkOptions> network;
   // Images: pulled into <state_dir>/images from these registries.
   image::RegistryOptions registry;
+  // Disk limits: >0: sandboxes' folders on a disk pool of this size
+  // (<state_dir>/disk.img, XFS with project quotas; see DiskPool).
+  int64_t disk_pool_bytes = 0;
+  int64_t default_disk_bytes = 0;      // what a sandbox gets when its spec leaves it at 0; 0: none
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -89,6 +94,7 @@ struct SandboxSpec {
   std::string snapshot;                // a snapshot's id or name: its files, over its base (template_name unused)
   bool run_start = true;               // false: a built template's start command is not run (its builds')
   kernel::CgroupLimits limits;
+  int64_t disk_bytes = 0;              // its writable layer's limit; 0: the default (needs the disk pool)
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
   int64_t timeout_s = 0;               // 0: none
@@ -105,6 +111,7 @@ struct SandboxInfo {
   std::string snapshot_id;             // the snapshot it was created from; empty if none
   SandboxState state = SandboxState::kStopped;
   kernel::CgroupLimits limits;
+  int64_t disk_bytes = 0;              // the disk limit of its files; 0: none
   pid_t init_pid = 0;                  // host pid of paddock-init; 0 when stopped
   uint64_t init_start_time = 0;
   kernel::user::IdRange ids;
@@ -167,10 +174,15 @@ class SandboxManager {
   Status Resume(const std::string& id_or_name);
   // SIGTERM to every process, SIGKILL after `grace_ms` (-1: the default).
   Status Stop(const std::string& id_or_name, int grace_ms = -1);
-  Status Start(const std::string& id_or_name);
+  // New limits for a start (what is left unset stays; 0: the default).
+  struct LimitsChange {
+    std::optional<int64_t> memory_bytes, cpu_millicores, pids, disk_bytes;
+    bool empty() const { return !memory_bytes && !cpu_millicores && !pids && !disk_bytes; }
+  };
+  Status Start(const std::string& id_or_name, const LimitsChange& change = {});
   // Stop (unless stopped) then Start, as one transition: no other request
   // acts on the sandbox in between.
-  Status Restart(const std::string& id_or_name, int grace_ms = -1);
+  Status Restart(const std::string& id_or_name, int grace_ms = -1, const LimitsChange& change = {});
   // Brings the sandbox to running, as one transition: resumes a paused one
   // (with keep_memory false, boots it afresh instead), starts a stopped
   // one. Returns the state it was in.
@@ -289,6 +301,11 @@ class SandboxManager {
   net::Network* network() const { return network_.get(); }
   const net::Forwarder* forwarder() const { return forwarder_.get(); }
 
+  // What its files take on disk against its limit; kUnimplemented without
+  // the disk pool (nothing is counted then).
+  Result<kernel::btrfs::Usage> DiskUsage(const std::string& id_or_name) const;
+  bool disk_limits_supported() const { return disk_ != nullptr; }
+
   const char* cgroup_version() const { return cgroups_->version(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
 
@@ -391,6 +408,8 @@ class SandboxManager {
   Status ResumeLocked(Sandbox& sb) REQUIRES(sb.mu);
   Status StopLocked(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
   Status StartLocked(Sandbox& sb) REQUIRES(sb.mu);
+  // Checks `change` and applies it to sb's limits (before a start).
+  Status ChangeLimits(Sandbox& sb, const LimitsChange& change) REQUIRES(sb.mu);
   // What a deleted sandbox leaves for the teardown workers.
   struct Remains {
     kernel::ProcessHandle init;  // killed, maybe not yet reaped
@@ -430,6 +449,11 @@ class SandboxManager {
   Result<bool> ReadyNow(Sandbox& sb, agent::AgentClient& client) REQUIRES(sb.mu);
   // Fills in the defaults of ApplyExecDefaults.
   static void ExecDefaultsLocked(const Sandbox& sb, agent::ExecOptions& opts) REQUIRES(sb.mu);
+  // A sandbox's folder (see PrepareSandboxDir); on the disk pool, a unit
+  // of its own for limits.
+  Status MakeSandboxDir(const std::string& dir, uint32_t host_first);
+  // Caps what the sandbox folder `dir` holds (a no-op without the pool).
+  Status ApplyDiskLimit(const std::string& dir, int64_t bytes);
   // Creates the image's WorkingDir in a just-created sandbox.
   Status MakeWorkingDir(const Sandbox& sb) REQUIRES(sb.mu);
   // A sandbox or a snapshot stacks the image.
@@ -446,7 +470,8 @@ class SandboxManager {
   UniqueFd init_exe_;
   std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
-  std::string sandboxes_dir_, trash_dir_, snapshots_dir_;
+  std::unique_ptr<DiskPool> disk_;  // null: no disk limits
+  std::string sandboxes_dir_, trash_dir_, sandbox_trash_dir_, snapshots_dir_;
 
   std::atomic<bool> shutting_down_ = false;
   IdRanges id_ranges_;

@@ -27,8 +27,8 @@ Status SandboxManager::Recover() {
     if (!s.ok()) return s.Annotate("recovering sandbox " + rec.id);
   }
   for (const auto& name : ListDir(sandboxes_dir_)) {
-    if (known.count(name)) continue;
-    std::string trash = trash_dir_ + "/" + name + "-" + RandomHex(4);
+    if (known.count(name) || name[0] == '.') continue;  // .trash is emptied at start-up
+    std::string trash = sandbox_trash_dir_ + "/" + name + "-" + RandomHex(4);
     if (::rename((sandboxes_dir_ + "/" + name).c_str(), trash.c_str()) == 0) {
       (void)RemoveTree(trash);
       ++recovery_.swept_dirs;
@@ -92,7 +92,7 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
   if (recorded == RecordState::kCreating || recorded == RecordState::kDeleting) {
     // An unfinished create is undone; an unfinished delete is completed.
     end_processes();
-    std::string trash = trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
+    std::string trash = sandbox_trash_dir_ + "/" + rec.id + "-" + RandomHex(4);
     if (::rename(info.dir.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
     PDK_TRY(store_->Remove(rec.id, {"recover", "done",
                                     recorded == RecordState::kCreating ? "rolled back an interrupted create"
@@ -160,6 +160,9 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     info.address.clear();  // its slot died with it
   }
   PDK_ASSIGN_OR_RETURN(sb->ids, id_ranges_.Claim(info.ids.host_first));
+  // Its project's limit, as recorded (an earlier paddockd may have set another).
+  if (Status s = ApplyDiskLimit(info.dir, info.disk_bytes); !s.ok())
+    what += (what.empty() ? "" : "; ") + s.ToString();
   sb->ready = true;
   {
     MutexLock lock(mu_);

@@ -307,7 +307,7 @@ Status SandboxManager::Rollback(const std::string& sandbox, const std::string& s
     if (was != SandboxState::kStopped) (void)StartLocked(*sb);
     return s.Annotate("rolling back sandbox " + info.id);
   }
-  std::string trash = trash_dir_ + "/" + info.id + "-upper-" + RandomHex(4);
+  std::string trash = sandbox_trash_dir_ + "/" + info.id + "-upper-" + RandomHex(4);
   if (::rename(next.c_str(), trash.c_str()) == 0) (void)RemoveTree(trash);
   (void)store_->Journal(info.id, "rollback", "done", snap.id);
   if (was != SandboxState::kStopped) PDK_TRY(StartLocked(*sb));

@@ -123,13 +123,17 @@ const char* const kMigrations[] = {
       created_at_ms INTEGER NOT NULL
     );
     )sql",
+    // 8: a sandbox's disk limit (bytes; 0: none), a project quota.
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards, image_id, snapshot_id";
+    "forwards, image_id, snapshot_id, disk_bytes";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -212,13 +216,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -556,6 +560,7 @@ class SqliteStore : public Store {
     st.Bind(24, r.forwards);
     st.Bind(25, r.image_id);
     st.Bind(26, r.snapshot_id);
+    st.Bind(27, r.disk_bytes);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -585,6 +590,7 @@ class SqliteStore : public Store {
     r.forwards = st.Text(23);
     r.image_id = st.Text(24);
     r.snapshot_id = st.Text(25);
+    r.disk_bytes = st.Int(26);
     return r;
   }
 

@@ -45,6 +45,7 @@ struct SandboxRecord {
   std::string forwards;               // TCP forwards from host ports, JSON (net::PortForward)
   std::string image_id;               // the image its root filesystem stacks; empty for built-ins
   std::string snapshot_id;            // the snapshot it was created from, stacked over its base; or empty
+  int64_t disk_bytes = 0;             // its disk limit (a project quota); 0: none
 };
 
 // A sandbox's writable layer kept as a read-only layer (its folder is
