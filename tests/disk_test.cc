@@ -109,6 +109,22 @@ TEST_F(DiskTest, AForkKeepsItsSourcesLimit) {
   EXPECT_LE(SizeOf(id, "/more"), 24 * kMiB);
 }
 
+TEST_F(DiskTest, AVolumeHasALimitOfItsOwn) {
+  json vol = Must("POST", "/v1/volumes", {{"name", "capped"}, {"disk", "16m"}}, 201);
+  EXPECT_EQ(vol["disk"], 16 * kMiB);
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"volumes", {"capped:/data"}}}, 201);
+  auto [rc, out] = Fill(sb["id"], "/data/big", 32);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("Disk quota exceeded"), std::string::npos) << out;
+  EXPECT_LE(SizeOf(sb["id"], "/data/big"), 16 * kMiB);
+  EXPECT_GT(Must("GET", "/v1/volumes/capped").value("disk_used", int64_t{0}), 8 * kMiB);
+  auto [root_rc, root_out] = Fill(sb["id"], "/outside", 32);  // its own layer has no cap
+  EXPECT_EQ(root_rc, 0) << root_out;
+  Must("DELETE", "/v1/sandboxes/" + sb["id"].get<std::string>(), nullptr, 204);
+  ASSERT_TRUE(WaitForTeardowns());
+  Must("DELETE", "/v1/volumes/capped", nullptr, 204);
+}
+
 TEST_F(DaemonTest, ADiskLimitWithoutThePoolIsRefusedSayingWhy) {
   std::string err = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","disk":"64m"})", 501);
   EXPECT_NE(err.find("--disk-pool"), std::string::npos) << err;

@@ -68,6 +68,48 @@ json ImageJson(const image::Image& img, bool detail) {
   return j;
 }
 
+json VolumesJson(const std::vector<VolumeMount>& volumes) {
+  json out = json::array();
+  for (const auto& v : volumes) out.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}});
+  return out;
+}
+
+// "volumes": [{"name", "path", "read_only"?}] or ["NAME:/path[:ro]"].
+Result<std::vector<VolumeMount>> ParseVolumeMounts(const json& body) {
+  std::vector<VolumeMount> out;
+  auto it = body.find("volumes");
+  if (it == body.end() || it->is_null()) return out;
+  auto bad = [] {
+    return InvalidArgument("field 'volumes' must be a list of {\"name\", \"path\", \"read_only\"} or \"NAME:/path[:ro]\"");
+  };
+  if (!it->is_array()) return bad();
+  for (const auto& v : *it) {
+    VolumeMount m;
+    if (v.is_string()) {
+      std::string s = v.get<std::string>();
+      size_t colon = s.find(':');
+      if (colon == std::string::npos) return bad();
+      m.name = s.substr(0, colon);
+      m.path = s.substr(colon + 1);
+      if (m.path.size() > 3 && m.path.compare(m.path.size() - 3, 3, ":ro") == 0) {
+        m.read_only = true;
+        m.path.resize(m.path.size() - 3);
+      } else if (m.path.size() > 3 && m.path.compare(m.path.size() - 3, 3, ":rw") == 0) {
+        m.path.resize(m.path.size() - 3);
+      }
+    } else if (v.is_object()) {
+      m.name = Field<std::string>(v, "name", "");
+      m.path = Field<std::string>(v, "path", "");
+      m.read_only = Field<bool>(v, "read_only", false);
+    } else {
+      return bad();
+    }
+    if (m.name.empty() || m.path.empty()) return bad();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
   return json{{"id", i.id},
               {"name", i.name},
@@ -78,6 +120,7 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"cpu", i.limits.cpu_millicores},
               {"memory", i.limits.memory_bytes},
               {"disk", i.disk_bytes},
+              {"volumes", VolumesJson(i.volumes)},
               {"pids", i.limits.pids},
               {"env", i.env},
               {"metadata", i.metadata},
@@ -225,6 +268,7 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "snapshots") return Snapshots(c);
   if (p.size() >= 2 && p[0] == "v1" && (p[1] == "templates" || p[1] == "templates:prune")) return Templates(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "builds") return Builds(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "volumes") return Volumes(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
     return CreateSandboxes(c);
@@ -447,6 +491,7 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
   PDK_ASSIGN_OR_RETURN(spec.disk_bytes, b.Size("disk"));
+  PDK_ASSIGN_OR_RETURN(spec.volumes, ParseVolumeMounts(b.j));
   PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
   PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
   PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
@@ -794,6 +839,42 @@ Response RestApi::BuildFiles(Call& c) {
       BodyReader body(c.req, c.out);
       PDK_TRY(builder_->PutFiles(hash, body.fd(), body.memory(), true));
       return JsonResponse(http::status::created, {{"present", true}}, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+  });
+}
+
+static json VolumeJson(const VolumeRecord& v, SandboxManager& manager) {
+  json j = {{"name", v.name}, {"disk", v.disk_bytes}, {"created_at", FormatTime(v.created_at_ms)}};
+  if (auto used = manager.VolumeUsage(v.name); used.ok()) j["disk_used"] = used->used_bytes;
+  return j;
+}
+
+Response RestApi::Volumes(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "volume";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req, true));
+      PDK_ASSIGN_OR_RETURN(std::string name, b.Str("name"));
+      PDK_ASSIGN_OR_RETURN(int64_t disk, b.Size("disk"));
+      if (name.empty()) return InvalidArgument("field 'name' is required");
+      PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->CreateVolume(name, disk));
+      return JsonResponse(http::status::created, VolumeJson(v, *manager_), c.req);
+    }
+    if (p.size() == 2 && method == http::verb::get) {
+      json all = json::array();
+      for (const auto& v : manager_->ListVolumes()) all.push_back(VolumeJson(v, *manager_));
+      return JsonResponse(http::status::ok, {{"volumes", all}}, c.req);
+    }
+    if (p.size() == 3 && method == http::verb::get) {
+      PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->GetVolume(p[2]));
+      return JsonResponse(http::status::ok, VolumeJson(v, *manager_), c.req);
+    }
+    if (p.size() == 3 && method == http::verb::delete_) {
+      PDK_TRY(manager_->RemoveVolume(p[2]));
+      return EmptyResponse(http::status::no_content, c.req);
     }
     return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
   });

@@ -59,6 +59,8 @@ class RestApi {
   Response Templates(Call& c);
   Response Builds(Call& c);
   Response BuildFiles(Call& c);
+  // /v1/volumes: create, list, inspect, remove.
+  Response Volumes(Call& c);
   // /v1/images: pull (JSON, or progress as server-sent events), list,
   // inspect, remove, prune.
   std::optional<Response> Images(Call& c);

@@ -11,6 +11,7 @@
 //   paddock snapshot create ID|NAME [--name N] | ls [--json] | inspect S | rm S...
 //   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
 //   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T... | prune
+//   paddock volume create NAME [--disk SIZE] | ls [--json] | inspect NAME | rm NAME...
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -75,7 +76,7 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 struct CreateFlags {
   std::string name, tmpl = "host", snapshot, memory, disk, on_timeout;
   int64_t cpu = 0, pids = 0, timeout = 0;
-  std::vector<std::string> env, labels;
+  std::vector<std::string> env, labels, volumes;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
     auto* t = c->add_option("--template,-t", tmpl,
@@ -86,6 +87,7 @@ struct CreateFlags {
     c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
     c->add_option("--pids", pids, "process limit");
     c->add_option("--disk", disk, "disk limit of its files, e.g. 10g (needs paddockd --disk-pool)");
+    c->add_option("--volume,-v", volumes, "NAME:/path[:ro] a volume to mount (paddock volume create)");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--env,-e", env, "KEY=VALUE for every process");
@@ -97,6 +99,7 @@ struct CreateFlags {
     if (cpu) b["cpu"] = cpu;
     if (!memory.empty()) b["memory"] = memory;
     if (!disk.empty()) b["disk"] = disk;
+    if (!volumes.empty()) b["volumes"] = volumes;
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
@@ -522,6 +525,18 @@ int main(int argc, char** argv) {
   template_rm->add_option("templates", refs, "names")->required();
   auto* template_prune = templ->add_subcommand(
       "prune", "remove the build cache: step snapshots nothing uses, and uploaded files");
+  auto* volume = app.add_subcommand("volume", "named folders that outlive sandboxes; create, list, inspect, remove");
+  volume->require_subcommand(1);
+  std::string volume_disk;
+  auto* volume_create = volume->add_subcommand("create", "create a volume");
+  volume_create->add_option("name", ref, "its name")->required();
+  volume_create->add_option("--disk", volume_disk, "its disk limit, e.g. 5g (needs paddockd --disk-pool)");
+  auto* volume_ls = volume->add_subcommand("ls", "list volumes");
+  volume_ls->add_flag("--json", json_out, "JSON output");
+  auto* volume_inspect = volume->add_subcommand("inspect", "show one volume as JSON");
+  volume_inspect->add_option("name", ref, "its name")->required();
+  auto* volume_rm = volume->add_subcommand("rm", "remove volumes no sandbox mounts");
+  volume_rm->add_option("names", refs, "names")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -671,6 +686,44 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     std::printf("%s\n", id.c_str());
     return 0;
+  }
+  if (volume_create->parsed()) {
+    json body = {{"name", ref}};
+    if (!volume_disk.empty()) body["disk"] = volume_disk;
+    auto r = Call(api, "POST", "/v1/volumes", body);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->value("name", "").c_str());
+    return 0;
+  }
+  if (volume_ls->parsed()) {
+    auto r = Call(api, "GET", "/v1/volumes");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", (*r)["volumes"].dump(2).c_str());
+    } else {
+      std::printf("%-32s %10s %10s %s\n", "NAME", "DISK", "USED", "CREATED");
+      for (const auto& v : (*r)["volumes"])
+        std::printf("%-32s %10s %10s %s\n", v.value("name", "").c_str(),
+                    v.value("disk", int64_t{0}) ? HumanBytes(v.value("disk", int64_t{0})).c_str() : "-",
+                    v.contains("disk_used") ? HumanBytes(v.value("disk_used", int64_t{0})).c_str() : "-",
+                    v.value("created_at", "").c_str());
+    }
+    return 0;
+  }
+  if (volume_inspect->parsed()) {
+    auto r = Call(api, "GET", "/v1/volumes/" + Escape(ref));
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (volume_rm->parsed()) {
+    int rc = 0;
+    for (const auto& r : refs) {
+      auto res = Call(api, "DELETE", "/v1/volumes/" + Escape(r));
+      if (!res.ok()) rc = Fail(res.status());
+      else std::printf("%s\n", r.c_str());
+    }
+    return rc;
   }
   if (template_build->parsed()) {
     Status s = BuildTemplate(api, build_file, no_cache);

@@ -283,8 +283,8 @@ Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   UniqueFd root_copy(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
   if (!root_copy) return Status::Errno("duplicate the root mount's fd");
   mounts.push_back(std::move(root));
-  for (const auto& [source, target] : spec.readonly_binds) {
-    PDK_ASSIGN_OR_RETURN(UniqueFd bind, mnt::MakeReadOnlyBind(source, userns.get()));
+  for (const auto& b : spec.binds) {
+    PDK_ASSIGN_OR_RETURN(UniqueFd bind, mnt::MakeBind(b.source, userns.get(), b.read_only));
     mounts.push_back(std::move(bind));
   }
   // A joined network namespace is the host's to own: only the host may
@@ -328,14 +328,15 @@ void Shell::Kill() {
 }
 
 Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
-  if (spec.readonly_binds.size() + 2 > kMaxMountFds)
-    return InvalidArgument("too many read-only binds");
+  static_assert(ContainSpec::kMaxBinds + 2 <= kMaxMountFds);
+  if (spec.binds.size() > ContainSpec::kMaxBinds)
+    return InvalidArgument("too many binds: at most " + std::to_string(ContainSpec::kMaxBinds));
   PDK_ASSIGN_OR_RETURN(const seccomp::Program* filter, seccomp::DefaultProfile());
 
   std::unique_ptr<Shell> shell(new Shell());
   ShellArgs& a = *shell->args_;
   std::vector<std::string> targets;
-  for (const auto& b : spec.readonly_binds) targets.push_back(b.second);
+  for (const auto& b : spec.binds) targets.push_back(b.target);
   a.plan = mnt::PlanRootfs(spec.rootfs_dir, targets);
   a.rlimits = spec.rlimits;
   a.seccomp = filter;

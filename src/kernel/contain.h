@@ -22,12 +22,21 @@
 
 namespace paddock::kernel {
 
+// A host folder bound into the sandbox, idmapped into its id range (files
+// owned by 0 on disk are root's inside), nosuid and nodev.
+struct Bind {
+  std::string source;   // host path
+  std::string target;   // path inside the sandbox; made if missing
+  bool read_only = true;
+};
+
 struct ContainSpec {
   // Root filesystem: an overlay of `upper_dir` over `lower_dirs` (top first),
-  // mounted at `rootfs_dir`, plus read-only binds {host source, sandbox path}.
+  // mounted at `rootfs_dir`, plus binds.
   std::vector<std::string> lower_dirs;
   std::string upper_dir, work_dir, rootfs_dir;
-  std::vector<std::pair<std::string, std::string>> readonly_binds;
+  std::vector<Bind> binds;
+  static constexpr size_t kMaxBinds = 14;
   user::IdRange ids;
   Cgroup* cgroup = nullptr;         // the new process joins it before anything runs
   int init_exe_fd = -1;             // paddock-init, opened on the host

@@ -90,8 +90,8 @@ Result<UniqueFd> MakeReadOnlyOverlay(const std::vector<std::string>& lower_dirs)
   return mnt;
 }
 
-Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd) {
-  return CloneTree(source, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, userns_fd,
+Result<UniqueFd> MakeBind(const std::string& source, int userns_fd, bool read_only) {
+  return CloneTree(source, (read_only ? MOUNT_ATTR_RDONLY : 0) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, userns_fd,
                    true);
 }
 
@@ -109,7 +109,11 @@ Result<UniqueFd> MakeSysfs() {
 RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets) {
   RootfsPlan p;
   p.rootfs = rootfs;
-  for (const auto& t : bind_targets) p.bind_targets.push_back(JoinPath(rootfs, t));
+  for (const auto& t : bind_targets) {
+    p.bind_targets.push_back(JoinPath(rootfs, t));
+    for (size_t slash = t.find('/', 1); slash != std::string::npos; slash = t.find('/', slash + 1))
+      p.bind_parents.push_back(JoinPath(rootfs, t.substr(0, slash)));
+  }
   p.proc = rootfs + "/proc";
   p.dev = rootfs + "/dev";
   p.dev_pts = rootfs + "/dev/pts";
@@ -139,11 +143,12 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return "make / private";
   if (::move_mount(fds[0], "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return "move overlay root into place";
+  for (const auto& parent : p.bind_parents) ::mkdir(parent.c_str(), 0755);
   for (size_t i = 1; i < nfds && i - 1 < p.bind_targets.size(); ++i) {
     const char* target = p.bind_targets[i - 1].c_str();
     ::mkdir(target, 0755);
     if (::move_mount(fds[i], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
-      return "move read-only bind into place";
+      return "move a bind into place";
   }
   ::mkdir(p.proc.c_str(), 0555);
   if (::mount("proc", p.proc.c_str(), "proc", kSafe, nullptr) != 0) return "mount /proc";

@@ -28,8 +28,9 @@ Result<UniqueFd> MakeOverlayRoot(const std::vector<std::string>& lower_dirs,
 // upper layer): their merged view, readable through /proc/self/fd/<fd>.
 Result<UniqueFd> MakeReadOnlyOverlay(const std::vector<std::string>& lower_dirs);
 
-// A read-only, nosuid, nodev recursive bind of `source`, idmapped where possible.
-Result<UniqueFd> MakeReadOnlyBind(const std::string& source, int userns_fd);
+// A nosuid, nodev recursive bind of `source` (read-only unless asked
+// otherwise), idmapped where possible.
+Result<UniqueFd> MakeBind(const std::string& source, int userns_fd, bool read_only = true);
 
 // A detached, read-only sysfs of the calling thread's network namespace
 // (its /sys/class/net lists that namespace's devices only). The host makes
@@ -41,7 +42,8 @@ Result<UniqueFd> MakeSysfs();
 // the child must not allocate.
 struct RootfsPlan {
   std::string rootfs;                      // host path where the overlay goes
-  std::vector<std::string> bind_targets;   // host paths for the ro binds, in fd order
+  std::vector<std::string> bind_targets;   // host paths for the binds, in fd order
+  std::vector<std::string> bind_parents;   // folders to make first (parents before children)
   std::string proc, dev, dev_pts, dev_shm, sys, tmp;
   bool sysfs_fd = false;  // the last fd is a sysfs the host made (see MakeSysfs)
   std::vector<std::pair<std::string, std::string>> dev_nodes;     // host node -> rootfs path

@@ -15,6 +15,7 @@
 
 #include "base/fs.h"
 #include "base/ids.h"
+#include "base/json_field.h"
 #include "kernel/contain.h"
 #include "base/layer_copy.h"
 #include "sandbox/manager_parts.h"
@@ -104,6 +105,23 @@ RecordState Recorded(SandboxState s) {
   return RecordState::kStopped;
 }
 
+std::string VolumesToJson(const std::vector<VolumeMount>& volumes) {
+  if (volumes.empty()) return "";
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& v : volumes) j.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}});
+  return j.dump();
+}
+
+std::vector<VolumeMount> VolumesFromJson(const std::string& text) {
+  std::vector<VolumeMount> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& v : j)
+    out.push_back({Field<std::string>(v, "name", ""), Field<std::string>(v, "path", ""),
+                   Field<bool>(v, "read_only", false)});
+  return out;
+}
+
 SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   SandboxRecord r;
   r.id = i.id;
@@ -133,6 +151,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.image_id = i.image_id;
   r.snapshot_id = i.snapshot_id;
   r.disk_bytes = i.disk_bytes;
+  r.volumes = VolumesToJson(i.volumes);
   return r;
 }
 
@@ -167,6 +186,7 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.image_id = r.image_id;
   i.snapshot_id = r.snapshot_id;
   i.disk_bytes = r.disk_bytes;
+  i.volumes = VolumesFromJson(r.volumes);
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -219,6 +239,7 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
       sandbox_trash_dir_(sandboxes_dir_ + "/.trash"),
+      volumes_dir_(sandboxes_dir_ + "/.volumes"),
       snapshots_dir_(opts_.state_dir + "/snapshots"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
@@ -275,6 +296,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     PDK_TRY(RemoveTree(opts.state_dir + sub));
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   }
+  PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.volumes", 0711));
   if (!opts.store) {
     PDK_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenSqliteStore(opts.state_dir + "/paddock.db"));
     opts.store = std::move(store);
@@ -299,6 +321,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     });
   }
   PDK_TRY(m->LoadSnapshots());
+  PDK_TRY(m->LoadVolumes());
   PDK_TRY(m->Recover());
   if (m->opts_.warm_shells > 0) {
     for (const auto& name : m->opts_.warm_templates) (void)m->warm_.SetTarget(name, m->opts_.warm_shells);
@@ -451,6 +474,7 @@ Result<SandboxInfo> SandboxManager::Fork(const std::string& source, SandboxSpec 
   PDK_ASSIGN_OR_RETURN(Template tmpl, TemplateOf(src));
   tmpl.name = src.template_name;
   if (spec.disk_bytes == 0) spec.disk_bytes = src.disk_bytes;  // a copy fits the source's limit
+  if (spec.volumes.empty()) spec.volumes = src.volumes;        // and shares its volumes
   return CreateFrom(spec, tmpl, src.id);
 }
 
@@ -539,6 +563,21 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
     return InvalidArgument("memory limit must be at least 4 MiB");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
     return InvalidArgument("timeout and auto_delete_after must not be negative");
+  if (spec.volumes.size() > kMaxVolumes)
+    return InvalidArgument("a sandbox may mount at most " + std::to_string(kMaxVolumes) + " volumes");
+  std::set<std::string> paths;
+  for (const auto& v : spec.volumes) {
+    if (!ValidName(v.name)) return InvalidArgument("volume name '" + v.name + "' is not valid");
+    const std::string& p = v.path;
+    bool clean = p.size() > 1 && p.size() < 1024 && p[0] == '/' && p.back() != '/' &&
+                 p.find("//") == std::string::npos && ("/" + p + "/").find("/../") == std::string::npos &&
+                 ("/" + p + "/").find("/./") == std::string::npos && p.find('\0') == std::string::npos;
+    if (!clean) return InvalidArgument("volume " + v.name + "'s path '" + p + "' must be a clean absolute path, not /");
+    for (const char* system : {"/proc", "/sys", "/dev"})
+      if (p == system || p.rfind(std::string(system) + "/", 0) == 0)
+        return InvalidArgument("volume " + v.name + " may not be mounted at " + p + " (under " + system + ")");
+    if (!paths.insert(p).second) return InvalidArgument("two volumes at " + p);
+  }
   if (spec.disk_bytes < 0) return InvalidArgument("the disk limit must not be negative");
   if (spec.disk_bytes > 0 && spec.disk_bytes < (int64_t{1} << 20))
     return InvalidArgument("the disk limit must be at least 1 MiB");
@@ -568,6 +607,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   sb->snapshot_id = tmpl.snapshot_id;
   sb->image_config = tmpl.config;
   if (spec.run_start) sb->run = tmpl.run;
+  sb->volumes = spec.volumes;
   MutexLock sb_lock(sb->mu);
   SandboxInfo& info = sb->info;
   info.id = sb->id;
@@ -578,6 +618,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.snapshot_id = tmpl.snapshot_id;
   info.limits = WithDefaults(spec.limits);
   info.disk_bytes = spec.disk_bytes > 0 ? spec.disk_bytes : opts_.default_disk_bytes;
+  info.volumes = spec.volumes;
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
   info.env = spec.env;
@@ -611,6 +652,11 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
       still_there = NotFound("snapshot " + info.snapshot_id + " was removed");
   }
   if (still_there.ok() && !info.image_id.empty()) still_there = images_->Find(info.image_id).status();
+  if (still_there.ok() && !info.volumes.empty()) {
+    MutexLock lock(vol_mu_);
+    for (const auto& v : info.volumes)
+      if (!volumes_.count(v.name)) still_there = NotFound("volume '" + v.name + "' does not exist");
+  }
   if (!still_there.ok()) {
     MutexLock lock(mu_);
     by_id_.erase(info.id);
@@ -621,7 +667,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // The id range: the warm shell's, or a new one.
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
-  bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled);
+  bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled) && info.volumes.empty();
   std::unique_ptr<WarmShell> warm = warm_fits ? warm_.Take(WarmKey(tmpl)) : nullptr;
   Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
   auto unreserve = [this, id = info.id, name = info.name] {  // its id range goes back with sb
@@ -678,7 +724,7 @@ Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
                        cgroups_->Create(info.id, info.limits));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
-                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get()));
+                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get(), info.volumes));
   return Launch(sb, std::move(cgroup), *shell, launch);
 }
 
@@ -733,7 +779,7 @@ Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgrou
 
 Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
     const Template& tmpl, const std::string& dir, const kernel::user::IdRange& ids,
-    kernel::Cgroup* cgroup, const net::Slot* slot) {
+    kernel::Cgroup* cgroup, const net::Slot* slot, const std::vector<VolumeMount>& volumes) {
   std::string socket = dir + "/agent.sock";
   PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(socket));
   UniqueFd log(::open((dir + "/init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -744,7 +790,8 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   spec.upper_dir = dir + "/upper";
   spec.work_dir = dir + "/work";
   spec.rootfs_dir = dir + "/rootfs";
-  spec.readonly_binds = tmpl.readonly_binds;
+  for (const auto& [source, target] : tmpl.readonly_binds) spec.binds.push_back({source, target, true});
+  for (const auto& v : volumes) spec.binds.push_back({VolumeDir(v.name), v.path, v.read_only});
   spec.ids = ids;
   spec.cgroup = cgroup;
   spec.init_exe_fd = init_exe_.get();

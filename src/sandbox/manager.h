@@ -88,6 +88,13 @@ enum class TimeoutAction { kKill, kPause, kStop };
 const char* TimeoutActionName(TimeoutAction a);
 Result<TimeoutAction> ParseTimeoutAction(const std::string& s);
 
+// A volume mounted into a sandbox.
+struct VolumeMount {
+  std::string name;        // the volume
+  std::string path;        // where it shows inside (absolute; made if missing)
+  bool read_only = false;
+};
+
 struct SandboxSpec {
   std::string name;                    // empty: the id
   std::string template_name = "host";  // host, busybox, or an image reference (pulled if missing)
@@ -95,6 +102,7 @@ struct SandboxSpec {
   bool run_start = true;               // false: a built template's start command is not run (its builds')
   kernel::CgroupLimits limits;
   int64_t disk_bytes = 0;              // its writable layer's limit; 0: the default (needs the disk pool)
+  std::vector<VolumeMount> volumes;    // at most kMaxVolumes
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
   int64_t timeout_s = 0;               // 0: none
@@ -112,6 +120,7 @@ struct SandboxInfo {
   SandboxState state = SandboxState::kStopped;
   kernel::CgroupLimits limits;
   int64_t disk_bytes = 0;              // the disk limit of its files; 0: none
+  std::vector<VolumeMount> volumes;
   pid_t init_pid = 0;                  // host pid of paddock-init; 0 when stopped
   uint64_t init_start_time = 0;
   kernel::user::IdRange ids;
@@ -279,6 +288,21 @@ class SandboxManager {
   // stopped.
   Status Rollback(const std::string& sandbox, const std::string& snapshot) EXCLUDES(snap_mu_);
 
+  // Volumes: named folders under the state folder (on the disk pool, each
+  // with its own limit, when there is one) that outlive sandboxes, mounted
+  // into them at create, read-write or read-only, by several at once. Files
+  // in them keep the ids they have inside (root is 0): each sandbox sees
+  // them through an idmapped mount of its own range.
+  static constexpr size_t kMaxVolumes = 8;  // per sandbox
+  Result<VolumeRecord> CreateVolume(const std::string& name, int64_t disk_bytes) EXCLUDES(vol_mu_);
+  std::vector<VolumeRecord> ListVolumes() const EXCLUDES(vol_mu_);
+  Result<VolumeRecord> GetVolume(const std::string& name) const EXCLUDES(vol_mu_);
+  // What its files take (on the disk pool only).
+  Result<kernel::btrfs::Usage> VolumeUsage(const std::string& name) const EXCLUDES(vol_mu_);
+  // kFailedPrecondition while a sandbox (in any state) mounts it.
+  Status RemoveVolume(const std::string& name) EXCLUDES(vol_mu_, mu_);
+  std::string VolumeDir(const std::string& name) const { return volumes_dir_ + "/" + name; }
+
   // Templates built from steps (see TemplateBuilder): names of snapshots.
   // What a create from `name` starts from: a built template, else a
   // snapshot of that name, else a built-in or an image (pulled if missing).
@@ -321,6 +345,7 @@ class SandboxManager {
     std::string snapshot_id;  // the snapshot it was created from; empty if none
     std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
     std::shared_ptr<const RunConfig> run;  // its template's start command; null if none
+    std::vector<VolumeMount> volumes;      // set before it is listed, never changed
 
     SandboxInfo info GUARDED_BY(mu);
     IdRanges::Lease ids GUARDED_BY(mu);                      // info.ids's range
@@ -368,7 +393,10 @@ class SandboxManager {
   // A shell over the sandbox folder `dir`, listening on dir/agent.sock.
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
-                                                      kernel::Cgroup* cgroup, const net::Slot* slot);
+                                                      kernel::Cgroup* cgroup, const net::Slot* slot,
+                                                      const std::vector<VolumeMount>& volumes = {});
+  // Start-up: loads the volume records.
+  Status LoadVolumes() EXCLUDES(vol_mu_);
   // The warm pool's make hook: a shell for a WarmKey.
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Warm shells are kept by template name, an image's by its id (a tag
@@ -471,7 +499,7 @@ class SandboxManager {
   std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
   std::unique_ptr<DiskPool> disk_;  // null: no disk limits
-  std::string sandboxes_dir_, trash_dir_, sandbox_trash_dir_, snapshots_dir_;
+  std::string sandboxes_dir_, trash_dir_, sandbox_trash_dir_, snapshots_dir_, volumes_dir_;
 
   std::atomic<bool> shutting_down_ = false;
   IdRanges id_ranges_;
@@ -486,6 +514,9 @@ class SandboxManager {
   mutable Mutex snap_mu_;  // taken after a sandbox's mu, before mu_
   std::map<std::string, SnapshotRecord> snapshots_ GUARDED_BY(snap_mu_);  // by id
   std::map<std::string, TemplateRecord> built_templates_ GUARDED_BY(snap_mu_);  // by name
+
+  mutable Mutex vol_mu_;  // taken before mu_
+  std::map<std::string, VolumeRecord> volumes_ GUARDED_BY(vol_mu_);  // by name
 
   // Warm shells by WarmKey: opts_.warm_shells of each warm template, and of
   // each image or snapshot in warm_keys_ (whose targets change under warm_mu_).

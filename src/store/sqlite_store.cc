@@ -127,13 +127,22 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE sandboxes ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 9: volumes, and the ones each sandbox mounts.
+    R"sql(
+    CREATE TABLE volumes (
+      name TEXT PRIMARY KEY,
+      disk_bytes INTEGER NOT NULL DEFAULT 0,
+      created_at_ms INTEGER NOT NULL
+    );
+    ALTER TABLE sandboxes ADD COLUMN volumes TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards, image_id, snapshot_id, disk_bytes";
+    "forwards, image_id, snapshot_id, disk_bytes, volumes";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -181,7 +190,8 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
                      &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
-                     &remove_snapshot_, &put_template_, &list_templates_, &remove_template_})
+                     &remove_snapshot_, &put_template_, &list_templates_, &remove_template_, &put_volume_, &list_volumes_,
+                     &remove_volume_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -216,13 +226,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -259,12 +269,16 @@ class SqliteStore : public Store {
     list_templates_ = std::make_unique<Statement>(
         db_, "SELECT name, snapshot_id, build_id, created_at_ms FROM templates ORDER BY name");
     remove_template_ = std::make_unique<Statement>(db_, "DELETE FROM templates WHERE name=?1");
+    put_volume_ = std::make_unique<Statement>(
+        db_, "INSERT INTO volumes (name, disk_bytes, created_at_ms) VALUES (?1,?2,?3)");
+    list_volumes_ = std::make_unique<Statement>(db_, "SELECT name, disk_bytes, created_at_ms FROM volumes ORDER BY name");
+    remove_volume_ = std::make_unique<Statement>(db_, "DELETE FROM volumes WHERE name=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
                           journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
                           list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
                           touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
                           remove_snapshot_.get(), put_template_.get(), list_templates_.get(),
-                          remove_template_.get()})
+                          remove_template_.get(), put_volume_.get(), list_volumes_.get(), remove_volume_.get()})
       if (!st->ok()) return Error("prepare statements");
     return Status::Ok();
   }
@@ -487,6 +501,36 @@ class SqliteStore : public Store {
     return out;
   }
 
+  Status PutVolume(const VolumeRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = put_volume_->Reset();
+    st.Bind(1, r.name);
+    st.Bind(2, r.disk_bytes);
+    st.Bind(3, r.created_at_ms);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a volume named '" + r.name + "' already exists");
+    if (rc != SQLITE_DONE) return Error("store volume " + r.name);
+    return Status::Ok();
+  }
+
+  Result<std::vector<VolumeRecord>> ListVolumes() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = list_volumes_->Reset();
+    std::vector<VolumeRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back({st.Text(0), st.Int(1), st.Int(2)});
+    if (rc != SQLITE_DONE) return Error("list volumes");
+    return out;
+  }
+
+  Status RemoveVolume(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_volume_->Reset();
+    st.Bind(1, name);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove volume " + name);
+    return Status::Ok();
+  }
+
   Status RemoveTemplate(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
     Statement& st = remove_template_->Reset();
@@ -561,6 +605,7 @@ class SqliteStore : public Store {
     st.Bind(25, r.image_id);
     st.Bind(26, r.snapshot_id);
     st.Bind(27, r.disk_bytes);
+    st.Bind(28, r.volumes);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -591,6 +636,7 @@ class SqliteStore : public Store {
     r.image_id = st.Text(24);
     r.snapshot_id = st.Text(25);
     r.disk_bytes = st.Int(26);
+    r.volumes = st.Text(27);
     return r;
   }
 
@@ -600,6 +646,7 @@ class SqliteStore : public Store {
   std::unique_ptr<Statement> put_image_, put_ref_, list_images_, list_refs_, remove_ref_, remove_image_, touch_image_;
   std::unique_ptr<Statement> put_snapshot_, list_snapshots_, remove_snapshot_;
   std::unique_ptr<Statement> put_template_, list_templates_, remove_template_;
+  std::unique_ptr<Statement> put_volume_, list_volumes_, remove_volume_;
 };
 
 }  // namespace

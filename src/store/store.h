@@ -45,7 +45,15 @@ struct SandboxRecord {
   std::string forwards;               // TCP forwards from host ports, JSON (net::PortForward)
   std::string image_id;               // the image its root filesystem stacks; empty for built-ins
   std::string snapshot_id;            // the snapshot it was created from, stacked over its base; or empty
-  int64_t disk_bytes = 0;             // its disk limit (a project quota); 0: none
+  int64_t disk_bytes = 0;             // its disk limit (a quota group on the disk pool); 0: none
+  std::string volumes;                // the volumes it mounts, JSON [{name, path, read_only}]
+};
+
+// A volume: a named folder that outlives sandboxes and is mounted into them.
+struct VolumeRecord {
+  std::string name;
+  int64_t disk_bytes = 0;             // its limit on the disk pool; 0: none
+  int64_t created_at_ms = 0;
 };
 
 // A sandbox's writable layer kept as a read-only layer (its folder is
@@ -143,6 +151,12 @@ class Store {
   // Every template, by name.
   virtual Result<std::vector<TemplateRecord>> ListTemplates() = 0;
   virtual Status RemoveTemplate(const std::string& name) = 0;
+
+  // Adds a volume; kAlreadyExists if the name is taken.
+  virtual Status PutVolume(const VolumeRecord& r) = 0;
+  // Every volume, by name.
+  virtual Result<std::vector<VolumeRecord>> ListVolumes() = 0;
+  virtual Status RemoveVolume(const std::string& name) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`.

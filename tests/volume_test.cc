@@ -1,0 +1,101 @@
+// Volumes end to end: named folders shared by sandboxes, mounted read-write
+// or read-only, kept past the sandboxes and restarts, their files' owners
+// as inside whatever each sandbox's id range.
+#include <sys/stat.h>
+
+#include "daemon_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+std::string Out(const json& r) { return r.value("stdout", "") + r.value("stderr", ""); }
+
+class VolumeTest : public DaemonTest {
+ protected:
+  json Exec(const std::string& id, const std::string& cmd) {
+    return Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", cmd}});
+  }
+};
+
+TEST_F(VolumeTest, SharedReadOnlyOrNotAndKeptPastItsSandboxes) {
+  json vol = Must("POST", "/v1/volumes", {{"name", "shared"}}, 201);
+  EXPECT_EQ(vol["name"], "shared");
+  json a = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"volumes", {"shared:/data"}}}, 201);
+  json b = Must("POST", "/v1/sandboxes",
+                {{"template", "busybox"}, {"volumes", {{{"name", "shared"}, {"path", "/mnt/in/data"}, {"read_only", true}}}}},
+                201);
+  std::string ida = a["id"], idb = b["id"];
+  EXPECT_EQ(a["volumes"][0]["path"], "/data");
+  json wrote = Exec(ida, "echo hello > /data/f && mkdir /data/sub && echo x > /data/sub/y && chown 1000:1000 /data/sub/y");
+  EXPECT_EQ(wrote.value("exit_code", -1), 0) << wrote.dump();
+
+  // The other sandbox sees them, owners as inside though its id range differs.
+  auto host_uid = [](const json& sb) {
+    auto read = ReadFile("/proc/" + std::to_string(sb.value("init_pid", 0)) + "/status");
+    std::string status = read.ok() ? *read : "";
+    size_t at = status.find("Uid:");
+    return at == std::string::npos ? std::string() : status.substr(at + 5, status.find('\t', at + 5) - at - 5);
+  };
+  EXPECT_NE(host_uid(a), host_uid(b));
+  EXPECT_FALSE(host_uid(a).empty());
+  EXPECT_EQ(Out(Exec(idb, "cat /mnt/in/data/f; stat -c '%u %g' /mnt/in/data/sub/y")), "hello\n1000 1000\n");
+  json refused = Exec(idb, "echo no > /mnt/in/data/g");
+  EXPECT_NE(refused.value("exit_code", 0), 0);
+  EXPECT_NE(Out(refused).find("Read-only file system"), std::string::npos) << refused.dump();
+  // On disk, the ids are the ones inside: root's file is owned by 0.
+  struct stat st;
+  std::string on_disk = state_->path() + "/state/sandboxes/.volumes/shared";
+  ASSERT_EQ(::stat((on_disk + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  ASSERT_EQ(::stat((on_disk + "/sub/y").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+
+  // Mounted: not removable, and saying by whom.
+  std::string err = MustFail("DELETE", "/v1/volumes/shared", "", 409);
+  EXPECT_NE(err.find("is in use: sandbox"), std::string::npos) << err;
+
+  // Kept over a stop and start of the sandbox and a restart of paddockd.
+  Must("POST", "/v1/sandboxes/" + ida + "/stop");
+  Must("POST", "/v1/sandboxes/" + ida + "/start");
+  EXPECT_EQ(Out(Exec(ida, "cat /data/f")), "hello\n");
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  EXPECT_EQ(Out(Exec(ida, "cat /data/sub/y")), "x\n");
+  EXPECT_EQ(Must("GET", "/v1/volumes")["volumes"].size(), 1u);
+
+  // Outlives both.
+  Must("DELETE", "/v1/sandboxes/" + ida, nullptr, 204);
+  Must("DELETE", "/v1/sandboxes/" + idb, nullptr, 204);
+  json c = Must("POST", "/v1/sandboxes", {{"template", "host"}, {"volumes", {"shared:/work:rw"}}}, 201);
+  EXPECT_EQ(Out(Exec(c["id"], "cat /work/f")), "hello\n");
+  Must("DELETE", "/v1/sandboxes/" + c["id"].get<std::string>(), nullptr, 204);
+  ASSERT_TRUE(WaitForTeardowns());
+  Must("DELETE", "/v1/volumes/shared", nullptr, 204);
+  MustFail("GET", "/v1/volumes/shared", "", 404);
+  EXPECT_FALSE(PathExists(on_disk));
+}
+
+TEST_F(VolumeTest, BadVolumesAreNamed) {
+  Must("POST", "/v1/volumes", {{"name", "v1"}}, 201);
+  MustFail("POST", "/v1/volumes", R"({"name":"v1"})", 409);
+  MustFail("POST", "/v1/volumes", R"({"name":"../x"})", 400);
+  MustFail("POST", "/v1/volumes", R"({})", 400);
+  EXPECT_NE(MustFail("POST", "/v1/volumes", R"({"name":"capped","disk":"1g"})", 501).find("--disk-pool"),
+            std::string::npos);
+  auto create = [&](const json& volumes, int status) {
+    return MustFail("POST", "/v1/sandboxes", json{{"template", "busybox"}, {"volumes", volumes}}.dump(), status);
+  };
+  EXPECT_NE(create({"nope:/data"}, 404).find("volume 'nope'"), std::string::npos);
+  EXPECT_NE(create({"v1:relative"}, 400).find("clean absolute path"), std::string::npos);
+  EXPECT_NE(create({"v1:/"}, 400).find("clean absolute path"), std::string::npos);
+  EXPECT_NE(create({"v1:/a/../b"}, 400).find("clean absolute path"), std::string::npos);
+  EXPECT_NE(create({"v1:/proc/x"}, 400).find("under /proc"), std::string::npos);
+  EXPECT_NE(create({"v1:/a", "v1:/a"}, 400).find("two volumes at /a"), std::string::npos);
+  EXPECT_NE(create({"justaname"}, 400).find("'volumes'"), std::string::npos);
+  EXPECT_NE(create(json::object(), 400).find("'volumes'"), std::string::npos);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes")["sandboxes"].size(), 0u);
+  Must("DELETE", "/v1/volumes/v1", nullptr, 204);
+}
+
+}  // namespace
+}  // namespace paddock::testing
