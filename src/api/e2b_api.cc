@@ -72,7 +72,10 @@ const char* E2bState(SandboxState s) { return s == SandboxState::kRunning ? "run
 
 // What every E2B answer about a sandbox starts with.
 json IdentityJson(const SandboxInfo& i, const std::string& domain) {
+  json mounts = json::array();
+  for (const auto& v : i.volumes) mounts.push_back({{"name", v.name}, {"path", v.path}});
   return {{"sandboxID", i.id},
+          {"volumeMounts", std::move(mounts)},
           {"templateID", i.template_name},
           {"alias", i.template_name},
           {"clientID", "paddock"},
@@ -329,7 +332,8 @@ bool E2bApi::Handles(const Request& req) {
   if (IsEnvdRequest(req)) return true;
   std::string_view t(req.target().data(), req.target().size());
   return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0 || t.rfind("/snapshots", 0) == 0 ||
-         t.rfind("/templates/", 0) == 0 || t.rfind("/v2/templates/", 0) == 0 || t.rfind("/v3/templates", 0) == 0;
+         t.rfind("/templates/", 0) == 0 || t.rfind("/v2/templates/", 0) == 0 || t.rfind("/v3/templates", 0) == 0 ||
+         t.rfind("/volumes", 0) == 0;
 }
 
 std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
@@ -339,6 +343,7 @@ std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
   if (!p.empty() && (p[0] == "templates" || ((p[0] == "v2" || p[0] == "v3") && p.size() > 1 && p[1] == "templates")))
     return TemplateRoutes(c);
   if (!p.empty() && p[0] == "snapshots") return SnapshotRoutes(c);
+  if (!p.empty() && p[0] == "volumes") return VolumeRoutes(c);
   return Lifecycle(c);
 }
 
@@ -409,11 +414,17 @@ Response E2bApi::CreateSandbox(Call& c) {
     PDK_ASSIGN_OR_RETURN(auto auto_pause, OptionalBool(body, "autoPause"));
     PDK_ASSIGN_OR_RETURN(auto keep_memory, OptionalBool(body, "autoPauseMemory"));
     PDK_TRY(MergeE2bNetwork(body, spec.network));
+    if (auto mounts = body.find("volumeMounts"); mounts != body.end() && !mounts->is_null()) {
+      if (!mounts->is_array()) return InvalidArgument("field 'volumeMounts' must be a list of {name, path}");
+      for (const auto& m : *mounts)
+        spec.volumes.push_back({Field<std::string>(m, "name", ""), Field<std::string>(m, "path", ""), false});
+    }
     // Pausing without memory is E2B's filesystem-only pause: Paddock's stop.
     if (auto_pause.value_or(false))
       spec.on_timeout = keep_memory.value_or(true) ? TimeoutAction::kPause : TimeoutAction::kStop;
     auto info = manager_->Create(spec);
-    if (!info.ok() && info.status().code() == StatusCode::kNotFound)
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound &&
+        info.status().message().find("volume") == std::string::npos)
       return NotFound("template '" + name + "' not found");
     if (!info.ok()) return info.status();
     return JsonResponse(http::status::created, SandboxAccessJson(*info, opts_.domain), c.req);
@@ -622,6 +633,43 @@ Response E2bApi::SnapshotRoutes(Call& c) {
     Response res = JsonResponse(http::status::ok, out, c.req);
     if (!next.empty()) res.set("X-Next-Token", next);
     return res;
+  });
+}
+
+// ---- Volumes ----
+
+// E2B's volumes are Paddock's; a volume's id is its name. The content API
+// (/volumecontent: files without a sandbox) is not served yet.
+Response E2bApi::VolumeRoutes(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  auto volume_json = [](const VolumeRecord& v) { return json{{"volumeID", v.name}, {"name", v.name}}; };
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 1 && method == http::verb::post) {
+      PDK_ASSIGN_OR_RETURN(json body, JsonObjectBody(c.req, true));
+      std::string name = Field<std::string>(body, "name", "");
+      if (name.empty()) return InvalidArgument("field 'name' is required");
+      PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->CreateVolume(name, 0));
+      json out = volume_json(v);
+      out["token"] = "";  // no content API to authorise yet
+      return JsonResponse(http::status::created, out, c.req);
+    }
+    if (p.size() == 1 && method == http::verb::get) {
+      json out = json::array();
+      for (const auto& v : manager_->ListVolumes()) out.push_back(volume_json(v));
+      return JsonResponse(http::status::ok, out, c.req);
+    }
+    if (p.size() == 2 && method == http::verb::get) {
+      PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->GetVolume(p[1]));
+      json out = volume_json(v);
+      out["token"] = "";
+      return JsonResponse(http::status::ok, out, c.req);
+    }
+    if (p.size() == 2 && method == http::verb::delete_) {
+      PDK_TRY(manager_->RemoveVolume(p[1]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no E2B route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
   });
 }
 

@@ -77,6 +77,9 @@ class E2bApi {
   // logs), GET /templates/aliases/{name}; DELETE /templates/{id} removes a
   // template (or a snapshot).
   Response TemplateRoutes(Call& c);
+  // Volumes: POST|GET /volumes, GET|DELETE /volumes/{id} (the name);
+  // sandboxes mount them with volumeMounts at create.
+  Response VolumeRoutes(Call& c);
   // envd.
   std::optional<Response> Envd(Call& c);
   std::optional<Response> DownloadFile(Call& c);

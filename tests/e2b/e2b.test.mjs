@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError, Template, waitForPort,
+  CommandExitError, Sandbox, SandboxError, SandboxNotFoundError, NotFoundError, ServiceBusyError, Template, Volume,
+  waitForPort,
 } from 'e2b';
 import { startDaemon } from './daemon.mjs';
 import { startRegistry } from './registry.mjs';
@@ -392,6 +393,28 @@ test('Template: build from steps with a start command, rebuild from the cache, s
   } finally {
     fs.rmSync(ctx, { recursive: true, force: true });
   }
+});
+
+test('volumes: create, mount in two sandboxes, list, refuse to destroy while mounted, destroy', async () => {
+  const vol = await Volume.create('sdk-vol');
+  assert.equal(vol.name, 'sdk-vol');
+  const a = await Sandbox.create('base', { volumeMounts: { '/data': vol } });
+  const b = await Sandbox.create('base', { volumeMounts: { '/mnt/shared': 'sdk-vol' } });
+  try {
+    await a.commands.run('echo from-a > /data/note.txt');
+    assert.equal((await b.commands.run('cat /mnt/shared/note.txt')).stdout, 'from-a\n');
+    const info = await a.getInfo();
+    assert.deepEqual(info.volumeMounts, [{ name: 'sdk-vol', path: '/data' }]);
+    assert.deepEqual((await Volume.list()).map((v) => v.name), ['sdk-vol']);
+    await assert.rejects(Volume.destroy(vol.volumeId), /in use/);
+    await assert.rejects(Sandbox.create('base', { volumeMounts: { '/x': 'no-such-volume' } }), /volume 'no-such-volume'/);
+  } finally {
+    await a.kill();
+    await b.kill();
+  }
+  await eventually(async () => (await Volume.destroy(vol.volumeId).catch(() => false)) === true, 'the volume to go');
+  assert.equal(await Volume.destroy(vol.volumeId), false);
+  assert.deepEqual(await Volume.list(), []);
 });
 
 test('malformed Connect envelopes and JSON get Connect error bodies; a wrong token is refused', async () => {
