@@ -127,6 +127,8 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"timeout_at", i.timeout_at_ms ? json(FormatTime(i.timeout_at_ms)) : json(nullptr)},
               {"on_timeout", TimeoutActionName(i.on_timeout)},
               {"auto_delete_after", i.auto_delete_after_s},
+              {"idle_timeout", i.idle_timeout_s},
+              {"on_idle", TimeoutActionName(i.on_idle)},
               {"created_at", FormatTime(i.created_at_ms)},
               {"started_at", i.started_at_ms ? json(FormatTime(i.started_at_ms)) : json(nullptr)},
               {"stopped_at", i.stopped_at_ms ? json(FormatTime(i.stopped_at_ms)) : json(nullptr)},
@@ -497,6 +499,10 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));
   PDK_ASSIGN_OR_RETURN(spec.timeout_s, b.Int("timeout"));
   PDK_ASSIGN_OR_RETURN(spec.auto_delete_after_s, b.Int("auto_delete_after"));
+  PDK_ASSIGN_OR_RETURN(spec.idle_timeout_s, b.Int("idle_timeout"));
+  PDK_ASSIGN_OR_RETURN(std::string on_idle, b.Str("on_idle", "stop"));
+  if (on_idle != "stop" && on_idle != "pause") return InvalidArgument("field 'on_idle' must be stop or pause");
+  spec.on_idle = on_idle == "pause" ? TimeoutAction::kPause : TimeoutAction::kStop;
   PDK_ASSIGN_OR_RETURN(std::string action, b.Str("on_timeout", "kill"));
   PDK_ASSIGN_OR_RETURN(spec.on_timeout, ParseTimeoutAction(action));
   if (b.j.contains("network")) PDK_TRY(spec.network.Merge(b.j["network"]));

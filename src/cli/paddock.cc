@@ -75,7 +75,8 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 
 struct CreateFlags {
   std::string name, tmpl = "host", snapshot, memory, disk, on_timeout;
-  int64_t cpu = 0, pids = 0, timeout = 0;
+  int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0;
+  std::string on_idle;
   std::vector<std::string> env, labels, volumes;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
@@ -90,6 +91,8 @@ struct CreateFlags {
     c->add_option("--volume,-v", volumes, "NAME:/path[:ro] a volume to mount (paddock volume create)");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
+    c->add_option("--idle-timeout", idle_timeout, "seconds without exec, file operation or connection until it stops");
+    c->add_option("--on-idle", on_idle, "stop (default) or pause");
     c->add_option("--env,-e", env, "KEY=VALUE for every process");
     c->add_option("--label,-l", labels, "KEY=VALUE metadata");
   }
@@ -103,6 +106,8 @@ struct CreateFlags {
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
+    if (idle_timeout) b["idle_timeout"] = idle_timeout;
+    if (!on_idle.empty()) b["on_idle"] = on_idle;
     PDK_ASSIGN_OR_RETURN(auto e, Pairs(env, "--env"));
     PDK_ASSIGN_OR_RETURN(auto l, Pairs(labels, "--label"));
     if (!e.empty()) b["env"] = e;

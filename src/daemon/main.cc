@@ -94,6 +94,10 @@ int main(int argc, char** argv) {
   app.add_option("--default-pids", mopts.default_limits.pids,
                  "process limit of a sandbox created without one (0: none)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--idle-timeout", mopts.default_idle_timeout_s,
+                 "seconds without exec, file operation or proxied connection until a sandbox created "
+                 "without its own idle_timeout stops (0: never)")
+      ->check(CLI::NonNegativeNumber);
   std::string disk_pool = "0", default_disk = "0";
   app.add_option("--disk-pool", disk_pool,
                  "keep sandboxes' files on an XFS image of this size (<state>/disk.img, sparse) so that "

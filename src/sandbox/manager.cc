@@ -136,6 +136,8 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.timeout_at_ms = i.timeout_at_ms;
   r.on_timeout = TimeoutActionName(i.on_timeout);
   r.auto_delete_after_s = i.auto_delete_after_s;
+  r.idle_timeout_s = i.idle_timeout_s;
+  r.on_idle = TimeoutActionName(i.on_idle);
   r.created_at_ms = i.created_at_ms;
   r.started_at_ms = i.started_at_ms;
   r.stopped_at_ms = i.stopped_at_ms;
@@ -176,6 +178,8 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.on_timeout = ParseTimeoutAction(r.on_timeout).ok() ? *ParseTimeoutAction(r.on_timeout)
                                                          : TimeoutAction::kKill;
   i.auto_delete_after_s = r.auto_delete_after_s;
+  i.idle_timeout_s = r.idle_timeout_s;
+  i.on_idle = r.on_idle == "pause" ? TimeoutAction::kPause : TimeoutAction::kStop;
   i.created_at_ms = r.created_at_ms;
   i.started_at_ms = r.started_at_ms;
   i.stopped_at_ms = r.stopped_at_ms;
@@ -422,8 +426,13 @@ void SandboxManager::Sandbox::ReportHealth(uint64_t init_start_time, const Statu
 }
 
 SandboxInfo SandboxManager::Sandbox::Published() const {
-  MutexLock lock(published_mu);
-  return WithHealth(published);
+  SandboxInfo out;
+  {
+    MutexLock lock(published_mu);
+    out = published;
+  }
+  out.last_active_ms = std::max(out.last_active_ms, proxied_ms.load(std::memory_order_relaxed));
+  return WithHealth(std::move(out));
 }
 
 SandboxInfo SandboxManager::Sandbox::WithHealth(SandboxInfo out) const {
@@ -561,6 +570,9 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
     return InvalidArgument("limits must not be negative");
   if (spec.limits.memory_bytes > 0 && spec.limits.memory_bytes < (int64_t{4} << 20))
     return InvalidArgument("memory limit must be at least 4 MiB");
+  if (spec.idle_timeout_s < 0) return InvalidArgument("idle_timeout must not be negative");
+  if (spec.on_idle == TimeoutAction::kKill)
+    return InvalidArgument("an idle sandbox is stopped or paused, not killed (on_idle: stop or pause)");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
     return InvalidArgument("timeout and auto_delete_after must not be negative");
   if (spec.volumes.size() > kMaxVolumes)
@@ -625,6 +637,8 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.metadata = spec.metadata;
   info.on_timeout = spec.on_timeout;
   info.auto_delete_after_s = spec.auto_delete_after_s;
+  info.idle_timeout_s = spec.idle_timeout_s > 0 ? spec.idle_timeout_s : opts_.default_idle_timeout_s;
+  info.on_idle = spec.on_idle;
   info.network = spec.network;
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
@@ -1064,6 +1078,7 @@ Result<SandboxInfo> SandboxManager::Get(const std::string& id_or_name) const {
 
 Result<SandboxEndpoint> SandboxManager::Endpoint(const std::string& id_or_name) const {
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
+  sb->proxied_ms.store(WallClockMillis(), std::memory_order_relaxed);  // a connection reaches it: activity
   MutexLock lock(sb->published_mu);
   return sb->endpoint;
 }

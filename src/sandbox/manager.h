@@ -82,6 +82,7 @@ struct ManagerOptions {
   // (<state_dir>/disk.img, XFS with project quotas; see DiskPool).
   int64_t disk_pool_bytes = 0;
   int64_t default_disk_bytes = 0;      // what a sandbox gets when its spec leaves it at 0; 0: none
+  int64_t default_idle_timeout_s = 0;  // see SandboxSpec::idle_timeout_s
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -108,6 +109,10 @@ struct SandboxSpec {
   int64_t timeout_s = 0;               // 0: none
   TimeoutAction on_timeout = TimeoutAction::kKill;
   int64_t auto_delete_after_s = 0;     // delete this long after it stops; 0: never
+  // Stopped (or paused) after this long with no exec, file operation or
+  // proxied connection; 0: paddockd's --idle-timeout (0: never).
+  int64_t idle_timeout_s = 0;
+  TimeoutAction on_idle = TimeoutAction::kStop;  // stop or pause
   net::NetworkSettings network;
 };
 
@@ -131,6 +136,8 @@ struct SandboxInfo {
   int64_t timeout_at_ms = 0;           // wall clock; 0: none
   TimeoutAction on_timeout = TimeoutAction::kKill;
   int64_t auto_delete_after_s = 0;
+  int64_t idle_timeout_s = 0;
+  TimeoutAction on_idle = TimeoutAction::kStop;
   int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
   std::string error;                   // why it stopped without being asked to
   // Why its init does not answer host calls (stopped, gone, or past a
@@ -346,6 +353,8 @@ class SandboxManager {
     std::shared_ptr<const image::ImageConfig> image_config;  // its image's defaults; null for built-ins
     std::shared_ptr<const RunConfig> run;  // its template's start command; null if none
     std::vector<VolumeMount> volumes;      // set before it is listed, never changed
+    // When a proxied connection last reached it (Endpoint); read without mu.
+    mutable std::atomic<int64_t> proxied_ms = 0;
 
     SandboxInfo info GUARDED_BY(mu);
     IdRanges::Lease ids GUARDED_BY(mu);                      // info.ids's range

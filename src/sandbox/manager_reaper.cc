@@ -1,4 +1,7 @@
-// The reaper: timeouts and auto-deletes, acted on off the caller's thread.
+// The reaper: timeouts, idle sandboxes and auto-deletes, acted on off the
+// caller's thread.
+#include <algorithm>
+
 #include "sandbox/manager.h"
 
 #include "sandbox/manager_parts.h"
@@ -7,12 +10,17 @@ namespace paddock {
 namespace {
 
 // What the reaper should do to a sandbox as of `i` at `now_ms`.
-enum class Due { kNothing, kTimeout, kExpired };
+enum class Due { kNothing, kTimeout, kIdle, kExpired };
 
-Due DueFor(const SandboxInfo& i, int64_t now_ms) {
+// `last_active_ms`: its latest activity, exec or file operation or proxied
+// connection.
+Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms) {
   if (i.timeout_at_ms > 0 && i.timeout_at_ms <= now_ms && i.state != SandboxState::kStopped &&
       !(i.on_timeout == TimeoutAction::kPause && i.state == SandboxState::kPaused))
     return Due::kTimeout;
+  if (i.idle_timeout_s > 0 && i.state == SandboxState::kRunning &&
+      last_active_ms + i.idle_timeout_s * 1000 <= now_ms)
+    return Due::kIdle;
   if (i.state == SandboxState::kStopped && i.auto_delete_after_s > 0 && i.stopped_at_ms > 0 &&
       i.stopped_at_ms + i.auto_delete_after_s * 1000 <= now_ms)
     return Due::kExpired;
@@ -27,7 +35,7 @@ Due DueFor(const SandboxInfo& i, int64_t now_ms) {
 int SandboxManager::Reap(int64_t now_ms) {
   int started = 0;
   for (const auto& info : List()) {
-    if (DueFor(info, now_ms) == Due::kNothing) continue;
+    if (DueFor(info, info.last_active_ms, now_ms) == Due::kNothing) continue;
     {
       MutexLock lock(mu_);
       if (!reaping_.insert(info.id).second) continue;  // its action is under way
@@ -51,9 +59,17 @@ void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
   MutexLock lock(sb.mu);
   if (!StillThere(sb, id).ok()) return;
   SandboxInfo& i = sb.info;
-  Due due = DueFor(i, now_ms);  // again, under its lock: it may have changed
+  // Again, under its lock: it may have changed.
+  Due due = DueFor(i, std::max(i.last_active_ms, sb.proxied_ms.load(std::memory_order_relaxed)), now_ms);
   if (due == Due::kExpired) {
     (void)DeleteLocked(sb);
+    return;
+  }
+  if (due == Due::kIdle) {
+    std::string idle = std::to_string(i.idle_timeout_s) + " s idle";
+    (void)store_->Journal(i.id, "idle", "intent", std::string(TimeoutActionName(i.on_idle)) + " after " + idle);
+    Status s = i.on_idle == TimeoutAction::kPause ? PauseLocked(sb) : StopLocked(sb, -1);
+    (void)store_->Journal(id, "idle", s.ok() ? "done" : "failed", s.ToString());
     return;
   }
   if (due != Due::kTimeout) return;

@@ -136,13 +136,18 @@ const char* const kMigrations[] = {
     );
     ALTER TABLE sandboxes ADD COLUMN volumes TEXT NOT NULL DEFAULT '';
     )sql",
+    // 10: idle sandboxes stop or pause.
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN idle_timeout_s INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN on_idle TEXT NOT NULL DEFAULT 'stop';
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards, image_id, snapshot_id, disk_bytes, volumes";
+    "forwards, image_id, snapshot_id, disk_bytes, volumes, idle_timeout_s, on_idle";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -226,13 +231,13 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28, idle_timeout_s=?29, on_idle=?30 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -606,6 +611,8 @@ class SqliteStore : public Store {
     st.Bind(26, r.snapshot_id);
     st.Bind(27, r.disk_bytes);
     st.Bind(28, r.volumes);
+    st.Bind(29, r.idle_timeout_s);
+    st.Bind(30, r.on_idle);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -637,6 +644,8 @@ class SqliteStore : public Store {
     r.snapshot_id = st.Text(25);
     r.disk_bytes = st.Int(26);
     r.volumes = st.Text(27);
+    r.idle_timeout_s = st.Int(28);
+    r.on_idle = st.Text(29);
     return r;
   }
 

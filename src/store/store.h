@@ -47,6 +47,8 @@ struct SandboxRecord {
   std::string snapshot_id;            // the snapshot it was created from, stacked over its base; or empty
   int64_t disk_bytes = 0;             // its disk limit (a quota group on the disk pool); 0: none
   std::string volumes;                // the volumes it mounts, JSON [{name, path, read_only}]
+  int64_t idle_timeout_s = 0;         // stopped (or paused) after this long without activity; 0: never
+  std::string on_idle = "stop";       // stop | pause
 };
 
 // A volume: a named folder that outlives sandboxes and is mounted into them.
