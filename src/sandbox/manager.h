@@ -79,7 +79,7 @@ struct ManagerOptions {
   // Images: pulled into <state_dir>/images from these registries.
   image::RegistryOptions registry;
   // Disk limits: >0: sandboxes' folders on a disk pool of this size
-  // (<state_dir>/disk.img, XFS with project quotas; see DiskPool).
+  // (<state_dir>/disk.img, btrfs with quota groups; see DiskPool).
   int64_t disk_pool_bytes = 0;
   int64_t default_disk_bytes = 0;      // what a sandbox gets when its spec leaves it at 0; 0: none
   int64_t default_idle_timeout_s = 0;  // see SandboxSpec::idle_timeout_s
