@@ -99,3 +99,44 @@ TEST_F(VolumeTest, BadVolumesAreNamed) {
 
 }  // namespace
 }  // namespace paddock::testing
+
+namespace paddock::testing {
+namespace {
+
+// Host folders from paddockd's allow list, mounted read-only.
+class HostDirTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    models_ = std::make_unique<TempDir>();
+    ::chmod(models_->path().c_str(), 0755);
+    ASSERT_TRUE(WriteFileAtomic(models_->path() + "/weights.bin", "w8s\n", 0644).ok());
+    extra_args_ = {"--host-dir", "models=" + models_->path()};
+    DaemonTest::SetUp();
+  }
+  std::unique_ptr<TempDir> models_;
+};
+
+TEST_F(HostDirTest, AnAllowedHostFolderIsMountedReadOnlyAndOthersAreRefused) {
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"host_dirs", {"models:/models"}}}, 201);
+  std::string id = sb["id"];
+  EXPECT_EQ(sb["volumes"][0]["host"], true);
+  EXPECT_EQ(sb["volumes"][0]["read_only"], true);
+  json r = Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "cat /models/weights.bin; echo x > /models/new"}});
+  EXPECT_EQ(r.value("stdout", ""), "w8s\n");
+  EXPECT_NE(r.value("stderr", "").find("Read-only file system"), std::string::npos) << r.dump();
+  EXPECT_FALSE(PathExists(models_->path() + "/new"));
+  // Read-only whatever the request says; names outside the list are refused.
+  json rw = Must("POST", "/v1/sandboxes",
+                 {{"template", "busybox"}, {"host_dirs", {{{"name", "models"}, {"path", "/m"}, {"read_only", false}}}}},
+                 201);
+  EXPECT_EQ(rw["volumes"][0]["read_only"], true);
+  std::string err = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","host_dirs":["etc:/etc2"]})", 400);
+  EXPECT_NE(err.find("--host-dir"), std::string::npos) << err;
+  // Kept over a restart of the sandbox.
+  Must("POST", "/v1/sandboxes/" + id + "/restart");
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "cat /models/weights.bin"}}).value("stdout", ""),
+            "w8s\n");
+}
+
+}  // namespace
+}  // namespace paddock::testing

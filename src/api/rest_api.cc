@@ -70,17 +70,19 @@ json ImageJson(const image::Image& img, bool detail) {
 
 json VolumesJson(const std::vector<VolumeMount>& volumes) {
   json out = json::array();
-  for (const auto& v : volumes) out.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}});
+  for (const auto& v : volumes)
+    out.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}, {"host", v.host}});
   return out;
 }
 
-// "volumes": [{"name", "path", "read_only"?}] or ["NAME:/path[:ro]"].
-Result<std::vector<VolumeMount>> ParseVolumeMounts(const json& body) {
+// "volumes" (or "host_dirs"): [{"name", "path", "read_only"?}] or ["NAME:/path[:ro]"].
+Result<std::vector<VolumeMount>> ParseVolumeMounts(const json& body, const char* field) {
   std::vector<VolumeMount> out;
-  auto it = body.find("volumes");
+  auto it = body.find(field);
   if (it == body.end() || it->is_null()) return out;
-  auto bad = [] {
-    return InvalidArgument("field 'volumes' must be a list of {\"name\", \"path\", \"read_only\"} or \"NAME:/path[:ro]\"");
+  auto bad = [field] {
+    return InvalidArgument(std::string("field '") + field +
+                           "' must be a list of {\"name\", \"path\", \"read_only\"} or \"NAME:/path[:ro]\"");
   };
   if (!it->is_array()) return bad();
   for (const auto& v : *it) {
@@ -493,7 +495,13 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
   PDK_ASSIGN_OR_RETURN(spec.disk_bytes, b.Size("disk"));
-  PDK_ASSIGN_OR_RETURN(spec.volumes, ParseVolumeMounts(b.j));
+  PDK_ASSIGN_OR_RETURN(spec.volumes, ParseVolumeMounts(b.j, "volumes"));
+  PDK_ASSIGN_OR_RETURN(std::vector<VolumeMount> host_dirs, ParseVolumeMounts(b.j, "host_dirs"));
+  for (auto& h : host_dirs) {
+    h.host = true;
+    h.read_only = true;
+    spec.volumes.push_back(std::move(h));
+  }
   PDK_ASSIGN_OR_RETURN(spec.limits.pids, b.Int("pids"));
   PDK_ASSIGN_OR_RETURN(spec.env, b.StrMap("env"));
   PDK_ASSIGN_OR_RETURN(spec.metadata, b.StrMap("metadata"));

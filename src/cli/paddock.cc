@@ -77,7 +77,7 @@ struct CreateFlags {
   std::string name, tmpl = "host", snapshot, memory, disk, on_timeout;
   int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0;
   std::string on_idle;
-  std::vector<std::string> env, labels, volumes;
+  std::vector<std::string> env, labels, volumes, host_dirs;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
     auto* t = c->add_option("--template,-t", tmpl,
@@ -89,6 +89,7 @@ struct CreateFlags {
     c->add_option("--pids", pids, "process limit");
     c->add_option("--disk", disk, "disk limit of its files, e.g. 10g (needs paddockd --disk-pool)");
     c->add_option("--volume,-v", volumes, "NAME:/path[:ro] a volume to mount (paddock volume create)");
+    c->add_option("--host-dir", host_dirs, "NAME:/path a host folder paddockd allows (--host-dir), read-only");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--idle-timeout", idle_timeout, "seconds without exec, file operation or connection until it stops");
@@ -103,6 +104,7 @@ struct CreateFlags {
     if (!memory.empty()) b["memory"] = memory;
     if (!disk.empty()) b["disk"] = disk;
     if (!volumes.empty()) b["volumes"] = volumes;
+    if (!host_dirs.empty()) b["host_dirs"] = host_dirs;
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;

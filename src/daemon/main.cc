@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -98,6 +99,9 @@ int main(int argc, char** argv) {
                  "seconds without exec, file operation or proxied connection until a sandbox created "
                  "without its own idle_timeout stops (0: never)")
       ->check(CLI::NonNegativeNumber);
+  std::vector<std::string> host_dirs;
+  app.add_option("--host-dir", host_dirs,
+                 "NAME=/host/path: a host folder sandboxes may mount read-only by NAME (repeatable)");
   std::string disk_pool = "0", default_disk = "0";
   app.add_option("--disk-pool", disk_pool,
                  "keep sandboxes' files on an XFS image of this size (<state>/disk.img, sparse) so that "
@@ -123,6 +127,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     *into = *bytes;
+  }
+  for (const auto& entry : host_dirs) {
+    size_t eq = entry.find('=');
+    std::string name = entry.substr(0, eq), path = eq == std::string::npos ? "" : entry.substr(eq + 1);
+    struct stat st;
+    if (name.empty() || path.empty() || path[0] != '/' || ::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::fprintf(stderr, "--host-dir: '%s' is not NAME=/an/existing/folder\n", entry.c_str());
+      return 2;
+    }
+    mopts.host_dirs[name] = path;
   }
   if (mopts.default_disk_bytes > 0 && mopts.disk_pool_bytes == 0) {
     std::fprintf(stderr, "--default-disk needs --disk-pool\n");

@@ -108,7 +108,8 @@ RecordState Recorded(SandboxState s) {
 std::string VolumesToJson(const std::vector<VolumeMount>& volumes) {
   if (volumes.empty()) return "";
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& v : volumes) j.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}});
+  for (const auto& v : volumes)
+    j.push_back({{"name", v.name}, {"path", v.path}, {"read_only", v.read_only}, {"host", v.host}});
   return j.dump();
 }
 
@@ -118,7 +119,7 @@ std::vector<VolumeMount> VolumesFromJson(const std::string& text) {
   if (!j.is_array()) return out;
   for (const auto& v : j)
     out.push_back({Field<std::string>(v, "name", ""), Field<std::string>(v, "path", ""),
-                   Field<bool>(v, "read_only", false)});
+                   Field<bool>(v, "read_only", false), Field<bool>(v, "host", false)});
   return out;
 }
 
@@ -579,7 +580,9 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
     return InvalidArgument("a sandbox may mount at most " + std::to_string(kMaxVolumes) + " volumes");
   std::set<std::string> paths;
   for (const auto& v : spec.volumes) {
-    if (!ValidName(v.name)) return InvalidArgument("volume name '" + v.name + "' is not valid");
+    if (v.host && !opts_.host_dirs.count(v.name))
+      return InvalidArgument("host folder '" + v.name + "' is not one paddockd allows (its --host-dir NAME=PATH)");
+    if (!v.host && !ValidName(v.name)) return InvalidArgument("volume name '" + v.name + "' is not valid");
     const std::string& p = v.path;
     bool clean = p.size() > 1 && p.size() < 1024 && p[0] == '/' && p.back() != '/' &&
                  p.find("//") == std::string::npos && ("/" + p + "/").find("/../") == std::string::npos &&
@@ -669,7 +672,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   if (still_there.ok() && !info.volumes.empty()) {
     MutexLock lock(vol_mu_);
     for (const auto& v : info.volumes)
-      if (!volumes_.count(v.name)) still_there = NotFound("volume '" + v.name + "' does not exist");
+      if (!v.host && !volumes_.count(v.name)) still_there = NotFound("volume '" + v.name + "' does not exist");
   }
   if (!still_there.ok()) {
     MutexLock lock(mu_);
@@ -805,7 +808,16 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   spec.work_dir = dir + "/work";
   spec.rootfs_dir = dir + "/rootfs";
   for (const auto& [source, target] : tmpl.readonly_binds) spec.binds.push_back({source, target, true});
-  for (const auto& v : volumes) spec.binds.push_back({VolumeDir(v.name), v.path, v.read_only});
+  for (const auto& v : volumes) {
+    if (!v.host) {
+      spec.binds.push_back({VolumeDir(v.name), v.path, v.read_only});
+      continue;
+    }
+    auto allowed = opts_.host_dirs.find(v.name);
+    if (allowed == opts_.host_dirs.end())
+      return FailedPrecondition("host folder '" + v.name + "' is no longer allowed (paddockd --host-dir)");
+    spec.binds.push_back({allowed->second, v.path, true});
+  }
   spec.ids = ids;
   spec.cgroup = cgroup;
   spec.init_exe_fd = init_exe_.get();

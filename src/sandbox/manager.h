@@ -83,6 +83,9 @@ struct ManagerOptions {
   int64_t disk_pool_bytes = 0;
   int64_t default_disk_bytes = 0;      // what a sandbox gets when its spec leaves it at 0; 0: none
   int64_t default_idle_timeout_s = 0;  // see SandboxSpec::idle_timeout_s
+  // Host folders sandboxes may mount read-only, by name (datasets, model
+  // weights, a driver's folder): the operator's allow list.
+  std::map<std::string, std::string> host_dirs;
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -91,9 +94,10 @@ Result<TimeoutAction> ParseTimeoutAction(const std::string& s);
 
 // A volume mounted into a sandbox.
 struct VolumeMount {
-  std::string name;        // the volume
+  std::string name;        // the volume (or with `host`, the allowed host folder's name)
   std::string path;        // where it shows inside (absolute; made if missing)
   bool read_only = false;
+  bool host = false;       // a host folder from ManagerOptions::host_dirs (always read-only)
 };
 
 struct SandboxSpec {
@@ -103,7 +107,7 @@ struct SandboxSpec {
   bool run_start = true;               // false: a built template's start command is not run (its builds')
   kernel::CgroupLimits limits;
   int64_t disk_bytes = 0;              // its writable layer's limit; 0: the default (needs the disk pool)
-  std::vector<VolumeMount> volumes;    // at most kMaxVolumes
+  std::vector<VolumeMount> volumes;    // at most kMaxVolumes, host folders included
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
   int64_t timeout_s = 0;               // 0: none

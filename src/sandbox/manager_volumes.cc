@@ -87,7 +87,7 @@ Status SandboxManager::RemoveVolume(const std::string& name) {
       MutexLock sandboxes(mu_);
       for (const auto& [id, sb] : by_id_)
         for (const auto& v : sb->volumes)
-          if (v.name == name)
+          if (v.name == name && !v.host)
             return FailedPrecondition("volume " + name + " is in use: sandbox " + id + " mounts it at " + v.path);
     }
     PDK_TRY(store_->RemoveVolume(name));
