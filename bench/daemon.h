@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fs.h"
 #include "cli/api_client.h"
 
 extern char** environ;
@@ -41,6 +44,40 @@ inline pid_t SpawnPaddockd(std::vector<std::string> args, const std::string& soc
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   return -1;
+}
+
+// A paddockd of a benchmark's own: a new state folder /tmp/<prefix>-XXXXXX
+// (searchable, as sandboxes' ids must reach their folders), its API on
+// <state>/api.sock, its log in <state>/paddockd.log.
+struct OwnPaddockd {
+  std::string state, sock;
+  pid_t pid = -1;
+};
+
+// Starts one: `command` is the paddockd binary and flags of its own
+// (--state-dir and --socket are added). This process becomes the
+// subreaper of its sandboxes. Exits, naming the log, if it does not come up.
+inline OwnPaddockd StartOwnPaddockd(const std::string& prefix, std::vector<std::string> command) {
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  OwnPaddockd d;
+  d.state = ::mkdtemp(tmpl.data());
+  ::chmod(d.state.c_str(), 0711);
+  d.sock = d.state + "/api.sock";
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  command.insert(command.end(), {"--state-dir", d.state + "/state", "--socket", d.sock});
+  d.pid = SpawnPaddockd(std::move(command), d.sock, d.state + "/paddockd.log");
+  if (d.pid <= 0) {
+    std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", d.state.c_str());
+    std::exit(1);
+  }
+  return d;
+}
+
+// Stops it (SIGTERM, as a service manager would) and removes its state folder.
+inline void StopOwnPaddockd(OwnPaddockd& d) {
+  ::kill(d.pid, SIGTERM);
+  ::waitpid(d.pid, nullptr, 0);
+  (void)RemoveTree(d.state);
 }
 
 // One API call on the unix socket `sock`; its answer (an empty body is

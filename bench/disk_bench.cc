@@ -31,36 +31,15 @@ namespace {
 
 double Now() { return MonotonicNanos() / 1e6; }
 
-struct Daemon {
-  std::string state, sock;
-  pid_t pid = -1;
-};
-
-Daemon Start(const std::vector<std::string>& extra) {
-  char dir_tmpl[] = "/tmp/pdk-diskbench-XXXXXX";
-  Daemon d;
-  d.state = ::mkdtemp(dir_tmpl);
-  ::chmod(d.state.c_str(), 0711);
-  d.sock = d.state + "/api.sock";
-  std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", d.state + "/state", "--socket", d.sock,
-                                   "--init", PADDOCK_INIT_PATH};
-  args.insert(args.end(), extra.begin(), extra.end());
-  d.pid = bench::SpawnPaddockd(args, d.sock, d.state + "/paddockd.log");
-  if (d.pid <= 0) {
-    std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", d.state.c_str());
-    std::exit(1);
-  }
+bench::OwnPaddockd Start(std::vector<std::string> extra) {
+  std::vector<std::string> command = {PADDOCKD_PATH, "--init", PADDOCK_INIT_PATH};
+  command.insert(command.end(), extra.begin(), extra.end());
+  bench::OwnPaddockd d = bench::StartOwnPaddockd("pdk-diskbench", std::move(command));
   ::usleep(500 * 1000);  // its warm shells
   return d;
 }
 
-void Stop(Daemon& d) {
-  ::kill(d.pid, SIGTERM);
-  ::waitpid(d.pid, nullptr, 0);
-  (void)RemoveTree(d.state);
-}
-
-void Measure(const Daemon& d, bench::Samples& s, const json& body) {
+void Measure(const bench::OwnPaddockd& d, bench::Samples& s, const json& body) {
   double t0 = Now();
   std::string id = bench::MustCall(d.sock, "POST", "/v1/sandboxes", body)["id"];
   s.ms.push_back(Now() - t0);
@@ -80,17 +59,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   bench::Samples plain, pool_free, pool_limited;
-  Daemon without = Start({});
+  bench::OwnPaddockd without = Start({});
   for (int i = 0; i < count; ++i) Measure(without, plain, {{"template", "busybox"}});
-  Stop(without);
-  Daemon with = Start({"--disk-pool", "4G"});
+  bench::StopOwnPaddockd(without);
+  bench::OwnPaddockd with = Start({"--disk-pool", "4G"});
   for (int i = 0; i < count; ++i) {
     Measure(with, pool_free, {{"template", "busybox"}});
     Measure(with, pool_limited, {{"template", "busybox"}, {"disk", "1g"}});
   }
-  Stop(with);
+  bench::StopOwnPaddockd(with);
   std::printf("create, no disk pool:            p50 %.2f ms  p99 %.2f ms\n", plain.P(0.5), plain.P(0.99));
   std::printf("create on the pool, no limit:    p50 %.2f ms  p99 %.2f ms\n", pool_free.P(0.5), pool_free.P(0.99));
   std::printf("create on the pool, disk 1g:     p50 %.2f ms  p99 %.2f ms\n", pool_limited.P(0.5),

@@ -43,18 +43,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  char dir_tmpl[] = "/tmp/pdk-oneshot-XXXXXX";
-  std::string state = ::mkdtemp(dir_tmpl);
-  ::chmod(state.c_str(), 0711);
-  std::string sock = state + "/api.sock";
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t daemon = bench::SpawnPaddockd({PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
-                                       "--init", PADDOCK_INIT_PATH},
-                                      sock, state + "/paddockd.log");
-  if (daemon <= 0) {
-    std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", state.c_str());
-    return 1;
-  }
+  bench::OwnPaddockd daemon = bench::StartOwnPaddockd("pdk-oneshot", {PADDOCKD_PATH, "--init", PADDOCK_INIT_PATH});
+  const std::string& state = daemon.state;
+  const std::string& sock = daemon.sock;
   ::setenv("PADDOCK_SOCKET", sock.c_str(), 1);
   std::string bundle = state + "/runc-bundle", root = state + "/runc-state";
   // The template's layer exists once paddockd has made a sandbox of it.
@@ -76,8 +67,8 @@ int main(int argc, char** argv) {
     if (i >= 0 && rc == 0) runc_ms.ms.push_back(t);
     if (i >= 0 && rc != 0) ++runc_failed;
   }
-  ::kill(daemon, SIGTERM);
-  ::waitpid(daemon, nullptr, 0);
+  ::kill(daemon.pid, SIGTERM);
+  ::waitpid(daemon.pid, nullptr, 0);
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 

@@ -68,18 +68,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  char dir_tmpl[] = "/tmp/pdk-snapbench-XXXXXX";
-  std::string state = ::mkdtemp(dir_tmpl);
-  ::chmod(state.c_str(), 0711);
-  sock = state + "/api.sock";
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t daemon = bench::SpawnPaddockd({PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
-                                       "--init", PADDOCK_INIT_PATH},
-                                      sock, state + "/paddockd.log");
-  if (daemon <= 0) {
-    std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", state.c_str());
-    return 1;
-  }
+  bench::OwnPaddockd daemon = bench::StartOwnPaddockd("pdk-snapbench", {PADDOCKD_PATH, "--init", PADDOCK_INIT_PATH});
+  sock = daemon.sock;
 
   std::printf("%8s  %16s  %24s  %24s  %10s\n", "layer", "snapshot p50", "create-from-snap p50/p99",
               "fork p50/p99", "fork/snap");
@@ -128,8 +118,6 @@ int main(int argc, char** argv) {
     std::printf("%6d MB  %13.1f ms  %24s  %24s  %9.1fx\n", mb, snap_ms.P(0.5), create, fork, f50 / c50);
     std::fflush(stdout);
   }
-  ::kill(daemon, SIGTERM);
-  ::waitpid(daemon, nullptr, 0);
-  (void)RemoveTree(state);
+  bench::StopOwnPaddockd(daemon);
   return 0;
 }

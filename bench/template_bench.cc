@@ -92,18 +92,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  char dir_tmpl[] = "/tmp/pdk-tmplbench-XXXXXX";
-  std::string state = ::mkdtemp(dir_tmpl);
-  ::chmod(state.c_str(), 0711);
-  sock = state + "/api.sock";
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t daemon = bench::SpawnPaddockd({PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
-                                       "--init", PADDOCK_INIT_PATH},
-                                      sock, state + "/paddockd.log");
-  if (daemon <= 0) {
-    std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", state.c_str());
-    return 1;
-  }
+  bench::OwnPaddockd daemon = bench::StartOwnPaddockd("pdk-tmplbench", {PADDOCKD_PATH, "--init", PADDOCK_INIT_PATH});
+  sock = daemon.sock;
   bench::Samples cold, cached, from_template, from_busybox, from_step;
   for (int i = 0; i < 5; ++i) cold.ms.push_back(Build(true));
   for (int i = 0; i < count; ++i) cached.ms.push_back(Build(false));
@@ -127,8 +117,6 @@ int main(int argc, char** argv) {
               from_busybox.P(0.99));
   std::printf("template / busybox: %.1fx at p50\n", from_template.P(0.5) / from_busybox.P(0.5));
   Must("DELETE", "/v1/templates/bench-web");
-  ::kill(daemon, SIGTERM);
-  ::waitpid(daemon, nullptr, 0);
-  (void)RemoveTree(state);
+  bench::StopOwnPaddockd(daemon);
   return 0;
 }

@@ -11,6 +11,18 @@
 #include <fstream>
 #include <iterator>
 
+namespace {
+
+// Opens the new archive `a` to append its bytes to *out.
+void WriteInto(struct archive* a, std::string* out) {
+  archive_write_open(a, out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
+    return static_cast<la_ssize_t>(n);
+  }, nullptr);
+}
+
+}  // namespace
+
 bool paddock_tar_dir(const char* dir_c, std::string* out, std::string* error) {
   const std::string dir = dir_c;
   struct archive* disk = archive_read_disk_new();
@@ -22,10 +34,7 @@ bool paddock_tar_dir(const char* dir_c, std::string* out, std::string* error) {
   }
   struct archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
-  archive_write_open(a, out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
-    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
-    return static_cast<la_ssize_t>(n);
-  }, nullptr);
+  WriteInto(a, out);
   while (true) {
     struct archive_entry* entry = archive_entry_new();
     if (archive_read_next_header2(disk, entry) != ARCHIVE_OK) {
@@ -111,10 +120,7 @@ bool paddock_tar_paths(const char* context_c, const char* src_c, std::string* ou
   std::sort(names.begin(), names.end());
   struct archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
-  archive_write_open(a, out, nullptr, [](struct archive*, void* ctx, const void* b, size_t n) -> la_ssize_t {
-    static_cast<std::string*>(ctx)->append(static_cast<const char*>(b), n);
-    return static_cast<la_ssize_t>(n);
-  }, nullptr);
+  WriteInto(a, out);
   bool ok = true;
   for (const auto& name : names) {
     fs::path full = context / name;

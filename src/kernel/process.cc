@@ -1,7 +1,9 @@
 #include "kernel/process.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +12,37 @@
 
 #include "base/fs.h"
 
+extern char** environ;
+
 namespace paddock::kernel {
+
+Result<std::string> RunProgram(const std::string& exe, std::vector<std::string> argv, bool with_stderr) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
+  UniqueFd r(p[0]), w(p[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, w.get(), 1);
+  if (with_stderr) posix_spawn_file_actions_adddup2(&fa, w.get(), 2);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = ::posix_spawnp(&pid, exe.c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc == ENOENT) return NotFound(exe + " is missing");
+  if (rc != 0) return Status::Errno("spawn " + exe, rc);
+  w.reset();
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(r.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  int status;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Internal(exe + " failed" + (with_stderr ? ": " + out : ""));
+  return out;
+}
 
 Result<ProcessStat> ReadProcessStat(pid_t pid) {
   PDK_ASSIGN_OR_RETURN(std::string stat, ReadFile("/proc/" + std::to_string(pid) + "/stat"));

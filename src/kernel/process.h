@@ -4,6 +4,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/status.h"
@@ -19,6 +21,12 @@ Result<ProcessStat> ReadProcessStat(pid_t pid);
 // Field 22 of /proc/PID/stat (clock ticks since boot): with the pid it names
 // one process for the life of the host, which the store records.
 Result<uint64_t> ProcessStartTime(pid_t pid);
+
+// Runs the program `exe` (looked up in PATH unless it holds a '/') with
+// `argv` (argv[0] first) to its end and returns what it printed on stdout,
+// and on stderr too with `with_stderr`. kNotFound if the program is missing;
+// kInternal if it fails, with its output when stderr was taken.
+Result<std::string> RunProgram(const std::string& exe, std::vector<std::string> argv, bool with_stderr = false);
 
 class ProcessHandle {
  public:

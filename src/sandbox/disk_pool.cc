@@ -3,13 +3,11 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <linux/magic.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
@@ -17,41 +15,13 @@
 #include <vector>
 
 #include "base/fs.h"
-
-extern char** environ;
+#include "kernel/process.h"
 
 namespace paddock {
 
 namespace {
 
 constexpr int64_t kMinSize = int64_t{512} << 20;
-
-// Runs argv to completion; its output (both streams) on failure.
-Status Run(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Status::Errno("pipe");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int err = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(pipefd[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while (err == 0 && (n = ::read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  if (err != 0) return Unavailable(argv[0] + " is missing (" + std::strerror(err) + "): install btrfs-progs");
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Internal(argv[0] + " failed: " + out);
-  return Status::Ok();
-}
 
 // The loop device whose backing file is `image`, if one is attached.
 std::string FindLoop(const std::string& image) {
@@ -118,7 +88,8 @@ Result<std::unique_ptr<DiskPool>> DiskPool::Open(const DiskPoolOptions& opts) {
         UniqueFd f(::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
         if (!f || ::ftruncate(f.get(), opts.size_bytes) != 0) return Status::Errno("create " + part);
       }
-      Status made = Run({"mkfs.btrfs", "-q", part});
+      Status made = kernel::RunProgram("mkfs.btrfs", {"mkfs.btrfs", "-q", part}, true).status();
+      if (made.code() == StatusCode::kNotFound) made = Unavailable("mkfs.btrfs is missing: install btrfs-progs");
       if (made.ok() && ::rename(part.c_str(), opts.image.c_str()) != 0) made = Status::Errno("rename " + part);
       if (!made.ok()) {
         ::unlink(part.c_str());

@@ -244,8 +244,8 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       sandboxes_dir_(opts_.state_dir + "/sandboxes"),
       trash_dir_(opts_.state_dir + "/trash"),
       sandbox_trash_dir_(sandboxes_dir_ + "/.trash"),
-      volumes_dir_(sandboxes_dir_ + "/.volumes"),
       snapshots_dir_(opts_.state_dir + "/snapshots"),
+      volumes_dir_(sandboxes_dir_ + "/.volumes"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
              .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }}) {}
@@ -915,21 +915,22 @@ Status SandboxManager::Restart(const std::string& id_or_name, int grace_ms, cons
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   MutexLock lock(sb->mu);
   PDK_TRY(StillThere(*sb, id_or_name));
-  SandboxSpec check;  // refused before the stop, not after
-  check.limits = {change.memory_bytes.value_or(0), change.cpu_millicores.value_or(0), change.pids.value_or(0)};
-  check.disk_bytes = change.disk_bytes.value_or(0);
-  PDK_TRY(CheckSpec(check));
+  PDK_TRY(CheckLimits(change));  // refused before the stop, not after
   if (sb->info.state != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, grace_ms));
   PDK_TRY(ChangeLimits(*sb, change));
   return StartLocked(*sb);
 }
 
-Status SandboxManager::ChangeLimits(Sandbox& sb, const LimitsChange& change) {
-  if (change.empty()) return Status::Ok();
+Status SandboxManager::CheckLimits(const LimitsChange& change) const {
   SandboxSpec check;
   check.limits = {change.memory_bytes.value_or(0), change.cpu_millicores.value_or(0), change.pids.value_or(0)};
   check.disk_bytes = change.disk_bytes.value_or(0);
-  PDK_TRY(CheckSpec(check));
+  return CheckSpec(check);
+}
+
+Status SandboxManager::ChangeLimits(Sandbox& sb, const LimitsChange& change) {
+  if (change.empty()) return Status::Ok();
+  PDK_TRY(CheckLimits(change));
   kernel::CgroupLimits limits = sb.info.limits;
   if (change.memory_bytes) limits.memory_bytes = *change.memory_bytes;
   if (change.cpu_millicores) limits.cpu_millicores = *change.cpu_millicores;

@@ -449,6 +449,8 @@ class SandboxManager {
   Status ResumeLocked(Sandbox& sb) REQUIRES(sb.mu);
   Status StopLocked(Sandbox& sb, int grace_ms) REQUIRES(sb.mu);
   Status StartLocked(Sandbox& sb) REQUIRES(sb.mu);
+  // kInvalidArgument (or kUnimplemented) naming what is wrong with `change`.
+  Status CheckLimits(const LimitsChange& change) const;
   // Checks `change` and applies it to sb's limits (before a start).
   Status ChangeLimits(Sandbox& sb, const LimitsChange& change) REQUIRES(sb.mu);
   // What a deleted sandbox leaves for the teardown workers.

@@ -13,6 +13,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/ids.h"
+#include "kernel/process.h"
 
 extern char** environ;
 
@@ -114,31 +115,6 @@ Status MakeSkeleton(const std::string& layer) {
   return WriteFile(etc + "/resolv.conf", resolv);
 }
 
-Result<std::string> RunAndCapture(const std::string& exe, std::vector<std::string> args) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe2");
-  UniqueFd r(p[0]), w(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, w.get(), 1);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Status::Errno("spawn " + exe, rc);
-  w.reset();
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(r.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  int status;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Internal(exe + " failed");
-  return out;
-}
-
 }  // namespace
 
 Status TemplateStore::BuildHost(const std::string& layer) {
@@ -178,7 +154,7 @@ Status TemplateStore::BuildBusybox(const std::string& layer) {
   if (binary.size() < 64 || binary.compare(0, 4, "\x7f" "ELF") != 0)
     return FailedPrecondition(busybox_ + " is not an ELF binary (install busybox-static)");
   PDK_TRY(WriteFile(layer + "/bin/busybox", binary, 0755));
-  PDK_ASSIGN_OR_RETURN(std::string applets, RunAndCapture(busybox_, {"busybox", "--list"}));
+  PDK_ASSIGN_OR_RETURN(std::string applets, kernel::RunProgram(busybox_, {"busybox", "--list"}));
   std::istringstream in(applets);
   std::string applet;
   while (in >> applet)
