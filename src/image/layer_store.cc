@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "base/archive_util.h"
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/ids.h"
@@ -25,30 +26,6 @@ namespace {
 
 constexpr const char* kWhiteoutPrefix = ".wh.";
 constexpr const char* kOpaqueMarker = ".wh..wh..opq";
-
-// A tar entry's path made relative and clean: "./a//b/" -> "a/b". Refuses
-// absolute paths and any ".." component; "" is the layer's root.
-Result<std::string> CleanPath(const char* raw) {
-  if (!raw) return DataLoss("a tar entry has no name");
-  std::string p = raw;
-  if (!p.empty() && p[0] == '/') return DataLoss("tar entry '" + p + "' is an absolute path");
-  std::string out;
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
-    std::string c = p.substr(i, j - i);
-    if (c == "..") return DataLoss("tar entry '" + p + "' climbs out of its layer with '..'");
-    if (!c.empty() && c != ".") out += (out.empty() ? "" : "/") + c;
-    i = j + 1;
-  }
-  return out;
-}
-
-std::string ArchiveError(struct archive* a, const std::string& what) {
-  const char* e = archive_error_string(a);
-  return what + ": " + (e ? e : "unknown libarchive error");
-}
 
 // Feeds the tar reader the decompressed stream, hashing it on the way: the
 // diff id is the digest of exactly these bytes.
@@ -76,19 +53,6 @@ la_ssize_t ReadDecompressed(struct archive* a, void* ctx, const void** out) {
   return n;
 }
 
-// Points a hardlink entry at its target inside `dir`; kDataLoss if the
-// target is not inside `where` (the layer, the archive).
-Status RebaseHardlink(struct archive_entry* e, const std::string& dir, const std::string& name,
-                      const char* where) {
-  const char* link = archive_entry_hardlink(e);
-  if (!link) return Status::Ok();
-  auto target = CleanPath(link);
-  if (!target.ok() || target->empty())
-    return DataLoss("hardlink '" + name + "' points out of " + where + " ('" + link + "')");
-  archive_entry_set_hardlink(e, (dir + "/" + *target).c_str());
-  return Status::Ok();
-}
-
 // Drops the xattrs overlayfs would take as its own (a forged opaque flag or redirect).
 void StripOverlayXattrs(struct archive_entry* e) {
   struct Xattr {
@@ -112,30 +76,6 @@ void StripOverlayXattrs(struct archive_entry* e) {
   archive_entry_xattr_clear(e);
   for (const auto& x : kept)
     archive_entry_xattr_add_entry(e, x.name.c_str(), x.value.data(), x.value.size());
-}
-
-// A write to disk that libarchive reports as anything but ARCHIVE_OK (it
-// reports a failed write(2), ENOSPC included, as a mere warning): the
-// errno's code where it is the disk's fault, else the layer's.
-Status WriteError(struct archive* a, const std::string& what) {
-  int err = archive_errno(a);
-  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == ENOMEM)
-    return Status::Errno(what, err);
-  return DataLoss(ArchiveError(a, what));
-}
-
-// Copies one entry's data, holes included.
-Status CopyData(struct archive* in, struct archive* out, const std::string& name) {
-  const void* buf;
-  size_t size;
-  la_int64_t offset;
-  while (true) {
-    int r = archive_read_data_block(in, &buf, &size, &offset);
-    if (r == ARCHIVE_EOF) return Status::Ok();
-    if (r < ARCHIVE_WARN) return DataLoss(ArchiveError(in, "reading " + name + " from the layer"));
-    if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
-      return WriteError(out, "writing " + name);
-  }
 }
 
 // Unpacks the tar stream of `tar` into `dir`, which exists and is empty.
