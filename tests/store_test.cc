@@ -46,6 +46,11 @@ TEST_F(StoreTest, RecordsRoundTripAndSurviveReopen) {
   r.timeout_at_ms = 99;
   r.address = "10.88.0.2";
   r.forwards = R"([{"bind":"127.0.0.1","host_port":2222,"port":22}])";
+  r.archive_after_s = 3600;
+  r.archived_at_ms = 1234;
+  r.archive_sha256 = std::string(64, 'a');
+  r.archive_size = 4096;
+  r.restore_ms = 17;
   ASSERT_TRUE(store_->Update(r, {"create", "done", ""}).ok());
   store_.reset();
   store_ = std::move(OpenSqliteStore(dir_ + "/paddock.db")).value();
@@ -60,11 +65,38 @@ TEST_F(StoreTest, RecordsRoundTripAndSurviveReopen) {
   EXPECT_EQ(back->id_base, 1u << 30);
   EXPECT_EQ(back->address, "10.88.0.2");
   EXPECT_EQ(back->forwards, r.forwards);
+  EXPECT_EQ(back->archive_after_s, 3600);
+  EXPECT_EQ(back->archived_at_ms, 1234);
+  EXPECT_EQ(back->archive_sha256, r.archive_sha256);
+  EXPECT_EQ(back->archive_size, 4096);
+  EXPECT_EQ(back->restore_ms, 17);
   auto journal = store_->ReadJournal("a1");
   ASSERT_TRUE(journal.ok());
   ASSERT_EQ(journal->size(), 2u);
   EXPECT_EQ((*journal)[0].phase, "intent");
   EXPECT_EQ((*journal)[1].phase, "done");
+}
+
+TEST_F(StoreTest, ArchivesOutliveTheirSandboxesAndReopen) {
+  ArchiveRecord a{"arc-1", "sb-1", "work", "docker.io/library/python:3", "sha256:img", "", "/home", 100, 300,
+                  std::string(64, 'b'), 5};
+  ASSERT_TRUE(store_->PutArchive(a).ok());
+  EXPECT_EQ(store_->PutArchive(a).code(), StatusCode::kAlreadyExists);
+  a.id = "arc-2";
+  a.created_at_ms = 6;
+  ASSERT_TRUE(store_->PutArchive(a).ok());
+  store_.reset();
+  store_ = std::move(OpenSqliteStore(dir_ + "/paddock.db")).value();
+  auto all = store_->ListArchives();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, "arc-1");
+  EXPECT_EQ((*all)[0].template_name, "docker.io/library/python:3");
+  EXPECT_EQ((*all)[0].path, "/home");
+  EXPECT_EQ((*all)[0].bytes, 300);
+  EXPECT_EQ((*all)[0].sha256, std::string(64, 'b'));
+  ASSERT_TRUE(store_->RemoveArchive("arc-1").ok());
+  EXPECT_EQ(store_->ListArchives()->size(), 1u);
 }
 
 TEST_F(StoreTest, NamesAndIdsAreUniqueAndAFailedChangeWritesNothing) {

@@ -112,6 +112,20 @@ Result<std::vector<VolumeMount>> ParseVolumeMounts(const json& body, const char*
   return out;
 }
 
+json ArchiveJson(const ArchiveRecord& a) {
+  return json{{"id", a.id},
+              {"sandbox", a.sandbox_id},
+              {"sandbox_name", a.sandbox_name},
+              {"template", a.template_name},
+              {"image_id", a.image_id.empty() ? json(nullptr) : json(a.image_id)},
+              {"snapshot", a.snapshot_id.empty() ? json(nullptr) : json(a.snapshot_id)},
+              {"path", a.path},
+              {"size", a.size},
+              {"bytes", a.bytes},
+              {"sha256", a.sha256},
+              {"created_at", FormatTime(a.created_at_ms)}};
+}
+
 json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
   return json{{"id", i.id},
               {"name", i.name},
@@ -131,6 +145,11 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"auto_delete_after", i.auto_delete_after_s},
               {"idle_timeout", i.idle_timeout_s},
               {"on_idle", TimeoutActionName(i.on_idle)},
+              {"archive_after", i.archive_after_s},
+              {"archived", i.archived_at_ms > 0},
+              {"archived_at", i.archived_at_ms ? json(FormatTime(i.archived_at_ms)) : json(nullptr)},
+              {"archive_size", i.archive_size},
+              {"restore_ms", i.restore_ms},
               {"created_at", FormatTime(i.created_at_ms)},
               {"started_at", i.started_at_ms ? json(FormatTime(i.started_at_ms)) : json(nullptr)},
               {"stopped_at", i.stopped_at_ms ? json(FormatTime(i.stopped_at_ms)) : json(nullptr)},
@@ -273,6 +292,7 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() >= 2 && p[0] == "v1" && (p[1] == "templates" || p[1] == "templates:prune")) return Templates(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "builds") return Builds(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "volumes") return Volumes(c);
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "archives") return Archives(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
     return CreateSandboxes(c);
@@ -296,6 +316,13 @@ std::optional<Response> RestApi::Route(Call& c) {
         return JsonResponse(http::status::ok, j, req);
       });
     }
+    if (p.size() == 3 && method == http::verb::delete_ && c.Q("keep_data", "false") != "false" && c.Q("keep_data") != "0") {
+      c.op = "delete";
+      return Try(req, [&]() -> Result<Response> {
+        PDK_ASSIGN_OR_RETURN(ArchiveRecord a, manager_->DeleteKeepingData(id, c.Q("path", "/")));
+        return JsonResponse(http::status::ok, ArchiveJson(a), req);
+      });
+    }
     if (p.size() == 3 && method == http::verb::delete_) return Transition(c, id, "delete");
     if (p.size() == 4 && method == http::verb::post) {
       const std::string& action = p[3];
@@ -306,6 +333,14 @@ std::optional<Response> RestApi::Route(Call& c) {
       if (action == "exec") return Exec(c, id);
       if (action == "snapshots") return CreateSnapshot(c, id);
       if (action == "rollback") return Rollback(c, id);
+      if (action == "archive") {
+        c.op = "archive";
+        return Try(req, [&]() -> Result<Response> {
+          PDK_TRY(manager_->ArchiveLayer(id));
+          PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Get(id));
+          return JsonResponse(http::status::ok, SandboxJson(info, manager_->network()), req);
+        });
+      }
     }
     if (p.size() == 4 && p[3] == "network" && (method == http::verb::put || method == http::verb::patch))
       return UpdateNetwork(c, id);
@@ -492,6 +527,15 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   PDK_ASSIGN_OR_RETURN(spec.snapshot, b.Str("snapshot"));
   if (!spec.snapshot.empty() && b.j.contains("template"))
     return InvalidArgument("give 'template' or 'snapshot', not both: a snapshot brings its own base");
+  PDK_ASSIGN_OR_RETURN(spec.restore, b.Str("restore"));
+  if (!spec.restore.empty() && (b.j.contains("template") || b.j.contains("snapshot")))
+    return InvalidArgument("give 'restore' without 'template' or 'snapshot': an archive brings its own base");
+  if (b.j.contains("archive_after")) {
+    const json& v = b.j["archive_after"];
+    if (!v.is_number_integer() || v.get<int64_t>() < -1)
+      return InvalidArgument("field 'archive_after' must be seconds stopped before its files are archived (-1: never)");
+    spec.archive_after_s = v.get<int64_t>();
+  }
   PDK_ASSIGN_OR_RETURN(spec.limits.cpu_millicores, b.Int("cpu"));
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
   PDK_ASSIGN_OR_RETURN(spec.disk_bytes, b.Size("disk"));
@@ -888,6 +932,31 @@ Response RestApi::Volumes(Call& c) {
     }
     if (p.size() == 3 && method == http::verb::delete_) {
       PDK_TRY(manager_->RemoveVolume(p[2]));
+      return EmptyResponse(http::status::no_content, c.req);
+    }
+    return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));
+  });
+}
+
+// GET /v1/archives[/{id}], DELETE /v1/archives/{id}: the files deleted
+// sandboxes kept (DELETE /v1/sandboxes/{id}?keep_data=1 makes one; a
+// create's "restore" starts a sandbox with one).
+Response RestApi::Archives(Call& c) {
+  const auto& p = c.target.path;
+  auto method = c.req.method();
+  c.op = "archive";
+  return Try(c.req, [&]() -> Result<Response> {
+    if (p.size() == 2 && method == http::verb::get) {
+      json all = json::array();
+      for (const auto& a : manager_->ListArchives()) all.push_back(ArchiveJson(a));
+      return JsonResponse(http::status::ok, {{"archives", all}}, c.req);
+    }
+    if (p.size() == 3 && method == http::verb::get) {
+      PDK_ASSIGN_OR_RETURN(ArchiveRecord a, manager_->GetArchive(p[2]));
+      return JsonResponse(http::status::ok, ArchiveJson(a), c.req);
+    }
+    if (p.size() == 3 && method == http::verb::delete_) {
+      PDK_TRY(manager_->RemoveArchive(p[2]));
       return EmptyResponse(http::status::no_content, c.req);
     }
     return NotFound("no route for " + std::string(c.req.method_string()) + " " + std::string(c.req.target()));

@@ -61,6 +61,7 @@ class RestApi {
   Response BuildFiles(Call& c);
   // /v1/volumes: create, list, inspect, remove.
   Response Volumes(Call& c);
+  Response Archives(Call& c);
   // /v1/images: pull (JSON, or progress as server-sent events), list,
   // inspect, remove, prune.
   std::optional<Response> Images(Call& c);

@@ -12,6 +12,8 @@
 //   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
 //   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T... | prune
 //   paddock volume create NAME [--disk SIZE] | ls [--json] | inspect NAME | rm NAME...
+//   paddock rm --keep-data [--path P] ID|NAME...;  paddock archive ls [--json] | inspect A | rm A...
+//   paddock create --restore A ...;  paddock archive-files ID|NAME  (a stopped sandbox's, now)
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
 //   paddock pause|resume|stop|start|restart|rm ID|NAME...
 //   paddock cp SRC DST            (ID:/path on either side)
@@ -74,8 +76,8 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 }
 
 struct CreateFlags {
-  std::string name, tmpl = "host", snapshot, memory, disk, on_timeout;
-  int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0;
+  std::string name, tmpl = "host", snapshot, restore, memory, disk, on_timeout;
+  int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0, archive_after = 0;
   std::string on_idle;
   std::vector<std::string> env, labels, volumes, host_dirs;
   void Add(CLI::App* c) {
@@ -83,7 +85,10 @@ struct CreateFlags {
     auto* t = c->add_option("--template,-t", tmpl,
                             "host, busybox, a snapshot, or an image (python:3.12, REGISTRY/REPO:TAG, "
                             "…@sha256:…), pulled if missing");
-    c->add_option("--from-snapshot", snapshot, "a snapshot's id or name: its files, over its base")->excludes(t);
+    auto* from = c->add_option("--from-snapshot", snapshot, "a snapshot's id or name: its files, over its base")->excludes(t);
+    c->add_option("--restore", restore, "an archive (paddock rm --keep-data): its files, over their base")
+        ->excludes(t)
+        ->excludes(from);
     c->add_option("--cpu", cpu, "CPU limit in millicores (1000 = one core)");
     c->add_option("--memory,-m", memory, "memory limit, e.g. 512m or 2g");
     c->add_option("--pids", pids, "process limit");
@@ -94,11 +99,15 @@ struct CreateFlags {
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--idle-timeout", idle_timeout, "seconds without exec, file operation or connection until it stops");
     c->add_option("--on-idle", on_idle, "stop (default) or pause");
+    c->add_option("--archive-after", archive_after,
+                  "seconds stopped until its files are archived (restored at its start); -1: never");
     c->add_option("--env,-e", env, "KEY=VALUE for every process");
     c->add_option("--label,-l", labels, "KEY=VALUE metadata");
   }
   Result<json> Body() const {
-    json b = snapshot.empty() ? json{{"template", tmpl}} : json{{"snapshot", snapshot}};
+    json b = !restore.empty()  ? json{{"restore", restore}}
+             : snapshot.empty() ? json{{"template", tmpl}}
+                                : json{{"snapshot", snapshot}};
     if (!name.empty()) b["name"] = name;
     if (cpu) b["cpu"] = cpu;
     if (!memory.empty()) b["memory"] = memory;
@@ -110,6 +119,7 @@ struct CreateFlags {
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
     if (idle_timeout) b["idle_timeout"] = idle_timeout;
     if (!on_idle.empty()) b["on_idle"] = on_idle;
+    if (archive_after) b["archive_after"] = archive_after;
     PDK_ASSIGN_OR_RETURN(auto e, Pairs(env, "--env"));
     PDK_ASSIGN_OR_RETURN(auto l, Pairs(labels, "--label"));
     if (!e.empty()) b["env"] = e;
@@ -449,6 +459,11 @@ int main(int argc, char** argv) {
     simple[verb] = app.add_subcommand(verb, std::string(verb) + " sandboxes");
     simple[verb]->add_option("ids", ids, "ids or names")->required();
   }
+  bool keep_data = false;
+  std::string keep_path = "/";
+  simple["rm"]->add_flag("--keep-data", keep_data,
+                         "first keep its files as an archive (paddock archive ls); if that fails it is not deleted");
+  simple["rm"]->add_option("--path", keep_path, "with --keep-data: only the files under this path inside");
   std::string src, dst;
   auto* cp = app.add_subcommand("cp", "copy files: paddock cp ./local ID:/path, or ID:/path ./local");
   cp->add_option("src", src)->required();
@@ -544,6 +559,16 @@ int main(int argc, char** argv) {
   volume_inspect->add_option("name", ref, "its name")->required();
   auto* volume_rm = volume->add_subcommand("rm", "remove volumes no sandbox mounts");
   volume_rm->add_option("names", refs, "names")->required();
+  auto* archives = app.add_subcommand("archive", "files deleted sandboxes kept (rm --keep-data); list, inspect, remove");
+  archives->require_subcommand(1);
+  auto* archive_ls = archives->add_subcommand("ls", "list archives");
+  archive_ls->add_flag("--json", json_out, "JSON output");
+  auto* archive_inspect = archives->add_subcommand("inspect", "show one archive as JSON");
+  archive_inspect->add_option("id", ref, "its id")->required();
+  auto* archive_rm = archives->add_subcommand("rm", "remove archives");
+  archive_rm->add_option("ids", refs, "ids")->required();
+  auto* archive_files = app.add_subcommand("archive-files", "archive a stopped sandbox's files now (its start restores them)");
+  archive_files->add_option("id", id, "id or name")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto sandbox_path = [](const std::string& i) { return "/v1/sandboxes/" + Escape(i); };
@@ -609,8 +634,11 @@ int main(int argc, char** argv) {
     if (!sub->parsed()) continue;
     int rc = 0;
     for (const auto& i : ids) {
-      auto r = verb == "rm" ? Call(api, "DELETE", sandbox_path(i)) : Call(api, "POST", sandbox_path(i) + "/" + verb);
+      std::string rm_path = sandbox_path(i);
+      if (keep_data) rm_path += "?keep_data=1&path=" + Escape(keep_path);
+      auto r = verb == "rm" ? Call(api, "DELETE", rm_path) : Call(api, "POST", sandbox_path(i) + "/" + verb);
       if (!r.ok()) rc = Fail(r.status());
+      else if (keep_data) std::printf("%s %s\n", i.c_str(), r->value("id", "").c_str());
       else std::printf("%s\n", i.c_str());
     }
     return rc;
@@ -731,6 +759,41 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (archive_ls->parsed()) {
+    auto r = Call(api, "GET", "/v1/archives");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", (*r)["archives"].dump(2).c_str());
+    } else {
+      std::printf("%-20s %-24s %-24s %-16s %10s %s\n", "ID", "SANDBOX", "TEMPLATE", "PATH", "SIZE", "CREATED");
+      for (const auto& a : (*r)["archives"])
+        std::printf("%-20s %-24s %-24s %-16s %10s %s\n", a.value("id", "").c_str(), a.value("sandbox_name", "").c_str(),
+                    a.value("template", "").c_str(), a.value("path", "").c_str(),
+                    HumanBytes(a.value("size", int64_t{0})).c_str(), a.value("created_at", "").c_str());
+    }
+    return 0;
+  }
+  if (archive_inspect->parsed()) {
+    auto r = Call(api, "GET", "/v1/archives/" + Escape(ref));
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (archive_rm->parsed()) {
+    int rc = 0;
+    for (const auto& a : refs) {
+      auto res = Call(api, "DELETE", "/v1/archives/" + Escape(a));
+      if (!res.ok()) rc = Fail(res.status());
+      else std::printf("%s\n", a.c_str());
+    }
+    return rc;
+  }
+  if (archive_files->parsed()) {
+    auto r = Call(api, "POST", sandbox_path(id) + "/archive");
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s %s\n", id.c_str(), HumanBytes(r->value("archive_size", int64_t{0})).c_str());
+    return 0;
   }
   if (template_build->parsed()) {
     Status s = BuildTemplate(api, build_file, no_cache);

@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
                  "seconds without exec, file operation or proxied connection until a sandbox created "
                  "without its own idle_timeout stops (0: never)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--archive-after", mopts.default_archive_after_s,
+                 "seconds a sandbox created without its own archive_after stays stopped until its files are "
+                 "archived (compressed, the folder removed; its start restores them) (0: never)")
+      ->check(CLI::NonNegativeNumber);
   std::vector<std::string> host_dirs;
   app.add_option("--host-dir", host_dirs,
                  "NAME=/host/path: a host folder sandboxes may mount read-only by NAME (repeatable)");

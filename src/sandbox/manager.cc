@@ -18,6 +18,7 @@
 #include "base/json_field.h"
 #include "kernel/contain.h"
 #include "base/layer_copy.h"
+#include "sandbox/layer_archive.h"
 #include "sandbox/manager_parts.h"
 
 #ifndef PADDOCK_INIT_DEFAULT_PATH
@@ -155,6 +156,11 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.snapshot_id = i.snapshot_id;
   r.disk_bytes = i.disk_bytes;
   r.volumes = VolumesToJson(i.volumes);
+  r.archive_after_s = i.archive_after_s;
+  r.archived_at_ms = i.archived_at_ms;
+  r.archive_sha256 = i.archive_sha256;
+  r.archive_size = i.archive_size;
+  r.restore_ms = i.restore_ms;
   return r;
 }
 
@@ -192,6 +198,11 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.snapshot_id = r.snapshot_id;
   i.disk_bytes = r.disk_bytes;
   i.volumes = VolumesFromJson(r.volumes);
+  i.archive_after_s = r.archive_after_s;
+  i.archived_at_ms = r.archived_at_ms;
+  i.archive_sha256 = r.archive_sha256;
+  i.archive_size = r.archive_size;
+  i.restore_ms = r.restore_ms;
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -246,6 +257,8 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       sandbox_trash_dir_(sandboxes_dir_ + "/.trash"),
       snapshots_dir_(opts_.state_dir + "/snapshots"),
       volumes_dir_(sandboxes_dir_ + "/.volumes"),
+      archives_dir_(opts_.state_dir + "/archives"),
+      archived_dir_(sandboxes_dir_ + "/.archived"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
              .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }}) {}
@@ -271,7 +284,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
   UniqueFd init(::open(opts.init_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!init) return Status::Errno("open paddock-init at " + opts.init_path);
-  for (const char* sub : {"", "/sandboxes", "/templates", "/staging", "/trash", "/snapshots"})
+  for (const char* sub : {"", "/sandboxes", "/templates", "/staging", "/trash", "/snapshots", "/archives"})
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   // A sandbox's set-up runs as its own root, an unprivileged host id, and must
   // reach its folder: the state folder must be searchable (not listable) by all.
@@ -302,6 +315,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   }
   PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.volumes", 0711));
+  PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.archived", 0700));
   if (!opts.store) {
     PDK_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenSqliteStore(opts.state_dir + "/paddock.db"));
     opts.store = std::move(store);
@@ -328,6 +342,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   PDK_TRY(m->LoadSnapshots());
   PDK_TRY(m->LoadVolumes());
   PDK_TRY(m->Recover());
+  m->SweepArchives();
   if (m->opts_.warm_shells > 0) {
     for (const auto& name : m->opts_.warm_templates) (void)m->warm_.SetTarget(name, m->opts_.warm_shells);
     m->warm_.Start();
@@ -470,6 +485,11 @@ Status SandboxManager::StillThere(const Sandbox& sb, const std::string& id_or_na
 
 Result<SandboxInfo> SandboxManager::Create(const SandboxSpec& spec) {
   PDK_TRY(CheckSpec(spec));  // before a pull, which may take minutes
+  if (!spec.restore.empty()) {
+    PDK_ASSIGN_OR_RETURN(ArchiveRecord rec, GetArchive(spec.restore));
+    PDK_ASSIGN_OR_RETURN(Template tmpl, ArchiveTemplate(rec));
+    return CreateFrom(spec, tmpl, "", &rec);
+  }
   if (!spec.snapshot.empty()) {
     PDK_ASSIGN_OR_RETURN(SnapshotRecord snap, GetSnapshot(spec.snapshot));
     PDK_ASSIGN_OR_RETURN(Template tmpl, SnapshotTemplate(snap.id));
@@ -535,6 +555,7 @@ Status SandboxManager::CopyLayerOf(const std::string& source_id, const SandboxIn
   PDK_ASSIGN_OR_RETURN(auto src, Find(source_id));
   MutexLock lock(src->mu);  // no transition of the source meanwhile
   PDK_TRY(StillThere(*src, source_id));
+  PDK_TRY(RestoreLayerLocked(*src));
   bool freeze = src->info.state == SandboxState::kRunning;
   if (freeze) PDK_TRY(src->cgroup->Freeze());  // a consistent copy: nothing writes meanwhile
   Status s = CopyLayer(src->info.dir + "/upper", info.dir + "/upper", src->info.ids.host_first,
@@ -572,6 +593,7 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
   if (spec.limits.memory_bytes > 0 && spec.limits.memory_bytes < (int64_t{4} << 20))
     return InvalidArgument("memory limit must be at least 4 MiB");
   if (spec.idle_timeout_s < 0) return InvalidArgument("idle_timeout must not be negative");
+  if (spec.archive_after_s < -1) return InvalidArgument("archive_after must be a number of seconds (or -1: never)");
   if (spec.on_idle == TimeoutAction::kKill)
     return InvalidArgument("an idle sandbox is stopped or paused, not killed (on_idle: stop or pause)");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
@@ -614,7 +636,7 @@ kernel::CgroupLimits SandboxManager::WithDefaults(kernel::CgroupLimits limits) c
 }
 
 Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Template& tmpl,
-                                               const std::string& fork_source) {
+                                               const std::string& fork_source, const ArchiveRecord* archive) {
   PDK_TRY(CheckSpec(spec));
   auto sb = std::make_shared<Sandbox>();
   sb->id = NewSandboxId();
@@ -642,6 +664,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.auto_delete_after_s = spec.auto_delete_after_s;
   info.idle_timeout_s = spec.idle_timeout_s > 0 ? spec.idle_timeout_s : opts_.default_idle_timeout_s;
   info.on_idle = spec.on_idle;
+  info.archive_after_s = spec.archive_after_s;
   info.network = spec.network;
   info.created_at_ms = info.last_active_ms = WallClockMillis();
   if (spec.timeout_s > 0) info.timeout_at_ms = info.created_at_ms + spec.timeout_s * 1000;
@@ -684,7 +707,8 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // The id range: the warm shell's, or a new one.
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
-  bool warm_fits = fork_source.empty() && (!network_ || info.network.enabled) && info.volumes.empty();
+  bool warm_fits = fork_source.empty() && !archive && (!network_ || info.network.enabled) &&
+                   info.volumes.empty();
   std::unique_ptr<WarmShell> warm = warm_fits ? warm_.Take(WarmKey(tmpl)) : nullptr;
   Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
   auto unreserve = [this, id = info.id, name = info.name] {  // its id range goes back with sb
@@ -716,6 +740,11 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     s = MakeSandboxDir(info.dir, info.ids.host_first);
     if (s.ok()) s = ApplyDiskLimit(info.dir, info.disk_bytes);
     if (s.ok() && !fork_source.empty()) s = CopyLayerOf(fork_source, info);
+    if (s.ok() && archive) {
+      auto restored = ReadLayerArchive(ArchiveFile(archive->id), archive->sha256, info.dir + "/upper",
+                                       info.ids.host_first);
+      s = restored.status().Annotate("restoring archive " + archive->id);
+    }
     if (s.ok()) s = TakeSlot(*sb);
     if (s.ok()) s = Boot(*sb, launch);
   }
@@ -978,6 +1007,7 @@ Status SandboxManager::StopLocked(Sandbox& sb, int grace_ms) {
 
 Status SandboxManager::StartLocked(Sandbox& sb) {
   PDK_TRY(RequireState(sb.info, SandboxState::kStopped, "started"));
+  PDK_TRY(RestoreLayerLocked(sb));
   PDK_TRY(Persist(sb, RecordState::kStarting, {"start", "intent", ""}));
   Status s = ApplyDiskLimit(sb.info.dir, sb.info.disk_bytes);
   if (s.ok()) s = TakeSlot(sb);
@@ -1010,6 +1040,7 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
   if (::rename(sb.info.dir.c_str(), trash.c_str()) != 0 && errno != ENOENT)
     return Status::Errno("move " + sb.info.dir + " to trash");
   PDK_TRY(store_->Remove(sb.info.id, {"delete", "done", ""}));
+  if (sb.info.archived_at_ms > 0) ::unlink(ArchivedLayer(sb.info.id).c_str());
   if (forwarder_)
     for (const auto& f : sb.info.forwards) forwarder_->Close(f.bind, f.host_port);
   sb.ready = false;
@@ -1025,6 +1056,7 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
     MutexLock lock(mu_);
     by_id_.erase(sb.info.id);
     id_by_name_.erase(sb.info.name);
+    archive_failed_ms_.erase(sb.info.id);
     ++tearing_down_;
   }
   teardown_.Post([this, remains] { TearDown(*remains); });

@@ -83,6 +83,7 @@ struct ManagerOptions {
   int64_t disk_pool_bytes = 0;
   int64_t default_disk_bytes = 0;      // what a sandbox gets when its spec leaves it at 0; 0: none
   int64_t default_idle_timeout_s = 0;  // see SandboxSpec::idle_timeout_s
+  int64_t default_archive_after_s = 0; // see SandboxSpec::archive_after_s; 0: never
   // Host folders sandboxes may mount read-only, by name (datasets, model
   // weights, a driver's folder): the operator's allow list.
   std::map<std::string, std::string> host_dirs;
@@ -117,6 +118,14 @@ struct SandboxSpec {
   // proxied connection; 0: paddockd's --idle-timeout (0: never).
   int64_t idle_timeout_s = 0;
   TimeoutAction on_idle = TimeoutAction::kStop;  // stop or pause
+  // Its writable layer is archived (compressed, checksummed, the folder
+  // removed) once it has been stopped this long, and restored at its next
+  // start; 0: paddockd's --archive-after (0: never); -1: never.
+  int64_t archive_after_s = 0;
+  // An archive kept by a delete (DeleteKeepingData): the sandbox starts
+  // with its files, over the base they were made over (template_name and
+  // snapshot are not used).
+  std::string restore;
   net::NetworkSettings network;
 };
 
@@ -142,6 +151,11 @@ struct SandboxInfo {
   int64_t auto_delete_after_s = 0;
   int64_t idle_timeout_s = 0;
   TimeoutAction on_idle = TimeoutAction::kStop;
+  int64_t archive_after_s = 0;         // as given (0: the default, -1: never)
+  int64_t archived_at_ms = 0;          // its writable layer is an archive since then; 0: a folder
+  std::string archive_sha256;
+  int64_t archive_size = 0;            // the archive's bytes while archived
+  int64_t restore_ms = 0;              // how long its last restore took
   int64_t created_at_ms = 0, started_at_ms = 0, stopped_at_ms = 0, last_active_ms = 0;
   std::string error;                   // why it stopped without being asked to
   // Why its init does not answer host calls (stopped, gone, or past a
@@ -314,6 +328,20 @@ class SandboxManager {
   Status RemoveVolume(const std::string& name) EXCLUDES(vol_mu_, mu_);
   std::string VolumeDir(const std::string& name) const { return volumes_dir_ + "/" + name; }
 
+  // Data kept on delete: the sandbox's writable layer (or the part under
+  // `path` inside it) goes to an archive, then the sandbox is deleted. If
+  // the archive cannot be made, nothing is deleted and the error says why.
+  // A running sandbox is frozen while its files are read.
+  Result<ArchiveRecord> DeleteKeepingData(const std::string& id_or_name, const std::string& path)
+      EXCLUDES(mu_);
+  std::vector<ArchiveRecord> ListArchives() const;
+  Result<ArchiveRecord> GetArchive(const std::string& id) const;
+  Status RemoveArchive(const std::string& id);
+  std::string ArchiveFile(const std::string& id) const { return archives_dir_ + "/" + id + ".tar.zst"; }
+  // Archives a stopped sandbox's writable layer now (the reaper does so
+  // after archive_after_s); its next start restores it.
+  Status ArchiveLayer(const std::string& id_or_name);
+
   // Templates built from steps (see TemplateBuilder): names of snapshots.
   // What a create from `name` starts from: a built template, else a
   // snapshot of that name, else a built-in or an image (pulled if missing).
@@ -410,6 +438,23 @@ class SandboxManager {
                                                       const std::vector<VolumeMount>& volumes = {});
   // Start-up: loads the volume records.
   Status LoadVolumes() EXCLUDES(vol_mu_);
+  // Start-up, after Recover: removes archives no record names, and the
+  // partial files of archives cut short.
+  void SweepArchives();
+  // Where a stopped sandbox's archived writable layer is (outside its own
+  // folder, so outside its disk limit).
+  std::string ArchivedLayer(const std::string& id) const { return archived_dir_ + "/" + id + ".tar.zst"; }
+  Status ArchiveLayerLocked(Sandbox& sb) REQUIRES(sb.mu);
+  // Puts an archived sandbox's writable layer back in place (a no-op for
+  // one that is not archived): verified by its checksum, unpacked beside
+  // the folder's place and renamed into it, so a crash or a corrupt archive
+  // never leaves half a layer.
+  Status RestoreLayerLocked(Sandbox& sb) REQUIRES(sb.mu);
+  // Start-up: settles a stopped sandbox's archive cut short by a crash.
+  // Returns what it did, for the journal ("" if nothing).
+  std::string RecoverArchive(SandboxInfo& info);
+  // The base an archive's files were made over.
+  Result<Template> ArchiveTemplate(const ArchiveRecord& rec);
   // The warm pool's make hook: a shell for a WarmKey.
   Result<std::unique_ptr<WarmShell>> MakeWarmShell(const std::string& key) EXCLUDES(warm_mu_);
   // Warm shells are kept by template name, an image's by its id (a tag
@@ -465,8 +510,9 @@ class SandboxManager {
   void TearDown(Remains& r) EXCLUDES(mu_);
   // The reaper's action on one sandbox, if it is still due.
   void ReapOne(const std::string& id, int64_t now_ms);
-  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source)
-      EXCLUDES(mu_);
+  // A fork copies the files of `fork_source`, a restore unpacks `archive`'s.
+  Result<SandboxInfo> CreateFrom(const SandboxSpec& spec, const Template& tmpl, const std::string& fork_source,
+                                 const ArchiveRecord* archive = nullptr) EXCLUDES(mu_);
   // kInvalidArgument (or kUnimplemented for limits this host cannot
   // enforce) naming what is wrong with `spec`.
   Status CheckSpec(const SandboxSpec& spec) const;
@@ -514,7 +560,8 @@ class SandboxManager {
   std::unique_ptr<image::ImageStore> images_;
   TemplateStore templates_;
   std::unique_ptr<DiskPool> disk_;  // null: no disk limits
-  std::string sandboxes_dir_, trash_dir_, sandbox_trash_dir_, snapshots_dir_, volumes_dir_;
+  std::string sandboxes_dir_, trash_dir_, sandbox_trash_dir_, snapshots_dir_, volumes_dir_, archives_dir_,
+      archived_dir_;
 
   std::atomic<bool> shutting_down_ = false;
   IdRanges id_ranges_;
@@ -524,6 +571,7 @@ class SandboxManager {
   std::map<std::string, std::string> id_by_name_ GUARDED_BY(mu_);
   size_t tearing_down_ GUARDED_BY(mu_) = 0;  // deleted sandboxes whose teardown has not finished
   std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
+  std::map<std::string, int64_t> archive_failed_ms_ GUARDED_BY(mu_);  // when archiving a stopped sandbox last failed
   CondVar teardown_cv_;  // tearing_down_ went down
 
   mutable Mutex snap_mu_;  // taken after a sandbox's mu, before mu_

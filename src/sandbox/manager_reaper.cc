@@ -1,5 +1,5 @@
-// The reaper: timeouts, idle sandboxes and auto-deletes, acted on off the
-// caller's thread.
+// The reaper: timeouts, idle sandboxes, auto-deletes and archives of
+// long-stopped sandboxes, acted on off the caller's thread.
 #include <algorithm>
 
 #include "sandbox/manager.h"
@@ -10,11 +10,11 @@ namespace paddock {
 namespace {
 
 // What the reaper should do to a sandbox as of `i` at `now_ms`.
-enum class Due { kNothing, kTimeout, kIdle, kExpired };
+enum class Due { kNothing, kTimeout, kIdle, kExpired, kArchive };
 
 // `last_active_ms`: its latest activity, exec or file operation or proxied
-// connection.
-Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms) {
+// connection; `archive_after_s`: paddockd's default.
+Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms, int64_t archive_after_s) {
   if (i.timeout_at_ms > 0 && i.timeout_at_ms <= now_ms && i.state != SandboxState::kStopped &&
       !(i.on_timeout == TimeoutAction::kPause && i.state == SandboxState::kPaused))
     return Due::kTimeout;
@@ -24,6 +24,10 @@ Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms) {
   if (i.state == SandboxState::kStopped && i.auto_delete_after_s > 0 && i.stopped_at_ms > 0 &&
       i.stopped_at_ms + i.auto_delete_after_s * 1000 <= now_ms)
     return Due::kExpired;
+  if (i.archive_after_s != 0) archive_after_s = i.archive_after_s;
+  if (i.state == SandboxState::kStopped && archive_after_s > 0 && i.archived_at_ms == 0 && i.stopped_at_ms > 0 &&
+      i.stopped_at_ms + archive_after_s * 1000 <= now_ms)
+    return Due::kArchive;
   return Due::kNothing;
 }
 
@@ -35,9 +39,16 @@ Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms) {
 int SandboxManager::Reap(int64_t now_ms) {
   int started = 0;
   for (const auto& info : List()) {
-    if (DueFor(info, info.last_active_ms, now_ms) == Due::kNothing) continue;
+    if (DueFor(info, info.last_active_ms, now_ms, opts_.default_archive_after_s) == Due::kNothing) continue;
     {
       MutexLock lock(mu_);
+      if (auto failed = archive_failed_ms_.find(info.id); failed != archive_failed_ms_.end()) {
+        if (info.state != SandboxState::kStopped) {
+          archive_failed_ms_.erase(failed);
+        } else if (now_ms - failed->second < (now_ms - info.stopped_at_ms) / 2 + 1000) {
+          continue;  // tried lately: again once it has been stopped twice as long
+        }
+      }
       if (!reaping_.insert(info.id).second) continue;  // its action is under way
     }
     ++started;
@@ -60,9 +71,19 @@ void SandboxManager::ReapOne(const std::string& id, int64_t now_ms) {
   if (!StillThere(sb, id).ok()) return;
   SandboxInfo& i = sb.info;
   // Again, under its lock: it may have changed.
-  Due due = DueFor(i, std::max(i.last_active_ms, sb.proxied_ms.load(std::memory_order_relaxed)), now_ms);
+  Due due = DueFor(i, std::max(i.last_active_ms, sb.proxied_ms.load(std::memory_order_relaxed)), now_ms,
+                   opts_.default_archive_after_s);
   if (due == Due::kExpired) {
     (void)DeleteLocked(sb);
+    return;
+  }
+  if (due == Due::kArchive) {
+    // A failure is in the journal; the next try waits as long again.
+    if (Status s = ArchiveLayerLocked(sb); !s.ok()) {
+      (void)store_->Journal(id, "archive", "failed", s.ToString());
+      MutexLock lock(mu_);
+      archive_failed_ms_[id] = now_ms;
+    }
     return;
   }
   if (due == Due::kIdle) {

@@ -159,6 +159,7 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     info.init_start_time = 0;
     info.address.clear();  // its slot died with it
   }
+  if (std::string archive = RecoverArchive(info); !archive.empty()) what += (what.empty() ? "" : "; ") + archive;
   PDK_ASSIGN_OR_RETURN(sb->ids, id_ranges_.Claim(info.ids.host_first));
   // Its project's limit, as recorded (an earlier paddockd may have set another).
   if (Status s = ApplyDiskLimit(info.dir, info.disk_bytes); !s.ok())

@@ -142,6 +142,7 @@ Status SandboxManager::CopyForSnapshot(Sandbox& sb, SnapshotRecord& rec, const s
   rec.template_name = info.template_name;
   rec.image_id = info.image_id;
   rec.parent = info.snapshot_id;
+  PDK_TRY(RestoreLayerLocked(sb));
   PDK_TRY(MakeDirs(staging, 0755));
   // A running sandbox is frozen so that its files are copied as of one
   // moment; a paused one is frozen already, a stopped one has no process.
@@ -291,6 +292,7 @@ Status SandboxManager::Rollback(const std::string& sandbox, const std::string& s
                               "); roll back to a snapshot of this sandbox");
   SandboxState was = info.state;
   if (was != SandboxState::kStopped) PDK_TRY(StopLocked(*sb, 0));
+  PDK_TRY(RestoreLayerLocked(*sb));  // its archive, if any, is what is swapped out
   // The copy is made beside the writable layer, then the two are swapped
   // in one step: a crash leaves one or the other in place, never neither.
   const std::string upper = info.dir + "/upper", next = info.dir + "/upper.rollback";

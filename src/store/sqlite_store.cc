@@ -141,13 +141,38 @@ const char* const kMigrations[] = {
     ALTER TABLE sandboxes ADD COLUMN idle_timeout_s INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sandboxes ADD COLUMN on_idle TEXT NOT NULL DEFAULT 'stop';
     )sql",
+    // 11: archived writable layers, and the files deleted sandboxes kept.
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN archive_after_s INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN archived_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN archive_sha256 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sandboxes ADD COLUMN archive_size INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN restore_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE archives (
+      id TEXT PRIMARY KEY,
+      sandbox_id TEXT NOT NULL,
+      sandbox_name TEXT NOT NULL,
+      template TEXT NOT NULL,
+      image_id TEXT NOT NULL,
+      snapshot_id TEXT NOT NULL,
+      path TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      bytes INTEGER NOT NULL,
+      sha256 TEXT NOT NULL,
+      created_at_ms INTEGER NOT NULL
+    );
+    )sql",
 };
 
 const char* const kColumns =
     "id, name, template, state, memory_bytes, cpu_millicores, pids, env, metadata, "
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
-    "forwards, image_id, snapshot_id, disk_bytes, volumes, idle_timeout_s, on_idle";
+    "forwards, image_id, snapshot_id, disk_bytes, volumes, idle_timeout_s, on_idle, archive_after_s, archived_at_ms, "
+    "archive_sha256, archive_size, restore_ms";
+
+const char* const kArchiveColumns =
+    "id, sandbox_id, sandbox_name, template, image_id, snapshot_id, path, size, bytes, sha256, created_at_ms";
 
 // A prepared statement, reset for reuse each time it is handed out.
 class Statement {
@@ -196,7 +221,7 @@ class SqliteStore : public Store {
     for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
                      &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
                      &remove_snapshot_, &put_template_, &list_templates_, &remove_template_, &put_volume_, &list_volumes_,
-                     &remove_volume_})
+                     &remove_volume_, &put_archive_, &list_archives_, &remove_archive_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -231,13 +256,14 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34,?35)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
-             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28, idle_timeout_s=?29, on_idle=?30 "
+             "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28, idle_timeout_s=?29, on_idle=?30, "
+             "archive_after_s=?31, archived_at_ms=?32, archive_sha256=?33, archive_size=?34, restore_ms=?35 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -278,12 +304,18 @@ class SqliteStore : public Store {
         db_, "INSERT INTO volumes (name, disk_bytes, created_at_ms) VALUES (?1,?2,?3)");
     list_volumes_ = std::make_unique<Statement>(db_, "SELECT name, disk_bytes, created_at_ms FROM volumes ORDER BY name");
     remove_volume_ = std::make_unique<Statement>(db_, "DELETE FROM volumes WHERE name=?1");
+    put_archive_ = std::make_unique<Statement>(
+        db_, std::string("INSERT INTO archives (") + kArchiveColumns + ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+    list_archives_ = std::make_unique<Statement>(
+        db_, std::string("SELECT ") + kArchiveColumns + " FROM archives ORDER BY created_at_ms, id");
+    remove_archive_ = std::make_unique<Statement>(db_, "DELETE FROM archives WHERE id=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
                           journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
                           list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
                           touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
                           remove_snapshot_.get(), put_template_.get(), list_templates_.get(),
-                          remove_template_.get(), put_volume_.get(), list_volumes_.get(), remove_volume_.get()})
+                          remove_template_.get(), put_volume_.get(), list_volumes_.get(), remove_volume_.get(),
+                          put_archive_.get(), list_archives_.get(), remove_archive_.get()})
       if (!st->ok()) return Error("prepare statements");
     return Status::Ok();
   }
@@ -536,6 +568,43 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Status PutArchive(const ArchiveRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = put_archive_->Reset();
+    int i = 0;
+    for (const std::string* v : {&r.id, &r.sandbox_id, &r.sandbox_name, &r.template_name, &r.image_id,
+                                 &r.snapshot_id, &r.path})
+      st.Bind(++i, *v);
+    st.Bind(8, r.size);
+    st.Bind(9, r.bytes);
+    st.Bind(10, r.sha256);
+    st.Bind(11, r.created_at_ms);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_CONSTRAINT) return AlreadyExists("archive " + r.id + " already exists");
+    if (rc != SQLITE_DONE) return Error("store archive " + r.id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<ArchiveRecord>> ListArchives() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = list_archives_->Reset();
+    std::vector<ArchiveRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+      out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5), st.Text(6), st.Int(7),
+                     st.Int(8), st.Text(9), st.Int(10)});
+    if (rc != SQLITE_DONE) return Error("list archives");
+    return out;
+  }
+
+  Status RemoveArchive(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement& st = remove_archive_->Reset();
+    st.Bind(1, id);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove archive " + id);
+    return Status::Ok();
+  }
+
   Status RemoveTemplate(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
     Statement& st = remove_template_->Reset();
@@ -613,6 +682,11 @@ class SqliteStore : public Store {
     st.Bind(28, r.volumes);
     st.Bind(29, r.idle_timeout_s);
     st.Bind(30, r.on_idle);
+    st.Bind(31, r.archive_after_s);
+    st.Bind(32, r.archived_at_ms);
+    st.Bind(33, r.archive_sha256);
+    st.Bind(34, r.archive_size);
+    st.Bind(35, r.restore_ms);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -646,6 +720,11 @@ class SqliteStore : public Store {
     r.volumes = st.Text(27);
     r.idle_timeout_s = st.Int(28);
     r.on_idle = st.Text(29);
+    r.archive_after_s = st.Int(30);
+    r.archived_at_ms = st.Int(31);
+    r.archive_sha256 = st.Text(32);
+    r.archive_size = st.Int(33);
+    r.restore_ms = st.Int(34);
     return r;
   }
 
@@ -656,6 +735,7 @@ class SqliteStore : public Store {
   std::unique_ptr<Statement> put_snapshot_, list_snapshots_, remove_snapshot_;
   std::unique_ptr<Statement> put_template_, list_templates_, remove_template_;
   std::unique_ptr<Statement> put_volume_, list_volumes_, remove_volume_;
+  std::unique_ptr<Statement> put_archive_, list_archives_, remove_archive_;
 };
 
 }  // namespace

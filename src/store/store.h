@@ -49,6 +49,29 @@ struct SandboxRecord {
   std::string volumes;                // the volumes it mounts, JSON [{name, path, read_only}]
   int64_t idle_timeout_s = 0;         // stopped (or paused) after this long without activity; 0: never
   std::string on_idle = "stop";       // stop | pause
+  // Its writable layer goes to an archive once it has been stopped this
+  // long (0: paddockd's default; -1: never), and comes back at its start.
+  int64_t archive_after_s = 0;
+  int64_t archived_at_ms = 0;         // 0: its layer is on disk as a folder
+  std::string archive_sha256;         // of <dir>/upper.tar.zst while archived
+  int64_t archive_size = 0;           // that file's bytes
+  int64_t restore_ms = 0;             // how long its last restore took
+};
+
+// A deleted sandbox's files, kept (`rm --keep-data`) in
+// <state>/archives/<id>.tar.zst: its writable layer, or the part of it
+// under `path`, as changes over the base it was created from.
+struct ArchiveRecord {
+  std::string id;
+  std::string sandbox_id, sandbox_name;
+  std::string template_name;          // the base: a built-in's name or the image's reference
+  std::string image_id;               // the base image; empty for built-ins
+  std::string snapshot_id;            // the snapshot it stacked over; or empty
+  std::string path = "/";             // what of its files it holds
+  int64_t size = 0;                   // the file's bytes
+  int64_t bytes = 0;                  // its files' data
+  std::string sha256;                 // of the file, 64 hex digits
+  int64_t created_at_ms = 0;
 };
 
 // A volume: a named folder that outlives sandboxes and is mounted into them.
@@ -159,6 +182,12 @@ class Store {
   // Every volume, by name.
   virtual Result<std::vector<VolumeRecord>> ListVolumes() = 0;
   virtual Status RemoveVolume(const std::string& name) = 0;
+
+  // Adds an archive; kAlreadyExists if its id is taken.
+  virtual Status PutArchive(const ArchiveRecord& r) = 0;
+  // Every archive, oldest first.
+  virtual Result<std::vector<ArchiveRecord>> ListArchives() = 0;
+  virtual Status RemoveArchive(const std::string& id) = 0;
 };
 
 // Opens (creating and migrating as needed) the SQLite store at `path`.
