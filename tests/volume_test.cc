@@ -140,3 +140,63 @@ TEST_F(HostDirTest, AnAllowedHostFolderIsMountedReadOnlyAndOthersAreRefused) {
 
 }  // namespace
 }  // namespace paddock::testing
+
+namespace paddock::testing {
+namespace {
+
+// A volume's files through the API, no sandbox needed; what a sandbox
+// writes shows there and what the API writes shows in sandboxes.
+TEST_F(VolumeTest, FilesReadAndWrittenWithoutASandbox) {
+  Must("POST", "/v1/volumes", {{"name", "files"}}, 201);
+  const std::string v = "/v1/volumes/files";
+  EXPECT_NE(MustFail("PUT", v + "/file?path=/a/b.txt", "x", 404).find("/a"), std::string::npos);
+  json dir = Must("POST", v + "/dir?path=/a&uid=1000&gid=1000&mode=488", nullptr, 201);  // 0750
+  EXPECT_EQ(dir["type"], "directory");
+  EXPECT_EQ(dir["mode"], 0750);
+  auto sent = api().Send("PUT", v + "/file?path=/a/b.txt&uid=1000&gid=1000", "from the api\n");
+  ASSERT_TRUE(sent.ok() && sent->status == 200) << (sent.ok() ? sent->body : sent.status().ToString());
+  json put = sent->Json();
+  EXPECT_EQ(put["size"], 13);
+  EXPECT_EQ(put["uid"], 1000);
+  auto got = api().Send("GET", v + "/file?path=/a/b.txt");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "from the api\n");
+
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"volumes", {"files:/data"}}}, 201);
+  std::string id = sb["id"];
+  EXPECT_EQ(Out(Exec(id, "cat /data/a/b.txt; stat -c '%u %g %a' /data/a /data/a/b.txt")),
+            "from the api\n1000 1000 750\n1000 1000 644\n");
+  // 8 MiB written inside, read back whole through the API (streamed).
+  json wrote = Exec(id, "head -c 8388608 /dev/urandom > /data/big && md5sum /data/big && ln -s /etc/passwd /data/link");
+  ASSERT_EQ(wrote.value("exit_code", -1), 0) << wrote.dump();
+  auto big = api().Send("GET", v + "/file?path=/big");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->body.size(), 8u << 20);
+  {
+    std::string path = state_->path() + "/big.copy";
+    ASSERT_TRUE(WriteFileAtomic(path, big->body).ok());
+    EXPECT_EQ(Shell("md5sum < " + path).substr(0, 32), Out(wrote).substr(0, 32));
+  }
+  json link = Must("GET", v + "/path?path=/link");
+  EXPECT_EQ(link["type"], "symlink");
+  EXPECT_EQ(link["target"], "/etc/passwd");
+  EXPECT_NE(MustFail("GET", v + "/file?path=/link", "", 409).find("symlink"), std::string::npos);
+  json listed = Must("GET", v + "/dir?path=/&depth=2");
+  std::vector<std::string> paths;
+  for (const auto& e : listed) paths.push_back(e["path"]);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/a", "/a/b.txt", "/big", "/link"}));
+  json patched = Must("PATCH", v + "/path?path=/a/b.txt", {{"mode", 0600}});
+  EXPECT_EQ(patched["mode"], 0600);
+  EXPECT_EQ(Out(Exec(id, "stat -c %a /data/a/b.txt")), "600\n");
+  Must("DELETE", v + "/path?path=/a", nullptr, 204);
+  EXPECT_EQ(Out(Exec(id, "ls /data")), "big\nlink\n");
+  EXPECT_NE(MustFail("GET", v + "/path?path=/../etc", "", 400).find(".."), std::string::npos);
+  EXPECT_NE(MustFail("GET", "/v1/volumes/none/path?path=/", "", 404).find("none"), std::string::npos);
+  Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
+  ASSERT_TRUE(WaitForTeardowns());
+  Must("DELETE", "/v1/volumes/files", nullptr, 204);
+}
+
+}  // namespace
+}  // namespace paddock::testing

@@ -12,6 +12,7 @@
 
 #include "api/connect.h"
 #include "api/e2b_parts.h"
+#include "api/volume_content.h"
 #include "api/request_body.h"
 #include "base/fs.h"
 #include "base/json_field.h"
@@ -323,8 +324,9 @@ bool E2bApi::IsEnvdRequest(const Request& req) { return AddressedSandboxPort(req
 bool E2bApi::TakesUpload(const Request& req) {
   std::string_view t(req.target().data(), req.target().size());
   t = t.substr(0, t.find('?'));
-  if (req.method() == http::verb::put && !IsEnvdRequest(req))  // a template build's files
-    return t.rfind("/templates/", 0) == 0 && t.size() > 7 && t.substr(t.size() - 7) == "/upload";
+  if (req.method() == http::verb::put && !IsEnvdRequest(req))  // a template build's files, a volume's file
+    return (t.rfind("/templates/", 0) == 0 && t.size() > 7 && t.substr(t.size() - 7) == "/upload") ||
+           IsVolumeUpload(req, "/volumecontent/");
   return req.method() == http::verb::post && IsEnvdRequest(req) && t == "/files";
 }
 
@@ -333,7 +335,16 @@ bool E2bApi::Handles(const Request& req) {
   std::string_view t(req.target().data(), req.target().size());
   return t.rfind("/v2/sandboxes", 0) == 0 || t.rfind("/sandboxes", 0) == 0 || t.rfind("/snapshots", 0) == 0 ||
          t.rfind("/templates/", 0) == 0 || t.rfind("/v2/templates/", 0) == 0 || t.rfind("/v3/templates", 0) == 0 ||
-         t.rfind("/volumes", 0) == 0;
+         t.rfind("/volumes", 0) == 0 || t.rfind("/volumecontent/", 0) == 0;
+}
+
+bool E2bApi::VolumeTokenMatches(const Request& req) const {
+  std::string_view t(req.target().data(), req.target().size());
+  constexpr std::string_view kPrefix = "/volumecontent/";
+  if (t.substr(0, kPrefix.size()) != kPrefix) return false;
+  t = t.substr(kPrefix.size());
+  auto volume = manager_->GetVolume(UrlDecode(t.substr(0, t.find_first_of("/?"))));
+  return volume.ok() && !volume->token.empty() && SameSecret(BearerToken(req), volume->token);
 }
 
 std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
@@ -344,6 +355,11 @@ std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
     return TemplateRoutes(c);
   if (!p.empty() && p[0] == "snapshots") return SnapshotRoutes(c);
   if (!p.empty() && p[0] == "volumes") return VolumeRoutes(c);
+  if (p.size() == 3 && p[0] == "volumecontent") {
+    auto r = VolumeContent(*manager_, p[1], p[2], req, c.target, out);
+    if (!r.ok()) return e2b::E2bError(r.status(), req);
+    return std::move(*r);
+  }
   return Lifecycle(c);
 }
 
@@ -638,8 +654,9 @@ Response E2bApi::SnapshotRoutes(Call& c) {
 
 // ---- Volumes ----
 
-// E2B's volumes are Paddock's; a volume's id is its name. The content API
-// (/volumecontent: files without a sandbox) is not served yet.
+// E2B's volumes are Paddock's; a volume's id is its name, its token
+// authorises the content API (/volumecontent/{id}/..., api/volume_content.h)
+// without the API key, as E2B's does.
 Response E2bApi::VolumeRoutes(Call& c) {
   const auto& p = c.target.path;
   auto method = c.req.method();
@@ -651,7 +668,7 @@ Response E2bApi::VolumeRoutes(Call& c) {
       if (name.empty()) return InvalidArgument("field 'name' is required");
       PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->CreateVolume(name, 0));
       json out = volume_json(v);
-      out["token"] = "";  // no content API to authorise yet
+      out["token"] = v.token;
       return JsonResponse(http::status::created, out, c.req);
     }
     if (p.size() == 1 && method == http::verb::get) {
@@ -662,7 +679,7 @@ Response E2bApi::VolumeRoutes(Call& c) {
     if (p.size() == 2 && method == http::verb::get) {
       PDK_ASSIGN_OR_RETURN(VolumeRecord v, manager_->GetVolume(p[1]));
       json out = volume_json(v);
-      out["token"] = "";
+      out["token"] = v.token;
       return JsonResponse(http::status::ok, out, c.req);
     }
     if (p.size() == 2 && method == http::verb::delete_) {

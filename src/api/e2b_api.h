@@ -48,6 +48,9 @@ class E2bApi {
   // True for envd file uploads (POST /files): their bodies go to a spool
   // file, not to memory (ServerOptions::body_to_file).
   static bool TakesUpload(const Request& req);
+  // True for a volume content call that carries its volume's token
+  // (Authorization: Bearer): exempt from the API key.
+  bool VolumeTokenMatches(const Request& req) const;
   // Judges an envd request on its header alone (on an I/O thread, without
   // waiting on any sandbox): the answer for an unknown sandbox or a missing
   // or wrong access token, nullopt when its body may be read. Keeps anyone

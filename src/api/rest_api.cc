@@ -20,6 +20,7 @@
 #include "api/request_body.h"
 #include "api/sse.h"
 #include "api/tar_upload.h"
+#include "api/volume_content.h"
 #include "base/fs.h"
 #include "base/json_field.h"
 #include "base/units.h"
@@ -268,7 +269,7 @@ bool RestApi::TakesUpload(const Request& req) {
   target = target.substr(0, target.find('?'));
   if (req.method() == http::verb::post) return target == "/v1/images/import";
   if (req.method() != http::verb::put) return false;
-  if (target.rfind("/v1/build-files/", 0) == 0) return true;
+  if (target.rfind("/v1/build-files/", 0) == 0 || IsVolumeUpload(req, "/v1/volumes/")) return true;
   // /v1/sandboxes/{id}/files and /v1/sandboxes/{id}/files/archive
   constexpr std::string_view kPrefix = "/v1/sandboxes/";
   if (target.substr(0, kPrefix.size()) != kPrefix) return false;
@@ -291,6 +292,12 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "snapshots") return Snapshots(c);
   if (p.size() >= 2 && p[0] == "v1" && (p[1] == "templates" || p[1] == "templates:prune")) return Templates(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "builds") return Builds(c);
+  if (p.size() == 4 && p[0] == "v1" && p[1] == "volumes" && (p[3] == "file" || p[3] == "dir" || p[3] == "path")) {
+    c.op = "volume-files";
+    auto r = VolumeContent(*manager_, p[2], p[3], req, c.target, c.out);
+    if (!r.ok()) return ErrorResponse(r.status(), req.version(), req.keep_alive());
+    return std::move(*r);
+  }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "volumes") return Volumes(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "archives") return Archives(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);

@@ -214,8 +214,8 @@ int main(int argc, char** argv) {
   api::E2bApi e2b(manager->get(), &builder, e2b_opts);
   api::PortProxy proxy(manager->get(), sopts.api_key);
   sopts.screen_header = [&e2b](const api::Request& req) { return e2b.ScreenHeader(req); };
-  sopts.handler_authenticates = [](const api::Request& req) {
-    return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req);
+  sopts.handler_authenticates = [&e2b](const api::Request& req) {
+    return api::E2bApi::IsEnvdRequest(req) || api::PortProxy::IsPublic(req) || e2b.VolumeTokenMatches(req);
   };
   sopts.router = [&proxy](api::Request& req, const std::string& client) { return proxy.Decide(req, client); };
   api::HttpServer server(sopts, [&](api::Request& req, api::StreamWriter& out) {

@@ -314,7 +314,11 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
     PDK_TRY(RemoveTree(opts.state_dir + sub));
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   }
-  PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.volumes", 0711));
+  // Volumes hold files sandboxes wrote, setuid ones of host ids included:
+  // no local user may reach them (paddockd makes the sandboxes' mounts).
+  PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.volumes", 0700));
+  if (::chmod((opts.state_dir + "/sandboxes/.volumes").c_str(), 0700) != 0)
+    return Status::Errno("chmod " + opts.state_dir + "/sandboxes/.volumes");
   PDK_TRY(MakeDirs(opts.state_dir + "/sandboxes/.archived", 0700));
   if (!opts.store) {
     PDK_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenSqliteStore(opts.state_dir + "/paddock.db"));

@@ -327,6 +327,8 @@ class SandboxManager {
   // kFailedPrecondition while a sandbox (in any state) mounts it.
   Status RemoveVolume(const std::string& name) EXCLUDES(vol_mu_, mu_);
   std::string VolumeDir(const std::string& name) const { return volumes_dir_ + "/" + name; }
+  // The volume's folder, open (O_PATH) for volume_files' calls.
+  Result<UniqueFd> OpenVolume(const std::string& name) const EXCLUDES(vol_mu_);
 
   // Data kept on delete: the sandbox's writable layer (or the part under
   // `path` inside it) goes to an archive, then the sandbox is deleted. If

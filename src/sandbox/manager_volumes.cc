@@ -7,6 +7,7 @@
 // A volume's folder is made before its record is written and removed after
 // the record goes: a crash leaves at most a folder no record names, which
 // the next start removes (LoadVolumes).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,13 @@ Status SandboxManager::LoadVolumes() {
   return Status::Ok();
 }
 
+Result<UniqueFd> SandboxManager::OpenVolume(const std::string& name) const {
+  PDK_TRY(GetVolume(name).status());
+  UniqueFd fd(::open(VolumeDir(name).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Status::Errno("open volume " + name);
+  return fd;
+}
+
 Result<VolumeRecord> SandboxManager::CreateVolume(const std::string& name, int64_t disk_bytes) {
   if (!ValidName(name))
     return InvalidArgument("volume name '" + name +
@@ -49,7 +57,7 @@ Result<VolumeRecord> SandboxManager::CreateVolume(const std::string& name, int64
   // Root's inside every sandbox (its files keep the ids they have inside).
   if (made.ok() && (::chown(dir.c_str(), 0, 0) != 0 || ::chmod(dir.c_str(), 0755) != 0))
     made = Status::Errno("set the owner of " + dir);
-  VolumeRecord rec{name, disk_bytes, WallClockMillis()};
+  VolumeRecord rec{name, disk_bytes, WallClockMillis(), RandomHex(16)};
   if (made.ok()) made = store_->PutVolume(rec);
   if (!made.ok()) {
     (void)RemoveTree(dir);

@@ -162,6 +162,11 @@ const char* const kMigrations[] = {
       created_at_ms INTEGER NOT NULL
     );
     )sql",
+    // 12: a token per volume, for its files' API (E2B's volume content API).
+    R"sql(
+    ALTER TABLE volumes ADD COLUMN token TEXT NOT NULL DEFAULT '';
+    UPDATE volumes SET token = lower(hex(randomblob(16)));
+    )sql",
 };
 
 const char* const kColumns =
@@ -301,8 +306,8 @@ class SqliteStore : public Store {
         db_, "SELECT name, snapshot_id, build_id, created_at_ms FROM templates ORDER BY name");
     remove_template_ = std::make_unique<Statement>(db_, "DELETE FROM templates WHERE name=?1");
     put_volume_ = std::make_unique<Statement>(
-        db_, "INSERT INTO volumes (name, disk_bytes, created_at_ms) VALUES (?1,?2,?3)");
-    list_volumes_ = std::make_unique<Statement>(db_, "SELECT name, disk_bytes, created_at_ms FROM volumes ORDER BY name");
+        db_, "INSERT INTO volumes (name, disk_bytes, created_at_ms, token) VALUES (?1,?2,?3,?4)");
+    list_volumes_ = std::make_unique<Statement>(db_, "SELECT name, disk_bytes, created_at_ms, token FROM volumes ORDER BY name");
     remove_volume_ = std::make_unique<Statement>(db_, "DELETE FROM volumes WHERE name=?1");
     put_archive_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO archives (") + kArchiveColumns + ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
@@ -544,6 +549,7 @@ class SqliteStore : public Store {
     st.Bind(1, r.name);
     st.Bind(2, r.disk_bytes);
     st.Bind(3, r.created_at_ms);
+    st.Bind(4, r.token);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a volume named '" + r.name + "' already exists");
     if (rc != SQLITE_DONE) return Error("store volume " + r.name);
@@ -555,7 +561,7 @@ class SqliteStore : public Store {
     Statement& st = list_volumes_->Reset();
     std::vector<VolumeRecord> out;
     int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back({st.Text(0), st.Int(1), st.Int(2)});
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back({st.Text(0), st.Int(1), st.Int(2), st.Text(3)});
     if (rc != SQLITE_DONE) return Error("list volumes");
     return out;
   }

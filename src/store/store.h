@@ -79,6 +79,7 @@ struct VolumeRecord {
   std::string name;
   int64_t disk_bytes = 0;             // its limit on the disk pool; 0: none
   int64_t created_at_ms = 0;
+  std::string token;                  // authorises its files' API without the daemon's key (E2B's volume token)
 };
 
 // A sandbox's writable layer kept as a read-only layer (its folder is

@@ -71,6 +71,7 @@ export async function startDaemon({ extraArgs = [] } = {}) {
   }, 'paddockd to answer');
   process.env.E2B_API_URL = url;
   process.env.E2B_SANDBOX_URL = url;
+  process.env.E2B_VOLUME_API_URL = url;
   process.env.E2B_API_KEY = apiKey;
   return {
     url, apiKey, state,

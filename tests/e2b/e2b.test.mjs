@@ -417,6 +417,53 @@ test('volumes: create, mount in two sandboxes, list, refuse to destroy while mou
   assert.deepEqual(await Volume.list(), []);
 });
 
+test("a volume's files without a sandbox: write, read, list, mkdir, metadata, remove; its token is checked", async () => {
+  const vol = await Volume.create('sdk-files');
+  assert.ok(vol.token.length >= 32, 'a token of its own');
+  try {
+    const written = await vol.writeFile('/hello.txt', 'hi from the sdk\n', { uid: 1000, gid: 1000, mode: 0o640 });
+    assert.equal(written.type, 'file');
+    assert.equal(written.size, 16);
+    assert.equal(written.uid, 1000);
+    assert.equal(written.mode, 0o640);
+    assert.ok(written.mtime instanceof Date && !Number.isNaN(written.mtime.getTime()));
+    assert.equal(await vol.readFile('/hello.txt'), 'hi from the sdk\n');
+    const bytes = new Uint8Array(3 << 20).map((_, i) => i % 251);
+    await vol.writeFile('/bin.dat', bytes);
+    assert.deepEqual(await vol.readFile('/bin.dat', { format: 'bytes' }), bytes);
+    const dir = await vol.makeDir('/a/b', { force: true });
+    assert.equal(dir.type, 'directory');
+    assert.equal(dir.path, '/a/b');
+    assert.deepEqual((await vol.list('/')).map((e) => e.name), ['a', 'bin.dat', 'hello.txt']);
+    assert.deepEqual((await vol.list('/', { depth: 2 })).map((e) => e.path), ['/a', '/a/b', '/bin.dat', '/hello.txt']);
+    assert.equal(await vol.exists('/a/b'), true);
+    assert.equal(await vol.exists('/nope'), false);
+    assert.equal((await vol.updateMetadata('/hello.txt', { mode: 0o600 })).mode, 0o600);
+    await assert.rejects(vol.readFile('/nope'), (e) => e.name === 'VolumePathNotFoundError');
+
+    // A sandbox mounting it sees the files the API wrote, and the API what it writes.
+    const sbx = await Sandbox.create('base', { volumeMounts: { '/data': vol } });
+    try {
+      assert.equal((await sbx.commands.run("stat -c '%u %a' /data/hello.txt; cat /data/hello.txt")).stdout,
+        '1000 600\nhi from the sdk\n');
+      await sbx.commands.run('echo from-the-sandbox > /data/a/b/note');
+      assert.equal(await vol.readFile('/a/b/note'), 'from-the-sandbox\n');
+    } finally {
+      await sbx.kill();
+    }
+    await vol.remove('/a');
+    assert.equal(await vol.exists('/a'), false);
+
+    // Connected by id, it gets the token; a wrong one is refused.
+    const again = await Volume.connect(vol.volumeId);
+    assert.equal(await again.readFile('/hello.txt'), 'hi from the sdk\n');
+    const forged = new Volume(vol.volumeId, vol.name, 'not-the-token');
+    await assert.rejects(forged.readFile('/hello.txt', { apiKey: undefined }), /401|API key|Unauthorized/i);
+  } finally {
+    await eventually(async () => (await Volume.destroy(vol.volumeId).catch(() => false)) === true, 'the volume to go');
+  }
+});
+
 test('malformed Connect envelopes and JSON get Connect error bodies; a wrong token is refused', async () => {
   const sbx = await Sandbox.create('base');
   try {
