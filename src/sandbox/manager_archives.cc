@@ -103,10 +103,10 @@ Result<ArchiveRecord> SandboxManager::DeleteKeepingData(const std::string& id_or
   rec.snapshot_id = info.snapshot_id;
   rec.path = "/" + sub;
   const std::string file = ArchiveFile(rec.id), partial = file + kPartial;
-  auto refused = [&](const Status& why) {
+  auto refused = [&, id = info.id](const Status& why) {
     ::unlink(partial.c_str());
     ::unlink(file.c_str());
-    return why.Annotate("keeping the files of sandbox " + info.id + " failed, so it was not deleted");
+    return why.Annotate("keeping the files of sandbox " + id + " failed, so it was not deleted");
   };
   if (Status s = RestoreLayerLocked(*sb); !s.ok()) return refused(s);
   // Frozen while its files are read: they are kept as of one moment.
