@@ -85,6 +85,7 @@ TEST_F(ArchiveTest, KeptDataRestoresByteForByteIntoANewSandbox) {
   std::string arc = kept["id"];
   EXPECT_TRUE(PathExists(StateDir() + "/archives/" + arc + ".tar.zst"));
   EXPECT_EQ(Must("GET", "/v1/archives")["archives"][0]["id"], arc);
+  EXPECT_NE(api().Send("GET", "/metrics")->body.find("\npaddock_archives 1\n"), std::string::npos);
 
   std::string restored = Create({{"restore", arc}, {"name", "work"}});
   EXPECT_EQ(Get(restored)["template"], "host");
@@ -137,6 +138,7 @@ TEST_F(ArchiveTest, StoppedPastItsAgeItsFilesAreArchivedAndStartRestoresThem) {
   EXPECT_FALSE(s["archived_at"].is_null());
   EXPECT_FALSE(PathExists(StateDir() + "/sandboxes/" + id + "/upper")) << "the folder is gone";
   EXPECT_TRUE(PathExists(StateDir() + "/sandboxes/.archived/" + id + ".tar.zst"));
+  EXPECT_NE(api().Send("GET", "/metrics")->body.find("\npaddock_sandboxes_archived 1\n"), std::string::npos);
 
   // It survives a restart of paddockd as it is.
   StopDaemon(SIGTERM);

@@ -240,6 +240,11 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::Template
   metrics_->Describe("paddock_tcp_forwards", "gauge", "Host ports listening for TCP forwards.");
   metrics_->Describe("paddock_tcp_forward_connections", "gauge", "Open TCP forward connections.");
   metrics_->Describe("paddock_images", "gauge", "Images on this host.");
+  metrics_->Describe("paddock_sandboxes_archived", "gauge", "Stopped sandboxes whose files are archived.");
+  metrics_->Describe("paddock_archived_files_bytes", "gauge", "Bytes of stopped sandboxes' archived files.");
+  metrics_->Describe("paddock_archives", "gauge", "Archives of files deleted sandboxes kept.");
+  metrics_->Describe("paddock_archives_bytes", "gauge", "Bytes of the archives deleted sandboxes kept.");
+  metrics_->Describe("paddock_disk_pool_bytes", "gauge", "The disk pool's size and free bytes (--disk-pool).");
   metrics_->Describe("paddock_registry_requests_total", "counter",
                      "HTTP requests sent to registries (manifests, blobs, tokens, redirects followed).");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
@@ -1443,10 +1448,24 @@ std::optional<Response> RestApi::Files(Call& c, const std::string& id, const std
 Response RestApi::Metrics(Call& c) {
   c.op = "metrics";
   std::map<std::string, int> by_state = {{"running", 0}, {"paused", 0}, {"stopped", 0}};
-  int addressed = 0;
+  int addressed = 0, archived = 0;
+  int64_t archived_bytes = 0;
   for (const auto& info : manager_->List()) {
     ++by_state[SandboxStateName(info.state)];
     addressed += !info.address.empty();
+    archived += info.archived_at_ms > 0;
+    archived_bytes += info.archive_size;
+  }
+  metrics_->Set("paddock_sandboxes_archived", {}, archived);
+  metrics_->Set("paddock_archived_files_bytes", {}, static_cast<double>(archived_bytes));
+  auto archives = manager_->ListArchives();
+  int64_t archives_bytes = 0;
+  for (const auto& a : archives) archives_bytes += a.size;
+  metrics_->Set("paddock_archives", {}, static_cast<double>(archives.size()));
+  metrics_->Set("paddock_archives_bytes", {}, static_cast<double>(archives_bytes));
+  if (auto space = manager_->DiskPoolSpace(); space.ok()) {
+    metrics_->Set("paddock_disk_pool_bytes", {{"kind", "size"}}, static_cast<double>(space->first));
+    metrics_->Set("paddock_disk_pool_bytes", {{"kind", "free"}}, static_cast<double>(space->second));
   }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));

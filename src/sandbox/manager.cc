@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -585,6 +586,14 @@ Result<kernel::btrfs::Usage> SandboxManager::DiskUsage(const std::string& id_or_
   if (!disk_) return Unimplemented("this paddockd has no disk pool (--disk-pool SIZE): disk use is not counted");
   PDK_ASSIGN_OR_RETURN(auto sb, Find(id_or_name));
   return disk_->Usage(sb->Published().dir);
+}
+
+Result<std::pair<int64_t, int64_t>> SandboxManager::DiskPoolSpace() const {
+  if (!disk_) return Unimplemented("this paddockd has no disk pool");
+  struct statvfs fs;
+  if (::statvfs(sandboxes_dir_.c_str(), &fs) != 0) return Status::Errno("statvfs " + sandboxes_dir_);
+  return std::pair<int64_t, int64_t>(static_cast<int64_t>(fs.f_blocks) * fs.f_frsize,
+                                     static_cast<int64_t>(fs.f_bavail) * fs.f_frsize);
 }
 
 Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {

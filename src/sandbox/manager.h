@@ -370,6 +370,8 @@ class SandboxManager {
   // the disk pool (nothing is counted then).
   Result<kernel::btrfs::Usage> DiskUsage(const std::string& id_or_name) const;
   bool disk_limits_supported() const { return disk_ != nullptr; }
+  // The disk pool's size and free bytes; kUnimplemented without it.
+  Result<std::pair<int64_t, int64_t>> DiskPoolSpace() const;
 
   const char* cgroup_version() const { return cgroups_->version(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
