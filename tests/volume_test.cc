@@ -189,6 +189,14 @@ TEST_F(VolumeTest, FilesReadAndWrittenWithoutASandbox) {
   json patched = Must("PATCH", v + "/path?path=/a/b.txt", {{"mode", 0600}});
   EXPECT_EQ(patched["mode"], 0600);
   EXPECT_EQ(Out(Exec(id, "stat -c %a /data/a/b.txt")), "600\n");
+  // The CLI, both ways.
+  std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
+  std::string local = state_->path() + "/local.txt";
+  ASSERT_TRUE(WriteFileAtomic(local, "from the cli\n", 0640).ok());
+  EXPECT_EQ(Shell(cli + " volume cp " + local + " files:/a/cli.txt 2>&1"), "");
+  EXPECT_EQ(Shell(cli + " volume cp files:/a/cli.txt - 2>&1"), "from the cli\n");
+  EXPECT_EQ(Out(Exec(id, "stat -c %a /data/a/cli.txt")), "640\n");
+  EXPECT_NE(Shell(cli + " volume files files /a").find("/a/cli.txt"), std::string::npos);
   Must("DELETE", v + "/path?path=/a", nullptr, 204);
   EXPECT_EQ(Out(Exec(id, "ls /data")), "big\nlink\n");
   EXPECT_NE(MustFail("GET", v + "/path?path=/../etc", "", 400).find(".."), std::string::npos);

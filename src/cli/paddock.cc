@@ -12,6 +12,7 @@
 //   paddock create --from-snapshot S ...;  paddock rollback ID|NAME S
 //   paddock template build FILE [--no-cache] | ls [--json] | inspect T | rm T... | prune
 //   paddock volume create NAME [--disk SIZE] | ls [--json] | inspect NAME | rm NAME...
+//   paddock volume cp ./local NAME:/path | NAME:/path ./local|-;  paddock volume files NAME [PATH] [--depth N]
 //   paddock rm --keep-data [--path P] ID|NAME...;  paddock archive ls [--json] | inspect A | rm A...
 //   paddock create --restore A ...;  paddock archive-files ID|NAME  (a stopped sandbox's, now)
 //   paddock login REGISTRY -u USER --password-stdin;  paddock logout REGISTRY
@@ -356,6 +357,30 @@ Status Copy(ApiClient& api, const std::string& src, const std::string& dst) {
   return WriteFileAtomic(dpath, r.body, entry.value("mode", 0644) & 0777);
 }
 
+// `paddock volume cp`: one file between here and a volume (NAME:/path on
+// one side), no sandbox needed; an upload streams from the file.
+Status VolumeCopy(ApiClient& api, const std::string& src, const std::string& dst) {
+  auto [sv, spath] = SplitRemote(src);
+  auto [dv, dpath] = SplitRemote(dst);
+  if (sv.empty() == dv.empty()) return InvalidArgument("volume cp needs exactly one side as NAME:/path");
+  if (!dv.empty()) {
+    struct stat st;
+    if (::stat(spath.c_str(), &st) != 0) return Status::Errno("stat " + spath);
+    if (!S_ISREG(st.st_mode)) return InvalidArgument(spath + " is not a file (volume cp copies one file)");
+    std::string target = "/v1/volumes/" + Escape(dv) + "/file?path=" + Escape(dpath) +
+                         "&mode=" + std::to_string(st.st_mode & 07777);
+    PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.SendFile("PUT", target, spath, "application/octet-stream"));
+    return r.AsStatus();
+  }
+  PDK_ASSIGN_OR_RETURN(cli::HttpResult r, api.Send("GET", "/v1/volumes/" + Escape(sv) + "/file?path=" + Escape(spath)));
+  PDK_TRY(r.AsStatus());
+  if (dpath == "-") {
+    std::fwrite(r.body.data(), 1, r.body.size(), stdout);
+    return Status::Ok();
+  }
+  return WriteFileAtomic(dpath, r.body, 0644);
+}
+
 // `paddock template build FILE`: uploads each copy step's files (a tar of
 // them, named by its SHA-256, which is also the step's cache key; skipped
 // when paddockd has it), starts the build and prints its log as it comes.
@@ -559,6 +584,16 @@ int main(int argc, char** argv) {
   volume_inspect->add_option("name", ref, "its name")->required();
   auto* volume_rm = volume->add_subcommand("rm", "remove volumes no sandbox mounts");
   volume_rm->add_option("names", refs, "names")->required();
+  auto* volume_cp = volume->add_subcommand("cp", "copy a file: paddock volume cp ./local NAME:/path, or NAME:/path ./local (- for stdout)");
+  volume_cp->add_option("src", src)->required();
+  volume_cp->add_option("dst", dst)->required();
+  std::string volume_path = "/";
+  int volume_depth = 1;
+  auto* volume_files = volume->add_subcommand("files", "list a volume's files");
+  volume_files->add_option("name", ref, "its name")->required();
+  volume_files->add_option("path", volume_path, "a folder in it (/)");
+  volume_files->add_option("--depth", volume_depth, "levels down (1)");
+  volume_files->add_flag("--json", json_out, "JSON output");
   auto* archives = app.add_subcommand("archive", "files deleted sandboxes kept (rm --keep-data); list, inspect, remove");
   archives->require_subcommand(1);
   auto* archive_ls = archives->add_subcommand("ls", "list archives");
@@ -759,6 +794,25 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (volume_cp->parsed()) {
+    Status s = VolumeCopy(api, src, dst);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (volume_files->parsed()) {
+    auto r = Call(api, "GET", "/v1/volumes/" + Escape(ref) + "/dir?path=" + Escape(volume_path) +
+                                  "&depth=" + std::to_string(volume_depth));
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", r->dump(2).c_str());
+    } else {
+      for (const auto& e : *r)
+        std::printf("%04o %5d %5d %10s %s%s%s\n", e.value("mode", 0), e.value("uid", 0), e.value("gid", 0),
+                    HumanBytes(e.value("size", int64_t{0})).c_str(), e.value("path", "").c_str(),
+                    e.value("type", "") == "directory" ? "/" : "",
+                    e.contains("target") ? (" -> " + e.value("target", "")).c_str() : "");
+    }
+    return 0;
   }
   if (archive_ls->parsed()) {
     auto r = Call(api, "GET", "/v1/archives");
