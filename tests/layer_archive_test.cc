@@ -120,8 +120,9 @@ class LayerArchiveTest : public ::testing::Test {
     for (auto it = fs::recursive_directory_iterator(src_); it != fs::recursive_directory_iterator(); ++it) {
       struct stat st;
       ASSERT_EQ(::lstat(it->path().c_str(), &st), 0);
-      if (st.st_uid == 0 && it->path().filename() != "foreign")
+      if (st.st_uid == 0 && it->path().filename() != "foreign") {
         ASSERT_EQ(::lchown(it->path().c_str(), kFrom, kFrom), 0);
+      }
     }
     ASSERT_EQ(::chown(src_.c_str(), kFrom, kFrom), 0);
   }

@@ -3,9 +3,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -163,6 +166,45 @@ std::vector<std::string> ListDir(const std::string& dir, bool dirs_only) {
     if (e->d_name[0] != '.' && (!dirs_only || e->d_type == DT_DIR)) out.emplace_back(e->d_name);
   ::closedir(d);
   return out;
+}
+
+Result<std::vector<std::string>> NamesIn(int dir_fd, const std::string& path) {
+  int copy = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
+  if (!d) {
+    if (copy >= 0) ::close(copy);
+    return Status::Errno("list " + path);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d))
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ReadXattrs(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> out;
+  ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+  if (n <= 0) return out;
+  std::vector<char> names(static_cast<size_t>(n));
+  n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) return Status::Errno("list extended attributes of " + path);
+  for (const char* key = names.data(); key < names.data() + n; key += std::strlen(key) + 1) {
+    ssize_t len = ::lgetxattr(path.c_str(), key, nullptr, 0);
+    std::string value(static_cast<size_t>(std::max<ssize_t>(len, 0)), '\0');
+    if (len >= 0) len = ::lgetxattr(path.c_str(), key, value.data(), value.size());
+    if (len < 0) return Status::Errno(std::string("read attribute ") + key + " of " + path);
+    value.resize(static_cast<size_t>(len));
+    out.emplace_back(key, std::move(value));
+  }
+  return out;
+}
+
+Status SyncFilesystem(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + dir);
+  return Status::Ok();
 }
 
 bool PathExists(const std::string& path) {

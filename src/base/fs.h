@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -27,6 +28,14 @@ bool PathExists(const std::string& path);
 // Names in `dir` not starting with '.', folders only if `dirs_only`; empty if
 // `dir` cannot be read.
 std::vector<std::string> ListDir(const std::string& dir, bool dirs_only = false);
+// The names in the open folder `dir_fd` but "." and "..", sorted (hidden
+// ones too); `path` names it in errors.
+Result<std::vector<std::string>> NamesIn(int dir_fd, const std::string& path);
+// The extended attributes of `path` itself (not a symlink's target), as
+// (name, value) pairs.
+Result<std::vector<std::pair<std::string, std::string>>> ReadXattrs(const std::string& path);
+// syncfs(2) of the filesystem holding `dir`: what was written there is on disk.
+Status SyncFilesystem(const std::string& dir);
 // Joins two path pieces with exactly one '/'.
 std::string JoinPath(std::string_view a, std::string_view b);
 

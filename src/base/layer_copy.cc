@@ -30,19 +30,11 @@ struct Shift {
 Status CopyXattrs(int src_dir, int dst_dir, const char* name, const std::string& path) {
   std::string src = "/proc/self/fd/" + std::to_string(src_dir) + "/" + name;
   std::string dst = "/proc/self/fd/" + std::to_string(dst_dir) + "/" + name;
-  ssize_t n = ::llistxattr(src.c_str(), nullptr, 0);
-  if (n <= 0) return Status::Ok();
-  std::vector<char> names(static_cast<size_t>(n));
-  n = ::llistxattr(src.c_str(), names.data(), names.size());
-  if (n < 0) return Status::Errno("list extended attributes of " + path);
-  for (const char* key = names.data(); key < names.data() + n; key += std::strlen(key) + 1) {
-    ssize_t len = ::lgetxattr(src.c_str(), key, nullptr, 0);
-    if (len < 0) return Status::Errno(std::string("read attribute ") + key + " of " + path);
-    std::vector<char> value(static_cast<size_t>(len));
-    len = ::lgetxattr(src.c_str(), key, value.data(), value.size());
-    if (len < 0 || ::lsetxattr(dst.c_str(), key, value.data(), static_cast<size_t>(len), 0) != 0)
-      return Status::Errno(std::string("copy attribute ") + key + " of " + path);
-  }
+  auto xattrs = ReadXattrs(src);
+  if (!xattrs.ok()) return xattrs.status().Annotate(path);
+  for (const auto& [key, value] : *xattrs)
+    if (::lsetxattr(dst.c_str(), key.c_str(), value.data(), value.size(), 0) != 0)
+      return Status::Errno("copy attribute " + key + " of " + path);
   return Status::Ok();
 }
 
@@ -73,21 +65,6 @@ Status CopyFile(int src_dir, int dst_dir, const char* name, const struct stat& s
     left -= n;
   }
   return Status::Ok();
-}
-
-// The names in folder `dir`, but "." and "..".
-Result<std::vector<std::string>> Names(int dir, const std::string& path) {
-  int dupfd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
-  DIR* d = dupfd < 0 ? nullptr : ::fdopendir(dupfd);
-  if (!d) {
-    if (dupfd >= 0) ::close(dupfd);
-    return Status::Errno("list " + path);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d))
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
-  ::closedir(d);
-  return names;
 }
 
 // Copies `name` from `src_dir` to `dst_dir` when it is not a folder; false
@@ -162,7 +139,7 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
   if (!dst) return Status::Errno("open " + to);
   std::vector<Level> down(1);
   if (::fstat(src.get(), &down[0].st) != 0) return Status::Errno("stat " + from);
-  PDK_ASSIGN_OR_RETURN(down[0].names, Names(src.get(), from));
+  PDK_ASSIGN_OR_RETURN(down[0].names, NamesIn(src.get(), from));
   auto where = [&](const std::string& name) {
     std::string path = from;
     for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
@@ -223,7 +200,7 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
       return Status::Errno("open folder " + where(name));
     if (!SameFile(opened, st))
       return FailedPrecondition("folder " + where(name) + " changed while it was being copied");
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, Names(src_down.get(), where(name)));
+    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, NamesIn(src_down.get(), where(name)));
     down.push_back({name, st, std::move(names)});
     src = std::move(src_down);
     dst = std::move(dst_down);

@@ -293,11 +293,7 @@ Status LayerStore::UnpackArchive(const std::string& archive, const std::string& 
   return s;
 }
 
-Status LayerStore::Sync() const {
-  UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + root_);
-  return Status::Ok();
-}
+Status LayerStore::Sync() const { return SyncFilesystem(root_); }
 
 int LayerStore::Sweep(const std::set<std::string>& keep, bool partials) const {
   std::set<std::string> keep_hex;  // folder names

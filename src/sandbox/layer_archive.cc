@@ -52,23 +52,6 @@ la_ssize_t SinkWrite(struct archive* a, void* ctx, const void* buf, size_t n) {
   return static_cast<la_ssize_t>(n);
 }
 
-// The names in the folder `dir`, but "." and "..", sorted (the same tree
-// always makes the same archive).
-Result<std::vector<std::string>> Names(int dir, const std::string& path) {
-  int dupfd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
-  DIR* d = dupfd < 0 ? nullptr : ::fdopendir(dupfd);
-  if (!d) {
-    if (dupfd >= 0) ::close(dupfd);
-    return Status::Errno("list " + path);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d))
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 class Writer {
  public:
   Writer(uid_t id_base, Sink& sink) : id_base_(id_base), sink_(sink), a_(archive_write_new()) {}
@@ -150,19 +133,10 @@ class Writer {
   }
 
   static Status AddXattrs(struct archive_entry* e, int dir, const char* name, const std::string& where) {
-    std::string path = "/proc/self/fd/" + std::to_string(dir) + "/" + name;
-    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
-    if (n <= 0) return Status::Ok();
-    std::vector<char> names(static_cast<size_t>(n));
-    n = ::llistxattr(path.c_str(), names.data(), names.size());
-    if (n < 0) return Status::Errno("list extended attributes of " + where);
-    for (const char* key = names.data(); key < names.data() + n; key += std::strlen(key) + 1) {
-      ssize_t len = ::lgetxattr(path.c_str(), key, nullptr, 0);
-      std::vector<char> value(static_cast<size_t>(std::max<ssize_t>(len, 0)));
-      if (len >= 0) len = ::lgetxattr(path.c_str(), key, value.data(), value.size());
-      if (len < 0) return Status::Errno(std::string("read attribute ") + key + " of " + where);
-      archive_entry_xattr_add_entry(e, key, value.data(), static_cast<size_t>(len));
-    }
+    auto xattrs = ReadXattrs("/proc/self/fd/" + std::to_string(dir) + "/" + name);
+    if (!xattrs.ok()) return xattrs.status().Annotate(where);
+    for (const auto& [key, value] : *xattrs)
+      archive_entry_xattr_add_entry(e, key.c_str(), value.data(), value.size());
     return Status::Ok();
   }
 
@@ -254,7 +228,7 @@ struct Level {
 Status AddTree(Writer& w, UniqueFd fd, const std::string& rel, const std::string& where) {
   std::vector<Level> down(1);
   if (::fstat(fd.get(), &down[0].st) != 0) return Status::Errno("stat " + where);
-  PDK_ASSIGN_OR_RETURN(down[0].names, Names(fd.get(), where));
+  PDK_ASSIGN_OR_RETURN(down[0].names, NamesIn(fd.get(), where));
   auto path = [&](const std::string& base, const std::string& name) {
     std::string p = base;
     for (size_t i = 1; i < down.size(); ++i) p += (p.empty() ? "" : "/") + down[i].name;
@@ -285,7 +259,7 @@ Status AddTree(Writer& w, UniqueFd fd, const std::string& rel, const std::string
     if (!sub || ::fstat(sub.get(), &opened) != 0) return Status::Errno("open folder " + path(where, name));
     if (!SameFile(opened, st))
       return FailedPrecondition("folder " + path(where, name) + " changed while it was being archived");
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, Names(sub.get(), path(where, name)));
+    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, NamesIn(sub.get(), path(where, name)));
     down.push_back({name, st, std::move(names)});
     fd = std::move(sub);
   }

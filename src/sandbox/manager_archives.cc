@@ -28,12 +28,6 @@ namespace {
 
 constexpr const char* kPartial = ".partial";
 
-Status SyncFolder(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + dir);
-  return Status::Ok();
-}
-
 // "/a/b/" -> "a/b"; kInvalidArgument for a relative path or one with "..".
 Result<std::string> LayerPath(const std::string& path) {
   if (path.empty() || path[0] != '/' || path.size() > 1024 || path.find('\0') != std::string::npos)
@@ -121,7 +115,7 @@ Result<ArchiveRecord> SandboxManager::DeleteKeepingData(const std::string& id_or
   rec.bytes = written->bytes;
   rec.created_at_ms = WallClockMillis();
   if (::rename(partial.c_str(), file.c_str()) != 0) return refused(Status::Errno("move " + partial + " into place"));
-  if (Status s = SyncFolder(archives_dir_); !s.ok()) return refused(s);
+  if (Status s = SyncFilesystem(archives_dir_); !s.ok()) return refused(s);
   if (Status s = store_->PutArchive(rec); !s.ok()) return refused(s);
   (void)store_->Journal(info.id, "keep-data", "done", rec.id + " (" + rec.path + ")");
   if (Status s = DeleteLocked(*sb); !s.ok())
@@ -147,7 +141,7 @@ Status SandboxManager::ArchiveLayerLocked(Sandbox& sb) {
   auto written = WriteLayerArchive(upper, "", partial, info.ids.host_first);
   Status s = written.status();
   if (s.ok() && ::rename(partial.c_str(), file.c_str()) != 0) s = Status::Errno("move " + partial + " into place");
-  if (s.ok()) s = SyncFolder(archived_dir_);
+  if (s.ok()) s = SyncFilesystem(archived_dir_);
   if (s.ok()) {
     info.archived_at_ms = WallClockMillis();
     info.archive_sha256 = written->sha256;
@@ -178,7 +172,7 @@ Status SandboxManager::RestoreLayerLocked(Sandbox& sb) {
   PDK_TRY(RemoveTree(next));
   Status s = MakeDirs(next, 0755);
   if (s.ok()) s = ReadLayerArchive(ArchivedLayer(info.id), info.archive_sha256, next, info.ids.host_first).status();
-  if (s.ok()) s = SyncFolder(next);
+  if (s.ok()) s = SyncFilesystem(next);
   if (s.ok() && ::rename(next.c_str(), upper.c_str()) != 0) s = Status::Errno("move the restored files into place");
   if (!s.ok()) {
     (void)RemoveTree(next);

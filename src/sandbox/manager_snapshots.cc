@@ -34,12 +34,6 @@ std::string Label(const SnapshotRecord& s) {
   return "snapshot " + (s.name.empty() ? s.id : s.name + " (" + s.id + ")");
 }
 
-Status SyncFolder(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || ::syncfs(fd.get()) != 0) return Status::Errno("sync " + dir);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status SandboxManager::LoadSnapshots() {
@@ -190,7 +184,7 @@ Result<SnapshotRecord> SandboxManager::CreateSnapshot(const std::string& sandbox
 // a record names it, in place only once complete.
 Result<SnapshotRecord> SandboxManager::PublishSnapshot(SnapshotRecord rec, const std::string& staging) {
   auto cleanup = [&] { (void)RemoveTree(staging); };
-  if (Status s = SyncFolder(staging); !s.ok()) {
+  if (Status s = SyncFilesystem(staging); !s.ok()) {
     cleanup();
     return s;
   }
@@ -300,7 +294,7 @@ Status SandboxManager::Rollback(const std::string& sandbox, const std::string& s
   Status s = MakeDirs(next, 0755);
   if (s.ok()) s = CopyLayer(SnapshotDir(snap.id), next, 0, info.ids.host_first);
   if (s.ok()) s = CopyTopFolder(SnapshotDir(snap.id), next, 0, info.ids.host_first);
-  if (s.ok()) s = SyncFolder(next);  // on disk before it is the sandbox's
+  if (s.ok()) s = SyncFilesystem(next);  // on disk before it is the sandbox's
   if (s.ok() && ::renameat2(AT_FDCWD, next.c_str(), AT_FDCWD, upper.c_str(), RENAME_EXCHANGE) != 0)
     s = Status::Errno("swap in the files of snapshot " + snap.id);
   if (!s.ok()) {

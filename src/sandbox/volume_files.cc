@@ -126,22 +126,6 @@ Status Own(int dir, const std::string& name, const Owner& o, uint32_t mode, cons
   return Status::Ok();
 }
 
-// Names in the folder `fd`, but "." and "..", sorted.
-Result<std::vector<std::string>> Names(int fd, const std::string& path) {
-  int copy = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
-  if (!d) {
-    if (copy >= 0) ::close(copy);
-    return Errno("list", path);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d))
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 Status CopyInto(int out, const std::string& source, const std::string& path) {
   UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return Status::Errno("open the upload");
@@ -195,7 +179,7 @@ Result<std::vector<Entry>> List(int root, const std::string& path, int depth) {
     todo.pop_front();
     std::string rel = dir.empty() ? "." : dir.substr(1);
     PDK_ASSIGN_OR_RETURN(UniqueFd fd, OpenInside(root, rel, O_RDONLY | O_DIRECTORY, dir.empty() ? "/" : dir));
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, Names(fd.get(), dir.empty() ? "/" : dir));
+    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, NamesIn(fd.get(), dir.empty() ? "/" : dir));
     for (const auto& name : names) {
       if (out.size() == kMaxEntries)
         return FailedPrecondition("'" + p.shown + "' holds more than " + std::to_string(kMaxEntries) +
