@@ -338,12 +338,18 @@ bool E2bApi::Handles(const Request& req) {
          t.rfind("/volumes", 0) == 0 || t.rfind("/volumecontent/", 0) == 0;
 }
 
+// Only the content routes themselves, exactly: a volume's token opens
+// nothing else (not a path that climbs out with "..").
+static bool IsVolumeContentRoute(const std::vector<std::string>& p) {
+  return p.size() == 3 && p[0] == "volumecontent" && (p[2] == "file" || p[2] == "dir" || p[2] == "path");
+}
+
 bool E2bApi::VolumeTokenMatches(const Request& req) const {
   std::string_view t(req.target().data(), req.target().size());
-  constexpr std::string_view kPrefix = "/volumecontent/";
-  if (t.substr(0, kPrefix.size()) != kPrefix) return false;
-  t = t.substr(kPrefix.size());
-  auto volume = manager_->GetVolume(UrlDecode(t.substr(0, t.find_first_of("/?"))));
+  if (t.rfind("/volumecontent/", 0) != 0) return false;
+  Target target = ParseTarget(t);
+  if (!IsVolumeContentRoute(target.path)) return false;
+  auto volume = manager_->GetVolume(target.path[1]);
   return volume.ok() && !volume->token.empty() && SameSecret(BearerToken(req), volume->token);
 }
 
@@ -355,8 +361,10 @@ std::optional<Response> E2bApi::Handle(Request& req, StreamWriter& out) {
     return TemplateRoutes(c);
   if (!p.empty() && p[0] == "snapshots") return SnapshotRoutes(c);
   if (!p.empty() && p[0] == "volumes") return VolumeRoutes(c);
-  if (p.size() == 3 && p[0] == "volumecontent") {
-    auto r = VolumeContent(*manager_, p[1], p[2], req, c.target, out);
+  if (!p.empty() && p[0] == "volumecontent") {
+    auto r = IsVolumeContentRoute(p) ? VolumeContent(*manager_, p[1], p[2], req, c.target, out)
+                                     : Result<std::optional<Response>>(NotFound("no volume content route " +
+                                                                                std::string(req.target())));
     if (!r.ok()) return e2b::E2bError(r.status(), req);
     return std::move(*r);
   }

@@ -458,7 +458,12 @@ test("a volume's files without a sandbox: write, read, list, mkdir, metadata, re
     const again = await Volume.connect(vol.volumeId);
     assert.equal(await again.readFile('/hello.txt'), 'hi from the sdk\n');
     const forged = new Volume(vol.volumeId, vol.name, 'not-the-token');
-    await assert.rejects(forged.readFile('/hello.txt', { apiKey: undefined }), /401|API key|Unauthorized/i);
+    await assert.rejects(forged.readFile('/hello.txt'), /401|API key|Unauthorized/i);
+    // The token opens its volume's content routes and nothing else, even by a path that climbs.
+    const url = new URL(process.env.E2B_API_URL);
+    const climb = await getVia(url.href, url.host, `/volumecontent/${vol.volumeId}/../../v2/sandboxes`,
+      { Authorization: `Bearer ${vol.token}` });
+    assert.equal(climb.status, 401);
   } finally {
     await eventually(async () => (await Volume.destroy(vol.volumeId).catch(() => false)) === true, 'the volume to go');
   }
