@@ -328,7 +328,8 @@ std::optional<Response> RestApi::Route(Call& c) {
         return JsonResponse(http::status::ok, j, req);
       });
     }
-    if (p.size() == 3 && method == http::verb::delete_ && c.Q("keep_data", "false") != "false" && c.Q("keep_data") != "0") {
+    bool keep_data = c.target.Has("keep_data") && c.Q("keep_data") != "false" && c.Q("keep_data") != "0";
+    if (p.size() == 3 && method == http::verb::delete_ && keep_data) {
       c.op = "delete";
       return Try(req, [&]() -> Result<Response> {
         PDK_ASSIGN_OR_RETURN(ArchiveRecord a, manager_->DeleteKeepingData(id, c.Q("path", "/")));

@@ -39,13 +39,14 @@ Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms, int64_t
 int SandboxManager::Reap(int64_t now_ms) {
   int started = 0;
   for (const auto& info : List()) {
-    if (DueFor(info, info.last_active_ms, now_ms, opts_.default_archive_after_s) == Due::kNothing) continue;
+    Due due = DueFor(info, info.last_active_ms, now_ms, opts_.default_archive_after_s);
+    if (due == Due::kNothing) continue;
     {
       MutexLock lock(mu_);
       if (auto failed = archive_failed_ms_.find(info.id); failed != archive_failed_ms_.end()) {
         if (info.state != SandboxState::kStopped) {
           archive_failed_ms_.erase(failed);
-        } else if (now_ms - failed->second < (now_ms - info.stopped_at_ms) / 2 + 1000) {
+        } else if (due == Due::kArchive && now_ms - failed->second < (now_ms - info.stopped_at_ms) / 2 + 1000) {
           continue;  // tried lately: again once it has been stopped twice as long
         }
       }
