@@ -140,6 +140,10 @@ TEST_F(ArchiveTest, StoppedPastItsAgeItsFilesAreArchivedAndStartRestoresThem) {
   EXPECT_TRUE(PathExists(StateDir() + "/sandboxes/.archived/" + id + ".tar.zst"));
   EXPECT_NE(api().Send("GET", "/metrics")->body.find("\npaddock_sandboxes_archived 1\n"), std::string::npos);
 
+  std::string listed = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " ls");
+  EXPECT_NE(listed.find(id), std::string::npos);
+  EXPECT_NE(listed.find(" archived "), std::string::npos) << listed;
+
   // It survives a restart of paddockd as it is.
   StopDaemon(SIGTERM);
   StartDaemon();

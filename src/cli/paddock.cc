@@ -271,11 +271,14 @@ void PrintSnapshots(const json& snapshots) {
                 s.value("created_at", "").c_str());
 }
 
+// A stopped sandbox whose files are archived shows as "archived".
 void PrintTable(const json& sandboxes) {
   std::printf("%-22s %-20s %-9s %-8s %s\n", "ID", "NAME", "TEMPLATE", "STATE", "CREATED");
-  for (const auto& s : sandboxes)
+  for (const auto& s : sandboxes) {
+    std::string state = s.value("archived", false) ? "archived" : s.value("state", "");
     std::printf("%-22s %-20s %-9s %-8s %s\n", s.value("id", "").c_str(), s.value("name", "").c_str(),
-                s.value("template", "").c_str(), s.value("state", "").c_str(), s.value("created_at", "").c_str());
+                s.value("template", "").c_str(), state.c_str(), s.value("created_at", "").c_str());
+  }
 }
 
 // "ID:/path" -> {ID, /path}; a local path -> {"", path}.
