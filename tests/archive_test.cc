@@ -164,6 +164,29 @@ TEST_F(ArchiveTest, StoppedPastItsAgeItsFilesAreArchivedAndStartRestoresThem) {
   EXPECT_NE(MustFail("POST", "/v1/sandboxes/" + id + "/archive", "", 409).find("stopped"), std::string::npos);
 }
 
+// More due at once than the reaper archives at a time: all are archived,
+// a couple at a time, and a timeout due meanwhile still fires.
+TEST_F(ArchiveTest, ManyDueAtOnceAreAllArchived) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(Create({{"template", "busybox"}, {"archive_after", 1}}));
+    Exec(ids.back(), "head -c 4194304 /dev/urandom > /data.bin");
+  }
+  for (const auto& id : ids) Must("POST", "/v1/sandboxes/" + id + "/stop");
+  std::string timed = Create({{"template", "busybox"}, {"timeout", 2}});
+  for (const auto& id : ids)
+    EXPECT_TRUE(WaitFor(id, [](const json& s) { return s.value("archived", false); })) << Get(id).dump();
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {  // bounded: 10 s
+    auto r = api().Send("GET", "/v1/sandboxes/" + timed);
+    gone = r.ok() && r->status == 404;
+    if (!gone) ::usleep(50000);
+  }
+  EXPECT_TRUE(gone) << "the timeout fired";
+  json started = Must("POST", "/v1/sandboxes/" + ids[0] + "/start");
+  EXPECT_EQ(Exec(ids[0], "stat -c %s /data.bin")["stdout"], "4194304\n");
+}
+
 TEST_F(ArchiveTest, ACorruptArchiveIsReportedAndNothingIsHalfRestored) {
   std::string id = Create({{"template", "host"}});
   Populate(id);

@@ -576,6 +576,8 @@ class SandboxManager {
   size_t tearing_down_ GUARDED_BY(mu_) = 0;  // deleted sandboxes whose teardown has not finished
   std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
   std::map<std::string, int64_t> archive_failed_ms_ GUARDED_BY(mu_);  // when archiving a stopped sandbox last failed
+  static constexpr int kMaxArchiving = 2;  // reaper threads archiving at once (of 8)
+  int archiving_ GUARDED_BY(mu_) = 0;
   CondVar teardown_cv_;  // tearing_down_ went down
 
   mutable Mutex snap_mu_;  // taken after a sandbox's mu, before mu_

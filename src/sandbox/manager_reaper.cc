@@ -35,7 +35,9 @@ Due DueFor(const SandboxInfo& i, int64_t last_active_ms, int64_t now_ms, int64_t
 
 // Finds what is due from the published snapshots, without waiting for any
 // transition in progress, and hands each action to the reaper's threads:
-// one slow action (a stop's grace period) delays no other.
+// one slow action (a stop's grace period) delays no other. Archives (which
+// read a whole layer) run at most kMaxArchiving at once, so that a crowd of
+// long-stopped sandboxes never holds the threads timeouts need.
 int SandboxManager::Reap(int64_t now_ms) {
   int started = 0;
   for (const auto& info : List()) {
@@ -50,13 +52,16 @@ int SandboxManager::Reap(int64_t now_ms) {
           continue;  // tried lately: again once it has been stopped twice as long
         }
       }
+      if (due == Due::kArchive && archiving_ >= kMaxArchiving) continue;  // the next round
       if (!reaping_.insert(info.id).second) continue;  // its action is under way
+      if (due == Due::kArchive) ++archiving_;
     }
     ++started;
-    reaper_.Post([this, id = info.id, now_ms] {
+    reaper_.Post([this, id = info.id, now_ms, archive = due == Due::kArchive] {
       ReapOne(id, now_ms);
       MutexLock lock(mu_);
       reaping_.erase(id);
+      if (archive) --archiving_;
     });
   }
   return started;
