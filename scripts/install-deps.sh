@@ -25,6 +25,7 @@ packages=(
   python3 coreutils procps              # programs the tests run inside sandboxes
   runc                                  # the peer measured by bench/runtime_bench
   btrfs-progs                           # mkfs.btrfs: the disk pool (disk limits as btrfs quota groups)
+  libyaml-cpp-dev                       # CDI device specs in YAML
 )
 missing=()
 for p in "${packages[@]}"; do

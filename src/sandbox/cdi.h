@@ -1,0 +1,70 @@
+// CDI (Container Device Interface): the device specs a host publishes in
+// /etc/cdi and /var/run/cdi (JSON or YAML), and what a named device asks
+// of a sandbox: device nodes bound in, host files mounted, env set.
+//
+// A device is named "VENDOR/CLASS=NAME" (nvidia.com/gpu=0), or
+// "VENDOR/CLASS=all" for every device of that kind. Spec-wide edits apply
+// to each of its devices. What Paddock cannot honour (hooks, extra groups,
+// network devices, RDT) is kept as `unsupported` and refused by name when a
+// sandbox asks for the device, never ignored.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace paddock::cdi {
+
+struct DeviceNode {
+  std::string path;       // inside the sandbox, under /dev
+  std::string host_path;  // the host's node (path when the spec gives none)
+};
+
+struct Mount {
+  std::string host_path, container_path;
+  bool read_only = true;  // unless the spec's options say "rw"
+};
+
+struct Edits {
+  std::vector<DeviceNode> nodes;
+  std::vector<Mount> mounts;
+  std::vector<std::string> env;          // KEY=VALUE
+  std::vector<std::string> unsupported;  // what it asks that Paddock cannot do, named
+};
+
+struct Device {
+  std::string name;  // VENDOR/CLASS=NAME
+  std::string spec;  // the file it comes from
+  Edits edits;       // its own and its spec's
+};
+
+struct SpecError {
+  std::string path, reason;
+};
+
+// One spec file's devices; kInvalidArgument saying what is wrong with it.
+Result<std::vector<Device>> ParseSpec(const std::string& text, const std::string& path);
+
+class Registry {
+ public:
+  // Reads every *.json, *.yaml and *.yml in `dirs`; a later folder's device
+  // of the same name replaces an earlier one's. A spec that cannot be read
+  // or parsed is listed in errors() and skipped.
+  static Registry Load(const std::vector<std::string>& dirs);
+  const std::vector<Device>& devices() const { return devices_; }
+  const std::vector<SpecError>& errors() const { return errors_; }
+  // The devices `name` names (one, or with "=all" each of its kind);
+  // kInvalidArgument for a malformed name, kNotFound for an unknown one.
+  Result<std::vector<Device>> Resolve(const std::string& name) const;
+
+ private:
+  std::vector<Device> devices_;
+  std::vector<SpecError> errors_;
+};
+
+// "VENDOR/CLASS=NAME" well formed (VENDOR a domain, CLASS and NAME of
+// [A-Za-z0-9_.:-], NAME starting with a letter or digit).
+bool ValidName(const std::string& name);
+
+}  // namespace paddock::cdi
