@@ -432,6 +432,16 @@ Response E2bApi::CreateSandbox(Call& c) {
     auto alias = opts_.template_aliases.find(name);
     spec.template_name = alias == opts_.template_aliases.end() ? name : alias->second;
     PDK_ASSIGN_OR_RETURN(spec.metadata, StringMap(body, "metadata"));
+    // E2B has no devices field: metadata "paddock.devices" names CDI
+    // devices, comma-separated (it stays in the metadata, as given).
+    if (auto devices = spec.metadata.find("paddock.devices"); devices != spec.metadata.end()) {
+      const std::string& list = devices->second;
+      for (size_t i = 0; i <= list.size();) {
+        size_t j = std::min(list.find(',', i), list.size());
+        if (j > i) spec.devices.push_back(list.substr(i, j - i));
+        i = j + 1;
+      }
+    }
     PDK_ASSIGN_OR_RETURN(spec.env, StringMap(body, "envVars"));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     spec.timeout_s = timeout.value_or(opts_.default_timeout_s);

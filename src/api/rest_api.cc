@@ -138,6 +138,7 @@ json SandboxJson(const SandboxInfo& i, const paddock::net::Network* network) {
               {"memory", i.limits.memory_bytes},
               {"disk", i.disk_bytes},
               {"volumes", VolumesJson(i.volumes)},
+              {"devices", i.devices},
               {"pids", i.limits.pids},
               {"env", i.env},
               {"metadata", i.metadata},
@@ -305,6 +306,28 @@ std::optional<Response> RestApi::Route(Call& c) {
   }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "volumes") return Volumes(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "archives") return Archives(c);
+  if (p.size() == 2 && p[0] == "v1" && p[1] == "devices" && method == http::verb::get) {
+    c.op = "devices";
+    cdi::Registry registry = manager_->Devices();
+    auto holders = manager_->DeviceHolders();
+    json devices = json::array(), errors = json::array();
+    for (const auto& d : registry.devices()) {
+      json nodes = json::array(), mounts = json::array();
+      for (const auto& n : d.edits.nodes) nodes.push_back({{"path", n.path}, {"host_path", n.host_path}});
+      for (const auto& m : d.edits.mounts)
+        mounts.push_back({{"host_path", m.host_path}, {"path", m.container_path}, {"read_only", m.read_only}});
+      auto held = holders.find(d.name);
+      devices.push_back({{"name", d.name},
+                         {"spec", d.spec},
+                         {"nodes", nodes},
+                         {"mounts", mounts},
+                         {"env", d.edits.env},
+                         {"unsupported", d.edits.unsupported},
+                         {"held_by", held == holders.end() ? json(nullptr) : json(held->second)}});
+    }
+    for (const auto& e : registry.errors()) errors.push_back({{"spec", e.path}, {"error", e.reason}});
+    return JsonResponse(http::status::ok, {{"devices", devices}, {"errors", errors}}, req);
+  }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
     return CreateSandboxes(c);
@@ -553,6 +576,14 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
   PDK_ASSIGN_OR_RETURN(spec.limits.memory_bytes, b.Size("memory"));
   PDK_ASSIGN_OR_RETURN(spec.disk_bytes, b.Size("disk"));
   PDK_ASSIGN_OR_RETURN(spec.volumes, ParseVolumeMounts(b.j, "volumes"));
+  if (b.j.contains("devices") && !b.j["devices"].is_null()) {
+    const json& d = b.j["devices"];
+    if (!d.is_array()) return InvalidArgument("field 'devices' must be a list of CDI names (VENDOR/CLASS=NAME)");
+    for (const auto& name : d) {
+      if (!name.is_string()) return InvalidArgument("field 'devices' must be a list of CDI names (VENDOR/CLASS=NAME)");
+      spec.devices.push_back(name.get<std::string>());
+    }
+  }
   PDK_ASSIGN_OR_RETURN(std::vector<VolumeMount> host_dirs, ParseVolumeMounts(b.j, "host_dirs"));
   for (auto& h : host_dirs) {
     h.host = true;

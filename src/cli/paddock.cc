@@ -80,7 +80,7 @@ struct CreateFlags {
   std::string name, tmpl = "host", snapshot, restore, memory, disk, on_timeout;
   int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0, archive_after = 0;
   std::string on_idle;
-  std::vector<std::string> env, labels, volumes, host_dirs;
+  std::vector<std::string> env, labels, volumes, host_dirs, devices;
   void Add(CLI::App* c) {
     c->add_option("--name", name, "sandbox name (unique)");
     auto* t = c->add_option("--template,-t", tmpl,
@@ -96,6 +96,7 @@ struct CreateFlags {
     c->add_option("--disk", disk, "disk limit of its files, e.g. 10g (needs paddockd --disk-pool)");
     c->add_option("--volume,-v", volumes, "NAME:/path[:ro] a volume to mount (paddock volume create)");
     c->add_option("--host-dir", host_dirs, "NAME:/path a host folder paddockd allows (--host-dir), read-only");
+    c->add_option("--device", devices, "a CDI device, VENDOR/CLASS=NAME or =all (paddock devices lists them)");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--idle-timeout", idle_timeout, "seconds without exec, file operation or connection until it stops");
@@ -115,6 +116,7 @@ struct CreateFlags {
     if (!disk.empty()) b["disk"] = disk;
     if (!volumes.empty()) b["volumes"] = volumes;
     if (!host_dirs.empty()) b["host_dirs"] = host_dirs;
+    if (!devices.empty()) b["devices"] = devices;
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
@@ -597,6 +599,8 @@ int main(int argc, char** argv) {
   volume_files->add_option("path", volume_path, "a folder in it (/)");
   volume_files->add_option("--depth", volume_depth, "levels down (1)");
   volume_files->add_flag("--json", json_out, "JSON output");
+  auto* devices = app.add_subcommand("devices", "the host's CDI devices, who holds each, and specs that cannot be read");
+  devices->add_flag("--json", json_out, "JSON output");
   auto* archives = app.add_subcommand("archive", "files deleted sandboxes kept (rm --keep-data); list, inspect, remove");
   archives->require_subcommand(1);
   auto* archive_ls = archives->add_subcommand("ls", "list archives");
@@ -797,6 +801,21 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (devices->parsed()) {
+    auto r = Call(api, "GET", "/v1/devices");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", r->dump(2).c_str());
+      return 0;
+    }
+    std::printf("%-40s %-22s %s\n", "DEVICE", "HELD BY", "SPEC");
+    for (const auto& d : (*r)["devices"])
+      std::printf("%-40s %-22s %s\n", d.value("name", "").c_str(),
+                  d["held_by"].is_string() ? d["held_by"].get<std::string>().c_str() : "-", d.value("spec", "").c_str());
+    for (const auto& e : (*r)["errors"])
+      std::printf("unreadable spec %s: %s\n", e.value("spec", "").c_str(), e.value("error", "").c_str());
+    return 0;
   }
   if (volume_cp->parsed()) {
     Status s = VolumeCopy(api, src, dst);

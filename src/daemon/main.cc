@@ -103,6 +103,11 @@ int main(int argc, char** argv) {
                  "seconds a sandbox created without its own archive_after stays stopped until its files are "
                  "archived (compressed, the folder removed; its start restores them) (0: never)")
       ->check(CLI::NonNegativeNumber);
+  std::vector<std::string> cdi_dirs;
+  app.add_option("--cdi-dir", cdi_dirs,
+                 "a folder of CDI device specs (repeatable; default /etc/cdi and /var/run/cdi)");
+  app.add_flag("--shared-devices", mopts.shared_devices,
+               "a device may be given to several sandboxes at once (default: one holds it until deleted)");
   std::vector<std::string> host_dirs;
   app.add_option("--host-dir", host_dirs,
                  "NAME=/host/path: a host folder sandboxes may mount read-only by NAME (repeatable)");
@@ -142,6 +147,7 @@ int main(int argc, char** argv) {
     }
     mopts.host_dirs[name] = path;
   }
+  if (!cdi_dirs.empty()) mopts.cdi_dirs = cdi_dirs;
   if (mopts.default_disk_bytes > 0 && mopts.disk_pool_bytes == 0) {
     std::fprintf(stderr, "--default-disk needs --disk-pool\n");
     return 2;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -335,9 +336,15 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
 
   std::unique_ptr<Shell> shell(new Shell());
   ShellArgs& a = *shell->args_;
+  if (spec.devices.size() > ContainSpec::kMaxDevices)
+    return InvalidArgument("too many device nodes: at most " + std::to_string(ContainSpec::kMaxDevices));
   std::vector<std::string> targets;
   for (const auto& b : spec.binds) targets.push_back(b.target);
-  a.plan = mnt::PlanRootfs(spec.rootfs_dir, targets);
+  a.plan = mnt::PlanRootfs(spec.rootfs_dir, targets, spec.devices);
+  for (const auto& b : spec.binds) {
+    struct stat st;
+    a.plan.bind_is_file.push_back(::stat(b.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode));
+  }
   a.rlimits = spec.rlimits;
   a.seccomp = filter;
   a.caps = caps::DefaultSet();

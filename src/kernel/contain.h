@@ -35,8 +35,12 @@ struct ContainSpec {
   // mounted at `rootfs_dir`, plus binds.
   std::vector<std::string> lower_dirs;
   std::string upper_dir, work_dir, rootfs_dir;
-  std::vector<Bind> binds;
+  std::vector<Bind> binds;  // a file's bind goes onto a file, a folder's onto a folder
   static constexpr size_t kMaxBinds = 14;
+  // Host device nodes bound in at paths under /dev (a CDI device's):
+  // {host node, path inside}. The only nodes beyond the standard ones.
+  std::vector<std::pair<std::string, std::string>> devices;
+  static constexpr size_t kMaxDevices = 32;
   user::IdRange ids;
   Cgroup* cgroup = nullptr;         // the new process joins it before anything runs
   int init_exe_fd = -1;             // paddock-init, opened on the host

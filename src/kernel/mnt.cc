@@ -106,7 +106,8 @@ Result<UniqueFd> MakeSysfs() {
   return mnt;
 }
 
-RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets) {
+RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets,
+                      const std::vector<std::pair<std::string, std::string>>& devices) {
   RootfsPlan p;
   p.rootfs = rootfs;
   for (const auto& t : bind_targets) {
@@ -122,6 +123,11 @@ RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>&
   p.tmp = rootfs + "/tmp";
   for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"})
     p.dev_nodes.emplace_back(std::string("/dev/") + node, p.dev + "/" + node);
+  for (const auto& [host, inside] : devices) {  // inside: "/dev/..."
+    for (size_t slash = inside.find('/', 5); slash != std::string::npos; slash = inside.find('/', slash + 1))
+      p.dev_dirs.push_back(rootfs + inside.substr(0, slash));
+    p.dev_nodes.emplace_back(host, rootfs + inside);
+  }
   p.dev_symlinks = {{"pts/ptmx", p.dev + "/ptmx"},
                     {"/proc/self/fd", p.dev + "/fd"},
                     {"/proc/self/fd/0", p.dev + "/stdin"},
@@ -146,7 +152,12 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
   for (const auto& parent : p.bind_parents) ::mkdir(parent.c_str(), 0755);
   for (size_t i = 1; i < nfds && i - 1 < p.bind_targets.size(); ++i) {
     const char* target = p.bind_targets[i - 1].c_str();
-    ::mkdir(target, 0755);
+    if (i - 1 < p.bind_is_file.size() && p.bind_is_file[i - 1]) {
+      int fd = ::open(target, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    } else {
+      ::mkdir(target, 0755);
+    }
     if (::move_mount(fds[i], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
       return "move a bind into place";
   }
@@ -156,6 +167,7 @@ const char* AssembleRootfs(const RootfsPlan& p, const int* fds, size_t nfds) {
   ::mkdir(p.dev.c_str(), 0755);
   if (::mount("tmpfs", p.dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k") != 0)
     return "mount /dev";
+  for (const auto& dir : p.dev_dirs) ::mkdir(dir.c_str(), 0755);
   for (const auto& [host, path] : p.dev_nodes) {
     int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
     if (fd < 0) return "create /dev node";

@@ -43,10 +43,12 @@ Result<UniqueFd> MakeSysfs();
 struct RootfsPlan {
   std::string rootfs;                      // host path where the overlay goes
   std::vector<std::string> bind_targets;   // host paths for the binds, in fd order
+  std::vector<char> bind_is_file;          // per bind: its source is a file (the target is made a file)
   std::vector<std::string> bind_parents;   // folders to make first (parents before children)
   std::string proc, dev, dev_pts, dev_shm, sys, tmp;
   bool sysfs_fd = false;  // the last fd is a sysfs the host made (see MakeSysfs)
   std::vector<std::pair<std::string, std::string>> dev_nodes;     // host node -> rootfs path
+  std::vector<std::string> dev_dirs;       // folders under /dev the nodes need (parents first)
   std::vector<std::pair<std::string, std::string>> dev_symlinks;  // target -> rootfs path
   // After pivot_root, paths as the sandbox sees them:
   std::vector<std::string> masked_files;   // /dev/null bound over them
@@ -56,7 +58,9 @@ struct RootfsPlan {
 
 // The plan for a sandbox whose root is mounted at `rootfs`, with read-only
 // binds at `bind_targets` (paths inside the sandbox, e.g. "/usr").
-RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets);
+// `devices`: extra host nodes {host, path under /dev inside}.
+RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets,
+                      const std::vector<std::pair<std::string, std::string>>& devices = {});
 
 // Sandbox side, async-signal-safe. `fds[0]` is the overlay root, `fds[1..]`
 // the binds, then the sysfs if the plan says so. Returns nullptr, or the

@@ -162,6 +162,7 @@ SandboxRecord ToRecord(const SandboxInfo& i, RecordState state) {
   r.archive_sha256 = i.archive_sha256;
   r.archive_size = i.archive_size;
   r.restore_ms = i.restore_ms;
+  r.devices = i.devices.empty() ? "" : nlohmann::json(i.devices).dump();
   return r;
 }
 
@@ -204,6 +205,9 @@ SandboxInfo FromRecord(const SandboxRecord& r, const std::string& sandboxes_dir)
   i.archive_sha256 = r.archive_sha256;
   i.archive_size = r.archive_size;
   i.restore_ms = r.restore_ms;
+  if (auto d = nlohmann::json::parse(r.devices, nullptr, false); d.is_array())
+    for (const auto& name : d)
+      if (name.is_string()) i.devices.push_back(name.get<std::string>());
   if (auto network = net::NetworkSettings::FromStored(r.network); network.ok()) i.network = *network;
   return i;
 }
@@ -611,6 +615,8 @@ Status SandboxManager::CheckSpec(const SandboxSpec& spec) const {
     return InvalidArgument("an idle sandbox is stopped or paused, not killed (on_idle: stop or pause)");
   if (spec.timeout_s < 0 || spec.auto_delete_after_s < 0)
     return InvalidArgument("timeout and auto_delete_after must not be negative");
+  if (spec.devices.size() > kMaxDevices)
+    return InvalidArgument("a sandbox may ask for at most " + std::to_string(kMaxDevices) + " devices");
   if (spec.volumes.size() > kMaxVolumes)
     return InvalidArgument("a sandbox may mount at most " + std::to_string(kMaxVolumes) + " volumes");
   std::set<std::string> paths;
@@ -672,6 +678,15 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
   info.env = spec.env;
+  // Its devices, known and usable now; their env under the sandbox's own.
+  PDK_ASSIGN_OR_RETURN(info.devices, ResolveDevices(spec.devices));
+  if (!info.devices.empty()) {
+    PDK_ASSIGN_OR_RETURN(cdi::Edits edits, DeviceEdits(info.devices));
+    for (const auto& kv : edits.env) {
+      size_t eq = kv.find('=');
+      info.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));  // the caller's value wins
+    }
+  }
   info.metadata = spec.metadata;
   info.on_timeout = spec.on_timeout;
   info.auto_delete_after_s = spec.auto_delete_after_s;
@@ -693,6 +708,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     if (by_id_.size() + tearing_down_ >= opts_.max_sandboxes)
       return ResourceExhausted("this host is full: " + std::to_string(opts_.max_sandboxes) +
                                " sandboxes exist (the configured maximum)");
+    PDK_TRY(ClaimDevices(info.id, info.devices));
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
   }
@@ -714,6 +730,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     MutexLock lock(mu_);
     by_id_.erase(info.id);
     id_by_name_.erase(info.name);
+    ReleaseDevices(info.id, info.devices);
     return still_there.Annotate("creating from " + tmpl.name);
   }
   if (!info.image_id.empty()) images_->Touch(info.image_id);
@@ -721,13 +738,14 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   // A fork's files must be in place before its overlay is mounted, and a
   // sandbox without network cannot use a shell in a slot: no warm shell.
   bool warm_fits = fork_source.empty() && !archive && (!network_ || info.network.enabled) &&
-                   info.volumes.empty();
+                   info.volumes.empty() && info.devices.empty();
   std::unique_ptr<WarmShell> warm = warm_fits ? warm_.Take(WarmKey(tmpl)) : nullptr;
   Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
-  auto unreserve = [this, id = info.id, name = info.name] {  // its id range goes back with sb
+  auto unreserve = [this, id = info.id, name = info.name, devices = info.devices] {  // its id range goes back with sb
     MutexLock lock(mu_);
     by_id_.erase(id);
     id_by_name_.erase(name);
+    ReleaseDevices(id, devices);
   };
   if (!ids.ok()) {
     unreserve();
@@ -783,7 +801,8 @@ Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
                        cgroups_->Create(info.id, info.limits));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
-                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get(), info.volumes));
+                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get(), info.volumes,
+                                    info.devices));
   return Launch(sb, std::move(cgroup), *shell, launch);
 }
 
@@ -838,7 +857,12 @@ Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgrou
 
 Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
     const Template& tmpl, const std::string& dir, const kernel::user::IdRange& ids,
-    kernel::Cgroup* cgroup, const net::Slot* slot, const std::vector<VolumeMount>& volumes) {
+    kernel::Cgroup* cgroup, const net::Slot* slot, const std::vector<VolumeMount>& volumes,
+    const std::vector<std::string>& devices) {
+  cdi::Edits edits;
+  if (!devices.empty()) {
+    PDK_ASSIGN_OR_RETURN(edits, DeviceEdits(devices));
+  }
   std::string socket = dir + "/agent.sock";
   PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(socket));
   UniqueFd log(::open((dir + "/init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -860,6 +884,8 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
       return FailedPrecondition("host folder '" + v.name + "' is no longer allowed (paddockd --host-dir)");
     spec.binds.push_back({allowed->second, v.path, true});
   }
+  for (const auto& m : edits.mounts) spec.binds.push_back({m.host_path, m.container_path, m.read_only});
+  for (const auto& n : edits.nodes) spec.devices.emplace_back(n.host_path, n.path);
   spec.ids = ids;
   spec.cgroup = cgroup;
   spec.init_exe_fd = init_exe_.get();
@@ -1070,6 +1096,7 @@ Status SandboxManager::DeleteLocked(Sandbox& sb) {
     by_id_.erase(sb.info.id);
     id_by_name_.erase(sb.info.name);
     archive_failed_ms_.erase(sb.info.id);
+    ReleaseDevices(sb.info.id, sb.info.devices);
     ++tearing_down_;
   }
   teardown_.Post([this, remains] { TearDown(*remains); });

@@ -41,6 +41,7 @@
 #include "net/forwarder.h"
 #include "net/network.h"
 #include "net/policy.h"
+#include "sandbox/cdi.h"
 #include "sandbox/disk_pool.h"
 #include "sandbox/id_ranges.h"
 #include "sandbox/run_config.h"
@@ -87,6 +88,10 @@ struct ManagerOptions {
   // Host folders sandboxes may mount read-only, by name (datasets, model
   // weights, a driver's folder): the operator's allow list.
   std::map<std::string, std::string> host_dirs;
+  // Devices: the folders of CDI specs, and whether a device may be given to
+  // several sandboxes at once (else one holds it until it is deleted).
+  std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
+  bool shared_devices = false;
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -109,6 +114,8 @@ struct SandboxSpec {
   kernel::CgroupLimits limits;
   int64_t disk_bytes = 0;              // its writable layer's limit; 0: the default (needs the disk pool)
   std::vector<VolumeMount> volumes;    // at most kMaxVolumes, host folders included
+  // CDI devices (VENDOR/CLASS=NAME, or =all): their nodes, mounts and env.
+  std::vector<std::string> devices;
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
   int64_t timeout_s = 0;               // 0: none
@@ -139,6 +146,7 @@ struct SandboxInfo {
   kernel::CgroupLimits limits;
   int64_t disk_bytes = 0;              // the disk limit of its files; 0: none
   std::vector<VolumeMount> volumes;
+  std::vector<std::string> devices;    // the CDI devices it holds, each by its full name
   pid_t init_pid = 0;                  // host pid of paddock-init; 0 when stopped
   uint64_t init_start_time = 0;
   kernel::user::IdRange ids;
@@ -340,6 +348,12 @@ class SandboxManager {
   Result<ArchiveRecord> GetArchive(const std::string& id) const;
   Status RemoveArchive(const std::string& id);
   std::string ArchiveFile(const std::string& id) const { return archives_dir_ + "/" + id + ".tar.zst"; }
+
+  // Devices: the host's CDI specs as they are now (re-read each time, so
+  // specs installed later count), and who holds each device.
+  static constexpr size_t kMaxDevices = 16;  // per sandbox
+  cdi::Registry Devices() const { return cdi::Registry::Load(opts_.cdi_dirs); }
+  std::map<std::string, std::string> DeviceHolders() const EXCLUDES(mu_);
   // Archives a stopped sandbox's writable layer now (the reaper does so
   // after archive_after_s); its next start restores it.
   Status ArchiveLayer(const std::string& id_or_name);
@@ -439,7 +453,18 @@ class SandboxManager {
   Result<std::unique_ptr<kernel::Shell>> PrepareShell(const Template& tmpl, const std::string& dir,
                                                       const kernel::user::IdRange& ids,
                                                       kernel::Cgroup* cgroup, const net::Slot* slot,
-                                                      const std::vector<VolumeMount>& volumes = {});
+                                                      const std::vector<VolumeMount>& volumes = {},
+                                                      const std::vector<std::string>& devices = {});
+  // The full names of the devices `requested` names, checked: each known,
+  // each asking only what Paddock can do, its host nodes there.
+  Result<std::vector<std::string>> ResolveDevices(const std::vector<std::string>& requested) const;
+  // What the devices named in full ask of a boot; kFailedPrecondition for
+  // one whose spec is gone.
+  Result<cdi::Edits> DeviceEdits(const std::vector<std::string>& devices) const;
+  // Claims the devices for `id` (with mu_ held); kAlreadyExists naming the
+  // holder of one taken (unless devices are shared).
+  Status ClaimDevices(const std::string& id, const std::vector<std::string>& devices) REQUIRES(mu_);
+  void ReleaseDevices(const std::string& id, const std::vector<std::string>& devices) REQUIRES(mu_);
   // Start-up: loads the volume records.
   Status LoadVolumes() EXCLUDES(vol_mu_);
   // Start-up, after Recover: removes archives no record names, and the
@@ -575,6 +600,7 @@ class SandboxManager {
   std::map<std::string, std::string> id_by_name_ GUARDED_BY(mu_);
   size_t tearing_down_ GUARDED_BY(mu_) = 0;  // deleted sandboxes whose teardown has not finished
   std::set<std::string> reaping_ GUARDED_BY(mu_);  // ids whose reaper action is under way
+  std::map<std::string, std::string> device_holders_ GUARDED_BY(mu_);  // CDI device -> the sandbox holding it
   std::map<std::string, int64_t> archive_failed_ms_ GUARDED_BY(mu_);  // when archiving a stopped sandbox last failed
   static constexpr int kMaxArchiving = 2;  // reaper threads archiving at once (of 8)
   int archiving_ GUARDED_BY(mu_) = 0;

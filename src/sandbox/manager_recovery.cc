@@ -169,6 +169,11 @@ Status SandboxManager::RecoverOne(const SandboxRecord& rec) {
     MutexLock lock(mu_);
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
+    // Its devices again (a record holds only what its create claimed).
+    if (Status s = ClaimDevices(info.id, info.devices); !s.ok()) {
+      info.error = s.message();
+      what += (what.empty() ? "" : "; ") + info.error;
+    }
   }
   return PersistState(*sb, what.empty() ? JournalNote{} : JournalNote{"recover", "done", what});
 }

@@ -167,6 +167,10 @@ const char* const kMigrations[] = {
     ALTER TABLE volumes ADD COLUMN token TEXT NOT NULL DEFAULT '';
     UPDATE volumes SET token = lower(hex(randomblob(16)));
     )sql",
+    // 13: the CDI devices a sandbox holds.
+    R"sql(
+    ALTER TABLE sandboxes ADD COLUMN devices TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 const char* const kColumns =
@@ -174,7 +178,7 @@ const char* const kColumns =
     "timeout_at_ms, on_timeout, auto_delete_after_s, created_at_ms, started_at_ms, "
     "stopped_at_ms, last_active_ms, error, init_pid, init_start_time, id_base, access_token, network, address, "
     "forwards, image_id, snapshot_id, disk_bytes, volumes, idle_timeout_s, on_idle, archive_after_s, archived_at_ms, "
-    "archive_sha256, archive_size, restore_ms";
+    "archive_sha256, archive_size, restore_ms, devices";
 
 const char* const kArchiveColumns =
     "id, sandbox_id, sandbox_name, template, image_id, snapshot_id, path, size, bytes, sha256, created_at_ms";
@@ -261,14 +265,14 @@ class SqliteStore : public Store {
   Status Prepare() {
     insert_ = std::make_unique<Statement>(
         db_, std::string("INSERT INTO sandboxes (") + kColumns +
-                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34,?35)");
+                 ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34,?35,?36)");
     update_ = std::make_unique<Statement>(
         db_, "UPDATE sandboxes SET name=?2, template=?3, state=?4, memory_bytes=?5, "
              "cpu_millicores=?6, pids=?7, env=?8, metadata=?9, timeout_at_ms=?10, on_timeout=?11, "
              "auto_delete_after_s=?12, created_at_ms=?13, started_at_ms=?14, stopped_at_ms=?15, "
              "last_active_ms=?16, error=?17, init_pid=?18, init_start_time=?19, id_base=?20, "
              "access_token=?21, network=?22, address=?23, forwards=?24, image_id=?25, snapshot_id=?26, disk_bytes=?27, volumes=?28, idle_timeout_s=?29, on_idle=?30, "
-             "archive_after_s=?31, archived_at_ms=?32, archive_sha256=?33, archive_size=?34, restore_ms=?35 "
+             "archive_after_s=?31, archived_at_ms=?32, archive_sha256=?33, archive_size=?34, restore_ms=?35, devices=?36 "
              "WHERE id=?1");
     remove_ = std::make_unique<Statement>(db_, "DELETE FROM sandboxes WHERE id=?1");
     get_ = std::make_unique<Statement>(db_, std::string("SELECT ") + kColumns +
@@ -693,6 +697,7 @@ class SqliteStore : public Store {
     st.Bind(33, r.archive_sha256);
     st.Bind(34, r.archive_size);
     st.Bind(35, r.restore_ms);
+    st.Bind(36, r.devices);
   }
   static SandboxRecord ReadRecord(Statement& st) {
     SandboxRecord r;
@@ -731,6 +736,7 @@ class SqliteStore : public Store {
     r.archive_sha256 = st.Text(32);
     r.archive_size = st.Int(33);
     r.restore_ms = st.Int(34);
+    r.devices = st.Text(35);
     return r;
   }
 

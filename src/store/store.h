@@ -49,6 +49,7 @@ struct SandboxRecord {
   std::string volumes;                // the volumes it mounts, JSON [{name, path, read_only}]
   int64_t idle_timeout_s = 0;         // stopped (or paused) after this long without activity; 0: never
   std::string on_idle = "stop";       // stop | pause
+  std::string devices;                // the CDI devices it holds, JSON ["vendor/class=name", ...]
   // Its writable layer goes to an archive once it has been stopped this
   // long (0: paddockd's default; -1: never), and comes back at its start.
   int64_t archive_after_s = 0;

@@ -1,0 +1,106 @@
+// CDI devices in sandboxes, with a fake spec this test writes: a vendor
+// device backed by /dev/zero under another name, a file mounted and an env
+// var. The sandbox that holds it sees exactly those; another cannot reach
+// the node; one holder at a time, released on delete, kept over restarts.
+#include "daemon_fixture.h"
+
+namespace paddock::testing {
+namespace {
+
+std::string Out(const json& r) { return r.value("stdout", "") + r.value("stderr", ""); }
+
+class DeviceTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "daemon tests run as root";
+    std::string dir = cdi_.path() + "/cdi";
+    ASSERT_TRUE(MakeDirs(dir).ok());
+    ASSERT_TRUE(WriteFileAtomic(cdi_.path() + "/info.txt", "fake driver 1.0\n").ok());
+    ASSERT_TRUE(WriteFileAtomic(dir + "/fake.json", R"({
+      "cdiVersion": "0.6.0", "kind": "example.com/fake",
+      "containerEdits": {"env": ["FAKE_DRIVER=1"]},
+      "devices": [
+        {"name": "0", "containerEdits": {
+          "deviceNodes": [{"path": "/dev/fake0", "hostPath": "/dev/zero"}],
+          "mounts": [{"hostPath": ")" + cdi_.path() + R"(/info.txt", "containerPath": "/opt/fake/info.txt"}],
+          "env": ["FAKE_VISIBLE=0"]}},
+        {"name": "1", "containerEdits": {"deviceNodes": [{"path": "/dev/fake/ctl1", "hostPath": "/dev/null"}]}}
+      ]})").ok());
+    ASSERT_TRUE(WriteFileAtomic(dir + "/odd.yaml", R"(cdiVersion: "0.5.0"
+kind: example.com/odd
+devices:
+  - name: hooked
+    containerEdits:
+      deviceNodes: [{path: /dev/odd0, hostPath: /dev/null}]
+      hooks: [{hookName: createContainer, path: /bin/true}]
+)").ok());
+    ASSERT_TRUE(WriteFileAtomic(dir + "/broken.yaml", "cdiVersion: [\n").ok());
+    extra_args_ = {"--cdi-dir", dir};
+    DaemonTest::SetUp();
+  }
+  json Exec(const std::string& id, const std::string& cmd) {
+    return Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", cmd}});
+  }
+  TempDir cdi_;
+};
+
+TEST_F(DeviceTest, AHeldDeviceIsExactlyWhatItsSpecSays) {
+  json listed = Must("GET", "/v1/devices");
+  ASSERT_EQ(listed["devices"].size(), 3u) << listed.dump();
+  EXPECT_EQ(listed["devices"][0]["name"], "example.com/fake=0");
+  EXPECT_TRUE(listed["devices"][0]["held_by"].is_null());
+  ASSERT_EQ(listed["errors"].size(), 1u);
+  EXPECT_NE(listed["errors"][0]["spec"].get<std::string>().find("broken.yaml"), std::string::npos);
+  EXPECT_NE(listed["errors"][0]["error"].get<std::string>().find("YAML"), std::string::npos);
+
+  json a = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/fake=0"}}}, 201);
+  std::string ida = a["id"];
+  EXPECT_EQ(a["devices"], json({"example.com/fake=0"}));
+  EXPECT_EQ(Out(Exec(ida, "test -c /dev/fake0 && head -c 4 /dev/fake0 | od -An -tx1 | tr -d ' '")), "00000000\n");
+  EXPECT_EQ(Out(Exec(ida, "cat /opt/fake/info.txt; echo $FAKE_VISIBLE $FAKE_DRIVER")), "fake driver 1.0\n0 1\n");
+  EXPECT_NE(Exec(ida, "echo x > /opt/fake/info.txt").value("exit_code", 0), 0) << "mounts are read-only";
+  EXPECT_EQ(Out(Exec(ida, "ls /dev | grep -c fake")), "1\n") << "only the device it holds";
+
+  // Another sandbox has no such node and cannot make one.
+  json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}}, 201);
+  std::string idb = b["id"];
+  EXPECT_EQ(Out(Exec(idb, "test -e /dev/fake0; echo $?; mknod /tmp/z c 1 5 2>/dev/null; echo $?")), "1\n1\n");
+
+  // One holder at a time: refused naming it, free again once it is deleted.
+  std::string taken = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","devices":["example.com/fake=0"]})", 409);
+  EXPECT_NE(taken.find(ida), std::string::npos) << taken;
+  EXPECT_EQ(Must("GET", "/v1/devices")["devices"][0]["held_by"], ida);
+
+  // Kept over a stop and start, and over a restart of paddockd.
+  Must("POST", "/v1/sandboxes/" + ida + "/stop");
+  Must("POST", "/v1/sandboxes/" + ida + "/start");
+  EXPECT_EQ(Out(Exec(ida, "test -c /dev/fake0; echo $?")), "0\n");
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","devices":["example.com/fake=0"]})", 409);
+  Must("DELETE", "/v1/sandboxes/" + ida, nullptr, 204);
+  json c = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/fake=all"}}}, 201);
+  EXPECT_EQ(c["devices"], json({"example.com/fake=0", "example.com/fake=1"}));
+  EXPECT_EQ(Out(Exec(c["id"], "test -c /dev/fake/ctl1 && test -c /dev/fake0; echo $?")), "0\n");
+}
+
+TEST_F(DeviceTest, WhatCannotBeHonouredIsRefusedByName) {
+  std::string hooked = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","devices":["example.com/odd=hooked"]})", 501);
+  EXPECT_NE(hooked.find("'hooks'"), std::string::npos) << hooked;
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"devices":["example.com/fake=7"]})", 404).find("fake=7"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"devices":["fake0"]})", 400).find("CDI name"), std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"devices":"example.com/fake=0"})", 400).find("devices"),
+            std::string::npos);
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].empty());
+  // E2B's create, by its metadata.
+  json e2b = Must("POST", "/v2/sandboxes",
+                  {{"templateID", "base"}, {"metadata", {{"paddock.devices", "example.com/fake=1"}}}}, 201);
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/" + e2b["sandboxID"].get<std::string>())["devices"],
+            json({"example.com/fake=1"}));
+  std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
+  EXPECT_NE(Shell(cli + " devices").find("unreadable spec"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paddock::testing
