@@ -2,6 +2,9 @@
 // device backed by /dev/zero under another name, a file mounted and an env
 // var. The sandbox that holds it sees exactly those; another cannot reach
 // the node; one holder at a time, released on delete, kept over restarts.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include "daemon_fixture.h"
 
 namespace paddock::testing {
@@ -100,6 +103,73 @@ TEST_F(DeviceTest, WhatCannotBeHonouredIsRefusedByName) {
             json({"example.com/fake=1"}));
   std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
   EXPECT_NE(Shell(cli + " devices").find("unreadable spec"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paddock::testing
+
+namespace paddock::testing {
+namespace {
+
+// A host with the NVIDIA driver but no CDI spec, faked: a tree laid out
+// like / with /dev/nvidia0 and /dev/nvidia1 (made here, backed by zero and
+// null), the control and caps nodes, and the driver's folders.
+class GpuTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "daemon tests run as root";
+    const std::string r = root_.path();
+    ASSERT_TRUE(MakeDirs(r + "/dev/nvidia-caps").ok());
+    ASSERT_TRUE(MakeDirs(r + "/usr/local/nvidia/lib64").ok());
+    ASSERT_TRUE(MakeDirs(r + "/usr/local/nvidia/bin").ok());
+    ASSERT_TRUE(MakeDirs(r + "/cdi").ok());
+    for (auto [name, minor] : {std::pair{"nvidia0", 5}, {"nvidia1", 3}, {"nvidiactl", 3}, {"nvidia-caps/nvidia-cap1", 3},
+                               {"nvidia-uvm", 3}, {"nvidiafoo", 3}})
+      ASSERT_EQ(::mknod((r + "/dev/" + name).c_str(), S_IFCHR | 0666, makedev(1, minor)), 0) << name;
+    ASSERT_TRUE(WriteFileAtomic(r + "/dev/nvidia2", "not a node").ok());
+    ASSERT_TRUE(WriteFileAtomic(r + "/usr/local/nvidia/lib64/libcuda.so.1", "fake cuda\n").ok());
+    ASSERT_TRUE(WriteFileAtomic(r + "/usr/local/nvidia/bin/nvidia-smi", "#!/bin/sh\necho fake nvidia-smi\n", 0755).ok());
+    extra_args_ = {"--gpu-root", r, "--cdi-dir", r + "/cdi"};
+    DaemonTest::SetUp();
+  }
+  json Exec(const std::string& id, const std::string& cmd) {
+    return Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", cmd}});
+  }
+  TempDir root_;
+};
+
+TEST_F(GpuTest, DriverFoundWithoutASpecAndGpusGivenByCountIndexOrAll) {
+  json gpus = Must("GET", "/v1/gpus")["gpus"];
+  ASSERT_EQ(gpus.size(), 2u) << gpus.dump();
+  EXPECT_EQ(gpus[0]["name"], "nvidia.com/gpu=0");
+  EXPECT_EQ(gpus[1]["id"], "1");
+  EXPECT_EQ(gpus[0]["nodes"], json({"/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-caps/nvidia-cap1"}));
+
+  json a = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"gpus", "1"}}, 201);
+  EXPECT_EQ(a["devices"], json({"nvidia.com/gpu=0"}));
+  std::string ida = a["id"];
+  EXPECT_EQ(Out(Exec(ida, "head -c 2 /dev/nvidia0 | od -An -tx1 | tr -d ' '; test -e /dev/nvidia1; echo $?; "
+                          "ls /dev/nvidia-caps; cat /usr/local/nvidia/lib64/libcuda.so.1; "
+                          "/usr/local/nvidia/bin/nvidia-smi; echo $LD_LIBRARY_PATH")),
+            "0000\n1\nnvidia-cap1\nfake cuda\nfake nvidia-smi\n/usr/local/nvidia/lib64\n");
+  json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"gpus", "1"}}, 201);
+  EXPECT_EQ(b["devices"], json({"nvidia.com/gpu=1"})) << "the next free one";
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","gpus":"1"})", 503).find("0 are free"),
+            std::string::npos);
+  EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","gpus":"device=0"})", 409).find(ida),
+            std::string::npos);
+  EXPECT_EQ(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","gpus":"two"})", 400).find("gpus 'two'"),
+            std::string::npos);
+  EXPECT_EQ(Must("GET", "/v1/gpus")["gpus"][1]["held_by"], b["id"]);
+  std::string listed = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " gpus");
+  EXPECT_NE(listed.find(ida), std::string::npos) << listed;
+
+  Must("DELETE", "/v1/sandboxes/" + ida, nullptr, 204);
+  Must("DELETE", "/v1/sandboxes/" + b["id"].get<std::string>(), nullptr, 204);
+  std::string all = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " create -t busybox --gpus all");
+  ASSERT_FALSE(all.empty());
+  all.pop_back();
+  EXPECT_EQ(Must("GET", "/v1/sandboxes/" + all)["devices"], json({"nvidia.com/gpu=0", "nvidia.com/gpu=1"}));
 }
 
 }  // namespace

@@ -306,6 +306,25 @@ std::optional<Response> RestApi::Route(Call& c) {
   }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "volumes") return Volumes(c);
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "archives") return Archives(c);
+  if (p.size() == 2 && p[0] == "v1" && p[1] == "gpus" && method == http::verb::get) {
+    c.op = "gpus";
+    auto holders = manager_->DeviceHolders();
+    const std::string kind = std::string(SandboxManager::kGpuKind) + "=";
+    json gpus = json::array();
+    cdi::Registry registry = manager_->Devices();
+    for (const auto& d : registry.devices()) {
+      if (d.name.rfind(kind, 0) != 0) continue;
+      json nodes = json::array();
+      for (const auto& n : d.edits.nodes) nodes.push_back(n.path);
+      auto held = holders.find(d.name);
+      gpus.push_back({{"name", d.name},
+                      {"id", d.name.substr(kind.size())},
+                      {"source", d.spec},
+                      {"nodes", nodes},
+                      {"held_by", held == holders.end() ? json(nullptr) : json(held->second)}});
+    }
+    return JsonResponse(http::status::ok, {{"gpus", gpus}}, req);
+  }
   if (p.size() == 2 && p[0] == "v1" && p[1] == "devices" && method == http::verb::get) {
     c.op = "devices";
     cdi::Registry registry = manager_->Devices();
@@ -556,7 +575,7 @@ std::optional<Response> RestApi::PullImage(Call& c) {
 }
 
 // The fields of a create's body (every one optional).
-static Result<SandboxSpec> SpecFromBody(const Body& b) {
+static Result<SandboxSpec> SpecFromBody(const Body& b, const SandboxManager& manager) {
   SandboxSpec spec;
   PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
   PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
@@ -584,6 +603,11 @@ static Result<SandboxSpec> SpecFromBody(const Body& b) {
       spec.devices.push_back(name.get<std::string>());
     }
   }
+  PDK_ASSIGN_OR_RETURN(std::string gpus, b.Str("gpus"));
+  if (!gpus.empty()) {
+    PDK_ASSIGN_OR_RETURN(std::vector<std::string> named, manager.GpuRequest(gpus));
+    spec.devices.insert(spec.devices.end(), named.begin(), named.end());
+  }
   PDK_ASSIGN_OR_RETURN(std::vector<VolumeMount> host_dirs, ParseVolumeMounts(b.j, "host_dirs"));
   for (auto& h : host_dirs) {
     h.host = true;
@@ -609,7 +633,7 @@ Response RestApi::CreateSandbox(Call& c) {
   c.op = "create";
   return Try(c.req, [&]() -> Result<Response> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
-    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b, *manager_));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Create(spec));
     return JsonResponse(http::status::created, SandboxJson(info, manager_->network()), c.req);
   });
@@ -628,7 +652,7 @@ std::optional<Response> RestApi::CreateSandboxes(Call& c) {
     if (count < 1 || count > static_cast<int64_t>(kMaxBatch))
       return InvalidArgument("field 'count' must be 1 to " + std::to_string(kMaxBatch));
     b.j.erase("count");
-    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b, *manager_));
     return std::make_pair(std::move(spec), count);
   }();
   if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
@@ -1132,7 +1156,7 @@ std::optional<Response> RestApi::RunOnce(Call& c) {
     SandboxSpec spec;
     if (b.j.contains("sandbox")) {
       if (!b.j["sandbox"].is_object()) return InvalidArgument("field 'sandbox' must be an object (a create's fields)");
-      PDK_ASSIGN_OR_RETURN(spec, SpecFromBody(Body{b.j["sandbox"]}));
+      PDK_ASSIGN_OR_RETURN(spec, SpecFromBody(Body{b.j["sandbox"]}, *manager_));
     }
     PDK_ASSIGN_OR_RETURN(ExecRequest e, ParseExec(b.j, req));
     if (e.background) return InvalidArgument("field 'background' has no use here: the sandbox goes when the command ends");

@@ -77,7 +77,7 @@ Result<std::map<std::string, std::string>> Pairs(const std::vector<std::string>&
 }
 
 struct CreateFlags {
-  std::string name, tmpl = "host", snapshot, restore, memory, disk, on_timeout;
+  std::string name, tmpl = "host", snapshot, restore, memory, disk, on_timeout, gpus;
   int64_t cpu = 0, pids = 0, timeout = 0, idle_timeout = 0, archive_after = 0;
   std::string on_idle;
   std::vector<std::string> env, labels, volumes, host_dirs, devices;
@@ -97,6 +97,7 @@ struct CreateFlags {
     c->add_option("--volume,-v", volumes, "NAME:/path[:ro] a volume to mount (paddock volume create)");
     c->add_option("--host-dir", host_dirs, "NAME:/path a host folder paddockd allows (--host-dir), read-only");
     c->add_option("--device", devices, "a CDI device, VENDOR/CLASS=NAME or =all (paddock devices lists them)");
+    c->add_option("--gpus", gpus, "all, a count, device=I,J, or CDI names (paddock gpus lists them)");
     c->add_option("--timeout", timeout, "seconds until the timeout action");
     c->add_option("--on-timeout", on_timeout, "kill (default), pause or stop");
     c->add_option("--idle-timeout", idle_timeout, "seconds without exec, file operation or connection until it stops");
@@ -117,6 +118,7 @@ struct CreateFlags {
     if (!volumes.empty()) b["volumes"] = volumes;
     if (!host_dirs.empty()) b["host_dirs"] = host_dirs;
     if (!devices.empty()) b["devices"] = devices;
+    if (!gpus.empty()) b["gpus"] = gpus;
     if (pids) b["pids"] = pids;
     if (timeout) b["timeout"] = timeout;
     if (!on_timeout.empty()) b["on_timeout"] = on_timeout;
@@ -599,6 +601,8 @@ int main(int argc, char** argv) {
   volume_files->add_option("path", volume_path, "a folder in it (/)");
   volume_files->add_option("--depth", volume_depth, "levels down (1)");
   volume_files->add_flag("--json", json_out, "JSON output");
+  auto* gpus = app.add_subcommand("gpus", "the host's GPUs (from CDI specs, or found from the NVIDIA driver) and who holds each");
+  gpus->add_flag("--json", json_out, "JSON output");
   auto* devices = app.add_subcommand("devices", "the host's CDI devices, who holds each, and specs that cannot be read");
   devices->add_flag("--json", json_out, "JSON output");
   auto* archives = app.add_subcommand("archive", "files deleted sandboxes kept (rm --keep-data); list, inspect, remove");
@@ -801,6 +805,20 @@ int main(int argc, char** argv) {
       else std::printf("%s\n", r.c_str());
     }
     return rc;
+  }
+  if (gpus->parsed()) {
+    auto r = Call(api, "GET", "/v1/gpus");
+    if (!r.ok()) return Fail(r.status());
+    if (json_out) {
+      std::printf("%s\n", r->dump(2).c_str());
+      return 0;
+    }
+    std::printf("%-6s %-26s %-22s %s\n", "GPU", "DEVICE", "HELD BY", "SOURCE");
+    for (const auto& g : (*r)["gpus"])
+      std::printf("%-6s %-26s %-22s %s\n", g.value("id", "").c_str(), g.value("name", "").c_str(),
+                  g["held_by"].is_string() ? g["held_by"].get<std::string>().c_str() : "-",
+                  g.value("source", "").c_str());
+    return 0;
   }
   if (devices->parsed()) {
     auto r = Call(api, "GET", "/v1/devices");

@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> cdi_dirs;
   app.add_option("--cdi-dir", cdi_dirs,
                  "a folder of CDI device specs (repeatable; default /etc/cdi and /var/run/cdi)");
+  app.add_option("--gpu-root", mopts.gpu_root,
+                 "where an NVIDIA driver without a CDI spec is looked for (its /dev/nvidia*, /usr/local/nvidia)");
   app.add_flag("--shared-devices", mopts.shared_devices,
                "a device may be given to several sandboxes at once (default: one holds it until deleted)");
   std::vector<std::string> host_dirs;

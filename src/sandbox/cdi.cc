@@ -207,6 +207,13 @@ Registry Registry::Load(const std::vector<std::string>& dirs) {
   return r;
 }
 
+void Registry::AddMissing(std::vector<Device> found) {
+  for (auto& d : found) {
+    bool taken = std::any_of(devices_.begin(), devices_.end(), [&](const Device& e) { return e.name == d.name; });
+    if (!taken) devices_.push_back(std::move(d));
+  }
+}
+
 Result<std::vector<Device>> Registry::Resolve(const std::string& name) const {
   size_t eq = name.find('=');
   std::string kind = eq == std::string::npos ? "" : name.substr(0, eq);

@@ -54,6 +54,8 @@ class Registry {
   static Registry Load(const std::vector<std::string>& dirs);
   const std::vector<Device>& devices() const { return devices_; }
   const std::vector<SpecError>& errors() const { return errors_; }
+  // Adds devices found otherwise (nvidia::Discover) whose names no spec took.
+  void AddMissing(std::vector<Device> found);
   // The devices `name` names (one, or with "=all" each of its kind);
   // kInvalidArgument for a malformed name, kNotFound for an unknown one.
   Result<std::vector<Device>> Resolve(const std::string& name) const;

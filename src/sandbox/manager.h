@@ -92,6 +92,8 @@ struct ManagerOptions {
   // several sandboxes at once (else one holds it until it is deleted).
   std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
   bool shared_devices = false;
+  // Where to look for an NVIDIA driver without a CDI spec (nvidia::Discover).
+  std::string gpu_root = "/";
 };
 
 enum class TimeoutAction { kKill, kPause, kStop };
@@ -352,7 +354,12 @@ class SandboxManager {
   // Devices: the host's CDI specs as they are now (re-read each time, so
   // specs installed later count), and who holds each device.
   static constexpr size_t kMaxDevices = 16;  // per sandbox
-  cdi::Registry Devices() const { return cdi::Registry::Load(opts_.cdi_dirs); }
+  cdi::Registry Devices() const;
+  // The devices a `--gpus` request names: "all"; N (a count: the first N
+  // free GPUs); "device=I,J" or "I,J" (indices); or CDI names,
+  // comma-separated. kResourceExhausted when fewer than N are free.
+  Result<std::vector<std::string>> GpuRequest(const std::string& gpus) const EXCLUDES(mu_);
+  static constexpr const char* kGpuKind = "nvidia.com/gpu";
   std::map<std::string, std::string> DeviceHolders() const EXCLUDES(mu_);
   // Archives a stopped sandbox's writable layer now (the reaper does so
   // after archive_after_s); its next start restores it.

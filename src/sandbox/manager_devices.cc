@@ -7,10 +7,61 @@
 
 #include <set>
 
+#include <algorithm>
+
 #include "sandbox/manager.h"
 #include "sandbox/manager_parts.h"
+#include "sandbox/nvidia.h"
 
 namespace paddock {
+
+cdi::Registry SandboxManager::Devices() const {
+  cdi::Registry registry = cdi::Registry::Load(opts_.cdi_dirs);
+  registry.AddMissing(nvidia::Discover(opts_.gpu_root));
+  return registry;
+}
+
+Result<std::vector<std::string>> SandboxManager::GpuRequest(const std::string& gpus) const {
+  auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() < 4 && std::all_of(s.begin(), s.end(), ::isdigit);
+  };
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i <= s.size();) {
+      size_t j = std::min(s.find(',', i), s.size());
+      if (j > i) out.push_back(s.substr(i, j - i));
+      i = j + 1;
+    }
+    return out;
+  };
+  std::string kind = std::string(kGpuKind) + "=";
+  if (gpus == "all") return std::vector<std::string>{kind + "all"};
+  if (digits(gpus)) {  // a count
+    size_t want = std::stoul(gpus);
+    auto holders = DeviceHolders();
+    std::vector<std::pair<int, std::string>> free;
+    cdi::Registry registry = Devices();
+    for (const auto& d : registry.devices()) {
+      if (d.name.rfind(kind, 0) != 0 || !digits(d.name.substr(kind.size()))) continue;
+      if (opts_.shared_devices || !holders.count(d.name)) free.emplace_back(std::stoi(d.name.substr(kind.size())), d.name);
+    }
+    if (free.size() < want)
+      return ResourceExhausted("asked for " + gpus + " GPUs; " + std::to_string(free.size()) + " are free on this host");
+    std::sort(free.begin(), free.end());
+    std::vector<std::string> out;
+    for (size_t i = 0; i < want; ++i) out.push_back(free[i].second);
+    return out;
+  }
+  std::string list = gpus.rfind("device=", 0) == 0 ? gpus.substr(7) : gpus;
+  std::vector<std::string> out;
+  for (const auto& item : split(list)) {
+    if (digits(item)) out.push_back(kind + item);
+    else if (item.find('=') != std::string::npos) out.push_back(item);
+    else return InvalidArgument("gpus '" + gpus + "' must be all, a count, device=I,J or CDI names (VENDOR/CLASS=NAME)");
+  }
+  if (out.empty()) return InvalidArgument("gpus must not be empty");
+  return out;
+}
 
 Result<std::vector<std::string>> SandboxManager::ResolveDevices(const std::vector<std::string>& requested) const {
   if (requested.empty()) return std::vector<std::string>{};
