@@ -73,6 +73,7 @@ TEST_F(DeviceTest, AHeldDeviceIsExactlyWhatItsSpecSays) {
   std::string taken = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","devices":["example.com/fake=0"]})", 409);
   EXPECT_NE(taken.find(ida), std::string::npos) << taken;
   EXPECT_EQ(Must("GET", "/v1/devices")["devices"][0]["held_by"], ida);
+  EXPECT_NE(api().Send("GET", "/metrics")->body.find("\npaddock_devices_held 1\n"), std::string::npos);
 
   // Kept over a stop and start, and over a restart of paddockd.
   Must("POST", "/v1/sandboxes/" + ida + "/stop");

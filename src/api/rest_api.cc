@@ -246,6 +246,7 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::Template
   metrics_->Describe("paddock_archives", "gauge", "Archives of files deleted sandboxes kept.");
   metrics_->Describe("paddock_archives_bytes", "gauge", "Bytes of the archives deleted sandboxes kept.");
   metrics_->Describe("paddock_disk_pool_bytes", "gauge", "The disk pool's size and free bytes (--disk-pool).");
+  metrics_->Describe("paddock_devices_held", "gauge", "CDI devices (GPUs included) held by sandboxes.");
   metrics_->Describe("paddock_registry_requests_total", "counter",
                      "HTTP requests sent to registries (manifests, blobs, tokens, redirects followed).");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
@@ -1519,6 +1520,7 @@ Response RestApi::Metrics(Call& c) {
   for (const auto& a : archives) archives_bytes += a.size;
   metrics_->Set("paddock_archives", {}, static_cast<double>(archives.size()));
   metrics_->Set("paddock_archives_bytes", {}, static_cast<double>(archives_bytes));
+  metrics_->Set("paddock_devices_held", {}, static_cast<double>(manager_->DeviceHolders().size()));
   if (auto space = manager_->DiskPoolSpace(); space.ok()) {
     metrics_->Set("paddock_disk_pool_bytes", {{"kind", "size"}}, static_cast<double>(space->first));
     metrics_->Set("paddock_disk_pool_bytes", {{"kind", "free"}}, static_cast<double>(space->second));
