@@ -4,22 +4,18 @@
 #include <archive_entry.h>
 #include <errno.h>
 
+#include "base/fs.h"
+
 namespace paddock {
 
 Result<std::string> CleanPath(const char* raw) {
   if (!raw) return DataLoss("a tar entry has no name");
   std::string p = raw;
   if (!p.empty() && p[0] == '/') return DataLoss("tar entry '" + p + "' is an absolute path");
+  auto parts = CleanParts(p);
+  if (!parts) return DataLoss("tar entry '" + p + "' climbs out of its layer with '..'");
   std::string out;
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
-    std::string c = p.substr(i, j - i);
-    if (c == "..") return DataLoss("tar entry '" + p + "' climbs out of its layer with '..'");
-    if (!c.empty() && c != ".") out += (out.empty() ? "" : "/") + c;
-    i = j + 1;
-  }
+  for (const auto& c : *parts) out += (out.empty() ? "" : "/") + c;
   return out;
 }
 

@@ -212,6 +212,19 @@ bool PathExists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+std::optional<std::vector<std::string>> CleanParts(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = std::min(path.find('/', i), path.size());
+    std::string_view c = path.substr(i, j - i);
+    if (c == "..") return std::nullopt;
+    if (!c.empty() && c != ".") parts.emplace_back(c);
+    i = j + 1;
+  }
+  return parts;
+}
+
 std::string JoinPath(std::string_view a, std::string_view b) {
   while (!a.empty() && a.back() == '/') a.remove_suffix(1);
   while (!b.empty() && b.front() == '/') b.remove_prefix(1);

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -36,6 +37,9 @@ Result<std::vector<std::string>> NamesIn(int dir_fd, const std::string& path);
 Result<std::vector<std::pair<std::string, std::string>>> ReadXattrs(const std::string& path);
 // syncfs(2) of the filesystem holding `dir`: what was written there is on disk.
 Status SyncFilesystem(const std::string& dir);
+// The components of `path`, without empty ones and "."; nullopt if one is
+// "..". "/a//./b/" -> {"a", "b"}.
+std::optional<std::vector<std::string>> CleanParts(std::string_view path);
 // Joins two path pieces with exactly one '/'.
 std::string JoinPath(std::string_view a, std::string_view b);
 

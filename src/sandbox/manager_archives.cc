@@ -32,16 +32,10 @@ constexpr const char* kPartial = ".partial";
 Result<std::string> LayerPath(const std::string& path) {
   if (path.empty() || path[0] != '/' || path.size() > 1024 || path.find('\0') != std::string::npos)
     return InvalidArgument("path '" + path + "' must be an absolute path inside the sandbox");
+  auto parts = CleanParts(path);
+  if (!parts) return InvalidArgument("path '" + path + "' must not contain '..'");
   std::string out;
-  size_t i = 1;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    std::string c = path.substr(i, j - i);
-    if (c == "..") return InvalidArgument("path '" + path + "' must not contain '..'");
-    if (!c.empty() && c != ".") out += (out.empty() ? "" : "/") + c;
-    i = j + 1;
-  }
+  for (const auto& c : *parts) out += (out.empty() ? "" : "/") + c;
   return out;
 }
 

@@ -34,19 +34,11 @@ struct Path {
 Result<Path> Parse(const std::string& raw) {
   if (raw.empty() || raw[0] != '/' || raw.size() > 4096 || raw.find('\0') != std::string::npos)
     return InvalidArgument("path '" + raw.substr(0, 200) + "' must be absolute (\"/\" is the volume's top)");
+  auto parts = CleanParts(raw);
+  if (!parts) return InvalidArgument("path '" + raw + "' must not contain '..'");
   Path p;
-  size_t i = 1;
-  while (i <= raw.size()) {
-    size_t j = raw.find('/', i);
-    if (j == std::string::npos) j = raw.size();
-    std::string c = raw.substr(i, j - i);
-    if (c == "..") return InvalidArgument("path '" + raw + "' must not contain '..'");
-    if (!c.empty() && c != ".") {
-      p.shown += "/" + c;
-      p.parts.push_back(std::move(c));
-    }
-    i = j + 1;
-  }
+  p.parts = std::move(*parts);
+  for (const auto& c : p.parts) p.shown += "/" + c;
   if (p.shown.empty()) p.shown = "/";
   return p;
 }
