@@ -47,7 +47,7 @@ struct ShellArgs {
 namespace {
 
 constexpr int kNamespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-constexpr size_t kMaxMountFds = 16;
+constexpr size_t kMaxMountFds = 128;  // SCM_RIGHTS takes up to 253
 constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kLaunchBytes = 16384;  // the launch message's limit
 constexpr size_t kMaxLaunchEnv = 64;

@@ -36,7 +36,7 @@ struct ContainSpec {
   std::vector<std::string> lower_dirs;
   std::string upper_dir, work_dir, rootfs_dir;
   std::vector<Bind> binds;  // a file's bind goes onto a file, a folder's onto a folder
-  static constexpr size_t kMaxBinds = 14;
+  static constexpr size_t kMaxBinds = 64;  // volumes, host folders, a CDI spec's mounts (one per library file)
   // Host device nodes bound in at paths under /dev (a CDI device's):
   // {host node, path inside}. The only nodes beyond the standard ones.
   std::vector<std::pair<std::string, std::string>> devices;

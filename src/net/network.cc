@@ -233,7 +233,7 @@ void Network::FreeDestroyedAddresses() {
 }
 
 void Network::WaitForDestroyedSlots() {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < 500; ++i) {
     {
       MutexLock lock(mu_);
       if (destroyed_.empty()) return;
@@ -241,6 +241,20 @@ void Network::WaitForDestroyedSlots() {
     FreeDestroyedAddresses();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // A namespace the kernel keeps past its last process (a TCP socket of the
+  // sandbox's waiting out its FIN timeout holds it a minute or two) keeps
+  // its veth: delete those host ends, so that nothing of Paddock's stays on
+  // the host after it.
+  std::vector<Ipv4> lingering;
+  {
+    MutexLock lock(mu_);
+    lingering = destroyed_;
+  }
+  for (Ipv4 a : lingering) {
+    MutexLock lock(nl_mu_);
+    (void)nl_.DeleteLink(VethName(a));
+  }
+  FreeDestroyedAddresses();
 }
 
 Result<std::unique_ptr<Slot>> Network::Adopt(Ipv4 address, pid_t init_pid) {

@@ -85,8 +85,8 @@ class Network {
   Status RemoveAll() EXCLUDES(nl_mu_);
 
   size_t warm_slots_ready() const EXCLUDES(mu_);
-  // Returns once every destroyed slot's veth is gone and its address free
-  // (at most 10 s).
+  // Returns once every destroyed slot's veth is gone and its address free:
+  // after 5 s, it deletes the veths whose namespace the kernel still keeps.
   void WaitForDestroyedSlots() EXCLUDES(mu_);
   // A Linux bridge has 1,023 ports: slots in use, pooled and being torn
   // down count against that. Beyond it Acquire says the network is full.
