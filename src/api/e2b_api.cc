@@ -13,6 +13,7 @@
 #include "api/connect.h"
 #include "api/e2b_parts.h"
 #include "api/volume_content.h"
+#include "base/units.h"
 #include "api/request_body.h"
 #include "base/fs.h"
 #include "base/json_field.h"
@@ -434,14 +435,8 @@ Response E2bApi::CreateSandbox(Call& c) {
     PDK_ASSIGN_OR_RETURN(spec.metadata, StringMap(body, "metadata"));
     // E2B has no devices field: metadata "paddock.devices" names CDI
     // devices, comma-separated (it stays in the metadata, as given).
-    if (auto devices = spec.metadata.find("paddock.devices"); devices != spec.metadata.end()) {
-      const std::string& list = devices->second;
-      for (size_t i = 0; i <= list.size();) {
-        size_t j = std::min(list.find(',', i), list.size());
-        if (j > i) spec.devices.push_back(list.substr(i, j - i));
-        i = j + 1;
-      }
-    }
+    if (auto devices = spec.metadata.find("paddock.devices"); devices != spec.metadata.end())
+      spec.devices = SplitList(devices->second);
     PDK_ASSIGN_OR_RETURN(spec.env, StringMap(body, "envVars"));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     spec.timeout_s = timeout.value_or(opts_.default_timeout_s);
@@ -472,11 +467,7 @@ Response E2bApi::ListSandboxes(Call& c) {
     std::vector<std::string> states;
     for (const auto& [k, v] : c.target.query)
       if (k == "state")
-        for (size_t i = 0; i <= v.size();) {
-          size_t j = std::min(v.find(',', i), v.size());
-          if (j > i) states.push_back(v.substr(i, j - i));
-          i = j + 1;
-        }
+        for (auto& s : SplitList(v)) states.push_back(std::move(s));
     for (const auto& s : states)
       if (s != "running" && s != "paused")
         return InvalidArgument("state '" + s + "' is not one of running, paused");

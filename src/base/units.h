@@ -1,8 +1,9 @@
-// Parsing of the sizes and durations people type.
+// Parsing of the sizes, times and lists people type.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -12,5 +13,7 @@ namespace paddock {
 Result<int64_t> ParseSize(const std::string& text);
 // RFC 3339 UTC with milliseconds, "2026-11-22T22:18:00.000Z"; "" for 0.
 std::string FormatTime(int64_t unix_ms);
+// "a,b,,c" -> {"a", "b", "c"}: comma-separated items, empty ones dropped.
+std::vector<std::string> SplitList(const std::string& text);
 
 }  // namespace paddock

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "base/units.h"
 #include "sandbox/manager.h"
 #include "sandbox/manager_parts.h"
 #include "sandbox/nvidia.h"
@@ -24,15 +25,6 @@ cdi::Registry SandboxManager::Devices() const {
 Result<std::vector<std::string>> SandboxManager::GpuRequest(const std::string& gpus) const {
   auto digits = [](const std::string& s) {
     return !s.empty() && s.size() < 4 && std::all_of(s.begin(), s.end(), ::isdigit);
-  };
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    for (size_t i = 0; i <= s.size();) {
-      size_t j = std::min(s.find(',', i), s.size());
-      if (j > i) out.push_back(s.substr(i, j - i));
-      i = j + 1;
-    }
-    return out;
   };
   std::string kind = std::string(kGpuKind) + "=";
   if (gpus == "all") return std::vector<std::string>{kind + "all"};
@@ -54,7 +46,7 @@ Result<std::vector<std::string>> SandboxManager::GpuRequest(const std::string& g
   }
   std::string list = gpus.rfind("device=", 0) == 0 ? gpus.substr(7) : gpus;
   std::vector<std::string> out;
-  for (const auto& item : split(list)) {
+  for (const auto& item : SplitList(list)) {
     if (digits(item)) out.push_back(kind + item);
     else if (item.find('=') != std::string::npos) out.push_back(item);
     else return InvalidArgument("gpus '" + gpus + "' must be all, a count, device=I,J or CDI names (VENDOR/CLASS=NAME)");
