@@ -63,7 +63,74 @@ TEST(CdiTest, JsonAndYamlSpecsAndTheirEdits) {
   ASSERT_EQ(yaml->size(), 1u);
   EXPECT_EQ((*yaml)[0].name, "other.org/acc=a");
   EXPECT_FALSE((*yaml)[0].edits.mounts[0].read_only);
-  EXPECT_EQ((*yaml)[0].edits.unsupported, (std::vector<std::string>{"'hooks'"}));
+  EXPECT_EQ((*yaml)[0].edits.unsupported, (std::vector<std::string>{"the hook '/usr/bin/acc-hook'"}));
+}
+
+// A spec as nvidia-ctk writes it: its hooks become what Paddock does itself.
+constexpr const char* kToolkit = R"(cdiVersion: 0.6.0
+kind: nvidia.com/gpu
+containerEdits:
+  deviceNodes: [{path: /dev/nvidiactl}]
+  hooks:
+  - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook,
+     args: [nvidia-cdi-hook, create-symlinks, --link, libcuda.so.1::/usr/lib/x86_64-linux-gnu/libcuda.so]}
+  - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook,
+     args: [nvidia-cdi-hook, enable-cuda-compat, --host-driver-version=570.133.20]}
+  - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook,
+     args: [nvidia-cdi-hook, update-ldcache, --folder, /usr/lib/x86_64-linux-gnu, --folder, /usr/lib/x86_64-linux-gnu/vdpau]}
+  - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook, args: [nvidia-cdi-hook, disable-device-node-modification]}
+devices:
+- name: "0"
+  containerEdits:
+    deviceNodes: [{path: /dev/nvidia0, permissions: rwm}, {path: /dev/dri/card1, permissions: r}]
+    hooks:
+    - {hookName: createContainer, path: /usr/bin/nvidia-ctk,
+       args: [nvidia-ctk, hook, create-symlinks, --link, ../card1::/dev/dri/by-path/pci-0000:38:00.0-card]}
+    - {hookName: createContainer, path: /usr/bin/nvidia-ctk, args: [nvidia-ctk, hook, chmod, --mode, "755", --path, /dev/dri]}
+- name: "1"
+  containerEdits:
+    deviceNodes: [{path: /dev/nvidia1}]
+    hooks:
+    - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook, args: [nvidia-cdi-hook, some-new-hook, --x, y]}
+)";
+
+TEST(CdiTest, TheToolkitsHooksAreReadAsWhatTheyDo) {
+  auto spec = cdi::ParseSpec(kToolkit, "/etc/cdi/nvidia.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const cdi::Edits& e = (*spec)[0].edits;
+  EXPECT_TRUE(e.unsupported.empty());
+  EXPECT_EQ(e.symlinks, (std::vector<std::pair<std::string, std::string>>{
+                            {"../card1", "/dev/dri/by-path/pci-0000:38:00.0-card"},
+                            {"libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so"}}));
+  EXPECT_EQ(e.ldcache_folders,
+            (std::vector<std::string>{"/usr/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu/vdpau"}));
+  EXPECT_EQ(e.cuda_compat_driver, "570.133.20");
+  EXPECT_EQ(e.chmods, (std::vector<std::pair<std::string, uint32_t>>{{"/dev/dri", 0755}}));
+  ASSERT_EQ(e.nodes.size(), 3u);
+  EXPECT_EQ(e.nodes[0].permissions, "rw") << "mknod is never given";
+  EXPECT_EQ(e.nodes[1].permissions, "r");
+  EXPECT_EQ((*spec)[1].edits.unsupported,
+            (std::vector<std::string>{"the hook '/usr/bin/nvidia-cdi-hook some-new-hook --x y'"}));
+
+  // Two devices' edits together: each path once.
+  cdi::Edits both = e;
+  both.Add((*spec)[1].edits);
+  EXPECT_EQ(both.nodes.size(), 4u);
+  EXPECT_EQ(both.symlinks.size(), 2u);
+  EXPECT_EQ(both.ldcache_folders.size(), 2u);
+
+  auto bad = [](const std::string& hook) {
+    auto r = cdi::ParseSpec("{\"cdiVersion\":\"0.6.0\",\"kind\":\"a.b/c\",\"devices\":[{\"name\":\"x\","
+                            "\"containerEdits\":{\"hooks\":[" + hook + "]}}]}", "x.json");
+    EXPECT_FALSE(r.ok()) << hook;
+    return r.status().message();
+  };
+  EXPECT_NE(bad(R"({"path":"/usr/bin/nvidia-ctk","args":["nvidia-ctk","hook","create-symlinks","--link","a"]})")
+                .find("TARGET::"), std::string::npos);
+  EXPECT_NE(bad(R"({"path":"/usr/bin/nvidia-ctk","args":["nvidia-ctk","hook","chmod","--mode","9","--path","/dev/x"]})")
+                .find("octal"), std::string::npos);
+  EXPECT_NE(bad(R"({"path":"/usr/bin/nvidia-cdi-hook","args":["nvidia-cdi-hook","update-ldcache","--folder","../x"]})")
+                .find("clean"), std::string::npos);
 }
 
 TEST(CdiTest, MalformedSpecsSayWhy) {

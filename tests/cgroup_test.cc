@@ -1,6 +1,9 @@
 // The cgroup drivers on their own: the detected one, and v2 over whatever
 // cgroup2 mount this host has (on hybrid hosts, the controller-less tree).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include "kernel/cgroup.h"
@@ -13,7 +16,7 @@ using kernel::CgroupDriver;
 
 void FreezeKillAndRemove(CgroupDriver& driver) {
   HostSnapshot before = TakeHostSnapshot();
-  auto cg = driver.Create("pdk-test-cg", {});
+  auto cg = driver.Create("pdk-test-cg", {}, {});
   ASSERT_TRUE(cg.ok()) << cg.status().ToString();
   // The leak check sees it, whichever layout this driver uses.
   EXPECT_NE(DescribeLeaks(before, TakeHostSnapshot()).find("leaked cgroup: "), std::string::npos);
@@ -39,6 +42,66 @@ void FreezeKillAndRemove(CgroupDriver& driver) {
   EXPECT_EQ(DescribeLeaks(before, TakeHostSnapshot()), "");
 }
 
+// A task in a cgroup with a device filter opens the standard nodes and what
+// it was granted (as granted: read-only here), nothing else, whatever nodes
+// it finds.
+void FiltersDevices(CgroupDriver& driver) {
+  if (driver.device_filter().empty()) GTEST_SKIP() << "no device filter: " << driver.device_filter_error();
+  HostSnapshot before = TakeHostSnapshot();
+  TempDir dir;
+  const std::string granted = dir.path() + "/granted", other = dir.path() + "/other";
+  ASSERT_EQ(::mknod(granted.c_str(), S_IFCHR | 0666, makedev(10, 229)), 0);  // FUSE's numbers
+  ASSERT_EQ(::mknod(other.c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);    // loop-control's
+  auto cg = driver.Create("pdk-test-dev", {}, {{'c', 10, 229, true, false}});
+  ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    char byte;
+    if (::read(go[0], &byte, 1) != 1) ::_exit(100);
+    auto opens = [](const std::string& path, int flags) {
+      int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+      if (fd >= 0) ::close(fd);
+      return fd >= 0 ? 0 : errno;
+    };
+    int code = (opens("/dev/null", O_RDWR) == 0 ? 0 : 1) | (opens(granted, O_RDONLY) == 0 ? 0 : 2) |
+               (opens(granted, O_WRONLY) == EPERM ? 0 : 4) | (opens(other, O_RDONLY) == EPERM ? 0 : 8);
+    ::_exit(code);
+  }
+  ASSERT_TRUE((*cg)->AddProcess(child).ok());
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int status;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ::close(go[0]);
+  ::close(go[1]);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: /dev/null refused, 2: granted read refused, 4: write not refused, "
+                                       "8: an ungranted node opened";
+  ASSERT_TRUE((*cg)->Destroy().ok());
+  driver.RemoveParentIfEmpty();
+  EXPECT_EQ(DescribeLeaks(before, TakeHostSnapshot()), "");
+}
+
+TEST_F(SandboxTest, DetectedCgroupDriverFiltersDevices) {
+  auto driver = CgroupDriver::Detect("paddock-test");
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  FiltersDevices(**driver);
+}
+
+TEST_F(SandboxTest, CgroupV2DriverFiltersDevicesWithBpf) {
+  auto mounts = kernel::ReadCgroupMounts();
+  ASSERT_TRUE(mounts.ok());
+  std::string v2;
+  for (const auto& m : *mounts)
+    if (m.fstype == "cgroup2") v2 = m.mount_point;
+  if (v2.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
+  auto driver = CgroupDriver::V2At(v2, "paddock-test");
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  EXPECT_EQ((*driver)->device_filter(), "BPF device program") << (*driver)->device_filter_error();
+  FiltersDevices(**driver);
+}
+
 TEST_F(SandboxTest, DetectedCgroupDriverFreezesKillsAndRemoves) {
   auto driver = CgroupDriver::Detect("paddock-test");
   ASSERT_TRUE(driver.ok()) << driver.status().ToString();
@@ -61,7 +124,7 @@ TEST_F(SandboxTest, FailedCreateLeavesNoCgroup) {
   auto driver = CgroupDriver::Detect("paddock-test");
   ASSERT_TRUE(driver.ok());
   {
-    auto cg = (*driver)->Create("pdk-test-drop", {});
+    auto cg = (*driver)->Create("pdk-test-drop", {}, {});
     ASSERT_TRUE(cg.ok());
     // Dropped without Keep(): it removes itself.
   }

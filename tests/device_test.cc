@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <thread>
+
 #include "daemon_fixture.h"
 
 namespace paddock::testing {
@@ -38,6 +40,32 @@ devices:
       hooks: [{hookName: createContainer, path: /bin/true}]
 )").ok());
     ASSERT_TRUE(WriteFileAtomic(dir + "/broken.yaml", "cdiVersion: [\n").ok());
+    // The NVIDIA toolkit's hooks, as nvidia-ctk writes them, over a library
+    // (zlib under its soname) in a folder of its own; and a node granted
+    // read-only, backed by a device no sandbox has otherwise.
+    ASSERT_TRUE(WriteFileAtomic(dir + "/hooked.yaml", R"(cdiVersion: 0.6.0
+kind: example.com/hooked
+devices:
+  - name: lib
+    containerEdits:
+      deviceNodes: [{path: /dev/hooked/ctl, hostPath: /dev/null}]
+      mounts:
+        - {hostPath: /lib/x86_64-linux-gnu/libz.so.1, containerPath: /opt/fakelib/libz.so.1, options: [ro, nosuid, nodev, bind]}
+      hooks:
+        - hookName: createContainer
+          path: /usr/bin/nvidia-cdi-hook
+          args: [nvidia-cdi-hook, create-symlinks, --link, libz.so.1::/opt/fakelink/libfake.so, --link, /opt/fakelib::/opt/fakelink/dir]
+        - {hookName: createContainer, path: /usr/bin/nvidia-ctk, args: [nvidia-ctk, hook, chmod, --mode, "711", --path, /dev/hooked]}
+        - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook, args: [nvidia-cdi-hook, enable-cuda-compat, --host-driver-version=570.133.20]}
+        - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook, args: [nvidia-cdi-hook, disable-device-node-modification]}
+        - {hookName: createContainer, path: /usr/bin/nvidia-cdi-hook, args: [nvidia-cdi-hook, update-ldcache, --folder, /opt/fakelib]}
+  - name: ro
+    containerEdits:
+      deviceNodes: [{path: /dev/fakero, hostPath: )" + cdi_.path() + R"(/fuse, permissions: r}]
+)").ok());
+    // FUSE's numbers (opening it is harmless), readable and writable by all.
+    ASSERT_EQ(::mknod((cdi_.path() + "/fuse").c_str(), S_IFCHR | 0666, makedev(10, 229)), 0);
+    ASSERT_EQ(::chmod((cdi_.path() + "/fuse").c_str(), 0666), 0);
     extra_args_ = {"--cdi-dir", dir};
     DaemonTest::SetUp();
   }
@@ -49,7 +77,8 @@ devices:
 
 TEST_F(DeviceTest, AHeldDeviceIsExactlyWhatItsSpecSays) {
   json listed = Must("GET", "/v1/devices");
-  ASSERT_EQ(listed["devices"].size(), 3u) << listed.dump();
+  ASSERT_EQ(listed["devices"].size(), 5u) << listed.dump();
+  EXPECT_FALSE(listed["device_filter"].is_null()) << listed.dump();
   EXPECT_EQ(listed["devices"][0]["name"], "example.com/fake=0");
   EXPECT_TRUE(listed["devices"][0]["held_by"].is_null());
   ASSERT_EQ(listed["errors"].size(), 1u);
@@ -90,7 +119,7 @@ TEST_F(DeviceTest, AHeldDeviceIsExactlyWhatItsSpecSays) {
 
 TEST_F(DeviceTest, WhatCannotBeHonouredIsRefusedByName) {
   std::string hooked = MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","devices":["example.com/odd=hooked"]})", 501);
-  EXPECT_NE(hooked.find("'hooks'"), std::string::npos) << hooked;
+  EXPECT_NE(hooked.find("the hook '/bin/true'"), std::string::npos) << hooked;
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"devices":["example.com/fake=7"]})", 404).find("fake=7"),
             std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"devices":["fake0"]})", 400).find("CDI name"), std::string::npos);
@@ -104,6 +133,37 @@ TEST_F(DeviceTest, WhatCannotBeHonouredIsRefusedByName) {
             json({"example.com/fake=1"}));
   std::string cli = "PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH;
   EXPECT_NE(Shell(cli + " devices").find("unreadable spec"), std::string::npos);
+}
+
+// What the NVIDIA toolkit's hooks ask is done by Paddock: the links, the
+// mode, the library folder in ld.so.cache (by the sandbox's own ldconfig).
+TEST_F(DeviceTest, TheToolkitsHooksAreDoneByPaddock) {
+  json a = Must("POST", "/v1/sandboxes", {{"devices", {"example.com/hooked=lib"}}}, 201);
+  std::string id = a["id"];
+  EXPECT_EQ(Out(Exec(id, "readlink /opt/fakelink/libfake.so /opt/fakelink/dir; stat -c %a /dev/hooked")),
+            "libz.so.1\n/opt/fakelib\n711\n");
+  EXPECT_EQ(Out(Exec(id, "cat /etc/ld.so.conf.d/00-paddock-cdi.conf | grep -v '^#'")), "/opt/fakelib\n");
+  EXPECT_EQ(Out(Exec(id, "ldconfig -p | grep -c '=> /opt/fakelib/libz.so.1'")), "1\n");
+  // Done again at each start (a link the sandbox removed comes back).
+  Exec(id, "rm /opt/fakelink/libfake.so");
+  Must("POST", "/v1/sandboxes/" + id + "/stop");
+  Must("POST", "/v1/sandboxes/" + id + "/start");
+  EXPECT_EQ(Out(Exec(id, "readlink /opt/fakelink/libfake.so")), "libz.so.1\n");
+  // A sandbox without ldconfig (busybox) still gets the links.
+  Must("DELETE", "/v1/sandboxes/" + id, nullptr, 204);
+  json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/hooked=lib"}}}, 201);
+  EXPECT_EQ(Out(Exec(b["id"], "readlink /opt/fakelink/libfake.so; test -e /etc/ld.so.cache; echo $?")),
+            "libz.so.1\n1\n");
+}
+
+// The kernel, not only the absence of a node, keeps a sandbox to what it
+// was granted: a node granted read-only opens for reading, never writing.
+TEST_F(DeviceTest, DeviceAccessIsLimitedByTheKernel) {
+  json a = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/hooked=ro"}}}, 201);
+  std::string id = a["id"];
+  EXPECT_EQ(Out(Exec(id, "exec 3</dev/fakero && echo read; (exec 4>/dev/fakero) 2>/dev/null || echo no-write")),
+            "read\nno-write\n");
+  EXPECT_EQ(Out(Exec(id, "echo x > /dev/null && head -c 1 /dev/zero | wc -c")), "1\n") << "the standard nodes";
 }
 
 }  // namespace
@@ -171,6 +231,27 @@ TEST_F(GpuTest, DriverFoundWithoutASpecAndGpusGivenByCountIndexOrAll) {
   ASSERT_FALSE(all.empty());
   all.pop_back();
   EXPECT_EQ(Must("GET", "/v1/sandboxes/" + all)["devices"], json({"nvidia.com/gpu=0", "nvidia.com/gpu=1"}));
+  Must("DELETE", "/v1/sandboxes/" + all, nullptr, 204);
+
+  // Counts asked at once get different GPUs: each is picked as it is claimed.
+  // One of them through E2B's metadata.
+  std::string rest_body = R"({"template":"busybox","gpus":"1"})";
+  std::string e2b_body = R"({"templateID":"busybox","metadata":{"paddock.gpus":"1"}})";
+  std::vector<std::thread> creators;
+  std::vector<int> codes(2);
+  for (int i = 0; i < 2; ++i)
+    creators.emplace_back([&, i] {
+      auto r = api().Send("POST", i ? "/v2/sandboxes" : "/v1/sandboxes", i ? e2b_body : rest_body);
+      codes[i] = r.ok() ? r->status : -1;
+      if (r.ok() && r->status != 201) ADD_FAILURE() << r->body;
+    });
+  for (auto& t : creators) t.join();
+  EXPECT_EQ(codes, std::vector<int>({201, 201}));
+  json held = Must("GET", "/v1/gpus")["gpus"];
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_FALSE(held[0]["held_by"].is_null());
+  EXPECT_FALSE(held[1]["held_by"].is_null());
+  EXPECT_NE(held[0]["held_by"], held[1]["held_by"]);
 }
 
 }  // namespace

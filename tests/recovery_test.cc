@@ -116,7 +116,7 @@ TEST_F(RecoveryTest, FoldersAndCgroupsWithNoRecordAreSwept) {
     ASSERT_TRUE(MakeDirs(state_->path() + "/sandboxes/orphan/upper").ok());
     auto driver = kernel::CgroupDriver::Detect("paddock");
     ASSERT_TRUE(driver.ok());
-    auto cg = (*driver)->Create("orphan", {});
+    auto cg = (*driver)->Create("orphan", {}, {});
     ASSERT_TRUE(cg.ok());
     (*cg)->Keep();
     // A crash between Create's mkdirs leaves a cgroup in some v1 hierarchies only.

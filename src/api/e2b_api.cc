@@ -434,9 +434,11 @@ Response E2bApi::CreateSandbox(Call& c) {
     spec.template_name = alias == opts_.template_aliases.end() ? name : alias->second;
     PDK_ASSIGN_OR_RETURN(spec.metadata, StringMap(body, "metadata"));
     // E2B has no devices field: metadata "paddock.devices" names CDI
-    // devices, comma-separated (it stays in the metadata, as given).
+    // devices, comma-separated, and "paddock.gpus" asks for GPUs as
+    // --gpus does (both stay in the metadata, as given).
     if (auto devices = spec.metadata.find("paddock.devices"); devices != spec.metadata.end())
       spec.devices = SplitList(devices->second);
+    if (auto gpus = spec.metadata.find("paddock.gpus"); gpus != spec.metadata.end()) spec.gpus = gpus->second;
     PDK_ASSIGN_OR_RETURN(spec.env, StringMap(body, "envVars"));
     PDK_ASSIGN_OR_RETURN(auto timeout, OptionalInt(body, "timeout"));
     spec.timeout_s = timeout.value_or(opts_.default_timeout_s);
@@ -452,8 +454,11 @@ Response E2bApi::CreateSandbox(Call& c) {
     if (auto_pause.value_or(false))
       spec.on_timeout = keep_memory.value_or(true) ? TimeoutAction::kPause : TimeoutAction::kStop;
     auto info = manager_->Create(spec);
-    if (!info.ok() && info.status().code() == StatusCode::kNotFound &&
-        info.status().message().find("volume") == std::string::npos)
+    // E2B says a template is missing in its own words; a missing volume or
+    // device, or a path a sandbox's set-up did not find, is said as it is.
+    auto about = [&](const char* what) { return info.status().message().find(what) != std::string::npos; };
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound && !about("volume") && !about("device") &&
+        !about("set-up"))
       return NotFound("template '" + name + "' not found");
     if (!info.ok()) return info.status();
     return JsonResponse(http::status::created, SandboxAccessJson(*info, opts_.domain), c.req);

@@ -336,17 +336,27 @@ std::optional<Response> RestApi::Route(Call& c) {
       for (const auto& n : d.edits.nodes) nodes.push_back({{"path", n.path}, {"host_path", n.host_path}});
       for (const auto& m : d.edits.mounts)
         mounts.push_back({{"host_path", m.host_path}, {"path", m.container_path}, {"read_only", m.read_only}});
+      json symlinks = json::array();
+      for (const auto& [target, link] : d.edits.symlinks) symlinks.push_back({{"target", target}, {"path", link}});
       auto held = holders.find(d.name);
       devices.push_back({{"name", d.name},
                          {"spec", d.spec},
                          {"nodes", nodes},
                          {"mounts", mounts},
                          {"env", d.edits.env},
+                         {"symlinks", symlinks},
+                         {"ldcache_folders", d.edits.ldcache_folders},
                          {"unsupported", d.edits.unsupported},
                          {"held_by", held == holders.end() ? json(nullptr) : json(held->second)}});
     }
     for (const auto& e : registry.errors()) errors.push_back({{"spec", e.path}, {"error", e.reason}});
-    return JsonResponse(http::status::ok, {{"devices", devices}, {"errors", errors}}, req);
+    std::string filter = manager_->device_filter();
+    return JsonResponse(http::status::ok,
+                        {{"devices", devices},
+                         {"errors", errors},
+                         {"device_filter", filter.empty() ? json(nullptr) : json(filter)},
+                         {"device_filter_error", filter.empty() ? json(manager_->device_filter_error()) : json(nullptr)}},
+                        req);
   }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "build-files") return BuildFiles(c);
   if (p.size() == 2 && p[0] == "v1" && p[1] == "sandboxes:batch" && method == http::verb::post)
@@ -576,7 +586,7 @@ std::optional<Response> RestApi::PullImage(Call& c) {
 }
 
 // The fields of a create's body (every one optional).
-static Result<SandboxSpec> SpecFromBody(const Body& b, const SandboxManager& manager) {
+static Result<SandboxSpec> SpecFromBody(const Body& b) {
   SandboxSpec spec;
   PDK_ASSIGN_OR_RETURN(spec.name, b.Str("name"));
   PDK_ASSIGN_OR_RETURN(spec.template_name, b.Str("template", "host"));
@@ -605,10 +615,7 @@ static Result<SandboxSpec> SpecFromBody(const Body& b, const SandboxManager& man
     }
   }
   PDK_ASSIGN_OR_RETURN(std::string gpus, b.Str("gpus"));
-  if (!gpus.empty()) {
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> named, manager.GpuRequest(gpus));
-    spec.devices.insert(spec.devices.end(), named.begin(), named.end());
-  }
+  spec.gpus = gpus;
   PDK_ASSIGN_OR_RETURN(std::vector<VolumeMount> host_dirs, ParseVolumeMounts(b.j, "host_dirs"));
   for (auto& h : host_dirs) {
     h.host = true;
@@ -634,7 +641,7 @@ Response RestApi::CreateSandbox(Call& c) {
   c.op = "create";
   return Try(c.req, [&]() -> Result<Response> {
     PDK_ASSIGN_OR_RETURN(Body b, ParseBody(c.req));
-    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b, *manager_));
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
     PDK_ASSIGN_OR_RETURN(SandboxInfo info, manager_->Create(spec));
     return JsonResponse(http::status::created, SandboxJson(info, manager_->network()), c.req);
   });
@@ -653,7 +660,7 @@ std::optional<Response> RestApi::CreateSandboxes(Call& c) {
     if (count < 1 || count > static_cast<int64_t>(kMaxBatch))
       return InvalidArgument("field 'count' must be 1 to " + std::to_string(kMaxBatch));
     b.j.erase("count");
-    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b, *manager_));
+    PDK_ASSIGN_OR_RETURN(SandboxSpec spec, SpecFromBody(b));
     return std::make_pair(std::move(spec), count);
   }();
   if (!parsed.ok()) return ErrorResponse(parsed.status(), c.req.version(), c.req.keep_alive());
@@ -1157,7 +1164,7 @@ std::optional<Response> RestApi::RunOnce(Call& c) {
     SandboxSpec spec;
     if (b.j.contains("sandbox")) {
       if (!b.j["sandbox"].is_object()) return InvalidArgument("field 'sandbox' must be an object (a create's fields)");
-      PDK_ASSIGN_OR_RETURN(spec, SpecFromBody(Body{b.j["sandbox"]}, *manager_));
+      PDK_ASSIGN_OR_RETURN(spec, SpecFromBody(Body{b.j["sandbox"]}));
     }
     PDK_ASSIGN_OR_RETURN(ExecRequest e, ParseExec(b.j, req));
     if (e.background) return InvalidArgument("field 'background' has no use here: the sandbox goes when the command ends");

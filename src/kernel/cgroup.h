@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "kernel/device_filter.h"
 
 namespace paddock::kernel {
 
@@ -69,8 +70,10 @@ class CgroupDriver {
 
   virtual const char* version() const = 0;  // "v1" or "v2"
   // Creates the sandbox cgroup `name` with `limits`; fails if it exists.
-  virtual Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
-                                                 const CgroupLimits& limits) = 0;
+  // Where device_filter() says how, its tasks may open only the standard
+  // nodes (StandardDevices) and `devices`.
+  virtual Result<std::unique_ptr<Cgroup>> Create(const std::string& name, const CgroupLimits& limits,
+                                                 const std::vector<DeviceAccess>& devices) = 0;
   // Opens an existing sandbox cgroup (adoption after a restart, or removal of
   // one left half-made by a crash); kept by default.
   virtual Result<std::unique_ptr<Cgroup>> Open(const std::string& name) = 0;
@@ -80,6 +83,11 @@ class CgroupDriver {
   virtual void RemoveParentIfEmpty() = 0;
   // Which limits this host can enforce (v2 without controllers cannot).
   virtual bool SupportsLimits() const = 0;
+  // How device access is limited ("devices controller", "BPF device
+  // program"); empty where it cannot be (no v1 devices hierarchy, or a
+  // kernel that refused the program: device_filter_error() says why).
+  virtual std::string device_filter() const = 0;
+  virtual std::string device_filter_error() const { return ""; }
 };
 
 // Internal: the cgroup mounts of this host, and the v1 and v2 implementations.

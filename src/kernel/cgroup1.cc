@@ -1,5 +1,5 @@
-// cgroup v1: one folder per hierarchy (memory, cpu, cpuacct, pids, freezer;
-// co-mounted controllers share one folder).
+// cgroup v1: one folder per hierarchy (memory, cpu, cpuacct, pids, freezer,
+// and devices where it is mounted; co-mounted controllers share one folder).
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -18,6 +18,7 @@ namespace paddock::kernel {
 namespace {
 
 constexpr const char* kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer"};
+constexpr const char* kDevices = "devices";  // optional: without it, no device filter
 
 Result<std::vector<pid_t>> ReadPids(const std::string& file) {
   PDK_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
@@ -164,9 +165,15 @@ class CgroupV1Driver : public CgroupDriver {
       : mounts_(std::move(mounts)), parent_(std::move(parent)) {}
   const char* version() const override { return "v1"; }
   bool SupportsLimits() const override { return true; }
+  std::string device_filter() const override { return mounts_.count(kDevices) ? "devices controller" : ""; }
+  std::string device_filter_error() const override {
+    return mounts_.count(kDevices) ? "" : "the cgroup v1 devices controller is not mounted";
+  }
 
-  Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
-                                         const CgroupLimits& limits) override {
+  Result<std::unique_ptr<Cgroup>> Create(const std::string& name, const CgroupLimits& limits,
+                                         const std::vector<DeviceAccess>& devices) override {
+    if (!devices.empty() && !mounts_.count(kDevices))
+      return FailedPrecondition("device access cannot be limited here: " + device_filter_error());
     auto dirs = DirsFor(name);
     std::vector<std::string> made;
     for (const auto& [c, d] : dirs) {
@@ -180,6 +187,12 @@ class CgroupV1Driver : public CgroupDriver {
     }
     auto cg = std::make_unique<CgroupV1>(name, dirs);  // removes itself if a limit fails
     if (limits.any()) PDK_TRY(cg->SetLimits(limits));
+    if (auto d = dirs.find(kDevices); d != dirs.end()) {  // deny all, then allow the list
+      PDK_TRY(WriteExisting(d->second + "/devices.deny", "a"));
+      for (const auto* list : {&StandardDevices(), &devices})
+        for (const auto& dev : *list)
+          if (dev.read || dev.write) PDK_TRY(WriteExisting(d->second + "/devices.allow", V1DeviceRule(dev)));
+    }
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
@@ -198,8 +211,8 @@ class CgroupV1Driver : public CgroupDriver {
   // Names present in any hierarchy (see Open).
   std::vector<std::string> List() override {
     std::set<std::string> names;
-    for (const char* c : kControllers)
-      for (auto& n : ListDir(mounts_[c] + "/" + parent_, true)) names.insert(std::move(n));
+    for (const auto& [c, mount] : mounts_)
+      for (auto& n : ListDir(mount + "/" + parent_, true)) names.insert(std::move(n));
     return {names.begin(), names.end()};
   }
 
@@ -213,13 +226,14 @@ class CgroupV1Driver : public CgroupDriver {
                                                   "' is not mounted");
       PDK_TRY(MakeDirs(mounts_[c] + "/" + parent_));
     }
+    if (mounts_.count(kDevices)) PDK_TRY(MakeDirs(mounts_[kDevices] + "/" + parent_));
     return Status::Ok();
   }
 
  private:
   std::map<std::string, std::string> DirsFor(const std::string& name) {
     std::map<std::string, std::string> dirs;
-    for (const char* c : kControllers) dirs[c] = mounts_[c] + "/" + parent_ + "/" + name;
+    for (const auto& [c, mount] : mounts_) dirs[c] = mount + "/" + parent_ + "/" + name;
     return dirs;
   }
   std::map<std::string, std::string> mounts_;  // controller -> hierarchy mount point
@@ -235,9 +249,11 @@ Result<std::unique_ptr<CgroupDriver>> NewCgroupV1Driver(const std::string& paren
     if (m.fstype != "cgroup") continue;
     std::istringstream o(m.super_options);
     std::string opt;
-    while (std::getline(o, opt, ','))
+    while (std::getline(o, opt, ',')) {
       for (const char* c : kControllers)
         if (opt == c && !mounts.count(c)) mounts[c] = m.mount_point;
+      if (opt == kDevices && !mounts.count(kDevices)) mounts[kDevices] = m.mount_point;
+    }
   }
   auto driver = std::make_unique<CgroupV1Driver>(std::move(mounts), parent);
   PDK_TRY(driver->Init());

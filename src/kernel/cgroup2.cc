@@ -1,5 +1,6 @@
 // cgroup v2: one folder per sandbox in the unified hierarchy.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,8 +29,10 @@ class CgroupV2 : public Cgroup {
   struct Controllers {
     bool memory = false, cpu = false, pids = false;
   };
-  CgroupV2(std::string name, std::string dir, Controllers controllers)
-      : name_(std::move(name)), dir_(std::move(dir)), controllers_(controllers) {}
+  // `device_program`: the filter attached to it, attached again on a rename (-1: none).
+  CgroupV2(std::string name, std::string dir, Controllers controllers, int device_program = -1)
+      : name_(std::move(name)), dir_(std::move(dir)), controllers_(controllers),
+        device_program_(device_program < 0 ? -1 : ::fcntl(device_program, F_DUPFD_CLOEXEC, 0)) {}
   ~CgroupV2() override {
     if (!keep_) (void)Destroy();
   }
@@ -68,6 +71,12 @@ class CgroupV2 : public Cgroup {
   Status Rename(const std::string& new_name) override {
     std::string to = dir_.substr(0, dir_.rfind('/') + 1) + new_name;
     if (::mkdir(to.c_str(), 0755) != 0) return Status::Errno("mkdir " + to);
+    if (device_program_) {
+      if (Status s = AttachDeviceProgram(to, device_program_.get()); !s.ok()) {
+        ::rmdir(to.c_str());
+        return s;
+      }
+    }
     PDK_ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());
     for (pid_t pid : pids) {
       Status s = WriteExisting(to + "/cgroup.procs", std::to_string(pid));
@@ -153,6 +162,7 @@ class CgroupV2 : public Cgroup {
   std::string name_;
   std::string dir_;
   Controllers controllers_;
+  UniqueFd device_program_;
   bool destroyed_ = false;
 };
 
@@ -164,6 +174,8 @@ class CgroupV2Driver : public CgroupDriver {
   bool SupportsLimits() const override {
     return controllers_.memory && controllers_.cpu && controllers_.pids;
   }
+  std::string device_filter() const override { return standard_program_ ? "BPF device program" : ""; }
+  std::string device_filter_error() const override { return device_filter_error_; }
 
   void RemoveParentIfEmpty() override { ::rmdir(parent_dir_.c_str()); }
 
@@ -185,15 +197,30 @@ class CgroupV2Driver : public CgroupDriver {
       PDK_TRY(WriteExisting(mount_ + "/cgroup.subtree_control", enable));
       PDK_TRY(WriteExisting(parent_dir_ + "/cgroup.subtree_control", enable));
     }
+    // Loaded once, attached to every sandbox's cgroup that holds no device.
+    // A kernel without it (no CONFIG_CGROUP_BPF, or bpf(2) refused) still
+    // runs sandboxes: their user namespace keeps them from making nodes.
+    auto program = LoadDeviceProgram(StandardDevices());
+    if (program.ok()) standard_program_ = std::move(*program);
+    else device_filter_error_ = program.status().message();
     return Status::Ok();
   }
 
-  Result<std::unique_ptr<Cgroup>> Create(const std::string& name,
-                                         const CgroupLimits& limits) override {
+  Result<std::unique_ptr<Cgroup>> Create(const std::string& name, const CgroupLimits& limits,
+                                         const std::vector<DeviceAccess>& devices) override {
+    UniqueFd own_program;
+    if (!devices.empty()) {
+      if (!standard_program_) return FailedPrecondition("device access cannot be limited here: " + device_filter_error_);
+      std::vector<DeviceAccess> allowed = StandardDevices();
+      allowed.insert(allowed.end(), devices.begin(), devices.end());
+      PDK_ASSIGN_OR_RETURN(own_program, LoadDeviceProgram(allowed));
+    }
+    int program = own_program ? own_program.get() : standard_program_.get();
     std::string dir = parent_dir_ + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0) return Status::Errno("mkdir " + dir);
-    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_);  // removes itself on failure
+    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_, program);  // removes itself on failure
     if (limits.any()) PDK_TRY(cg->SetLimits(limits));
+    if (program >= 0) PDK_TRY(AttachDeviceProgram(dir, program));
     return std::unique_ptr<Cgroup>(std::move(cg));
   }
 
@@ -211,6 +238,8 @@ class CgroupV2Driver : public CgroupDriver {
   std::string mount_;
   std::string parent_dir_;
   CgroupV2::Controllers controllers_;
+  UniqueFd standard_program_;
+  std::string device_filter_error_;
 };
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "base/fs.h"
@@ -103,16 +104,19 @@ ssize_t ReceiveMountFds(int sync_fd, int* fds) {
 }
 
 // The launch message: "hostname\0" then `env_count` "K=V\0" then `file_count`
-// pairs "path\0text\0", after a header of the two counts.
+// pairs "path\0text\0", `symlink_count` pairs "target\0path\0" and
+// `chmod_count` pairs "path\0octal mode\0", after a header of the counts.
 struct LaunchHeader {
   uint32_t env_count;
   uint32_t file_count;
+  uint32_t symlink_count;
+  uint32_t chmod_count;
 };
 
 Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
   if (launch.env.size() > kMaxLaunchEnv) return InvalidArgument("too many launch env entries");
-  LaunchHeader h{static_cast<uint32_t>(launch.env.size()),
-                 static_cast<uint32_t>(launch.files.size())};
+  LaunchHeader h{static_cast<uint32_t>(launch.env.size()), static_cast<uint32_t>(launch.files.size()),
+                 static_cast<uint32_t>(launch.symlinks.size()), static_cast<uint32_t>(launch.chmods.size())};
   std::string out(reinterpret_cast<const char*>(&h), sizeof h);
   auto add = [&out](const std::string& s) -> Status {
     if (s.find('\0') != std::string::npos) return InvalidArgument("launch strings hold no NUL");
@@ -125,6 +129,16 @@ Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
   for (const auto& [path, text] : launch.files) {
     PDK_TRY(add(path));
     PDK_TRY(add(text));
+  }
+  for (const auto& [target, path] : launch.symlinks) {
+    PDK_TRY(add(target));
+    PDK_TRY(add(path));
+  }
+  for (const auto& [path, mode] : launch.chmods) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%o", mode & 07777);
+    PDK_TRY(add(path));
+    PDK_TRY(add(octal));
   }
   if (out.size() > kLaunchBytes) return InvalidArgument("launch message over 16 KiB");
   return out;
@@ -139,7 +153,22 @@ const char* NextString(const char** at, const char* end) {
   return s;
 }
 
+// Makes the folders above `path` (inside the sandbox: it is our root now).
+void MakeChildParents(int sync, const char* path) {
+  char dir[1024];
+  size_t len = std::strlen(path);
+  if (len >= sizeof dir) ChildFail(sync, "make a launch path's folders");
+  std::memcpy(dir, path, len + 1);
+  for (size_t i = 1; i < len; ++i) {
+    if (dir[i] != '/') continue;
+    dir[i] = '\0';
+    if (::mkdir(dir, 0755) != 0 && errno != EEXIST) ChildFail(sync, "make a launch path's folders");
+    dir[i] = '/';
+  }
+}
+
 void WriteChildFile(int sync, const char* path, const char* text) {
+  MakeChildParents(sync, path);
   int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) ChildFail(sync, "create a launch file");
   size_t len = std::strlen(text);
@@ -229,6 +258,22 @@ int ShellMain(void* arg) {
     const char* text = path ? NextString(&at, end) : nullptr;
     if (!text) ChildFail(sync, "read the launch message");
     WriteChildFile(sync, path, text);
+  }
+  for (uint32_t i = 0; i < h.symlink_count; ++i) {
+    const char* target = NextString(&at, end);
+    const char* path = target ? NextString(&at, end) : nullptr;
+    if (!path) ChildFail(sync, "read the launch message");
+    MakeChildParents(sync, path);
+    struct stat st;
+    if (::lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) ::unlink(path);
+    if (::symlink(target, path) != 0 && errno != EEXIST) ChildFail(sync, "create a device's symlink");
+  }
+  for (uint32_t i = 0; i < h.chmod_count; ++i) {
+    const char* path = NextString(&at, end);
+    const char* mode = path ? NextString(&at, end) : nullptr;
+    if (!mode) ChildFail(sync, "read the launch message");
+    if (::chmod(path, static_cast<mode_t>(std::strtoul(mode, nullptr, 8))) != 0 && errno != ENOENT)
+      ChildFail(sync, "chmod a device's path");
   }
   if ((errno = caps::Restrict(a->caps)) != 0) ChildFail(sync, "restrict capabilities");
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(sync, "set no_new_privs");

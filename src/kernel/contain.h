@@ -58,8 +58,14 @@ struct ContainSpec {
 struct LaunchSpec {
   std::string hostname;
   std::vector<std::string> env;  // added to ContainSpec::init_env
-  // {path inside, text} written before init runs, as root inside.
+  // {path inside, text} written before init runs, as root inside (its
+  // folders made if missing).
   std::vector<std::pair<std::string, std::string>> files;
+  // {target, path inside}: symlinks made then (a device's, see cdi.h); an
+  // earlier link at the path is replaced, anything else there kept.
+  std::vector<std::pair<std::string, std::string>> symlinks;
+  // {path inside, mode}: chmod'ed then; a path not there is skipped.
+  std::vector<std::pair<std::string, uint32_t>> chmods;
 };
 
 struct Contained {

@@ -89,6 +89,80 @@ bool CleanAbsolute(const std::string& p) {
          ("/" + p + "/").find("/../") == std::string::npos && p.find("//") == std::string::npos;
 }
 
+// One hook: one of the NVIDIA toolkit's, which Paddock does itself (see
+// cdi.h), or `unsupported`, named by its command line.
+Status ParseHook(const json& h, const std::string& where, Edits& out) {
+  if (!h.is_object()) return InvalidArgument(where + ": a hook must be an object");
+  PDK_ASSIGN_OR_RETURN(std::string path, Str(h, "path", where + " hook", true));
+  std::vector<std::string> args;
+  if (h.contains("args") && !h["args"].is_null()) {
+    if (!h["args"].is_array()) return InvalidArgument(where + ": a hook's 'args' must be a list of strings");
+    for (const auto& a : h["args"]) {
+      if (!a.is_string()) return InvalidArgument(where + ": a hook's 'args' must be a list of strings");
+      args.push_back(a.get<std::string>());
+    }
+  }
+  std::string line = path;
+  for (size_t i = 1; i < args.size() && i < 8; ++i) line += " " + args[i];
+  const std::string unsupported = "the hook '" + line + (args.size() > 8 ? " ..." : "") + "'";
+  std::string program = path.substr(path.rfind('/') + 1);
+  size_t at = 1;  // args[0] is the program's name
+  if (program == "nvidia-ctk" && args.size() > at && args[at] == "hook") ++at;
+  if ((program != "nvidia-ctk" && program != "nvidia-cdi-hook") || args.size() <= at) {
+    out.unsupported.push_back(unsupported);
+    return Status::Ok();
+  }
+  const std::string command = args[at++];
+  // Its flags, as --name VALUE or --name=VALUE.
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (; at < args.size(); ++at) {
+    std::string a = args[at];
+    if (a.rfind("--", 0) != 0) return InvalidArgument(where + ": " + unsupported + ": '" + a + "' is not a flag");
+    size_t eq = a.find('=');
+    if (eq != std::string::npos) flags.emplace_back(a.substr(2, eq - 2), a.substr(eq + 1));
+    else if (at + 1 < args.size()) flags.emplace_back(a.substr(2), args[++at]);
+    else return InvalidArgument(where + ": " + unsupported + ": '" + a + "' has no value");
+  }
+  auto bad = [&](const std::string& why) { return InvalidArgument(where + ": " + unsupported + ": " + why); };
+  std::string chmod_mode;
+  std::vector<std::string> chmod_paths;
+  for (const auto& [name, value] : flags) {
+    if (command == "create-symlinks" && name == "link") {
+      size_t sep = value.find("::");
+      std::string target = value.substr(0, sep), link = sep == std::string::npos ? "" : value.substr(sep + 2);
+      if (target.empty() || target.size() > 1024 || target.find('\0') != std::string::npos || !CleanAbsolute(link))
+        return bad("--link '" + value + "' is not TARGET::/CLEAN/PATH");
+      out.symlinks.emplace_back(target, link);
+    } else if (command == "update-ldcache" && name == "folder") {
+      if (!CleanAbsolute(value) || value.find_first_of("\n#") != std::string::npos)
+        return bad("--folder '" + value + "' is not a clean absolute path");
+      out.ldcache_folders.push_back(value);
+    } else if (command == "enable-cuda-compat" && name == "host-driver-version") {
+      if (value.empty() || value.size() > 32 || value.find_first_not_of("0123456789.") != std::string::npos)
+        return bad("host driver version '" + value + "' is not N.N.N");
+      out.cuda_compat_driver = value;
+    } else if (command == "chmod" && name == "mode") {
+      chmod_mode = value;
+    } else if (command == "chmod" && name == "path") {
+      if (!CleanAbsolute(value)) return bad("--path '" + value + "' is not a clean absolute path");
+      chmod_paths.push_back(value);
+    } else if (name != "debug" && name != "driver-root" && name != "container-spec") {
+      out.unsupported.push_back(unsupported);
+      return Status::Ok();
+    }
+  }
+  if (command == "chmod") {
+    char* end = nullptr;
+    unsigned long mode = std::strtoul(chmod_mode.c_str(), &end, 8);
+    if (chmod_mode.empty() || *end || mode > 07777) return bad("--mode '" + chmod_mode + "' is not an octal mode");
+    for (const auto& p : chmod_paths) out.chmods.emplace_back(p, static_cast<uint32_t>(mode));
+  } else if (command != "create-symlinks" && command != "update-ldcache" && command != "enable-cuda-compat" &&
+             command != "disable-device-node-modification") {
+    out.unsupported.push_back(unsupported);
+  }
+  return Status::Ok();
+}
+
 Status ParseEdits(const json& e, const std::string& where, Edits& out) {
   if (e.is_null()) return Status::Ok();
   if (!e.is_object()) return InvalidArgument(where + ": 'containerEdits' must be an object");
@@ -102,7 +176,13 @@ Status ParseEdits(const json& e, const std::string& where, Edits& out) {
         return InvalidArgument(where + ": device node path '" + path + "' must be a clean path under /dev/");
       if (host.empty()) host = path;
       if (!CleanAbsolute(host)) return InvalidArgument(where + ": device node hostPath '" + host + "' must be absolute");
-      out.nodes.push_back({path, host});
+      PDK_ASSIGN_OR_RETURN(std::string permissions, Str(n, "permissions", where + " device node", false));
+      if (permissions.find_first_not_of("rwm") != std::string::npos)
+        return InvalidArgument(where + ": device node " + path + "'s permissions '" + permissions + "' must be of r, w, m");
+      permissions.erase(std::remove(permissions.begin(), permissions.end(), 'm'), permissions.end());
+      if (n.contains("permissions") && permissions.empty())
+        return InvalidArgument(where + ": device node " + path + " allows neither read nor write");
+      out.nodes.push_back({path, host, permissions});
     }
   }
   if (e.contains("mounts") && !e["mounts"].is_null()) {
@@ -130,20 +210,33 @@ Status ParseEdits(const json& e, const std::string& where, Edits& out) {
       out.env.push_back(v.get<std::string>());
     }
   }
-  for (const char* other : {"hooks", "additionalGids", "intelRdt", "netDevices"})
+  if (e.contains("hooks") && !e["hooks"].is_null()) {
+    if (!e["hooks"].is_array()) return InvalidArgument(where + ": 'hooks' must be a list");
+    for (const auto& h : e["hooks"]) PDK_TRY(ParseHook(h, where, out));
+  }
+  for (const char* other : {"additionalGids", "intelRdt", "netDevices"})
     if (e.contains(other) && !e[other].is_null() && !e[other].empty())
       out.unsupported.push_back(std::string("'") + other + "'");
   return Status::Ok();
 }
 
-void Append(Edits& to, const Edits& from) {
-  to.nodes.insert(to.nodes.end(), from.nodes.begin(), from.nodes.end());
-  to.mounts.insert(to.mounts.end(), from.mounts.begin(), from.mounts.end());
-  to.env.insert(to.env.end(), from.env.begin(), from.env.end());
-  to.unsupported.insert(to.unsupported.end(), from.unsupported.begin(), from.unsupported.end());
-}
-
 }  // namespace
+
+void Edits::Add(const Edits& other) {
+  auto add_unique = [](auto& to, const auto& from, auto key) {
+    for (const auto& item : from)
+      if (std::none_of(to.begin(), to.end(), [&](const auto& have) { return key(have) == key(item); }))
+        to.push_back(item);
+  };
+  add_unique(nodes, other.nodes, [](const DeviceNode& n) { return n.path; });
+  add_unique(mounts, other.mounts, [](const Mount& m) { return m.container_path; });
+  add_unique(symlinks, other.symlinks, [](const auto& l) { return l.second; });
+  add_unique(ldcache_folders, other.ldcache_folders, [](const std::string& f) { return f; });
+  env.insert(env.end(), other.env.begin(), other.env.end());
+  chmods.insert(chmods.end(), other.chmods.begin(), other.chmods.end());
+  if (cuda_compat_driver.empty()) cuda_compat_driver = other.cuda_compat_driver;
+  unsupported.insert(unsupported.end(), other.unsupported.begin(), other.unsupported.end());
+}
 
 bool ValidName(const std::string& name) {
   size_t eq = name.find('=');
@@ -169,7 +262,7 @@ Result<std::vector<Device>> ParseSpec(const std::string& text, const std::string
     Device dev{kind + "=" + name, path, {}};
     if (!d.contains("containerEdits")) return InvalidArgument("device " + name + ": 'containerEdits' is required");
     PDK_TRY(ParseEdits(d["containerEdits"], "device " + name, dev.edits));
-    Append(dev.edits, common);
+    dev.edits.Add(common);
     out.push_back(std::move(dev));
   }
   return out;

@@ -4,9 +4,22 @@
 //
 // A device is named "VENDOR/CLASS=NAME" (nvidia.com/gpu=0), or
 // "VENDOR/CLASS=all" for every device of that kind. Spec-wide edits apply
-// to each of its devices. What Paddock cannot honour (hooks, extra groups,
-// network devices, RDT) is kept as `unsupported` and refused by name when a
-// sandbox asks for the device, never ignored.
+// to each of its devices.
+//
+// Hooks are programs a runtime runs as the container starts. Paddock runs
+// none: it does itself what the NVIDIA toolkit's hooks (nvidia-ctk hook,
+// nvidia-cdi-hook) do, which is all the hooks specs in use carry:
+//   create-symlinks --link TARGET::LINK   the link, made inside
+//   update-ldcache --folder DIR           DIR in the sandbox's ld.so.conf.d,
+//                                         then its own ldconfig (if it has one)
+//   enable-cuda-compat --host-driver-version=V
+//                                         the image's CUDA forward-compat
+//                                         libraries first, where newer than V
+//   chmod --mode M --path P               P's mode, inside
+//   disable-device-node-modification      nothing: a sandbox cannot make nodes
+// What Paddock cannot honour (other hooks, extra groups, network devices,
+// RDT) is kept as `unsupported` and refused by name when a sandbox asks for
+// the device, never ignored.
 #pragma once
 
 #include <string>
@@ -17,8 +30,9 @@
 namespace paddock::cdi {
 
 struct DeviceNode {
-  std::string path;       // inside the sandbox, under /dev
-  std::string host_path;  // the host's node (path when the spec gives none)
+  std::string path;         // inside the sandbox, under /dev
+  std::string host_path;    // the host's node (path when the spec gives none)
+  std::string permissions;  // of "rw" (m is never given); empty: rw
 };
 
 struct Mount {
@@ -30,7 +44,14 @@ struct Edits {
   std::vector<DeviceNode> nodes;
   std::vector<Mount> mounts;
   std::vector<std::string> env;          // KEY=VALUE
+  // What its hooks ask (see above).
+  std::vector<std::pair<std::string, std::string>> symlinks;  // {target, link}
+  std::vector<std::string> ldcache_folders;
+  std::string cuda_compat_driver;  // the host driver's version, for enable-cuda-compat
+  std::vector<std::pair<std::string, uint32_t>> chmods;  // {path, mode}
   std::vector<std::string> unsupported;  // what it asks that Paddock cannot do, named
+  // The edits of `other` added (nodes, mounts and links once per path).
+  void Add(const Edits& other);
 };
 
 struct Device {

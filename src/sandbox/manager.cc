@@ -678,14 +678,20 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   info.dir = sandboxes_dir_ + "/" + info.id;
   info.agent_socket = info.dir + "/agent.sock";
   info.env = spec.env;
-  // Its devices, known and usable now; their env under the sandbox's own.
-  PDK_ASSIGN_OR_RETURN(info.devices, ResolveDevices(spec.devices));
-  if (!info.devices.empty()) {
-    PDK_ASSIGN_OR_RETURN(cdi::Edits edits, DeviceEdits(info.devices));
-    for (const auto& kv : edits.env) {
-      size_t eq = kv.find('=');
-      info.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));  // the caller's value wins
-    }
+  // Its devices, known and usable now (a count of GPUs is picked as they
+  // are claimed, below), from the host's specs read once.
+  PDK_ASSIGN_OR_RETURN(GpuAsk gpus, ParseGpus(spec.gpus));
+  std::vector<std::string> asked = spec.devices;
+  asked.insert(asked.end(), gpus.names.begin(), gpus.names.end());
+  std::optional<cdi::Registry> registry;
+  if (!asked.empty() || gpus.count) {
+    if (cgroups_->device_filter().empty())
+      return FailedPrecondition("devices are not given out on this host: its device access cannot be limited (" +
+                                cgroups_->device_filter_error() + ")");
+    registry = Devices();
+  }
+  if (!asked.empty()) {
+    PDK_ASSIGN_OR_RETURN(info.devices, ResolveDevices(*registry, asked));
   }
   info.metadata = spec.metadata;
   info.on_timeout = spec.on_timeout;
@@ -708,6 +714,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     if (by_id_.size() + tearing_down_ >= opts_.max_sandboxes)
       return ResourceExhausted("this host is full: " + std::to_string(opts_.max_sandboxes) +
                                " sandboxes exist (the configured maximum)");
+    if (gpus.count) PDK_TRY(PickGpus(*registry, gpus.count, info.devices));
     PDK_TRY(ClaimDevices(info.id, info.devices));
     by_id_[info.id] = sb;
     id_by_name_[info.name] = info.id;
@@ -725,6 +732,20 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
     MutexLock lock(vol_mu_);
     for (const auto& v : info.volumes)
       if (!v.host && !volumes_.count(v.name)) still_there = NotFound("volume '" + v.name + "' does not exist");
+  }
+  // What its devices ask; their env under the sandbox's own.
+  std::optional<cdi::Edits> device_edits;
+  if (still_there.ok() && !info.devices.empty()) {
+    auto edits = DeviceEdits(*registry, info.devices);
+    if (edits.ok()) {
+      for (const auto& kv : edits->env) {
+        size_t eq = kv.find('=');
+        info.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));  // the caller's value wins
+      }
+      device_edits = std::move(*edits);
+    } else {
+      still_there = edits.status();
+    }
   }
   if (!still_there.ok()) {
     MutexLock lock(mu_);
@@ -777,7 +798,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
       s = restored.status().Annotate("restoring archive " + archive->id);
     }
     if (s.ok()) s = TakeSlot(*sb);
-    if (s.ok()) s = Boot(*sb, launch);
+    if (s.ok()) s = Boot(*sb, launch, device_edits ? &*device_edits : nullptr);
   }
   if (s.ok()) s = ApplyNetwork(*sb);
   if (s.ok() && fork_source.empty()) s = MakeWorkingDir(*sb);
@@ -795,15 +816,23 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   return info;
 }
 
-Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch) {
+Status SandboxManager::Boot(Sandbox& sb, const kernel::LaunchSpec& launch, const cdi::Edits* devices) {
   SandboxInfo& info = sb.info;
   PDK_ASSIGN_OR_RETURN(Template tmpl, TemplateOf(info));
-  PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup,
-                       cgroups_->Create(info.id, info.limits));
+  cdi::Edits edits;
+  if (devices) {
+    edits = *devices;
+  } else if (!info.devices.empty()) {  // a restart: the specs as they are now
+    PDK_ASSIGN_OR_RETURN(edits, DeviceEdits(Devices(), info.devices));
+  }
+  PDK_ASSIGN_OR_RETURN(std::vector<kernel::DeviceAccess> access, DeviceAccessFor(edits));
+  PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Cgroup> cgroup, cgroups_->Create(info.id, info.limits, access));
   PDK_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Shell> shell,
-                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get(), info.volumes,
-                                    info.devices));
-  return Launch(sb, std::move(cgroup), *shell, launch);
+                       PrepareShell(tmpl, info.dir, info.ids, cgroup.get(), sb.slot.get(), info.volumes, edits));
+  kernel::LaunchSpec with_hooks = launch;
+  AddDeviceHooks(edits, with_hooks);
+  PDK_TRY(Launch(sb, std::move(cgroup), *shell, with_hooks));
+  return RefreshLdCache(sb, edits);
 }
 
 Status SandboxManager::TakeSlot(Sandbox& sb) {
@@ -858,11 +887,7 @@ Status SandboxManager::Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgrou
 Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
     const Template& tmpl, const std::string& dir, const kernel::user::IdRange& ids,
     kernel::Cgroup* cgroup, const net::Slot* slot, const std::vector<VolumeMount>& volumes,
-    const std::vector<std::string>& devices) {
-  cdi::Edits edits;
-  if (!devices.empty()) {
-    PDK_ASSIGN_OR_RETURN(edits, DeviceEdits(devices));
-  }
+    const cdi::Edits& devices) {
   std::string socket = dir + "/agent.sock";
   PDK_ASSIGN_OR_RETURN(UniqueFd listen, ListenUnix(socket));
   UniqueFd log(::open((dir + "/init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -884,8 +909,8 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
       return FailedPrecondition("host folder '" + v.name + "' is no longer allowed (paddockd --host-dir)");
     spec.binds.push_back({allowed->second, v.path, true});
   }
-  for (const auto& m : edits.mounts) spec.binds.push_back({m.host_path, m.container_path, m.read_only});
-  for (const auto& n : edits.nodes) spec.devices.emplace_back(n.host_path, n.path);
+  for (const auto& m : devices.mounts) spec.binds.push_back({m.host_path, m.container_path, m.read_only});
+  for (const auto& n : devices.nodes) spec.devices.emplace_back(n.host_path, n.path);
   spec.ids = ids;
   spec.cgroup = cgroup;
   spec.init_exe_fd = init_exe_.get();

@@ -118,6 +118,10 @@ struct SandboxSpec {
   std::vector<VolumeMount> volumes;    // at most kMaxVolumes, host folders included
   // CDI devices (VENDOR/CLASS=NAME, or =all): their nodes, mounts and env.
   std::vector<std::string> devices;
+  // GPUs: "all"; N (a count: the first N free, picked as the sandbox's
+  // devices are claimed); "device=I,J" or "I,J" (indices); or CDI names,
+  // comma-separated. Added to `devices`.
+  std::string gpus;
   std::map<std::string, std::string> env;       // default env of every process
   std::map<std::string, std::string> metadata;  // labels, for listing and filtering
   int64_t timeout_s = 0;               // 0: none
@@ -355,10 +359,6 @@ class SandboxManager {
   // specs installed later count), and who holds each device.
   static constexpr size_t kMaxDevices = 16;  // per sandbox
   cdi::Registry Devices() const;
-  // The devices a `--gpus` request names: "all"; N (a count: the first N
-  // free GPUs); "device=I,J" or "I,J" (indices); or CDI names,
-  // comma-separated. kResourceExhausted when fewer than N are free.
-  Result<std::vector<std::string>> GpuRequest(const std::string& gpus) const EXCLUDES(mu_);
   static constexpr const char* kGpuKind = "nvidia.com/gpu";
   std::map<std::string, std::string> DeviceHolders() const EXCLUDES(mu_);
   // Archives a stopped sandbox's writable layer now (the reaper does so
@@ -395,6 +395,10 @@ class SandboxManager {
   Result<std::pair<int64_t, int64_t>> DiskPoolSpace() const;
 
   const char* cgroup_version() const { return cgroups_->version(); }
+  // How sandboxes' device access is limited here (empty: it cannot be, and
+  // no device is given out; the error says why).
+  std::string device_filter() const { return cgroups_->device_filter(); }
+  std::string device_filter_error() const { return cgroups_->device_filter_error(); }
   bool cgroup_limits_supported() const { return cgroups_->SupportsLimits(); }
 
  private:
@@ -451,7 +455,9 @@ class SandboxManager {
   static Status StillThere(const Sandbox& sb, const std::string& id_or_name) REQUIRES(sb.mu);
   Status ReopenForwards(Sandbox& sb) REQUIRES(sb.mu);
   // Starts init over the sandbox's filesystem in a new shell and cgroup.
-  Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch) REQUIRES(sb.mu);
+  // `devices`: what its devices ask, if the caller read it already.
+  Status Boot(Sandbox& sb, const kernel::LaunchSpec& launch, const cdi::Edits* devices = nullptr)
+      REQUIRES(sb.mu);
   // Gives a warm shell the sandbox's id, folder and limits, and launches it.
   Status BootWarm(Sandbox& sb, WarmShell& warm, const kernel::LaunchSpec& launch) REQUIRES(sb.mu);
   Status Launch(Sandbox& sb, std::unique_ptr<kernel::Cgroup> cgroup, kernel::Shell& shell,
@@ -461,13 +467,32 @@ class SandboxManager {
                                                       const kernel::user::IdRange& ids,
                                                       kernel::Cgroup* cgroup, const net::Slot* slot,
                                                       const std::vector<VolumeMount>& volumes = {},
-                                                      const std::vector<std::string>& devices = {});
+                                                      const cdi::Edits& devices = {});
+  // A `gpus` request (see SandboxSpec): the devices it names, and how many
+  // more to pick (a count).
+  struct GpuAsk {
+    std::vector<std::string> names;
+    size_t count = 0;
+  };
+  static Result<GpuAsk> ParseGpus(const std::string& gpus);
   // The full names of the devices `requested` names, checked: each known,
   // each asking only what Paddock can do, its host nodes there.
-  Result<std::vector<std::string>> ResolveDevices(const std::vector<std::string>& requested) const;
+  static Result<std::vector<std::string>> ResolveDevices(const cdi::Registry& registry,
+                                                         const std::vector<std::string>& requested);
+  // Adds `count` GPUs no sandbox holds to `devices` (lowest index first);
+  // kResourceExhausted when fewer are free.
+  Status PickGpus(const cdi::Registry& registry, size_t count, std::vector<std::string>& devices) const
+      REQUIRES(mu_);
   // What the devices named in full ask of a boot; kFailedPrecondition for
   // one whose spec is gone.
-  Result<cdi::Edits> DeviceEdits(const std::vector<std::string>& devices) const;
+  static Result<cdi::Edits> DeviceEdits(const cdi::Registry& registry, const std::vector<std::string>& devices);
+  // The kernel's device filter for what `edits` binds in.
+  static Result<std::vector<kernel::DeviceAccess>> DeviceAccessFor(const cdi::Edits& edits);
+  // Its devices' hooks (cdi.h) that run as init starts: links, modes, the
+  // ld.so.conf.d file.
+  static void AddDeviceHooks(const cdi::Edits& edits, kernel::LaunchSpec& launch);
+  // The rest, once init runs: its ldconfig over the device's library folders.
+  Status RefreshLdCache(Sandbox& sb, const cdi::Edits& edits) REQUIRES(sb.mu);
   // Claims the devices for `id` (with mu_ held); kAlreadyExists naming the
   // holder of one taken (unless devices are shared).
   Status ClaimDevices(const std::string& id, const std::vector<std::string>& devices) REQUIRES(mu_);
