@@ -2,6 +2,7 @@
 // device, what Paddock cannot honour named, malformed specs reported with
 // their path and skipped.
 #include "sandbox/cdi.h"
+#include "sandbox/nvidia.h"
 
 #include <gtest/gtest.h>
 
@@ -149,6 +150,18 @@ TEST(CdiTest, MalformedSpecsSayWhy) {
   EXPECT_NE(bad(R"({"cdiVersion":"1.0.0","kind":"a.b/c","devices":[]})").find("cdiVersion"), std::string::npos);
   auto y = cdi::ParseSpec("kind: [unclosed", "x.yaml");
   EXPECT_NE(y.status().message().find("YAML"), std::string::npos);
+}
+
+// The host's own cache, read as the loader reads it: libc is in it, by its
+// soname, at a path that leads to it.
+TEST(CdiTest, LdCacheIsReadAsTheLoaderReadsIt) {
+  auto libs = nvidia::ReadLdCache("/etc/ld.so.cache");
+  if (libs.empty()) GTEST_SKIP() << "this host's ld.so.cache is not glibc's current format";
+  auto libc = std::find_if(libs.begin(), libs.end(), [](const auto& l) { return l.soname == "libc.so.6"; });
+  ASSERT_NE(libc, libs.end());
+  EXPECT_TRUE(PathExists(libc->path)) << libc->path;
+  EXPECT_TRUE(nvidia::ReadLdCache("/etc/hostname").empty());
+  EXPECT_TRUE(nvidia::ReadLdCache("/nonexistent").empty());
 }
 
 TEST(CdiTest, RegistryReadsFoldersReportsBadSpecsAndResolves) {

@@ -190,6 +190,20 @@ class GpuTest : public DaemonTest {
     ASSERT_TRUE(WriteFileAtomic(r + "/dev/nvidia2", "not a node").ok());
     ASSERT_TRUE(WriteFileAtomic(r + "/usr/local/nvidia/lib64/libcuda.so.1", "fake cuda\n").ok());
     ASSERT_TRUE(WriteFileAtomic(r + "/usr/local/nvidia/bin/nvidia-smi", "#!/bin/sh\necho fake nvidia-smi\n", 0755).ok());
+    // Driver libraries in the system's folder, known to its ld.so.cache
+    // (made by the host's ldconfig over this tree), and the toolkit's own
+    // library, which is not the driver's; nvidia-smi in /usr/bin.
+    ASSERT_TRUE(MakeDirs(r + "/usr/lib/x86_64-linux-gnu").ok());
+    ASSERT_TRUE(MakeDirs(r + "/etc").ok());
+    ASSERT_TRUE(MakeDirs(r + "/usr/bin").ok());
+    for (auto [file, soname] : {std::pair{"libcuda.so.550.54.14", "libcuda.so.1"},
+                                {"libnvidia-ml.so.550.54.14", "libnvidia-ml.so.1"},
+                                {"libnvidia-container.so.1.17.0", "libnvidia-container.so.1"}})
+      Shell("printf 'int f(void){return 1;}' | cc -shared -fPIC -x c - -Wl,-soname," + std::string(soname) + " -o " +
+            r + "/usr/lib/x86_64-linux-gnu/" + file);
+    Shell("ldconfig -r " + r + " 2>/dev/null");
+    ASSERT_TRUE(PathExists(r + "/etc/ld.so.cache"));
+    ASSERT_TRUE(WriteFileAtomic(r + "/usr/bin/nvidia-smi", "#!/bin/sh\necho fake host nvidia-smi\n", 0755).ok());
     extra_args_ = {"--gpu-root", r, "--cdi-dir", r + "/cdi"};
     DaemonTest::SetUp();
   }
@@ -213,6 +227,13 @@ TEST_F(GpuTest, DriverFoundWithoutASpecAndGpusGivenByCountIndexOrAll) {
                           "ls /dev/nvidia-caps; cat /usr/local/nvidia/lib64/libcuda.so.1; "
                           "/usr/local/nvidia/bin/nvidia-smi; echo $LD_LIBRARY_PATH")),
             "0000\n1\nnvidia-cap1\nfake cuda\nfake nvidia-smi\n/usr/local/nvidia/lib64\n");
+  // The libraries the host's ld.so.cache lists: the driver's, each with its
+  // soname link; not the toolkit's.
+  const std::string lib = "/usr/lib/x86_64-linux-gnu/";
+  EXPECT_EQ(Out(Exec(ida, "readlink " + lib + "libcuda.so.1; readlink " + lib + "libnvidia-ml.so.1; ls " + lib +
+                              "; /usr/bin/nvidia-smi")),
+            "libcuda.so.550.54.14\nlibnvidia-ml.so.550.54.14\nlibcuda.so.1\nlibcuda.so.550.54.14\n"
+            "libnvidia-ml.so.1\nlibnvidia-ml.so.550.54.14\nfake host nvidia-smi\n");
   json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"gpus", "1"}}, 201);
   EXPECT_EQ(b["devices"], json({"nvidia.com/gpu=1"})) << "the next free one";
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","gpus":"1"})", 503).find("0 are free"),
