@@ -273,6 +273,19 @@ TEST_F(GpuTest, DriverFoundWithoutASpecAndGpusGivenByCountIndexOrAll) {
   EXPECT_FALSE(held[0]["held_by"].is_null());
   EXPECT_FALSE(held[1]["held_by"].is_null());
   EXPECT_NE(held[0]["held_by"], held[1]["held_by"]);
+  // Each holder's GPU in /metrics and in E2B's metrics.
+  std::string metrics = api().Send("GET", "/metrics")->body;
+  for (int i = 0; i < 2; ++i) {
+    std::string holder = held[i]["held_by"];
+    EXPECT_NE(metrics.find("paddock_sandbox_device{device=\"nvidia.com/gpu=" + std::to_string(i) + "\",sandbox=\"" +
+                           holder + "\"} 1"),
+              std::string::npos)
+        << metrics;
+    json m = Must("GET", "/sandboxes/" + holder + "/metrics");
+    ASSERT_EQ(m.size(), 1u) << m.dump();
+    EXPECT_EQ(m[0]["gpuCount"], 1);
+    EXPECT_EQ(m[0]["devices"], json({"nvidia.com/gpu=" + std::to_string(i)}));
+  }
 }
 
 }  // namespace

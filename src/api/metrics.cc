@@ -46,6 +46,13 @@ void Metrics::Set(const std::string& name, const std::map<std::string, std::stri
   counters_[name][Key(labels)] = v;
 }
 
+void Metrics::Replace(const std::string& name, const Series& series) {
+  MutexLock lock(mu_);
+  auto& family = counters_[name];
+  family.clear();
+  for (const auto& [labels, v] : series) family[Key(labels)] = v;
+}
+
 void Metrics::Observe(const std::string& name, const std::map<std::string, std::string>& labels,
                       double seconds) {
   MutexLock lock(mu_);

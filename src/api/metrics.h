@@ -20,6 +20,10 @@ class Metrics {
                double seconds);
   // Sets gauge `name` (computed at scrape time by the caller).
   void Set(const std::string& name, const std::map<std::string, std::string>& labels, double v);
+  // Sets gauge `name` to exactly these series (those of a scrape before
+  // that are not among them go: a deleted sandbox's).
+  using Series = std::vector<std::pair<std::map<std::string, std::string>, double>>;
+  void Replace(const std::string& name, const Series& series);
   // Declares HELP and TYPE text for a metric family.
   void Describe(const std::string& name, const std::string& type, const std::string& help);
   std::string Render() const;

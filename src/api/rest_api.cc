@@ -247,6 +247,7 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::Template
   metrics_->Describe("paddock_archives_bytes", "gauge", "Bytes of the archives deleted sandboxes kept.");
   metrics_->Describe("paddock_disk_pool_bytes", "gauge", "The disk pool's size and free bytes (--disk-pool).");
   metrics_->Describe("paddock_devices_held", "gauge", "CDI devices (GPUs included) held by sandboxes.");
+  metrics_->Describe("paddock_sandbox_device", "gauge", "1 for each CDI device (GPUs included) a sandbox holds.");
   metrics_->Describe("paddock_registry_requests_total", "counter",
                      "HTTP requests sent to registries (manifests, blobs, tokens, redirects followed).");
   metrics_->Describe("paddock_operation_seconds", "histogram", "Latency of API operations.");
@@ -1514,7 +1515,9 @@ Response RestApi::Metrics(Call& c) {
   std::map<std::string, int> by_state = {{"running", 0}, {"paused", 0}, {"stopped", 0}};
   int addressed = 0, archived = 0;
   int64_t archived_bytes = 0;
+  api::Metrics::Series devices;
   for (const auto& info : manager_->List()) {
+    for (const auto& d : info.devices) devices.push_back({{{"device", d}, {"sandbox", info.id}}, 1});
     ++by_state[SandboxStateName(info.state)];
     addressed += !info.address.empty();
     archived += info.archived_at_ms > 0;
@@ -1528,6 +1531,7 @@ Response RestApi::Metrics(Call& c) {
   metrics_->Set("paddock_archives", {}, static_cast<double>(archives.size()));
   metrics_->Set("paddock_archives_bytes", {}, static_cast<double>(archives_bytes));
   metrics_->Set("paddock_devices_held", {}, static_cast<double>(manager_->DeviceHolders().size()));
+  metrics_->Replace("paddock_sandbox_device", devices);
   if (auto space = manager_->DiskPoolSpace(); space.ok()) {
     metrics_->Set("paddock_disk_pool_bytes", {{"kind", "size"}}, static_cast<double>(space->first));
     metrics_->Set("paddock_disk_pool_bytes", {{"kind", "free"}}, static_cast<double>(space->second));
