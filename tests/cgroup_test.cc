@@ -54,6 +54,7 @@ void FiltersDevices(CgroupDriver& driver) {
   ASSERT_EQ(::mknod(other.c_str(), S_IFCHR | 0666, makedev(10, 237)), 0);    // loop-control's
   auto cg = driver.Create("pdk-test-dev", {}, {{'c', 10, 229, true, false}});
   ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  ASSERT_TRUE((*cg)->Rename("pdk-test-dev2").ok()) << "as a warm shell's is: the filter goes with it";
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
   pid_t child = ::fork();
