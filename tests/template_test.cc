@@ -222,7 +222,7 @@ TEST_F(TemplateTest, KillNineDuringABuildLeavesNoTemplateAndNoBuildSandbox) {
   for (int i = 0; i < 300 && !running; ++i) {
     json list = Must("GET", "/v1/sandboxes");
     for (const auto& s : list["sandboxes"])
-      running = running || s["name"].get<std::string>().find("-2") != std::string::npos;
+      running = running || s["name"].get<std::string>().ends_with("-2");  // build-<id>-2 (the id may hold "-2" too)
     if (!running) ::usleep(20000);
   }
   ASSERT_TRUE(running) << Must("GET", "/v1/builds/" + b["id"].get<std::string>()).dump();
