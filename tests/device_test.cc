@@ -242,6 +242,12 @@ TEST_F(GpuTest, DriverFoundWithoutASpecAndGpusGivenByCountIndexOrAll) {
             std::string::npos);
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","gpus":"two"})", 400).find("gpus 'two'"),
             std::string::npos);
+  // The host template's /usr is the host's: a driver file this host has not is refused, naming it.
+  Must("DELETE", "/v1/sandboxes/" + b["id"].get<std::string>(), nullptr, 204);
+  std::string held_usr = MustFail("POST", "/v1/sandboxes", R"({"gpus":"1"})", 409);
+  EXPECT_NE(held_usr.find("cannot hold"), std::string::npos) << held_usr;
+  b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"gpus", "1"}}, 201);
+  EXPECT_TRUE(Must("GET", "/v1/sandboxes")["sandboxes"].size() == 2u) << "the refused one left nothing";
   EXPECT_EQ(Must("GET", "/v1/gpus")["gpus"][1]["held_by"], b["id"]);
   std::string listed = Shell("PADDOCK_SOCKET=" + socket_ + " " + PADDOCK_CLI_PATH + " gpus");
   EXPECT_NE(listed.find(ida), std::string::npos) << listed;

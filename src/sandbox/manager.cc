@@ -909,6 +909,22 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
       return FailedPrecondition("host folder '" + v.name + "' is no longer allowed (paddockd --host-dir)");
     spec.binds.push_back({allowed->second, v.path, true});
   }
+  // Under a template's read-only host folder (the host template's /usr)
+  // nothing can be made: a device's file or link must be there already.
+  for (const auto& [source, target] : tmpl.readonly_binds) {
+    auto missing = [&, &target = target, &source = source](const std::string& path) {
+      struct stat st;
+      return path.rfind(target + "/", 0) == 0 && ::lstat((source + path.substr(target.size())).c_str(), &st) != 0;
+    };
+    for (const auto& m : devices.mounts)
+      if (missing(m.container_path))
+        return FailedPrecondition("a device mounts " + m.container_path + ", which template " + tmpl.name +
+                                  " cannot hold: its " + target + " is the host's, read-only, without that path");
+    for (const auto& [link_target, link] : devices.symlinks)
+      if (missing(link))
+        return FailedPrecondition("a device links " + link + ", which template " + tmpl.name +
+                                  " cannot hold: its " + target + " is the host's, read-only, without that path");
+  }
   for (const auto& m : devices.mounts) spec.binds.push_back({m.host_path, m.container_path, m.read_only});
   for (const auto& n : devices.nodes) spec.devices.emplace_back(n.host_path, n.path);
   spec.ids = ids;
