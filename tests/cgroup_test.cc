@@ -14,6 +14,15 @@ namespace {
 
 using kernel::CgroupDriver;
 
+// This host's cgroup2 mount (on hybrid hosts, the controller-less tree); empty if none.
+std::string CgroupV2Mount() {
+  auto mounts = kernel::ReadCgroupMounts();
+  if (!mounts.ok()) return "";
+  for (const auto& m : *mounts)
+    if (m.fstype == "cgroup2") return m.mount_point;
+  return "";
+}
+
 void FreezeKillAndRemove(CgroupDriver& driver) {
   HostSnapshot before = TakeHostSnapshot();
   auto cg = driver.Create("pdk-test-cg", {}, {});
@@ -91,11 +100,7 @@ TEST_F(SandboxTest, DetectedCgroupDriverFiltersDevices) {
 }
 
 TEST_F(SandboxTest, CgroupV2DriverFiltersDevicesWithBpf) {
-  auto mounts = kernel::ReadCgroupMounts();
-  ASSERT_TRUE(mounts.ok());
-  std::string v2;
-  for (const auto& m : *mounts)
-    if (m.fstype == "cgroup2") v2 = m.mount_point;
+  std::string v2 = CgroupV2Mount();
   if (v2.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
   auto driver = CgroupDriver::V2At(v2, "paddock-test");
   ASSERT_TRUE(driver.ok()) << driver.status().ToString();
@@ -110,11 +115,7 @@ TEST_F(SandboxTest, DetectedCgroupDriverFreezesKillsAndRemoves) {
 }
 
 TEST_F(SandboxTest, CgroupV2DriverFreezesKillsAndRemoves) {
-  auto mounts = kernel::ReadCgroupMounts();
-  ASSERT_TRUE(mounts.ok());
-  std::string v2;
-  for (const auto& m : *mounts)
-    if (m.fstype == "cgroup2") v2 = m.mount_point;
+  std::string v2 = CgroupV2Mount();
   if (v2.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
   auto driver = CgroupDriver::V2At(v2, "paddock-test");
   ASSERT_TRUE(driver.ok()) << driver.status().ToString();
