@@ -15,6 +15,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/tree_walk.h"
 
 namespace paddock {
 
@@ -103,19 +104,6 @@ Status FinishEntry(int src_dir, int dst_dir, const char* name, const struct stat
   return Status::Ok();
 }
 
-// A folder being copied: its name in its parent, what it is, and the names
-// in it not copied yet.
-struct Level {
-  std::string name;
-  struct stat st;
-  std::vector<std::string> names;
-  size_t next = 0;
-};
-
-bool SameFile(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
 }  // namespace
 
 Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base) {
@@ -127,9 +115,8 @@ Status CopyTopFolder(const std::string& from, const std::string& to, uid_t from_
   return Status::Ok();
 }
 
-// Depth first without recursion and with two descriptors whatever the
-// depth (a sandbox can nest folders thousands deep): it climbs back up
-// through "..", checking that it lands where it came from.
+// A walk of `from` (base/tree_walk.h) with a second descriptor, the copy's
+// folder, moved down and up beside it.
 Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base, uid_t to_base,
                  int64_t* bytes) {
   const Shift shift{from_base, to_base};
@@ -137,74 +124,40 @@ Status CopyLayer(const std::string& from, const std::string& to, uid_t from_base
   if (!src) return Status::Errno("open " + from);
   UniqueFd dst(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dst) return Status::Errno("open " + to);
-  std::vector<Level> down(1);
-  if (::fstat(src.get(), &down[0].st) != 0) return Status::Errno("stat " + from);
-  PDK_ASSIGN_OR_RETURN(down[0].names, NamesIn(src.get(), from));
-  auto where = [&](const std::string& name) {
-    std::string path = from;
-    for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
-    return path + "/" + name;
-  };
   // Files with more than one name are copied once and linked again (as
   // package managers leave them), by their copy's path under `to`.
   std::map<std::pair<dev_t, ino_t>, std::string> linked;
-  auto copy_path = [&](const std::string& name) {
-    std::string path = to;
-    for (size_t i = 1; i < down.size(); ++i) path += "/" + down[i].name;
-    return path + "/" + name;
+  TreeWalk walk;
+  walk.visit = [&](int dir, const std::string& name, const struct stat& st, const std::string& rel) -> Result<bool> {
+    const std::string where = from + "/" + rel;
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(dst.get(), name.c_str(), 0700) != 0 && errno != EEXIST)
+        return Status::Errno("create folder " + where);
+      return true;
+    }
+    if (st.st_nlink > 1) {
+      auto [first, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, to + "/" + rel);
+      // A link too long for a path (thousands of folders deep) is copied.
+      if (!fresh && ::linkat(AT_FDCWD, first->second.c_str(), dst.get(), name.c_str(), 0) == 0) return false;
+    }
+    PDK_ASSIGN_OR_RETURN(bool copied, CopyEntry(dir, dst.get(), name.c_str(), st, where));
+    if (copied) PDK_TRY(FinishEntry(dir, dst.get(), name.c_str(), st, where, shift));
+    if (copied && bytes) *bytes += st.st_size;
+    return false;
   };
-  for (;;) {
-    Level& level = down.back();
-    if (level.next == level.names.size()) {
-      if (down.size() == 1) return Status::Ok();
-      Level done = std::move(level);
-      down.pop_back();
-      UniqueFd src_up(::openat(src.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      UniqueFd dst_up(::openat(dst.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      struct stat st;
-      if (!src_up || !dst_up || ::fstat(src_up.get(), &st) != 0)
-        return Status::Errno("open the folder above " + where(done.name));
-      if (!SameFile(st, down.back().st))
-        return FailedPrecondition("folder " + where(done.name) +
-                                  " moved while it was being copied");
-      src = std::move(src_up);
-      dst = std::move(dst_up);
-      PDK_TRY(
-          FinishEntry(src.get(), dst.get(), done.name.c_str(), done.st, where(done.name), shift));
-      continue;
-    }
-    const std::string& name = level.names[level.next++];
-    struct stat st;
-    if (::fstatat(src.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-      return Status::Errno("stat " + where(name));
-    if (!S_ISDIR(st.st_mode)) {
-      if (st.st_nlink > 1) {
-        auto [first, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, copy_path(name));
-        // A link too long for a path (thousands of folders deep) is copied.
-        if (!fresh && ::linkat(AT_FDCWD, first->second.c_str(), dst.get(), name.c_str(), 0) == 0) continue;
-      }
-      PDK_ASSIGN_OR_RETURN(bool copied,
-                           CopyEntry(src.get(), dst.get(), name.c_str(), st, where(name)));
-      if (copied) PDK_TRY(FinishEntry(src.get(), dst.get(), name.c_str(), st, where(name), shift));
-      if (copied && bytes) *bytes += st.st_size;
-      continue;
-    }
-    if (::mkdirat(dst.get(), name.c_str(), 0700) != 0 && errno != EEXIST)
-      return Status::Errno("create folder " + where(name));
-    UniqueFd src_down(
-        ::openat(src.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    UniqueFd dst_down(
-        ::openat(dst.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat opened;
-    if (!src_down || !dst_down || ::fstat(src_down.get(), &opened) != 0)
-      return Status::Errno("open folder " + where(name));
-    if (!SameFile(opened, st))
-      return FailedPrecondition("folder " + where(name) + " changed while it was being copied");
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, NamesIn(src_down.get(), where(name)));
-    down.push_back({name, st, std::move(names)});
-    src = std::move(src_down);
-    dst = std::move(dst_down);
-  }
+  walk.enter = [&](int, const std::string& name, const std::string& rel) -> Status {
+    UniqueFd down(::openat(dst.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!down) return Status::Errno("open folder " + to + "/" + rel);
+    dst = std::move(down);
+    return Status::Ok();
+  };
+  walk.leave = [&](int parent, const std::string& name, const struct stat& st, const std::string& rel) -> Status {
+    UniqueFd up(::openat(dst.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!up) return Status::Errno("open the folder above " + to + "/" + rel);
+    dst = std::move(up);
+    return FinishEntry(parent, dst.get(), name.c_str(), st, from + "/" + rel, shift);
+  };
+  return WalkTree(std::move(src), from, walk, "copied");
 }
 
 }  // namespace paddock

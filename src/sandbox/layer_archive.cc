@@ -18,6 +18,7 @@
 #include "base/archive_util.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/tree_walk.h"
 #include "image/digest.h"
 
 namespace paddock {
@@ -211,58 +212,15 @@ class Writer {
   int64_t bytes_ = 0, entries_ = 0;
 };
 
-bool SameFile(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
-
-// A folder being archived: its name, what it is, the names in it not
-// archived yet.
-struct Level {
-  std::string name;
-  struct stat st;
-  std::vector<std::string> names;
-  size_t next = 0;
-};
-
-// Adds the folder `fd` (archived as `rel`) and everything under it, depth
-// first without recursion and holding one descriptor whatever the depth:
-// it climbs back up through "..", checking it lands where it came from.
+// Adds the folder `fd` (archived as `rel`, found at `where`) and everything
+// under it (base/tree_walk.h).
 Status AddTree(Writer& w, UniqueFd fd, const std::string& rel, const std::string& where) {
-  std::vector<Level> down(1);
-  if (::fstat(fd.get(), &down[0].st) != 0) return Status::Errno("stat " + where);
-  PDK_ASSIGN_OR_RETURN(down[0].names, NamesIn(fd.get(), where));
-  auto path = [&](const std::string& base, const std::string& name) {
-    std::string p = base;
-    for (size_t i = 1; i < down.size(); ++i) p += (p.empty() ? "" : "/") + down[i].name;
-    return p + (p.empty() ? "" : "/") + name;
+  TreeWalk walk;
+  walk.visit = [&](int dir, const std::string& name, const struct stat& st, const std::string& sub) -> Result<bool> {
+    PDK_TRY(w.Add(dir, name.c_str(), st, rel.empty() ? sub : rel + "/" + sub, where + "/" + sub));
+    return S_ISDIR(st.st_mode);
   };
-  for (;;) {
-    Level& level = down.back();
-    if (level.next == level.names.size()) {
-      if (down.size() == 1) return Status::Ok();
-      Level done = std::move(level);
-      down.pop_back();
-      UniqueFd up(::openat(fd.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      struct stat st;
-      if (!up || ::fstat(up.get(), &st) != 0) return Status::Errno("open the folder above " + path(where, done.name));
-      if (!SameFile(st, down.back().st))
-        return FailedPrecondition("folder " + path(where, done.name) + " moved while it was being archived");
-      fd = std::move(up);
-      continue;
-    }
-    const std::string& name = level.names[level.next++];
-    struct stat st;
-    if (::fstatat(fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-      return Status::Errno("stat " + path(where, name));
-    PDK_TRY(w.Add(fd.get(), name.c_str(), st, path(rel, name), path(where, name)));
-    if (!S_ISDIR(st.st_mode)) continue;
-    UniqueFd sub(::openat(fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat opened;
-    if (!sub || ::fstat(sub.get(), &opened) != 0) return Status::Errno("open folder " + path(where, name));
-    if (!SameFile(opened, st))
-      return FailedPrecondition("folder " + path(where, name) + " changed while it was being archived");
-    PDK_ASSIGN_OR_RETURN(std::vector<std::string> names, NamesIn(sub.get(), path(where, name)));
-    down.push_back({name, st, std::move(names)});
-    fd = std::move(sub);
-  }
+  return WalkTree(std::move(fd), where, walk, "archived");
 }
 
 // Adds what `dir` holds at `sub` ("" for all of it), with the folders
