@@ -833,6 +833,11 @@ int main(int argc, char** argv) {
                   d["held_by"].is_string() ? d["held_by"].get<std::string>().c_str() : "-", d.value("spec", "").c_str());
     for (const auto& e : (*r)["errors"])
       std::printf("unreadable spec %s: %s\n", e.value("spec", "").c_str(), e.value("error", "").c_str());
+    if ((*r)["device_filter"].is_string())
+      std::printf("device access limited by the kernel: %s\n", (*r)["device_filter"].get<std::string>().c_str());
+    else
+      std::printf("no device is given out here: device access cannot be limited (%s)\n",
+                  r->value("device_filter_error", "").c_str());
     return 0;
   }
   if (volume_cp->parsed()) {
