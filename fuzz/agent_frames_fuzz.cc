@@ -24,7 +24,11 @@ namespace {
 // A listening socket where the host side connects; the fuzzer plays the agent.
 struct FakeAgentSocket {
   FakeAgentSocket() {
-    char dir[] = "/tmp/paddock-fuzz-XXXXXX";
+    // Under $TMPDIR: scripts/fuzz.sh points it at a folder it removes (the
+    // harness itself never returns to clean up).
+    const char* tmp = std::getenv("TMPDIR");
+    std::string made = std::string(tmp && *tmp ? tmp : "/tmp") + "/paddock-fuzz-XXXXXX";
+    char* dir = made.data();
     if (!::mkdtemp(dir)) std::abort();
     path = std::string(dir) + "/agent.sock";
     listener.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -50,7 +50,11 @@ std::optional<Response> Handle(Request& req, StreamWriter& out) {
 
 struct Server {
   Server() {
-    char dir[] = "/tmp/paddock-fuzz-XXXXXX";
+    // Under $TMPDIR: scripts/fuzz.sh points it at a folder it removes (the
+    // harness itself never returns to clean up).
+    const char* tmp = std::getenv("TMPDIR");
+    std::string made = std::string(tmp && *tmp ? tmp : "/tmp") + "/paddock-fuzz-XXXXXX";
+    char* dir = made.data();
     if (!::mkdtemp(dir)) std::abort();
     ServerOptions opts;
     opts.unix_socket = std::string(dir) + "/api.sock";

@@ -19,11 +19,11 @@ trap 'rm -rf "$work"' EXIT
 # One harness per core at a time; each writes its own log.
 fuzz_one() {
   local h="$1"
-  mkdir -p "$work/$h"
+  mkdir -p "$work/$h" "$work/$h.tmp"
   # -max_len covers the seeds (an HTTP request with a body, a small tar);
   # -timeout flags an input that takes over 10 s (a hang); -rss_limit_mb a
   # harness that grows without bound.
-  "build-fuzz/fuzz/$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  TMPDIR="$work/$h.tmp" "build-fuzz/fuzz/$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="fuzz-artifacts/$h-" \
     "$work/$h" "fuzz/corpus/$h" >"$work/$h.log" 2>&1
 }
