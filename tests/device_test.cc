@@ -156,6 +156,18 @@ TEST_F(DeviceTest, TheToolkitsHooksAreDoneByPaddock) {
   json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/hooked=lib"}}}, 201);
   EXPECT_EQ(Out(Exec(b["id"], "readlink /opt/fakelink/libfake.so; test -e /etc/ld.so.cache; echo $?")),
             "libz.so.1\n1\n");
+  // CUDA's forward-compatibility libraries go first once the image has some
+  // newer than the host's driver (570 here), not before, and not older ones.
+  const std::string conf = "grep -v '^#' /etc/ld.so.conf.d/00-paddock-cdi.conf";
+  EXPECT_EQ(Out(Exec(b["id"], conf)), "/opt/fakelib\n");
+  Exec(b["id"], "mkdir -p /usr/local/cuda/compat && touch /usr/local/cuda/compat/libcuda.so.560.35.03");
+  Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/stop");
+  Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/start");
+  EXPECT_EQ(Out(Exec(b["id"], conf)), "/opt/fakelib\n");
+  Exec(b["id"], "touch /usr/local/cuda/compat/libcuda.so.575.51.03");
+  Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/stop");
+  Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/start");
+  EXPECT_EQ(Out(Exec(b["id"], conf)), "/usr/local/cuda/compat\n/opt/fakelib\n");
 }
 
 // The kernel, not only the absence of a node, keeps a sandbox to what it

@@ -31,9 +31,9 @@ bool Digits(const std::string& s) {
 
 // The leading number of a version ("570.133.20" -> 570); -1 if none.
 int Major(const std::string& version) {
-  size_t end = version.find('.');
-  std::string head = version.substr(0, end);
-  return Digits(head) ? std::stoi(head) : -1;
+  std::string head = version.substr(0, version.find('.'));
+  bool number = !head.empty() && head.size() < 7 && std::all_of(head.begin(), head.end(), ::isdigit);
+  return number ? std::stoi(head) : -1;
 }
 
 }  // namespace
