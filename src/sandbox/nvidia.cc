@@ -30,12 +30,12 @@ std::string Under(const std::string& root, const std::string& path) {
 // The file `path` (under `root`) leads to through its links, as a path
 // under `root`; empty if it is not a regular file there.
 std::string RealFileUnder(const std::string& root, const std::string& path) {
-  char real[PATH_MAX];
-  if (!::realpath(Under(root, path).c_str(), real)) return "";
-  std::string r = real;
-  if (root != "/") {
-    if (r.rfind(root + "/", 0) != 0) return "";
-    r = r.substr(root.size());
+  char real[PATH_MAX], real_root[PATH_MAX];
+  if (!::realpath(Under(root, path).c_str(), real) || !::realpath(root.c_str(), real_root)) return "";
+  std::string r = real, top = real_root;
+  if (top != "/") {
+    if (r.rfind(top + "/", 0) != 0) return "";
+    r = r.substr(top.size());
   }
   struct stat st;
   return ::stat(real, &st) == 0 && S_ISREG(st.st_mode) ? r : "";
