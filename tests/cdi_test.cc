@@ -84,6 +84,7 @@ devices:
 - name: "0"
   containerEdits:
     deviceNodes: [{path: /dev/nvidia0, permissions: rwm}, {path: /dev/dri/card1, permissions: r}]
+    additionalGids: [44]
     hooks:
     - {hookName: createContainer, path: /usr/bin/nvidia-ctk,
        args: [nvidia-ctk, hook, create-symlinks, --link, ../card1::/dev/dri/by-path/pci-0000:38:00.0-card]}
@@ -107,6 +108,7 @@ TEST(CdiTest, TheToolkitsHooksAreReadAsWhatTheyDo) {
             (std::vector<std::string>{"/usr/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu/vdpau"}));
   EXPECT_EQ(e.cuda_compat_driver, "570.133.20");
   EXPECT_EQ(e.chmods, (std::vector<std::pair<std::string, uint32_t>>{{"/dev/dri", 0755}}));
+  EXPECT_EQ(e.additional_gids, std::vector<uint32_t>{44});
   ASSERT_EQ(e.nodes.size(), 3u);
   EXPECT_EQ(e.nodes[0].permissions, "rw") << "mknod is never given";
   EXPECT_EQ(e.nodes[1].permissions, "r");
@@ -132,6 +134,9 @@ TEST(CdiTest, TheToolkitsHooksAreReadAsWhatTheyDo) {
                 .find("octal"), std::string::npos);
   EXPECT_NE(bad(R"({"path":"/usr/bin/nvidia-cdi-hook","args":["nvidia-cdi-hook","update-ldcache","--folder","../x"]})")
                 .find("clean"), std::string::npos);
+  auto gids = cdi::ParseSpec(R"({"cdiVersion":"0.6.0","kind":"a.b/c","devices":[{"name":"x",
+      "containerEdits":{"additionalGids":[0]}}]})", "x.json");
+  EXPECT_NE(gids.status().message().find("additionalGids"), std::string::npos) << "root's group is never given";
 }
 
 TEST(CdiTest, MalformedSpecsSayWhy) {

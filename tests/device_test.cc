@@ -63,6 +63,22 @@ devices:
     containerEdits:
       deviceNodes: [{path: /dev/fakero, hostPath: )" + cdi_.path() + R"(/fuse, permissions: r}]
 )").ok());
+    // A node only a host group may open (as /dev/dri/card0 is video's):
+    // given with the group (additionalGids), and without.
+    ASSERT_EQ(::mknod((cdi_.path() + "/grouped").c_str(), S_IFCHR | 0660, makedev(1, 3)), 0);
+    ASSERT_EQ(::chown((cdi_.path() + "/grouped").c_str(), 0, 4242), 0);
+    ASSERT_EQ(::chmod((cdi_.path() + "/grouped").c_str(), 0660), 0);
+    ASSERT_TRUE(WriteFileAtomic(dir + "/grouped.yaml", R"(cdiVersion: 0.6.0
+kind: example.com/grouped
+devices:
+  - name: with
+    containerEdits:
+      deviceNodes: [{path: /dev/gnode, hostPath: )" + cdi_.path() + R"(/grouped}]
+      additionalGids: [4242]
+  - name: without
+    containerEdits:
+      deviceNodes: [{path: /dev/gnode, hostPath: )" + cdi_.path() + R"(/grouped}]
+)").ok());
     // FUSE's numbers (opening it is harmless), readable and writable by all.
     ASSERT_EQ(::mknod((cdi_.path() + "/fuse").c_str(), S_IFCHR | 0666, makedev(10, 229)), 0);
     ASSERT_EQ(::chmod((cdi_.path() + "/fuse").c_str(), 0666), 0);
@@ -77,7 +93,7 @@ devices:
 
 TEST_F(DeviceTest, AHeldDeviceIsExactlyWhatItsSpecSays) {
   json listed = Must("GET", "/v1/devices");
-  ASSERT_EQ(listed["devices"].size(), 5u) << listed.dump();
+  ASSERT_EQ(listed["devices"].size(), 7u) << listed.dump();
   EXPECT_FALSE(listed["device_filter"].is_null()) << listed.dump();
   EXPECT_EQ(listed["devices"][0]["name"], "example.com/fake=0");
   EXPECT_TRUE(listed["devices"][0]["held_by"].is_null());
@@ -168,6 +184,19 @@ TEST_F(DeviceTest, TheToolkitsHooksAreDoneByPaddock) {
   Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/stop");
   Must("POST", "/v1/sandboxes/" + b["id"].get<std::string>() + "/start");
   EXPECT_EQ(Out(Exec(b["id"], conf)), "/usr/local/cuda/compat\n/opt/fakelib\n");
+}
+
+// A node a host group may open is opened by the sandbox given that group
+// (CDI's additionalGids), by whichever user runs there, and by no other.
+TEST_F(DeviceTest, AdditionalGroupsOpenWhatOnlyThatGroupMay) {
+  json a = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/grouped=with"}}}, 201);
+  std::string id = a["id"];
+  EXPECT_EQ(Out(Exec(id, "echo x > /dev/gnode && echo written; id -G")), "written\n0 65536\n");
+  json as_nobody = Must("POST", "/v1/sandboxes/" + id + "/exec",
+                        {{"command", "echo x > /dev/gnode && echo written"}, {"user", "nobody"}, {"cwd", "/"}});
+  EXPECT_EQ(Out(as_nobody), "written\n");
+  json b = Must("POST", "/v1/sandboxes", {{"template", "busybox"}, {"devices", {"example.com/grouped=without"}}}, 201);
+  EXPECT_NE(Out(Exec(b["id"], "echo x > /dev/gnode || echo refused")).find("refused"), std::string::npos);
 }
 
 // The kernel, not only the absence of a node, keeps a sandbox to what it

@@ -347,6 +347,7 @@ std::optional<Response> RestApi::Route(Call& c) {
                          {"env", d.edits.env},
                          {"symlinks", symlinks},
                          {"ldcache_folders", d.edits.ldcache_folders},
+                         {"additional_gids", d.edits.additional_gids},
                          {"unsupported", d.edits.unsupported},
                          {"held_by", held == holders.end() ? json(nullptr) : json(held->second)}});
     }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "init/passwd.h"
@@ -18,6 +19,17 @@
 namespace paddock::init {
 
 namespace {
+
+// The supplementary groups init started with, read once.
+const std::vector<gid_t>& DeviceGroups() {
+  static const std::vector<gid_t> groups = [] {
+    std::vector<gid_t> g(64);
+    int n = ::getgroups(static_cast<int>(g.size()), g.data());
+    g.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return g;
+  }();
+  return groups;
+}
 
 // How long to wait, once a process has exited, for its pipes to reach EOF
 // before reporting the exit anyway (a background child may hold them open).
@@ -219,7 +231,11 @@ Result<Reply> ProcessTable::Spawn(const json& req, ConnId conn) {
   std::vector<char*> cenv;
   for (auto& e : env_strings) cenv.push_back(e.data());
   cenv.push_back(nullptr);
+  // Init's own supplementary groups are its devices' (the host set them:
+  // ContainSpec::device_gids); every process keeps them, whoever it runs as.
   std::vector<gid_t> groups = user.groups;
+  for (gid_t g : DeviceGroups())
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
   // Already that user (init run by hand outside a sandbox): nothing to switch.
   bool switch_ids = user.uid != ::geteuid() || user.gid != ::getegid() || !groups.empty();
 

@@ -41,6 +41,7 @@ struct ShellArgs {
   int sync_fd = -1;
   bool own_netns = true;  // else it joined the host's namespace for it, set up already
   int host_fd = -1;  // the host's end of the socketpair, which our copy of the fd table also holds
+  std::vector<gid_t> groups;      // supplementary groups inside (device groups)
   std::vector<std::string> env;   // ContainSpec::init_env
   std::vector<char*> argv, envp;  // envp: into `env`, no terminator (launch adds to it)
 };
@@ -209,7 +210,8 @@ int ShellMain(void* arg) {
   // its thread-list lock), where we want it for this task alone.
   if (::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0)  // user ns
     ChildFail(sync, "become root in the user namespace");
-  if (::syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(sync, "clear supplementary groups");
+  if (::syscall(SYS_setgroups, a->groups.size(), a->groups.data()) != 0)  // none, or its devices'
+    ChildFail(sync, "set supplementary groups");
   if (const char* step = mnt::AssembleRootfs(a->plan, fds, static_cast<size_t>(nfds)))  // mount ns
     ChildFail(sync, step);
   ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);  // the mount fds
@@ -313,7 +315,7 @@ Status SendMountFds(int sync_fd, const std::vector<UniqueFd>& fds) {
 // Host half once the child exists: maps, cgroup, OOM immunity for init,
 // mounts. Returns a copy of the root mount's fd.
 Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
-  PDK_TRY(user::WriteIdMaps(pid, spec.ids));
+  PDK_TRY(user::WriteIdMaps(pid, spec.ids, spec.device_gids));
   if (spec.cgroup) PDK_TRY(spec.cgroup->AddProcess(pid));
   // PID 1 should outlive an OOM in its sandbox (its children reset this to 0).
   // Needs CAP_SYS_RESOURCE, which some hosts withhold; then the OOM killer
@@ -383,6 +385,9 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   ShellArgs& a = *shell->args_;
   if (spec.devices.size() > ContainSpec::kMaxDevices)
     return InvalidArgument("too many device nodes: at most " + std::to_string(ContainSpec::kMaxDevices));
+  if (spec.device_gids.size() > ContainSpec::kMaxDeviceGids)
+    return InvalidArgument("too many device groups: at most " + std::to_string(ContainSpec::kMaxDeviceGids));
+  a.groups = user::DeviceGroupsInside(spec.ids, spec.device_gids.size());
   std::vector<std::string> targets;
   for (const auto& b : spec.binds) targets.push_back(b.target);
   a.plan = mnt::PlanRootfs(spec.rootfs_dir, targets, spec.devices);

@@ -41,6 +41,11 @@ struct ContainSpec {
   // {host node, path inside}. The only nodes beyond the standard ones.
   std::vector<std::pair<std::string, std::string>> devices;
   static constexpr size_t kMaxDevices = 32;
+  // Host groups the sandbox's processes belong to (a device's
+  // additionalGids): mapped in (user::WriteIdMaps) and every process's
+  // supplementary groups, init's and so all it starts.
+  std::vector<uint32_t> device_gids;
+  static constexpr size_t kMaxDeviceGids = 8;
   user::IdRange ids;
   Cgroup* cgroup = nullptr;         // the new process joins it before anything runs
   int init_exe_fd = -1;             // paddock-init, opened on the host

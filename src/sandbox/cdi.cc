@@ -214,7 +214,16 @@ Status ParseEdits(const json& e, const std::string& where, Edits& out) {
     if (!e["hooks"].is_array()) return InvalidArgument(where + ": 'hooks' must be a list");
     for (const auto& h : e["hooks"]) PDK_TRY(ParseHook(h, where, out));
   }
-  for (const char* other : {"additionalGids", "intelRdt", "netDevices"})
+  if (e.contains("additionalGids") && !e["additionalGids"].is_null()) {
+    if (!e["additionalGids"].is_array()) return InvalidArgument(where + ": 'additionalGids' must be a list of group ids");
+    for (const auto& g : e["additionalGids"]) {
+      // 0 (root's group) is never given: it would be the host's root group.
+      if (!g.is_number_integer() || g.get<int64_t>() <= 0 || g.get<int64_t>() > 0x7fffffff)
+        return InvalidArgument(where + ": 'additionalGids' must hold group ids from 1 to 2^31-1");
+      out.additional_gids.push_back(static_cast<uint32_t>(g.get<int64_t>()));
+    }
+  }
+  for (const char* other : {"intelRdt", "netDevices"})
     if (e.contains(other) && !e[other].is_null() && !e[other].empty())
       out.unsupported.push_back(std::string("'") + other + "'");
   return Status::Ok();
@@ -232,6 +241,7 @@ void Edits::Add(const Edits& other) {
   add_unique(mounts, other.mounts, [](const Mount& m) { return m.container_path; });
   add_unique(symlinks, other.symlinks, [](const auto& l) { return l.second; });
   add_unique(ldcache_folders, other.ldcache_folders, [](const std::string& f) { return f; });
+  add_unique(additional_gids, other.additional_gids, [](uint32_t g) { return g; });
   env.insert(env.end(), other.env.begin(), other.env.end());
   chmods.insert(chmods.end(), other.chmods.begin(), other.chmods.end());
   if (cuda_compat_driver.empty()) cuda_compat_driver = other.cuda_compat_driver;

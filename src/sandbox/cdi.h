@@ -17,9 +17,9 @@
 //                                         libraries first, where newer than V
 //   chmod --mode M --path P               P's mode, inside
 //   disable-device-node-modification      nothing: a sandbox cannot make nodes
-// What Paddock cannot honour (other hooks, extra groups, network devices,
-// RDT) is kept as `unsupported` and refused by name when a sandbox asks for
-// the device, never ignored.
+// What Paddock cannot honour (other hooks, network devices, RDT) is kept
+// as `unsupported` and refused by name when a sandbox asks for the device,
+// never ignored.
 #pragma once
 
 #include <string>
@@ -49,6 +49,9 @@ struct Edits {
   std::vector<std::string> ldcache_folders;
   std::string cuda_compat_driver;  // the host driver's version, for enable-cuda-compat
   std::vector<std::pair<std::string, uint32_t>> chmods;  // {path, mode}
+  // Host groups its processes join (to open a node such as /dev/dri/card0,
+  // 0660 root:video); mapped into the sandbox's user namespace one by one.
+  std::vector<uint32_t> additional_gids;
   std::vector<std::string> unsupported;  // what it asks that Paddock cannot do, named
   // The edits of `other` added (nodes, mounts and links once per path).
   void Add(const Edits& other);

@@ -927,6 +927,7 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   }
   for (const auto& m : devices.mounts) spec.binds.push_back({m.host_path, m.container_path, m.read_only});
   for (const auto& n : devices.nodes) spec.devices.emplace_back(n.host_path, n.path);
+  spec.device_gids = devices.additional_gids;
   spec.ids = ids;
   spec.cgroup = cgroup;
   spec.init_exe_fd = init_exe_.get();
