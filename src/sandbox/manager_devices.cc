@@ -3,11 +3,8 @@
 // its spec says rw), its env added to the sandbox's. Unless paddockd shares
 // devices, one sandbox holds a device from its create to its delete; the
 // claim is in its record, so a restart claims it again.
-#include <sys/stat.h>
-
-#include <set>
-
 #include <algorithm>
+#include <set>
 
 #include "base/json_field.h"
 #include "base/units.h"
@@ -25,15 +22,15 @@ cdi::Registry SandboxManager::Devices() const {
 
 namespace {
 
-bool Digits(const std::string& s) {
-  return !s.empty() && s.size() < 4 && std::all_of(s.begin(), s.end(), ::isdigit);
+// A number of at most `max` digits (a GPU index or count: 3).
+bool Digits(const std::string& s, size_t max = 3) {
+  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), ::isdigit);
 }
 
 // The leading number of a version ("570.133.20" -> 570); -1 if none.
 int Major(const std::string& version) {
   std::string head = version.substr(0, version.find('.'));
-  bool number = !head.empty() && head.size() < 7 && std::all_of(head.begin(), head.end(), ::isdigit);
-  return number ? std::stoi(head) : -1;
+  return Digits(head, 6) ? std::stoi(head) : -1;
 }
 
 }  // namespace
@@ -93,11 +90,9 @@ Result<std::vector<std::string>> SandboxManager::ResolveDevices(const cdi::Regis
         for (const auto& u : d.edits.unsupported) what += (what.empty() ? "" : ", ") + u;
         return Unimplemented("device " + d.name + " (" + d.spec + ") asks for what Paddock cannot do: " + what);
       }
-      for (const auto& n : d.edits.nodes) {
-        struct stat st;
-        if (::stat(n.host_path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+      for (const auto& n : d.edits.nodes)  // the filter's own reading of it: the same check as at boot
+        if (!kernel::DeviceAccessOf(n.host_path, n.permissions).ok())
           return FailedPrecondition("device " + d.name + ": " + n.host_path + " is not a device node on this host");
-      }
       if (seen.insert(d.name).second) out.push_back(d.name);
     }
   }

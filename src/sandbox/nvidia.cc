@@ -27,15 +27,15 @@ std::string Under(const std::string& root, const std::string& path) {
   return root == "/" ? path : JoinPath(root, path);
 }
 
-// The file `path` (under `root`) leads to through its links, as a path
-// under `root`; empty if it is not a regular file there.
+// The file `path` (under `root`, resolved: realpath) leads to through its
+// links, as a path under `root`; empty if it is not a regular file there.
 std::string RealFileUnder(const std::string& root, const std::string& path) {
-  char real[PATH_MAX], real_root[PATH_MAX];
-  if (!::realpath(Under(root, path).c_str(), real) || !::realpath(root.c_str(), real_root)) return "";
-  std::string r = real, top = real_root;
-  if (top != "/") {
-    if (r.rfind(top + "/", 0) != 0) return "";
-    r = r.substr(top.size());
+  char real[PATH_MAX];
+  if (!::realpath(Under(root, path).c_str(), real)) return "";
+  std::string r = real;
+  if (root != "/") {
+    if (r.rfind(root + "/", 0) != 0) return "";
+    r = r.substr(root.size());
   }
   struct stat st;
   return ::stat(real, &st) == 0 && S_ISREG(st.st_mode) ? r : "";
@@ -122,9 +122,12 @@ std::vector<cdi::Device> Discover(const std::string& root) {
   if (!libraries.empty()) shared.env.push_back("LD_LIBRARY_PATH=" + libraries);
   // The driver's libraries wherever the host's loader finds them: each file
   // bound at its own path, its soname linked to it, its folder in ld.so.cache.
+  char resolved[PATH_MAX];
+  if (!::realpath(root.c_str(), resolved)) return {};
+  const std::string real_root = resolved;
   for (const auto& lib : ReadLdCache(Under(root, "/etc/ld.so.cache"))) {
     if (!DriverLibrary(lib.soname)) continue;
-    std::string file = RealFileUnder(root, lib.path);
+    std::string file = RealFileUnder(real_root, lib.path);
     if (file.empty()) continue;
     std::string dir = file.substr(0, file.rfind('/')), name = file.substr(file.rfind('/') + 1);
     cdi::Edits one;
@@ -135,7 +138,7 @@ std::vector<cdi::Device> Discover(const std::string& root) {
   }
   for (const char* program : {"nvidia-smi", "nvidia-debugdump", "nvidia-persistenced", "nvidia-cuda-mps-control",
                               "nvidia-cuda-mps-server"}) {
-    std::string file = RealFileUnder(root, std::string("/usr/bin/") + program);
+    std::string file = RealFileUnder(real_root, std::string("/usr/bin/") + program);
     if (!file.empty()) shared.mounts.push_back({Under(root, file), std::string("/usr/bin/") + program, true});
   }
 
