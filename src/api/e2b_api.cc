@@ -567,9 +567,7 @@ Response E2bApi::SandboxMetrics(Call& c, const std::string& id) {
                    {"diskTotal", disk.ok() ? disk->limit_bytes : 0},
                    // Paddock's own: the devices it holds (E2B has no GPUs), its GPUs counted.
                    {"devices", info.devices},
-                   {"gpuCount", std::count_if(info.devices.begin(), info.devices.end(), [](const std::string& d) {
-                      return d.rfind(std::string(SandboxManager::kGpuKind) + "=", 0) == 0;
-                    })}});
+                   {"gpuCount", std::count_if(info.devices.begin(), info.devices.end(), SandboxManager::IsGpu)}});
     return JsonResponse(http::status::ok, out, c.req);
   });
 }

@@ -311,16 +311,15 @@ std::optional<Response> RestApi::Route(Call& c) {
   if (p.size() == 2 && p[0] == "v1" && p[1] == "gpus" && method == http::verb::get) {
     c.op = "gpus";
     auto holders = manager_->DeviceHolders();
-    const std::string kind = std::string(SandboxManager::kGpuKind) + "=";
     json gpus = json::array();
     cdi::Registry registry = manager_->Devices();
     for (const auto& d : registry.devices()) {
-      if (d.name.rfind(kind, 0) != 0) continue;
+      if (!SandboxManager::IsGpu(d.name)) continue;
       json nodes = json::array();
       for (const auto& n : d.edits.nodes) nodes.push_back(n.path);
       auto held = holders.find(d.name);
       gpus.push_back({{"name", d.name},
-                      {"id", d.name.substr(kind.size())},
+                      {"id", d.name.substr(SandboxManager::kGpuPrefix.size())},
                       {"source", d.spec},
                       {"nodes", nodes},
                       {"held_by", held == holders.end() ? json(nullptr) : json(held->second)}});

@@ -25,6 +25,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/client.h"
@@ -359,7 +360,9 @@ class SandboxManager {
   // specs installed later count), and who holds each device.
   static constexpr size_t kMaxDevices = 16;  // per sandbox
   cdi::Registry Devices() const;
-  static constexpr const char* kGpuKind = "nvidia.com/gpu";
+  // GPUs are the devices of this CDI kind: "nvidia.com/gpu=<index>".
+  static constexpr std::string_view kGpuPrefix = "nvidia.com/gpu=";
+  static bool IsGpu(std::string_view device) { return device.starts_with(kGpuPrefix); }
   std::map<std::string, std::string> DeviceHolders() const EXCLUDES(mu_);
   // Archives a stopped sandbox's writable layer now (the reaper does so
   // after archive_after_s); its next start restores it.

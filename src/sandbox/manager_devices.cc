@@ -38,7 +38,7 @@ int Major(const std::string& version) {
 Result<SandboxManager::GpuAsk> SandboxManager::ParseGpus(const std::string& gpus) {
   GpuAsk ask;
   if (gpus.empty()) return ask;
-  std::string kind = std::string(kGpuKind) + "=";
+  const std::string kind(kGpuPrefix);
   if (gpus == "all") {
     ask.names = {kind + "all"};
     return ask;
@@ -60,13 +60,14 @@ Result<SandboxManager::GpuAsk> SandboxManager::ParseGpus(const std::string& gpus
 
 Status SandboxManager::PickGpus(const cdi::Registry& registry, size_t count,
                                 std::vector<std::string>& devices) const {
-  std::string kind = std::string(kGpuKind) + "=";
   std::vector<std::pair<int, std::string>> free;
   for (const auto& d : registry.devices()) {
-    if (d.name.rfind(kind, 0) != 0 || !Digits(d.name.substr(kind.size()))) continue;
+    if (!IsGpu(d.name)) continue;
+    std::string index = d.name.substr(kGpuPrefix.size());
+    if (!Digits(index)) continue;
     bool taken = std::find(devices.begin(), devices.end(), d.name) != devices.end() ||
                  (!opts_.shared_devices && device_holders_.count(d.name));
-    if (!taken) free.emplace_back(std::stoi(d.name.substr(kind.size())), d.name);
+    if (!taken) free.emplace_back(std::stoi(index), d.name);
   }
   if (free.size() < count)
     return ResourceExhausted("asked for " + std::to_string(count) + " GPUs; " + std::to_string(free.size()) +
