@@ -536,23 +536,62 @@ TEST_F(SlotPoolTest, ASlotWithASocketLeftInItIsDestroyedNotReused) {
   network_->Release(std::move(next));
 }
 
-TEST_F(SlotPoolTest, ARecycledAddressKeepsNoTrackedConnection) {
+TEST_F(SlotPoolTest, ASlotThatSentPacketsIsDestroyedAndItsConnectionsForgotten) {
   auto slot = Take();
   ASSERT_TRUE(slot);
   net::Ipv4 address = slot->address;
+  ino_t ns = NamespaceOf(*slot);
   ASSERT_TRUE(PingGateway(*slot).ok());
   auto forgotten = net::ForgetConnections(address);  // the ping was tracked
   ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
   EXPECT_GE(*forgotten, 1);
 
+  // Its counters and route cache would show the next holder what it sent.
   ASSERT_TRUE(PingGateway(*slot).ok());
   network_->Release(std::move(slot));
-  auto again = Take();
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->address, address);  // recycled...
+  EXPECT_EQ(network_->warm_slots_ready(), 0u);
   forgotten = net::ForgetConnections(address);
   ASSERT_TRUE(forgotten.ok());
-  EXPECT_EQ(*forgotten, 0);  // ...and Release had forgotten its connections
+  EXPECT_EQ(*forgotten, 0);  // Release had forgotten its connections
+  auto next = Take();
+  ASSERT_TRUE(next);
+  EXPECT_NE(NamespaceOf(*next), ns);
+  network_->Release(std::move(next));
+}
+
+TEST_F(SlotPoolTest, ASlotThatOnlyReceivedIsReusedWithoutItsTrackedConnections) {
+  auto slot = Take();
+  ASSERT_TRUE(slot);
+  net::Ipv4 address = slot->address;
+  ino_t ns = NamespaceOf(*slot);
+  // A datagram from the host to a socket bound in the slot: received, and
+  // tracked under the slot's address; nothing is sent back.
+  UniqueFd inside;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = address.network_order();
+  socklen_t len = sizeof to;
+  ASSERT_TRUE(kernel::net::InNetns(slot->netns.get(), [&]() -> Status {
+                inside.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                if (!inside || ::bind(inside.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
+                    ::getsockname(inside.get(), reinterpret_cast<sockaddr*>(&to), &len) != 0)
+                  return Status::Errno("bind in the slot");
+                return Status::Ok();
+              }).ok());
+  UniqueFd host(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::sendto(host.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 1);
+  pollfd p{inside.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 3000), 1);
+  inside.reset();
+
+  network_->Release(std::move(slot));
+  EXPECT_EQ(network_->warm_slots_ready(), 1u);
+  auto forgotten = net::ForgetConnections(address);
+  ASSERT_TRUE(forgotten.ok());
+  EXPECT_EQ(*forgotten, 0);
+  auto again = Take();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(NamespaceOf(*again), ns);
   network_->Release(std::move(again));
 }
 

@@ -61,11 +61,10 @@ Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
 // What a slot's last holder left in its namespace, read from inside it.
 struct Leftovers {
   bool sockets = false;  // a TCP, UDP, raw or unix socket, or a TIME_WAIT entry
-  // IPv4 packets its stack received and sent since the slot was made (the
-  // conntrack entries Reset forgets are IPv4's). Not eth0's counters: those
-  // also count the bridge's floods (ARP, IPv6 multicast), which every slot
-  // gets and which track nothing.
-  uint64_t packets = 0;
+  // IPv4 packets the slot's stack received and sent since it was made. Not
+  // eth0's counters: those also count the bridge's floods (ARP, IPv6
+  // multicast), which every slot gets and which say nothing of its holder.
+  IpCounters ip;
 };
 
 Result<Leftovers> ReadLeftovers() {
@@ -101,8 +100,10 @@ Result<Leftovers> ReadLeftovers() {
   uint64_t value;
   n >> label;
   v >> label;
-  while (n >> name && v >> value)
-    if (name == "InReceives" || name == "OutRequests") left.packets += value;
+  while (n >> name && v >> value) {
+    if (name == "InReceives") left.ip.received = value;
+    if (name == "OutRequests") left.ip.sent = value;
+  }
   return left;
 }
 
@@ -308,13 +309,17 @@ Status Network::Reset(Slot& slot) {
     PDK_ASSIGN_OR_RETURN(left, ReadLeftovers());
     return Status::Ok();
   }));
-  if (left.sockets) return FailedPrecondition("sockets of the last holder remain in the slot");
-  // A slot that carried no packet since its last reset has no tracked
+  // A slot that carried no packet since it was made has no tracked
   // connection: the table dump is paid only by slots that were used.
-  if (left.packets != slot.packets) {
+  if (left.ip.received != slot.ip.received || left.ip.sent != slot.ip.sent)
     PDK_TRY(ForgetConnections(slot.address).status());
-    slot.packets = left.packets;
-  }
+  if (left.sockets) return FailedPrecondition("sockets of the last holder remain in the slot");
+  // What a namespace learns from sending cannot be reset: its counters,
+  // the path MTUs and redirects it cached per destination. Only a slot
+  // whose holder sent nothing goes to the next one, which then sees no more
+  // of it than how many packets reached its address.
+  if (left.ip.sent != slot.ip.sent) return FailedPrecondition("the last holder sent packets from the slot");
+  slot.ip = left.ip;
   return Status::Ok();
 }
 

@@ -48,11 +48,17 @@ struct NetworkOptions {
   std::vector<std::string> private_allowed;
 };
 
+// IPv4 packets a namespace's stack received and sent (its /proc/net/snmp).
+struct IpCounters {
+  uint64_t received = 0;
+  uint64_t sent = 0;
+};
+
 struct Slot {
   Ipv4 address;
   std::string veth;  // the host end, a port of the bridge
   UniqueFd netns;
-  uint64_t packets = 0;  // IPv4 packets its stack had carried when the slot was last reset
+  IpCounters ip;  // as they were when the slot was made or last reset
 };
 
 class Network {
@@ -71,12 +77,13 @@ class Network {
 
   // A slot from the pool, or one made now if the pool is empty.
   Result<std::unique_ptr<Slot>> Acquire() EXCLUDES(mu_);
-  // Forgets the slot's policy and takes it back. It goes to the back of the
-  // pool (its address is reused after every other ready one) once reset:
-  // no socket of its last holder left in it (one closing or in TIME_WAIT
-  // would show in the next holder's /proc/net), and the host's tracked
-  // connections of its address deleted. Otherwise, or with the pool full,
-  // its veth is deleted and its address freed.
+  // Forgets the slot's policy and the host's tracked connections of its
+  // address, and takes it back. It goes to the back of the pool (its
+  // address is reused after every other ready one) if its last holder left
+  // nothing the next could read: no socket (one closing or in TIME_WAIT
+  // would show in /proc/net) and no packet sent (counters and the route
+  // cache would show it). Otherwise, or with the pool full, the slot is
+  // destroyed and its address freed once its veth is gone.
   void Release(std::unique_ptr<Slot> slot) EXCLUDES(mu_);
   Status Apply(const Slot& slot, const NetworkPolicy& policy) {
     return firewall_->Apply(slot.address, policy);
