@@ -377,6 +377,9 @@ TEST_F(ImageTest, BadReferencesUnknownImagesAndCorruptBlobsStoreNothing) {
   EXPECT_NE(err.find("MANIFEST_UNKNOWN"), std::string::npos) << err;
   err = MustFail("POST", "/v1/sandboxes", json{{"template", missing}}.dump(), 404);
   EXPECT_NE(err.find("test/missing"), std::string::npos) << err;
+  // E2B's own words for a template it cannot find.
+  err = MustFail("POST", "/v2/sandboxes", json{{"templateID", missing}}.dump(), 404);
+  EXPECT_NE(err.find("template '" + missing + "' not found"), std::string::npos) << err;
   EXPECT_NE(MustFail("GET", "/v1/images/" + missing, "", 404).find("not on this host"),
             std::string::npos);
 

@@ -86,6 +86,11 @@ TEST_F(VolumeTest, BadVolumesAreNamed) {
     return MustFail("POST", "/v1/sandboxes", json{{"template", "busybox"}, {"volumes", volumes}}.dump(), status);
   };
   EXPECT_NE(create({"nope:/data"}, 404).find("volume 'nope'"), std::string::npos);
+  // Through E2B too: the template is there, the volume is what is missing.
+  std::string e2b = MustFail("POST", "/v2/sandboxes",
+                             json{{"templateID", "base"}, {"volumeMounts", {{{"name", "nope"}, {"path", "/data"}}}}}.dump(),
+                             404);
+  EXPECT_NE(e2b.find("volume 'nope'"), std::string::npos) << e2b;
   EXPECT_NE(create({"v1:relative"}, 400).find("clean absolute path"), std::string::npos);
   EXPECT_NE(create({"v1:/"}, 400).find("clean absolute path"), std::string::npos);
   EXPECT_NE(create({"v1:/a/../b"}, 400).find("clean absolute path"), std::string::npos);

@@ -454,11 +454,10 @@ Response E2bApi::CreateSandbox(Call& c) {
     if (auto_pause.value_or(false))
       spec.on_timeout = keep_memory.value_or(true) ? TimeoutAction::kPause : TimeoutAction::kStop;
     auto info = manager_->Create(spec);
-    // E2B says a template is missing in its own words; a missing volume or
-    // device, or a path a sandbox's set-up did not find, is said as it is.
-    auto about = [&](const char* what) { return info.status().message().find(what) != std::string::npos; };
-    if (!info.ok() && info.status().code() == StatusCode::kNotFound && !about("volume") && !about("device") &&
-        !about("set-up"))
+    // E2B says a template is missing in its own words; anything else
+    // missing (a volume, a device, a path of a device's files) as it is.
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound &&
+        !manager_->HasTemplate(spec.template_name))
       return NotFound("template '" + name + "' not found");
     if (!info.ok()) return info.status();
     return JsonResponse(http::status::created, SandboxAccessJson(*info, opts_.domain), c.req);

@@ -372,6 +372,8 @@ class SandboxManager {
   // What a create from `name` starts from: a built template, else a
   // snapshot of that name, else a built-in or an image (pulled if missing).
   Result<Template> ResolveTemplate(const std::string& name) EXCLUDES(snap_mu_);
+  // Whether ResolveTemplate(name) finds it on this host, without pulling.
+  bool HasTemplate(const std::string& name) const EXCLUDES(snap_mu_);
   // Names (or renames) snapshot `snapshot_id` as the template `name`.
   Status PutTemplate(const std::string& name, const std::string& snapshot_id, const std::string& build_id)
       EXCLUDES(snap_mu_);

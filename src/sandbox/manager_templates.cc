@@ -79,6 +79,14 @@ Result<Template> SandboxManager::ResolveTemplate(const std::string& name) {
   return templates_.Get(name);
 }
 
+bool SandboxManager::HasTemplate(const std::string& name) const {
+  {
+    MutexLock lock(snap_mu_);
+    if (built_templates_.count(name) || (!IsBuiltIn(name) && FindSnapshotLocked(name).ok())) return true;
+  }
+  return templates_.Has(name);
+}
+
 Status SandboxManager::PutTemplate(const std::string& name, const std::string& snapshot_id,
                                    const std::string& build_id) {
   if (!ValidTemplateName(name))

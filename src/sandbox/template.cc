@@ -177,6 +177,10 @@ Result<Template> TemplateStore::ForImage(const std::string& id) {
   return FromImage(img, img.refs.empty() ? img.id : img.refs.front());
 }
 
+bool TemplateStore::Has(const std::string& name) const {
+  return name == "host" || name == "busybox" || (images_ && images_->Find(name).ok());
+}
+
 Result<Template> TemplateStore::Get(const std::string& name) {
   if (name != "host" && name != "busybox") {
     if (!images_) return NotFound("template '" + name + "' does not exist (built-in: host, busybox)");

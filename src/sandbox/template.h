@@ -46,6 +46,8 @@ class TemplateStore {
   Result<Template> Get(const std::string& name);
   // The template of the local image `id`; never pulls.
   Result<Template> ForImage(const std::string& id);
+  // Whether Get(name) would find it here: a built-in or a local image.
+  bool Has(const std::string& name) const;
 
  private:
   Template FromImage(const image::Image& img, std::string name) const;
