@@ -2,7 +2,7 @@
 // rollout farm drives paddockd, through its HTTP API on the unix socket.
 //
 //   churn_bench [--count N] [--clients C] [--seconds S] [--template T]
-//               [--no-network] [--no-runc]
+//               [--cmd "WORD..."] [--no-network] [--no-runc]
 //
 // Starts its own paddockd over a temporary state folder, then with C
 // concurrent clients (50): N creates (1,000), an exec of `true` in each, N
@@ -11,7 +11,9 @@
 // second and each step's p50/p99. The peer, in the same run: runc's CLI
 // over the same root filesystem, create (run -d) -> exec `true` -> kill ->
 // delete, one after another (runc has no daemon to take concurrent
-// clients). Asserts nothing.
+// clients). --cmd runs another command than `true` in each (words split at
+// spaces): `ping -c 1 127.0.0.1` makes each sandbox send a packet, so its
+// network slot is destroyed at delete rather than reused. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +48,13 @@ std::string state, sock;
 pid_t daemon_pid = -1;
 
 double Now() { return MonotonicNanos() / 1e6; }
+
+std::vector<std::string> SplitWords(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
 
 void StartDaemon(bool network) {
   std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
@@ -142,6 +152,7 @@ int main(int argc, char** argv) {
   int count = 1000, clients = 50;
   double seconds = 60;
   std::string tmpl = "busybox";
+  std::vector<std::string> cmd = {"/bin/true"};
   bool network = true, with_runc = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -149,12 +160,13 @@ int main(int argc, char** argv) {
     else if (a == "--clients" && i + 1 < argc) clients = std::atoi(argv[++i]);
     else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
     else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
+    else if (a == "--cmd" && i + 1 < argc) cmd = SplitWords(argv[++i]);
     else if (a == "--no-network") network = false;
     else if (a == "--no-runc") with_runc = false;
     else {
       std::fprintf(stderr,
-                   "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--no-network] "
-                   "[--no-runc]\n");
+                   "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--cmd \"WORD...\"] "
+                   "[--no-network] [--no-runc]\n");
       return 2;
     }
   }
@@ -165,7 +177,7 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   StartDaemon(network);
   json spec = {{"template", tmpl}};
-  json tru = {{"cmd", {"/bin/true"}}};
+  json tru = {{"cmd", cmd}};
 
   std::vector<std::string> ids(count);
   Phase create, exec, del;
@@ -221,18 +233,20 @@ int main(int argc, char** argv) {
   double churn_ms = Now() - churn_t0;
   double churn_teardown_ms = WaitForTeardowns();
 
-  std::printf("paddockd, template %s, networking %s, %d concurrent clients\n", tmpl.c_str(),
-              network ? "on" : "off (--no-network)", clients);
+  std::string command;
+  for (const auto& w : cmd) command += (command.empty() ? "" : " ") + w;
+  std::printf("paddockd, template %s, networking %s, %d concurrent clients, exec `%s`\n", tmpl.c_str(),
+              network ? "on" : "off (--no-network)", clients, command.c_str());
   std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
   PrintRow("create", create, create_ms);
-  PrintRow("exec true", exec, exec_ms);
+  PrintRow("exec", exec, exec_ms);
   PrintRow("delete", del, delete_ms);
   std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", teardown_ms);
   std::printf("\nsteady churn, %.0f s: %.1f create+exec+delete cycles/s\n", churn_ms / 1000,
               cycles.load() / (churn_ms / 1000));
   PrintRow("cycle", c_cycle, churn_ms);
   PrintRow("  create", c_create, 0);
-  PrintRow("  exec true", c_exec, 0);
+  PrintRow("  exec", c_exec, 0);
   PrintRow("  delete", c_delete, 0);
   std::printf("teardowns all done %.0f ms after the churn stopped\n", churn_teardown_ms);
 
