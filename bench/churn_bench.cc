@@ -2,7 +2,7 @@
 // rollout farm drives paddockd, through its HTTP API on the unix socket.
 //
 //   churn_bench [--count N] [--clients C] [--seconds S] [--template T]
-//               [--cmd "WORD..."] [--no-network] [--no-runc]
+//               [--cmd "WORD..."] [--warm-shells N] [--no-network] [--no-runc]
 //
 // Starts its own paddockd over a temporary state folder, then with C
 // concurrent clients (50): N creates (1,000), an exec of `true` in each, N
@@ -13,7 +13,13 @@
 // delete, one after another (runc has no daemon to take concurrent
 // clients). --cmd runs another command than `true` in each (words split at
 // spaces): `ping -c 1 127.0.0.1` makes each sandbox send a packet, so its
-// network slot is destroyed at delete rather than reused. Asserts nothing.
+// network slot is destroyed at delete rather than reused. --warm-shells N
+// starts paddockd with N warm shells of the template (and none of the other
+// built-in) and waits for them before the first phase: a pool sized to a
+// burst, as a farm that knows its batch sizes would run it (default: 4 of
+// each built-in), and again for the pool to refill before the steady churn,
+// whose end shows how many were left. Each holds a network slot, and a
+// bridge holds 1,023. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -56,10 +62,13 @@ std::vector<std::string> SplitWords(const std::string& text) {
   return words;
 }
 
-void StartDaemon(bool network) {
+void StartDaemon(bool network, const std::string& tmpl, int warm_shells) {
   std::vector<std::string> args = {PADDOCKD_PATH, "--state-dir", state + "/state", "--socket", sock,
                                    "--init", PADDOCK_INIT_PATH};
   if (!network) args.push_back("--no-network");
+  if (warm_shells >= 0) {
+    args.insert(args.end(), {"--warm-shells", std::to_string(warm_shells), "--warm-templates", tmpl});
+  }
   daemon_pid = bench::SpawnPaddockd(args, sock, state + "/paddockd.log");
   if (daemon_pid > 0) return;
   std::fprintf(stderr, "paddockd did not start (see %s/paddockd.log)\n", state.c_str());
@@ -136,6 +145,21 @@ double RuncChurn(const std::string& rootfs, double seconds, Phase& cycle) {
 
 // Waits (up to 2 minutes) until paddockd has finished tearing down every
 // deleted sandbox; returns how long that took (ms), or -1.
+// The value of a series in /metrics (`name` or `name{labels}`), or -1.
+double Gauge(const std::string& name) {
+  auto r = cli::ApiClient(sock).Send("GET", "/metrics", "");
+  if (!r.ok()) return -1;
+  size_t at = r->body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::atof(r->body.c_str() + at + name.size() + 2);
+}
+
+// Waits (at most 10 min) until `n` warm shells are ready; the wait in ms.
+double WaitForWarmShells(int n) {
+  double t0 = Now();
+  while (Now() - t0 < 600000 && Gauge("paddock_warm_shells") < n) ::usleep(20000);
+  return Now() - t0;
+}
+
 double WaitForTeardowns() {
   double t0 = Now();
   while (Now() - t0 < 120000) {
@@ -154,6 +178,7 @@ int main(int argc, char** argv) {
   std::string tmpl = "busybox";
   std::vector<std::string> cmd = {"/bin/true"};
   bool network = true, with_runc = true;
+  int warm_shells = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
@@ -161,12 +186,13 @@ int main(int argc, char** argv) {
     else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
     else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
     else if (a == "--cmd" && i + 1 < argc) cmd = SplitWords(argv[++i]);
+    else if (a == "--warm-shells" && i + 1 < argc) warm_shells = std::atoi(argv[++i]);
     else if (a == "--no-network") network = false;
     else if (a == "--no-runc") with_runc = false;
     else {
       std::fprintf(stderr,
                    "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--cmd \"WORD...\"] "
-                   "[--no-network] [--no-runc]\n");
+                   "[--warm-shells N] [--no-network] [--no-runc]\n");
       return 2;
     }
   }
@@ -175,7 +201,12 @@ int main(int argc, char** argv) {
   ::chmod(state.c_str(), 0711);
   sock = state + "/api.sock";
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  StartDaemon(network);
+  if (warm_shells >= 0 && tmpl != "busybox" && tmpl != "host") {
+    std::fprintf(stderr, "--warm-shells needs a built-in --template (busybox or host)\n");
+    return 2;
+  }
+  StartDaemon(network, tmpl, warm_shells);
+  double warm_wait_ms = warm_shells > 0 ? WaitForWarmShells(warm_shells) : 0;
   json spec = {{"template", tmpl}};
   json tru = {{"cmd", cmd}};
 
@@ -198,7 +229,9 @@ int main(int argc, char** argv) {
     double t0 = Now();
     del.Add(t0, Call("DELETE", "/v1/sandboxes/" + ids[i], nullptr));
   });
+  double burst_taken = Gauge("paddock_warm_shell_creates_total{shell=\"taken\"}");
   double teardown_ms = WaitForTeardowns();
+  double refill_ms = warm_shells > 0 ? WaitForWarmShells(warm_shells) : 0;
 
   Phase c_create, c_exec, c_delete, c_cycle;
   std::atomic<bool> stop{false};
@@ -231,14 +264,19 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : loopers) t.join();
   double churn_ms = Now() - churn_t0;
+  double warm_left = Gauge("paddock_warm_shells");
   double churn_teardown_ms = WaitForTeardowns();
 
   std::string command;
   for (const auto& w : cmd) command += (command.empty() ? "" : " ") + w;
   std::printf("paddockd, template %s, networking %s, %d concurrent clients, exec `%s`\n", tmpl.c_str(),
               network ? "on" : "off (--no-network)", clients, command.c_str());
+  if (warm_shells >= 0)
+    std::printf("%d warm shells of %s (no others), ready %.1f s after start-up\n", warm_shells, tmpl.c_str(),
+                warm_wait_ms / 1000);
   std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
   PrintRow("create", create, create_ms);
+  std::printf("  %.0f of them from a warm shell\n", burst_taken);
   PrintRow("exec", exec, exec_ms);
   PrintRow("delete", del, delete_ms);
   std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", teardown_ms);
@@ -249,6 +287,9 @@ int main(int argc, char** argv) {
   PrintRow("  exec", c_exec, 0);
   PrintRow("  delete", c_delete, 0);
   std::printf("teardowns all done %.0f ms after the churn stopped\n", churn_teardown_ms);
+  if (warm_shells > 0)
+    std::printf("warm shells: refilled %.1f s after the deletes, %.0f left when the churn stopped\n",
+                refill_ms / 1000, warm_left);
 
   if (int status; ::waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
     auto log = ReadFile(state + "/paddockd.log");

@@ -188,6 +188,36 @@ TEST_F(DaemonTest, BatchCreateOnAFullHostMakesWhatFitsAndWaitsForTeardowns) {
   EXPECT_NE(MustFail("POST", "/v1/sandboxes:batch", R"({"count": 2})", 503).find("full"), std::string::npos);
 }
 
+// --warm-templates: only busybox gets warm shells, and a create from it
+// takes one; an unknown template name keeps paddockd from starting.
+TEST_F(DaemonTest, WarmTemplatesPickWhichBuiltInsGetWarmShells) {
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--warm-shells", "3", "--warm-templates", "busybox"};
+  StartDaemon();
+  auto warm_shells = [&] {
+    auto m = api().Send("GET", "/metrics");
+    std::string text = m.ok() ? m->body : "";
+    size_t at = text.find("\npaddock_warm_shells ");
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + 21);
+  };
+  for (int i = 0; i < 1000 && warm_shells() < 3; ++i) ::usleep(10000);  // bounded: 10 s
+  EXPECT_EQ(warm_shells(), 3);
+  ::usleep(300000);  // none for host meanwhile (the default would make 6)
+  EXPECT_EQ(warm_shells(), 3);
+  json sb = Must("POST", "/v1/sandboxes", {{"template", "busybox"}}, 201);
+  std::string metrics = api().Send("GET", "/metrics")->body;
+  EXPECT_NE(metrics.find("\npaddock_warm_shell_creates_total{shell=\"taken\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\npaddock_warm_shell_creates_total{shell=\"missed\"} 0\n"), std::string::npos);
+  Must("DELETE", "/v1/sandboxes/" + sb["id"].get<std::string>(), nullptr, 204);
+  json host = Must("POST", "/v1/sandboxes", {{"template", "host"}}, 201);  // no warm shells of its own
+  metrics = api().Send("GET", "/metrics")->body;
+  EXPECT_NE(metrics.find("\npaddock_warm_shell_creates_total{shell=\"missed\"} 1\n"), std::string::npos) << metrics;
+  Must("DELETE", "/v1/sandboxes/" + host["id"].get<std::string>(), nullptr, 204);
+
+  std::string refused = Shell(std::string(PADDOCKD_PATH) + " --warm-templates busybox,ubuntu 2>&1");
+  EXPECT_NE(refused.find("ubuntu not in {host,busybox}"), std::string::npos) << refused;
+}
+
 TEST_F(DaemonTest, RunCreatesExecsAndDeletesInOneRequest) {
   auto r = api().Send("POST", "/v1/sandboxes:run",
                       R"({"sandbox": {"template": "busybox", "env": {"WHO": "run"}},

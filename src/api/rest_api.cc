@@ -235,6 +235,8 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::Template
   metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
   metrics_->Describe("paddock_warm_shells", "gauge",
                      "Sandboxes-to-be ready for Create (namespaces, cgroup, root filesystem).");
+  metrics_->Describe("paddock_warm_shell_creates_total", "counter",
+                     "Creates that could start from a warm shell, by whether one was ready.");
   metrics_->Describe("paddock_warm_network_slots", "gauge",
                      "Network slots ready for Create and Start (namespace, veth, address).");
   metrics_->Describe("paddock_sandbox_addresses", "gauge", "Sandboxes holding a network address.");
@@ -1538,6 +1540,10 @@ Response RestApi::Metrics(Call& c) {
   }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
+  metrics_->Set("paddock_warm_shell_creates_total", {{"shell", "taken"}},
+                static_cast<double>(manager_->warm_shells_taken()));
+  metrics_->Set("paddock_warm_shell_creates_total", {{"shell", "missed"}},
+                static_cast<double>(manager_->warm_shells_missed()));
   metrics_->Set("paddock_sandboxes_tearing_down", {}, static_cast<double>(manager_->tearing_down()));
   metrics_->Set("paddock_images", {}, static_cast<double>(manager_->images().List().size()));
   metrics_->Set("paddock_registry_requests_total", {},

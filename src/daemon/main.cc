@@ -4,6 +4,7 @@
 //
 //   paddockd [--state-dir DIR] [--socket PATH] [--listen HOST:PORT]
 //            [--api-key KEY] [--max-sandboxes N] [--warm-shells N] [--warm-images N]
+//            [--warm-templates host,busybox]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
 //            [--warm-slots N] [--recycled-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
 //
@@ -65,7 +66,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-sandboxes", mopts.max_sandboxes, "sandboxes this host holds at most");
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
-                 "sandboxes kept half-made per template (host, busybox) for fast creates");
+                 "sandboxes kept half-made per warm template for fast creates");
+  app.add_option("--warm-templates", mopts.warm_templates,
+                 "built-in templates that get warm shells (default host,busybox)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"host", "busybox"}));
   app.add_option("--warm-images", mopts.warm_images,
                  "images (the last created from) that get warm shells too");
   api::E2bOptions e2b_opts;

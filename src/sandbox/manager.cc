@@ -761,6 +761,7 @@ Result<SandboxInfo> SandboxManager::CreateFrom(const SandboxSpec& spec, const Te
   bool warm_fits = fork_source.empty() && !archive && (!network_ || info.network.enabled) &&
                    info.volumes.empty() && info.devices.empty();
   std::unique_ptr<WarmShell> warm = warm_fits ? warm_.Take(WarmKey(tmpl)) : nullptr;
+  if (warm_fits) ++(warm ? warm_taken_ : warm_missed_);
   Result<IdRanges::Lease> ids = warm ? Result<IdRanges::Lease>(std::move(warm->ids)) : id_ranges_.Reserve();
   auto unreserve = [this, id = info.id, name = info.name, devices = info.devices] {  // its id range goes back with sb
     MutexLock lock(mu_);

@@ -388,6 +388,10 @@ class SandboxManager {
 
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const { return warm_.ready(); }
+  // Creates that could start from a warm shell, by whether one was ready:
+  // misses say the pool is too small for the rate of creates.
+  uint64_t warm_shells_taken() const { return warm_taken_.load(); }
+  uint64_t warm_shells_missed() const { return warm_missed_.load(); }
   // The host side of networking; null when it is off.
   net::Network* network() const { return network_.get(); }
   const net::Forwarder* forwarder() const { return forwarder_.get(); }
@@ -630,6 +634,7 @@ class SandboxManager {
       archived_dir_;
 
   std::atomic<bool> shutting_down_ = false;
+  std::atomic<uint64_t> warm_taken_ = 0, warm_missed_ = 0;
   IdRanges id_ranges_;
 
   mutable Mutex mu_;  // never held during I/O
