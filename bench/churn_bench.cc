@@ -19,7 +19,8 @@
 // burst, as a farm that knows its batch sizes would run it (default: 4 of
 // each built-in), and again for the pool to refill before the steady churn,
 // whose end shows how many were left. Each holds a network slot, and a
-// bridge holds 1,023. Asserts nothing.
+// bridge holds 1,023. The state folder goes under $TMPDIR (/tmp), which
+// picks the filesystem measured. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -196,8 +197,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  char dir_tmpl[] = "/tmp/pdk-churn-XXXXXX";
-  state = ::mkdtemp(dir_tmpl);
+  // Under $TMPDIR, to measure another filesystem than /tmp's.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir_tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/pdk-churn-XXXXXX";
+  if (!::mkdtemp(dir_tmpl.data())) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  state = dir_tmpl;
   ::chmod(state.c_str(), 0711);
   sock = state + "/api.sock";
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
