@@ -139,6 +139,32 @@ TEST_F(DaemonTest, FilesApiRefusesFifosDevicesAndSocketsWithoutStalling) {
   EXPECT_NE(tar->body.find("file"), std::string::npos);
 }
 
+// The files a start writes into the sandbox (/etc/resolv.conf at every
+// start) after its code had its way with them: a FIFO there made the start
+// wait forever on its open, and with it the sandbox's rm and paddockd's
+// SIGTERM. Each is now replaced by a new file, never opened; a folder the
+// sandbox put there is left to it.
+TEST_F(DaemonTest, StartReplacesLaunchFilesTheSandboxTurnedIntoFifosOrLinks) {
+  Must("POST", "/v1/sandboxes", {{"name", "traps"}}, 201);
+  Must("POST", "/v1/sandboxes/traps/exec",
+       {{"command", "rm /etc/resolv.conf /etc/hosts /etc/hostname && mkfifo /etc/resolv.conf && "
+                    "ln -s /tmp/target /etc/hosts && mkdir /etc/hostname"},
+        {"user", "root"}});
+  Must("POST", "/v1/sandboxes/traps/stop", json::object());
+  auto started = api().Send("POST", "/v1/sandboxes/traps/start", "{}");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ(started->status, 200) << started->body;
+  std::string out = Must("POST", "/v1/sandboxes/traps/exec",
+                         {{"command", "stat -c %F /etc/resolv.conf /etc/hosts /etc/hostname; "
+                                      "grep -c nameserver /etc/resolv.conf; ls /tmp/target 2>&1"}})["stdout"];
+  // resolv.conf is written at every start; hosts and hostname only at the
+  // first (so the link stays, and nothing was written through it).
+  EXPECT_EQ(out.substr(0, out.find('\n')), "regular file") << out;
+  EXPECT_NE(out.find("symbolic link\ndirectory\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("No such file"), std::string::npos) << out;
+  Must("DELETE", "/v1/sandboxes/traps", nullptr, 204);
+}
+
 // A sandbox created with no limits gets the host's defaults: a fork bomb
 // and a memory hog stay inside it, and it carries on.
 TEST_F(DaemonTest, DefaultLimitsContainAForkBombAndAMemoryHog) {

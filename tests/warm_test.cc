@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "sandbox_fixture.h"
@@ -17,10 +21,11 @@ namespace {
 class WarmShellTest : public SandboxTest {
  protected:
   // Swaps the suite's manager for one that keeps `n` busybox shells warm.
-  void UseWarmManager(size_t n) {
+  void UseWarmManager(size_t n, int set_up_timeout_ms = 30000) {
     delete manager_;
     ManagerOptions opts = Options();
     opts.warm_shells = n;
+    opts.set_up_timeout_ms = set_up_timeout_ms;
     opts.warm_templates = {"busybox"};
     auto m = SandboxManager::Open(opts);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -144,6 +149,49 @@ TEST_F(WarmShellTest, WarmShellsHoldNoneOfTheDaemonsFiles) {
   EXPECT_EQ(::poll(&pfd, 1, 2000), 1) << "a warm shell holds the pipe's write end";
   EXPECT_TRUE(pfd.revents & POLLHUP);
   ::close(p[0]);
+  UseColdManager();
+}
+
+// A warm shell whose set-up never answers the launch (stopped here, as a
+// hang would leave it) is killed once the set-up timeout passes, and the
+// create boots a sandbox of its own instead of waiting forever.
+TEST_F(WarmShellTest, AShellThatDoesNotAnswerItsLaunchIsKilledAndTheCreateBootsCold) {
+  UseWarmManager(1, 1000);
+  ASSERT_TRUE(WaitForWarmShells(1));
+  // The shell: our child, in a pid namespace of its own, not exec'd yet.
+  auto pid_ns = [](const std::string& proc) {
+    struct stat st {};
+    return ::stat((proc + "/ns/pid").c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  pid_t shell = -1;
+  ino_t own_ns = pid_ns("/proc/self");
+  for (const auto& name : ListDir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto stat = ReadFile("/proc/" + name + "/stat");
+    ino_t ns = pid_ns("/proc/" + name);
+    if (!stat.ok() || ns == 0 || ns == own_ns) continue;
+    std::istringstream fields(stat->substr(stat->rfind(')') + 2));
+    std::string state;
+    pid_t ppid = 0;
+    fields >> state >> ppid;
+    if (ppid == ::getpid()) shell = std::stoi(name);
+  }
+  ASSERT_GT(shell, 0);
+  ASSERT_EQ(::kill(shell, SIGSTOP), 0);
+
+  auto t0 = std::chrono::steady_clock::now();
+  SandboxInfo sb = Create([] {
+    SandboxSpec spec;
+    spec.template_name = "busybox";
+    return spec;
+  }());
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(sb.id.empty());
+  EXPECT_GE(waited, std::chrono::milliseconds(1000));
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  EXPECT_EQ(Sh(sb.id, "echo booted"), "booted\n");
+  EXPECT_NE(sb.init_pid, shell);
+  EXPECT_NE(::kill(shell, 0), 0) << "the stopped shell was killed and reaped";
   UseColdManager();
 }
 

@@ -13,7 +13,9 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -168,13 +170,36 @@ void MakeChildParents(int sync, const char* path) {
   }
 }
 
+// Writes `text` to `path` as a new file renamed into place. Whatever the
+// sandbox left at the path is replaced, never opened: a FIFO there would
+// block this open (and the start waiting on it) forever, a symlink would
+// redirect the write. A folder there is the sandbox's own doing and stays.
 void WriteChildFile(int sync, const char* path, const char* text) {
   MakeChildParents(sync, path);
-  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  // Beside the path, so that the rename replaces it in one step; a random
+  // name, so that the sandbox cannot have taken it.
+  unsigned char random[8];
+  if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random))
+    ChildFail(sync, "create a launch file");
+  char tmp[1100];
+  int n = std::snprintf(tmp, sizeof tmp, "%s.pdk-", path);
+  if (n < 0 || static_cast<size_t>(n) + 2 * sizeof random >= sizeof tmp) ChildFail(sync, "create a launch file");
+  for (unsigned char b : random) {
+    tmp[n++] = "0123456789abcdef"[b >> 4];
+    tmp[n++] = "0123456789abcdef"[b & 15];
+  }
+  tmp[n] = '\0';
+  int fd = ::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) ChildFail(sync, "create a launch file");
   size_t len = std::strlen(text);
-  if (::write(fd, text, len) != static_cast<ssize_t>(len)) ChildFail(sync, "write a launch file");
+  bool written = ::write(fd, text, len) == static_cast<ssize_t>(len);
   ::close(fd);
+  if (written && ::rename(tmp, path) == 0) return;
+  int err = errno;
+  ::unlink(tmp);
+  if (written && (err == EISDIR || err == ENOTEMPTY || err == EEXIST)) return;  // a folder
+  errno = err;
+  ChildFail(sync, written ? "put a launch file in place" : "write a launch file");
 }
 
 int ShellMain(void* arg) {
@@ -350,7 +375,16 @@ Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
 }
 
 // The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step that failed.
-Result<char> ReadReport(int sync_fd) {
+// The child's next report, waited for at most `timeout_ms`: nothing the
+// sandbox does may keep a create or a start waiting forever.
+Result<char> ReadReport(int sync_fd, int timeout_ms) {
+  struct pollfd p = {sync_fd, POLLIN, 0};
+  int ready;
+  do ready = ::poll(&p, 1, timeout_ms);
+  while (ready < 0 && errno == EINTR);
+  if (ready < 0) return Status::Errno("wait for sandbox set-up");
+  if (ready == 0)
+    return DeadlineExceeded("sandbox set-up did not answer within " + std::to_string(timeout_ms) + " ms");
   ChildError err = {};
   ssize_t n;
   do n = ::recv(sync_fd, &err, sizeof err, 0);
@@ -382,6 +416,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   PDK_ASSIGN_OR_RETURN(const seccomp::Program* filter, seccomp::DefaultProfile());
 
   std::unique_ptr<Shell> shell(new Shell());
+  shell->timeout_ms_ = spec.set_up_timeout_ms;
   ShellArgs& a = *shell->args_;
   if (spec.devices.size() > ContainSpec::kMaxDevices)
     return InvalidArgument("too many device nodes: at most " + std::to_string(ContainSpec::kMaxDevices));
@@ -442,7 +477,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
 
   // On error ~Shell kills the child.
   PDK_ASSIGN_OR_RETURN(shell->root_mount_, PrepareChild(spec, pid, shell->sync_.get()));
-  PDK_ASSIGN_OR_RETURN(char report, ReadReport(shell->sync_.get()));
+  PDK_ASSIGN_OR_RETURN(char report, ReadReport(shell->sync_.get(), shell->timeout_ms_));
   if (report != kReady) return Internal("sandbox set-up ended before its root was ready");
   return shell;
 }
@@ -455,7 +490,7 @@ Result<Contained> Shell::Launch(const LaunchSpec& launch) {
     if (::send(sync_.get(), msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
       sent = Status::Errno("send launch message to sandbox");
     // A child that died reports why before its end closes: read that first.
-    PDK_ASSIGN_OR_RETURN(char report, ReadReport(sync_.get()));
+    PDK_ASSIGN_OR_RETURN(char report, ReadReport(sync_.get(), timeout_ms_));
     PDK_TRY(sent);
     if (report != '\0') return Internal("sandbox sent an unexpected report at launch");
     PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(child_.pid()));

@@ -57,6 +57,9 @@ struct ContainSpec {
   std::vector<std::string> init_env;
   // Set as soft and hard limit, clamped to the host's hard limit.
   std::vector<std::pair<int, rlim_t>> rlimits = {{RLIMIT_NOFILE, 1048576}, {RLIMIT_CORE, 0}};
+  // How long Prepare, and later Launch, wait for the child's answer (a few
+  // ms normally, seconds on a host under load) before they kill it and fail.
+  int set_up_timeout_ms = 30000;
 };
 
 // What a shell learns at launch: whose sandbox it is.
@@ -97,7 +100,8 @@ class Shell {
 
   pid_t pid() const { return child_.pid(); }
   // Sends `launch` and returns once the child has exec'd paddock-init.
-  // Once only; on error the child is gone.
+  // Once only; on error (DeadlineExceeded past set_up_timeout_ms) the child
+  // is gone.
   Result<Contained> Launch(const LaunchSpec& launch);
 
  private:
@@ -108,6 +112,7 @@ class Shell {
   ProcessHandle child_;
   UniqueFd sync_;
   UniqueFd root_mount_;  // see Contained::root_mount
+  int timeout_ms_ = 0;   // ContainSpec::set_up_timeout_ms
 };
 
 }  // namespace paddock::kernel

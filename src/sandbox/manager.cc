@@ -936,6 +936,7 @@ Result<std::unique_ptr<kernel::Shell>> SandboxManager::PrepareShell(
   spec.log_fd = log.get();
   spec.netns_fd = slot ? slot->netns.get() : -1;
   spec.init_env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  spec.set_up_timeout_ms = opts_.set_up_timeout_ms;
   auto shell = kernel::Shell::Prepare(spec);
   if (!shell.ok()) ::unlink(socket.c_str());
   return shell;

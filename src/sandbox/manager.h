@@ -65,6 +65,9 @@ struct ManagerOptions {
   uint32_t id_base = 1u << 30;         // host uid/gid of the first sandbox's root
   uint32_t id_slots = 16384;           // sandboxes with distinct id ranges
   int default_stop_grace_ms = 10000;
+  // How long a sandbox's set-up may take to answer at each step before it
+  // is killed and the create or start fails (kernel::ContainSpec).
+  int set_up_timeout_ms = 30000;
   size_t max_sandboxes = 1000;         // beyond this, Create says the host is full
   // What a sandbox gets for each limit its spec leaves at 0, so that one
   // fork bomb or memory hog cannot take the host; a 0 here: no limit.
