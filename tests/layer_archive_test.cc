@@ -184,5 +184,27 @@ TEST_F(LayerArchiveTest, CorruptArchiveIsRefusedBeforeAnythingIsWritten) {
   EXPECT_TRUE(ListDir(dst_).empty());
 }
 
+// What the layer copy and the archive open in a sandbox's layer: only a
+// regular file. A FIFO (which a running sandbox may swap in after the walk
+// looked) is refused at once, never opened, so nothing waits for a writer.
+TEST(OpenRegularAtTest, OpensRegularFilesOnlyAndNeverWaitsOnAFifo) {
+  TempDir tmp;
+  ASSERT_TRUE(WriteFileAtomic(tmp.path() + "/file", "data").ok());
+  ASSERT_EQ(::mkfifo((tmp.path() + "/fifo").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("file", (tmp.path() + "/link").c_str()), 0);
+  UniqueFd dir(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir);
+  auto file = OpenRegularAt(dir.get(), "file");
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  char buf[8] = {};
+  EXPECT_EQ(::read(file->get(), buf, sizeof buf), 4);
+  struct stat st;
+  auto fifo = OpenRegularAt(dir.get(), "fifo", &st);
+  EXPECT_EQ(fifo.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(OpenRegularAt(dir.get(), "link").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(OpenRegularAt(dir.get(), "missing").status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace paddock::testing

@@ -52,6 +52,18 @@ Status WriteExisting(const std::string& path, std::string_view data) {
   return WriteAll(fd.get(), data, path);
 }
 
+Result<UniqueFd> OpenRegularAt(int dir, const std::string& name, struct stat* st) {
+  struct stat own;
+  if (!st) st = &own;
+  UniqueFd node(::openat(dir, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!node) return Status::Errno("open " + name);
+  if (::fstat(node.get(), st) != 0) return Status::Errno("stat " + name);
+  if (!S_ISREG(st->st_mode)) return FailedPrecondition(name + " is not a regular file");
+  UniqueFd file(::open(("/proc/self/fd/" + std::to_string(node.get())).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) return Status::Errno("open " + name);
+  return file;
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
   std::string tmp = path + ".tmp-" + RandomHex(6);
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));

@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "base/fd.h"
 #include "base/status.h"
+
+struct stat;
 
 namespace paddock {
 
@@ -20,6 +23,12 @@ Status WriteAll(int fd, std::string_view data, const std::string& path);
 Status WriteExisting(const std::string& path, std::string_view data);
 // Crash-safe replace: writes a temporary sibling, fsyncs it, renames it over `path`.
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+// `name` in the folder `dir` opened for reading, only if it is a regular
+// file: looked at through an O_PATH handle first and reopened from it, so
+// that nothing else is ever opened (a FIFO's open would wait for a writer,
+// a device's act). FailedPrecondition otherwise; `st`, if given, gets what
+// it is either way.
+Result<UniqueFd> OpenRegularAt(int dir, const std::string& name, struct stat* st = nullptr);
 // mkdir -p; succeeds if the directory already exists.
 Status MakeDirs(const std::string& path, mode_t mode = 0755);
 // rm -rf without following symlinks (safe on trees written by sandboxes).

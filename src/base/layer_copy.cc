@@ -40,8 +40,9 @@ Status CopyXattrs(int src_dir, int dst_dir, const char* name, const std::string&
 }
 
 Status CopyFile(int src_dir, int dst_dir, const char* name, const struct stat& st, const std::string& path) {
-  UniqueFd in(::openat(src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in) return Status::Errno("open " + path);
+  auto opened = OpenRegularAt(src_dir, name);  // not one a running sandbox swapped for a FIFO
+  if (!opened.ok()) return opened.status().Annotate(path);
+  UniqueFd in = std::move(*opened);
   UniqueFd out(::openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) return Status::Errno("create copy of " + path);
   off_t left = st.st_size;

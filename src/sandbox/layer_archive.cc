@@ -84,8 +84,9 @@ class Writer {
     Status s = Fill(e, dir, name, st, rel, where);
     UniqueFd data;
     if (s.ok() && S_ISREG(st.st_mode) && !archive_entry_hardlink(e) && st.st_size > 0) {
-      data = UniqueFd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!data) s = Status::Errno("open " + where);
+      auto opened = OpenRegularAt(dir, name);  // not one swapped for a FIFO meanwhile
+      if (opened.ok()) data = std::move(*opened);
+      else s = opened.status().Annotate(where);
       if (s.ok()) s = MapHoles(e, data.get(), st.st_size);
     }
     if (s.ok() && archive_write_header(a_, e) != ARCHIVE_OK) s = Failed("add " + where);
