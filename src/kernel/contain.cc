@@ -374,9 +374,9 @@ Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   return root_copy;
 }
 
-// The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step that failed.
-// The child's next report, waited for at most `timeout_ms`: nothing the
-// sandbox does may keep a create or a start waiting forever.
+// The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step
+// that failed; waited for at most `timeout_ms`, so that nothing a sandbox
+// does keeps a create or a start waiting forever.
 Result<char> ReadReport(int sync_fd, int timeout_ms) {
   struct pollfd p = {sync_fd, POLLIN, 0};
   int ready;
