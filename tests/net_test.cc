@@ -29,6 +29,10 @@ constexpr const char* kOutside = "198.18.0.2";  // the outside server's address 
 // The outside server's port that keeps connections open and echoes.
 constexpr int kEchoPort = 8004;
 
+// Connections each sandbox may hold open at once through the host in this
+// suite (the daemon's default is 8192): low, so a test can reach it.
+constexpr int kMaxConnections = 32;
+
 // A network namespace beside the host joined by veth `link` (host_address/30
 // here, address/30 there), serving "hello <port>" on each port. By default
 // the "internet": 198.18.0.2 (a benchmarking range, not a private one).
@@ -145,6 +149,7 @@ class NetTest : public SandboxTest {
     // No warm or recycled slots, no warm shells: the host-clean check
     // compares devices. SlotPoolTest covers the pool.
     network.recycled_slots = 0;
+    network.max_connections = kMaxConnections;
     opts.network = network;
     auto m = SandboxManager::Open(opts);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -337,6 +342,37 @@ TEST_F(NetTest, NarrowingThePolicyCutsConnectionsAlreadyOpen) {
     ::usleep(50000);
   }
   EXPECT_NE(last, "ok\n") << "the connection still carries data after egress was denied:\n" << talk();
+}
+
+// A sandbox cannot fill the host's conntrack table, which every sandbox and
+// the host's own NAT share: past its cap, its new connections are refused at
+// once (a reset, not a hang), another sandbox still connects, and once it
+// closes its connections it may open new ones.
+TEST_F(NetTest, ASandboxCannotHoldMoreConnectionsThanItsCap) {
+  OutsideServer outside({8001, kEchoPort});
+  SandboxInfo a = CreateNet(), b = CreateNet();
+  // Opens `tries` connections to the echo port and keeps them open while it
+  // counts how each went; they close when it exits.
+  std::string hoarder =
+      "import socket, sys, collections\n"
+      "held, seen = [], collections.Counter()\n"
+      "for _ in range(int(sys.argv[3])):\n"
+      "    try:\n"
+      "        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+      "        s.recv(100); held.append(s); seen['ok'] += 1\n"
+      "    except ConnectionRefusedError: seen['refused'] += 1\n"
+      "    except Exception as e: seen[type(e).__name__] += 1\n"
+      "print(' '.join(f'{k}={v}' for k, v in sorted(seen.items())))\n";
+  auto hoard = [&](int tries) {
+    auto r = Exec(a.id, {"python3", "-c", hoarder, kOutside, std::to_string(kEchoPort),
+                         std::to_string(tries)});
+    return r.stdout_data;
+  };
+  EXPECT_EQ(hoard(kMaxConnections + 10),
+            "ok=" + std::to_string(kMaxConnections) + " refused=10\n");
+  EXPECT_EQ(Probe(b.id, kOutside, 8001), "ok hello 8001");
+  // The first round's connections are closed now: the sandbox starts afresh.
+  EXPECT_EQ(hoard(kMaxConnections), "ok=" + std::to_string(kMaxConnections) + "\n");
 }
 
 // Default egress is the public internet: a server on a private-range address

@@ -7,6 +7,7 @@
 //            [--warm-templates host,busybox]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
 //            [--warm-slots N] [--recycled-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
+//            [--max-sandbox-connections N]
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
   app.add_option("--recycled-slots", nopts.recycled_slots,
                  "released network slots kept, once reset, for the next sandboxes (beyond --warm-slots)");
   app.add_option("--nft-table", nopts.table, "name of Paddock's nftables table (inet family)");
+  app.add_option("--max-sandbox-connections", nopts.max_connections,
+                 "connections each sandbox may have open at once through the host, in its conntrack "
+                 "table (new ones past it are refused; 0: no cap)");
   app.add_option("--egress-allow-private", nopts.private_allowed,
                  "a private-range CIDR every sandbox may reach (default egress is the "
                  "public internet only)");

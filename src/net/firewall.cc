@@ -55,9 +55,17 @@ std::string Firewall::TableText() const {
   std::vector<std::string> resolvers, allowed;
   for (Ipv4 r : config_.resolvers) resolvers.push_back(r.ToString());
   for (const Cidr& c : config_.private_allowed) allowed.push_back(c.ToString());
+  // A new connection past a sandbox's cap is refused, so that no sandbox
+  // fills the host's conntrack table, which every sandbox (and the host's
+  // own NAT) needs. Closed connections and those in TIME_WAIT do not count.
+  std::string cap;
+  if (config_.max_connections > 0)
+    cap = "    iifname " + br + " ct state new add @connections { ip saddr ct count over " +
+          std::to_string(config_.max_connections) + " } jump refuse\n";
   std::ostringstream t;
   t << "table inet " << config_.table << " {\n"
     << "  set host_access { type ipv4_addr; }\n"
+    << "  set connections { type ipv4_addr; size 65535; flags dynamic; }\n"
     << "  map egress { type ipv4_addr : verdict; }\n"
     << "  set resolvers { type ipv4_addr;" << elements(resolvers) << " }\n"
     << "  set private_allowed { type ipv4_addr; flags interval; auto-merge;" << elements(allowed)
@@ -86,6 +94,7 @@ std::string Firewall::TableText() const {
     << "    type filter hook input priority filter - 10; policy accept;\n"
     << "    iifname " << br << " ct direction reply accept\n"
     << "    iifname " << br << " ct state related accept\n"
+    << cap
     << "    iifname " << br << " ip saddr @host_access accept\n"
     << "    iifname " << br << " icmp type echo-request accept\n"
     << "    iifname " << br << " jump refuse\n"
@@ -99,6 +108,7 @@ std::string Firewall::TableText() const {
     << "    iifname " << br << " meta nfproto ipv6 drop\n"
     << "    iifname " << br << " ct direction reply accept\n"
     << "    iifname " << br << " ct state related accept\n"
+    << cap
     << "    iifname " << br << " ip saddr vmap @egress\n"
     << "    iifname " << br << " goto public_only\n"
     << "  }\n"

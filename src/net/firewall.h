@@ -39,6 +39,10 @@ struct FirewallConfig {
   Cidr pool;
   std::vector<Ipv4> resolvers;  // DNS to these is let through (by an allow list too)
   std::vector<Cidr> private_allowed;  // private ranges the operator opened to every sandbox
+  // Connections a sandbox may have open at once through the host (its
+  // entries in the host's conntrack table, which all sandboxes and the host
+  // share); a new one past this is refused. 0: no cap.
+  uint32_t max_connections = 0;
 };
 
 class Firewall {

@@ -130,7 +130,7 @@ Result<std::unique_ptr<Network>> Network::Open(NetworkOptions opts) {
   PDK_TRY(nl.AddAddress(bridge, pool.At(1), pool.prefix));
   PDK_TRY(nl.SetUp(bridge));
   PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_forward", "1").Annotate("enable IPv4 forwarding"));
-  PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers, private_allowed}));
+  PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers, private_allowed, opts.max_connections}));
   return std::unique_ptr<Network>(
       new Network(std::move(opts), pool, std::move(resolvers), std::move(nl), bridge, std::move(firewall)));
 }

@@ -46,6 +46,9 @@ struct NetworkOptions {
   // Private-range CIDRs that sandboxes reach by default (egress otherwise
   // goes to the public internet only: see Firewall).
   std::vector<std::string> private_allowed;
+  // Connections each sandbox may have open at once through the host (see
+  // FirewallConfig::max_connections); 0: no cap.
+  uint32_t max_connections = 8192;
 };
 
 // IPv4 packets a namespace's stack received and sent (its /proc/net/snmp).
