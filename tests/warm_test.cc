@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -53,19 +54,21 @@ class WarmShellTest : public SandboxTest {
   }
 };
 
-// The identity in init's environment, read from the host (init is not
-// dumpable: the sandbox's own processes cannot read its environ).
+// The sandbox whose cgroup init is in, seen from the host: the last part of
+// its cgroup path, the same in every hierarchy (v1) or the one (v2).
 std::string InitIdentity(SandboxManager& manager, const std::string& id) {
   auto info = manager.Get(id);
   if (!info.ok()) return info.status().ToString();
-  std::string environ = ReadFile("/proc/" + std::to_string(info->init_pid) + "/environ").value();
-  for (size_t at = 0; at < environ.size();) {
-    size_t end = environ.find('\0', at);
-    std::string var = environ.substr(at, end - at);
-    if (var.rfind("PADDOCK_SANDBOX_ID=", 0) == 0) return var;
-    at = end == std::string::npos ? environ.size() : end + 1;
+  auto lines = ReadFile("/proc/" + std::to_string(info->init_pid) + "/cgroup");
+  if (!lines.ok()) return lines.status().ToString();
+  std::set<std::string> names;
+  std::istringstream in(*lines);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(":/paddock") == std::string::npos) continue;  // v1 hierarchies Paddock does not use
+    names.insert(line.substr(line.rfind('/') + 1));
   }
-  return "";
+  if (names.size() != 1) return "cgroups named " + std::to_string(names.size()) + " ways: " + *lines;
+  return *names.begin();
 }
 
 TEST_F(WarmShellTest, CreateTakesAWarmShellAndGivesItTheSandboxIdentity) {
@@ -84,8 +87,8 @@ TEST_F(WarmShellTest, CreateTakesAWarmShellAndGivesItTheSandboxIdentity) {
   EXPECT_EQ(Sh(sb.id, "hostname; cat /etc/hostname; grep warmbox /etc/hosts | cut -f2"),
             "warmbox\nwarmbox\nwarmbox\n");
   EXPECT_EQ(Sh(sb.id, "echo $GREETING; tr '\\0' ' ' < /proc/1/cmdline"),
-            "hi\npaddock-init --listen-fd 3 ");
-  EXPECT_EQ(InitIdentity(*manager_, sb.id), "PADDOCK_SANDBOX_ID=" + sb.id);
+            "hi\npaddock-init --listen-fd 3 --launch-fd 5 ");
+  EXPECT_EQ(InitIdentity(*manager_, sb.id), sb.id);
   // The cgroup carries the sandbox's id and its limits; inside, it is the root.
   EXPECT_EQ(Sh(sb.id, "cat /proc/self/cgroup | grep -c ':/$'"),
             Sh(sb.id, "wc -l < /proc/self/cgroup"));
@@ -131,7 +134,7 @@ TEST_F(WarmShellTest, ConcurrentCreatesDrainThePoolAndFallBackToColdBoots) {
   for (auto& t : threads) t.join();
   for (const auto& id : ids) {
     ASSERT_FALSE(id.empty());
-    EXPECT_EQ(InitIdentity(*manager_, id), "PADDOCK_SANDBOX_ID=" + id);
+    EXPECT_EQ(InitIdentity(*manager_, id), id);
   }
   UseColdManager();
 }

@@ -2,6 +2,8 @@
 //
 //   paddock-init --listen-fd N     serve the agent protocol on inherited socket N
 //   paddock-init --listen PATH     bind PATH itself (tests, debugging)
+//   ... --launch-fd M              first wait for the sandbox's launch on
+//                                  socket M and carry it out (init/launch.h)
 //
 // It reaps every zombie in the sandbox, forwards SIGTERM/SIGINT/SIGHUP to all
 // processes, and exits once SIGTERM has been delivered and no child remains.
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <string>
 
+#include "init/launch.h"
 #include "init/server.h"
 
 namespace {
@@ -38,13 +41,15 @@ int main(int argc, char** argv) {
   // holds. Its children become dumpable again when they exec, so debuggers
   // still work on the sandbox's own programs.
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) return Die("prctl(PR_SET_DUMPABLE)");
-  int listen_fd = -1;
+  int listen_fd = -1, launch_fd = -1;
   std::string listen_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--listen-fd") listen_fd = std::atoi(argv[i + 1]);
     else if (flag == "--listen") listen_path = argv[i + 1];
+    else if (flag == "--launch-fd") launch_fd = std::atoi(argv[i + 1]);
   }
+  if (launch_fd >= 0) init::AwaitLaunch(launch_fd);
   if (listen_fd < 0 && listen_path.empty()) {
     std::fprintf(stderr, "usage: paddock-init --listen-fd N | --listen PATH\n");
     return 2;

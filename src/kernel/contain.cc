@@ -2,9 +2,8 @@
 // (maps, cgroup, detached mounts) is in Shell::Prepare, and its identity comes
 // in Shell::Launch. They meet over a socketpair:
 //   host -> child   the mount fds, once the id maps are written
-//   child -> host   one byte: the root filesystem is assembled (a warm shell)
-//   host -> child   the launch message: hostname, env, files to write
-//   child's end closes on exec, which is how the host learns init is running.
+//   the child assembles the root and execs paddock-init, which says it is
+//   ready and waits for the launch (kernel/launch.h, init/launch.cc)
 // At any step the child may instead report the step that failed and exit.
 #include "kernel/contain.h"
 
@@ -27,6 +26,7 @@
 
 #include "base/fs.h"
 #include "kernel/caps.h"
+#include "kernel/launch.h"
 #include "kernel/mnt.h"
 #include "kernel/net.h"
 #include "kernel/seccomp.h"
@@ -37,15 +37,13 @@ namespace paddock::kernel {
 struct ShellArgs {
   mnt::RootfsPlan plan;
   std::vector<std::pair<int, rlim_t>> rlimits;
-  const seccomp::Program* seccomp = nullptr;
-  uint64_t caps = 0;
   int log_fd = -1, listen_fd = -1, init_exe_fd = -1;
   int sync_fd = -1;
   bool own_netns = true;  // else it joined the host's namespace for it, set up already
   int host_fd = -1;  // the host's end of the socketpair, which our copy of the fd table also holds
   std::vector<gid_t> groups;      // supplementary groups inside (device groups)
   std::vector<std::string> env;   // ContainSpec::init_env
-  std::vector<char*> argv, envp;  // envp: into `env`, no terminator (launch adds to it)
+  std::vector<char*> argv, envp;  // envp: into `env`
 };
 
 namespace {
@@ -53,9 +51,6 @@ namespace {
 constexpr int kNamespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 constexpr size_t kMaxMountFds = 128;  // SCM_RIGHTS takes up to 253
 constexpr size_t kStackBytes = 256 * 1024;
-constexpr size_t kLaunchBytes = 16384;  // the launch message's limit
-constexpr size_t kMaxLaunchEnv = 64;
-constexpr char kReady = 'R';
 // ThreadSanitizer keeps per-thread state in memory a CLONE_VM child would
 // share (and corrupt, running intercepted calls as our thread): a TSan
 // build gives the child a copy of the address space instead.
@@ -65,16 +60,12 @@ constexpr int kShareVm = 0;
 constexpr int kShareVm = CLONE_VM;
 #endif
 // Fixed fd numbers in the child: 0 /dev/null, 1-2 the log, 3 the agent
-// socket (see paddock-init --listen-fd), 4 init's executable, 5 the sync socket.
+// socket (see paddock-init --listen-fd), 4 init's executable, 5 the sync
+// socket (init's --launch-fd).
 constexpr int kInitListenFd = 3, kInitExeFd = 4, kSyncFd = 5;
 
-struct ChildError {
-  char step[96];
-  int err;
-};
-
 [[noreturn]] void ChildFail(int sync_fd, const char* step) {
-  ChildError e = {};
+  LaunchError e = {};
   e.err = errno;
   std::strncpy(e.step, step, sizeof e.step - 1);
   (void)!::send(sync_fd, &e, sizeof e, MSG_NOSIGNAL);
@@ -106,109 +97,14 @@ ssize_t ReceiveMountFds(int sync_fd, int* fds) {
   return static_cast<ssize_t>(count);
 }
 
-// The launch message: "hostname\0" then `env_count` "K=V\0" then `file_count`
-// pairs "path\0text\0", `symlink_count` pairs "target\0path\0" and
-// `chmod_count` pairs "path\0octal mode\0", after a header of the counts.
-struct LaunchHeader {
-  uint32_t env_count;
-  uint32_t file_count;
-  uint32_t symlink_count;
-  uint32_t chmod_count;
-};
-
-Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
-  if (launch.env.size() > kMaxLaunchEnv) return InvalidArgument("too many launch env entries");
-  LaunchHeader h{static_cast<uint32_t>(launch.env.size()), static_cast<uint32_t>(launch.files.size()),
-                 static_cast<uint32_t>(launch.symlinks.size()), static_cast<uint32_t>(launch.chmods.size())};
-  std::string out(reinterpret_cast<const char*>(&h), sizeof h);
-  auto add = [&out](const std::string& s) -> Status {
-    if (s.find('\0') != std::string::npos) return InvalidArgument("launch strings hold no NUL");
-    out += s;
-    out += '\0';
-    return Status::Ok();
-  };
-  PDK_TRY(add(launch.hostname));
-  for (const auto& e : launch.env) PDK_TRY(add(e));
-  for (const auto& [path, text] : launch.files) {
-    PDK_TRY(add(path));
-    PDK_TRY(add(text));
-  }
-  for (const auto& [target, path] : launch.symlinks) {
-    PDK_TRY(add(target));
-    PDK_TRY(add(path));
-  }
-  for (const auto& [path, mode] : launch.chmods) {
-    char octal[16];
-    std::snprintf(octal, sizeof octal, "%o", mode & 07777);
-    PDK_TRY(add(path));
-    PDK_TRY(add(octal));
-  }
-  if (out.size() > kLaunchBytes) return InvalidArgument("launch message over 16 KiB");
-  return out;
-}
-
-// Next NUL-terminated string of [*at, end), or null if there is none.
-const char* NextString(const char** at, const char* end) {
-  const char* s = *at;
-  const void* nul = s < end ? std::memchr(s, '\0', end - s) : nullptr;
-  if (!nul) return nullptr;
-  *at = static_cast<const char*>(nul) + 1;
-  return s;
-}
-
-// Makes the folders above `path` (inside the sandbox: it is our root now).
-void MakeChildParents(int sync, const char* path) {
-  char dir[1024];
-  size_t len = std::strlen(path);
-  if (len >= sizeof dir) ChildFail(sync, "make a launch path's folders");
-  std::memcpy(dir, path, len + 1);
-  for (size_t i = 1; i < len; ++i) {
-    if (dir[i] != '/') continue;
-    dir[i] = '\0';
-    if (::mkdir(dir, 0755) != 0 && errno != EEXIST) ChildFail(sync, "make a launch path's folders");
-    dir[i] = '/';
-  }
-}
-
-// Writes `text` to `path` as a new file renamed into place. Whatever the
-// sandbox left at the path is replaced, never opened: a FIFO there would
-// block this open (and the start waiting on it) forever, a symlink would
-// redirect the write. A folder there is the sandbox's own doing and stays.
-void WriteChildFile(int sync, const char* path, const char* text) {
-  MakeChildParents(sync, path);
-  // Beside the path, so that the rename replaces it in one step; a random
-  // name, so that the sandbox cannot have taken it.
-  unsigned char random[8];
-  if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random))
-    ChildFail(sync, "create a launch file");
-  char tmp[1100];
-  int n = std::snprintf(tmp, sizeof tmp, "%s.pdk-", path);
-  if (n < 0 || static_cast<size_t>(n) + 2 * sizeof random >= sizeof tmp) ChildFail(sync, "create a launch file");
-  for (unsigned char b : random) {
-    tmp[n++] = "0123456789abcdef"[b >> 4];
-    tmp[n++] = "0123456789abcdef"[b & 15];
-  }
-  tmp[n] = '\0';
-  int fd = ::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) ChildFail(sync, "create a launch file");
-  size_t len = std::strlen(text);
-  bool written = ::write(fd, text, len) == static_cast<ssize_t>(len);
-  ::close(fd);
-  if (written && ::rename(tmp, path) == 0) return;
-  int err = errno;
-  ::unlink(tmp);
-  if (written && (err == EISDIR || err == ENOTEMPTY || err == EEXIST)) return;  // a folder
-  errno = err;
-  ChildFail(sync, written ? "put a launch file in place" : "write a launch file");
-}
-
 int ShellMain(void* arg) {
   auto* a = static_cast<ShellArgs*>(arg);
   int sync = a->sync_fd;
 
-  // Until init runs, this child must not outlive paddockd: if the daemon dies,
-  // nothing would ever launch or collect it. Our copy of the host's end must
-  // go too, or its death would never reach us as EOF.
+  // Until it is launched, this child (later init) must not outlive
+  // paddockd: if the daemon dies, nothing would ever launch or collect it.
+  // Our copy of the host's end must go too, or its death would never reach
+  // us as EOF.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::close(a->host_fd);
   // Keep only init's fds: a warm shell may wait long, and must not hold the
@@ -222,7 +118,7 @@ int ShellMain(void* arg) {
     if (fd < 0) ChildFail(sync, "duplicate fds for init");
   if (::dup2(lifted[0], 0) < 0 || ::dup2(lifted[1], 1) < 0 || ::dup2(lifted[1], 2) < 0 ||
       ::dup2(lifted[2], kInitListenFd) < 0 || ::dup3(lifted[3], kInitExeFd, O_CLOEXEC) < 0 ||
-      ::dup3(lifted[4], kSyncFd, O_CLOEXEC) < 0)
+      ::dup2(lifted[4], kSyncFd) < 0)
     ChildFail(sync, "arrange fds for init");
   sync = kSyncFd;
   ::syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);
@@ -249,72 +145,19 @@ int ShellMain(void* arg) {
     rl.rlim_cur = rl.rlim_max = value < rl.rlim_max ? value : rl.rlim_max;
     if (::setrlimit(resource, &rl) != 0) ChildFail(sync, "setrlimit");
   }
-  if (::send(sync, &kReady, 1, MSG_NOSIGNAL) != 1) ::_exit(1);
-
-  // A warm shell waits here. EOF: the host discarded it.
-  char msg[kLaunchBytes];
-  struct iovec iov = {msg, sizeof msg};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  ssize_t n = RecvRetrying(sync, &mh, 0);
-  if (n <= 0) ::_exit(1);
-  if (static_cast<size_t>(n) < sizeof(LaunchHeader)) ChildFail(sync, "read the launch message");
-  LaunchHeader h;
-  std::memcpy(&h, msg, sizeof h);
-  const char* at = msg + sizeof h;
-  const char* end = msg + n;
-  const char* hostname = NextString(&at, end);
-  char* envp[kMaxLaunchEnv * 2 + 1];
-  size_t ne = 0;
-  for (char* e : a->envp)
-    if (ne < kMaxLaunchEnv) envp[ne++] = e;
-  for (uint32_t i = 0; i < h.env_count && ne < kMaxLaunchEnv * 2; ++i) {
-    const char* e = NextString(&at, end);
-    if (!e) ChildFail(sync, "read the launch message");
-    envp[ne++] = const_cast<char*>(e);
-  }
-  envp[ne] = nullptr;
-  if (!hostname) ChildFail(sync, "read the launch message");
-
-  // The host has given the cgroup its final name: this is its root from now on.
-  if (::unshare(CLONE_NEWCGROUP) != 0) ChildFail(sync, "unshare cgroup namespace");  // cgroup ns
-  if (::sethostname(hostname, std::strlen(hostname)) != 0) ChildFail(sync, "sethostname");  // uts ns
-  for (uint32_t i = 0; i < h.file_count; ++i) {
-    const char* path = NextString(&at, end);
-    const char* text = path ? NextString(&at, end) : nullptr;
-    if (!text) ChildFail(sync, "read the launch message");
-    WriteChildFile(sync, path, text);
-  }
-  for (uint32_t i = 0; i < h.symlink_count; ++i) {
-    const char* target = NextString(&at, end);
-    const char* path = target ? NextString(&at, end) : nullptr;
-    if (!path) ChildFail(sync, "read the launch message");
-    MakeChildParents(sync, path);
-    struct stat st;
-    if (::lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) ::unlink(path);
-    if (::symlink(target, path) != 0 && errno != EEXIST) ChildFail(sync, "create a device's symlink");
-  }
-  for (uint32_t i = 0; i < h.chmod_count; ++i) {
-    const char* path = NextString(&at, end);
-    const char* mode = path ? NextString(&at, end) : nullptr;
-    if (!mode) ChildFail(sync, "read the launch message");
-    if (::chmod(path, static_cast<mode_t>(std::strtoul(mode, nullptr, 8))) != 0 && errno != ENOENT)
-      ChildFail(sync, "chmod a device's path");
-  }
-  if ((errno = caps::Restrict(a->caps)) != 0) ChildFail(sync, "restrict capabilities");
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(sync, "set no_new_privs");
-  if ((errno = seccomp::Apply(*a->seccomp)) != 0) ChildFail(sync, "install seccomp filter");
-  // PID 1 drops signals it has no handler for, unless they are blocked: keep
-  // the ones init handles blocked, so a SIGTERM sent before init installs its
-  // handlers waits for it instead of vanishing. The mask survives exec.
+  // Init runs from here on and waits for the launch itself, so that a
+  // create does not pay its start-up (a static binary's glibc start-up
+  // probes the CPU: ~0.5 ms in a VM, where each cpuid traps). PID 1 drops
+  // signals it has no handler for, unless they are blocked: keep the ones
+  // init handles blocked, so a SIGTERM sent before init installs its
+  // handlers waits for it instead of vanishing. The mask survives exec, as
+  // does the parent-death signal, which init clears once launched.
   sigset_t init_signals;
   sigemptyset(&init_signals);
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
     sigaddset(&init_signals, sig);
   ::sigprocmask(SIG_SETMASK, &init_signals, nullptr);
-  ::prctl(PR_SET_PDEATHSIG, 0);  // init outlives paddockd: that is the point
-  ::syscall(SYS_execveat, kInitExeFd, "", a->argv.data(), envp, AT_EMPTY_PATH);
+  ::syscall(SYS_execveat, kInitExeFd, "", a->argv.data(), a->envp.data(), AT_EMPTY_PATH);
   ChildFail(sync, "exec paddock-init");
 }
 
@@ -374,9 +217,9 @@ Result<UniqueFd> PrepareChild(const ContainSpec& spec, pid_t pid, int sync_fd) {
   return root_copy;
 }
 
-// The child's next word: kReady, EOF (it exec'd: returns '\0'), or the step
-// that failed; waited for at most `timeout_ms`, so that nothing a sandbox
-// does keeps a create or a start waiting forever.
+// The child's next word: kShellReady, kLaunched, or the step that failed;
+// waited for at most `timeout_ms`, so that nothing a sandbox does keeps a
+// create or a start waiting forever.
 Result<char> ReadReport(int sync_fd, int timeout_ms) {
   struct pollfd p = {sync_fd, POLLIN, 0};
   int ready;
@@ -385,15 +228,33 @@ Result<char> ReadReport(int sync_fd, int timeout_ms) {
   if (ready < 0) return Status::Errno("wait for sandbox set-up");
   if (ready == 0)
     return DeadlineExceeded("sandbox set-up did not answer within " + std::to_string(timeout_ms) + " ms");
-  ChildError err = {};
+  LaunchError err = {};
   ssize_t n;
   do n = ::recv(sync_fd, &err, sizeof err, 0);
   while (n < 0 && errno == EINTR);
   if (n < 0) return Status::Errno("read sandbox set-up report");
-  if (n == 0) return '\0';
-  if (n == 1 && err.step[0] == kReady) return kReady;
+  if (n == 0) return Internal("sandbox set-up ended without a word");
+  if (n == 1) return err.step[0];
   if (n == sizeof err) return Status::Errno(std::string("sandbox set-up: ") + err.step, err.err);
   return Internal("sandbox set-up sent a malformed report");
+}
+
+// The launch message, with the seccomp program's fd (init installs it).
+Status SendLaunch(int sync_fd, const std::string& msg, int seccomp_fd) {
+  struct iovec iov = {const_cast<char*>(msg.data()), msg.size()};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &seccomp_fd, sizeof seccomp_fd);
+  if (::sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0) return Status::Errno("send launch message to sandbox");
+  return Status::Ok();
 }
 
 }  // namespace
@@ -413,10 +274,11 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   static_assert(ContainSpec::kMaxBinds + 2 <= kMaxMountFds);
   if (spec.binds.size() > ContainSpec::kMaxBinds)
     return InvalidArgument("too many binds: at most " + std::to_string(ContainSpec::kMaxBinds));
-  PDK_ASSIGN_OR_RETURN(const seccomp::Program* filter, seccomp::DefaultProfile());
+  PDK_ASSIGN_OR_RETURN(int seccomp_fd, seccomp::DefaultProfileFd());
 
   std::unique_ptr<Shell> shell(new Shell());
   shell->timeout_ms_ = spec.set_up_timeout_ms;
+  shell->seccomp_fd_ = seccomp_fd;
   ShellArgs& a = *shell->args_;
   if (spec.devices.size() > ContainSpec::kMaxDevices)
     return InvalidArgument("too many device nodes: at most " + std::to_string(ContainSpec::kMaxDevices));
@@ -431,17 +293,18 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
     a.plan.bind_is_file.push_back(::stat(b.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode));
   }
   a.rlimits = spec.rlimits;
-  a.seccomp = filter;
-  a.caps = caps::DefaultSet();
   a.log_fd = spec.log_fd;
   a.listen_fd = spec.listen_fd;
   a.init_exe_fd = spec.init_exe_fd;
   a.own_netns = spec.netns_fd < 0;
   a.plan.sysfs_fd = !a.own_netns;
-  static char kInit[] = "paddock-init", kFlag[] = "--listen-fd", kFd[] = "3";
-  a.argv = {kInit, kFlag, kFd, nullptr};
+  static char kInit[] = "paddock-init", kListen[] = "--listen-fd", kListenFd[] = "3",
+              kLaunch[] = "--launch-fd", kLaunchFd[] = "5";
+  static_assert(kInitListenFd == 3 && kSyncFd == 5);
+  a.argv = {kInit, kListen, kListenFd, kLaunch, kLaunchFd, nullptr};
   a.env = spec.init_env;
   for (auto& e : a.env) a.envp.push_back(e.data());
+  a.envp.push_back(nullptr);
 
   int sp[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
@@ -478,21 +341,21 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
   // On error ~Shell kills the child.
   PDK_ASSIGN_OR_RETURN(shell->root_mount_, PrepareChild(spec, pid, shell->sync_.get()));
   PDK_ASSIGN_OR_RETURN(char report, ReadReport(shell->sync_.get(), shell->timeout_ms_));
-  if (report != kReady) return Internal("sandbox set-up ended before its root was ready");
+  if (report != kShellReady) return Internal("sandbox sent an unexpected report once set up");
   return shell;
 }
 
 Result<Contained> Shell::Launch(const LaunchSpec& launch) {
   if (!child_.valid()) return FailedPrecondition("this sandbox shell was launched already");
   auto launched = [&]() -> Result<Contained> {
-    PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(launch));
-    Status sent;
-    if (::send(sync_.get(), msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
-      sent = Status::Errno("send launch message to sandbox");
+    LaunchSpec with_caps = launch;
+    with_caps.caps = caps::DefaultSet();
+    PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(with_caps));
+    Status sent = SendLaunch(sync_.get(), msg, seccomp_fd_);
     // A child that died reports why before its end closes: read that first.
     PDK_ASSIGN_OR_RETURN(char report, ReadReport(sync_.get(), timeout_ms_));
     PDK_TRY(sent);
-    if (report != '\0') return Internal("sandbox sent an unexpected report at launch");
+    if (report != kLaunched) return Internal("sandbox sent an unexpected report at launch");
     PDK_ASSIGN_OR_RETURN(uint64_t start, ProcessStartTime(child_.pid()));
     return Contained{std::move(child_), start, std::move(root_mount_)};
   }();

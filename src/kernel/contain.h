@@ -3,7 +3,8 @@
 //
 // In two steps, so that the slow one can be done ahead of time: a Shell is a
 // process with its namespaces, id maps, cgroup and root filesystem in place
-// (Shell::Prepare); it learns whose sandbox it is, and execs init, at Launch.
+// running paddock-init, which waits (Shell::Prepare); it learns whose
+// sandbox it is at Launch.
 #pragma once
 
 #include <sys/resource.h>
@@ -17,6 +18,7 @@
 #include "base/fd.h"
 #include "base/status.h"
 #include "kernel/cgroup.h"
+#include "kernel/launch.h"
 #include "kernel/process.h"
 #include "kernel/user.h"
 
@@ -62,20 +64,6 @@ struct ContainSpec {
   int set_up_timeout_ms = 30000;
 };
 
-// What a shell learns at launch: whose sandbox it is.
-struct LaunchSpec {
-  std::string hostname;
-  std::vector<std::string> env;  // added to ContainSpec::init_env
-  // {path inside, text} written before init runs, as root inside (its
-  // folders made if missing).
-  std::vector<std::pair<std::string, std::string>> files;
-  // {target, path inside}: symlinks made then (a device's, see cdi.h); an
-  // earlier link at the path is replaced, anything else there kept.
-  std::vector<std::pair<std::string, std::string>> symlinks;
-  // {path inside, mode}: chmod'ed then; a path not there is skipped.
-  std::vector<std::pair<std::string, uint32_t>> chmods;
-};
-
 struct Contained {
   ProcessHandle init;
   uint64_t start_time = 0;  // of the init process, for adoption after a restart
@@ -99,7 +87,7 @@ class Shell {
   Shell& operator=(const Shell&) = delete;
 
   pid_t pid() const { return child_.pid(); }
-  // Sends `launch` and returns once the child has exec'd paddock-init.
+  // Sends `launch` and returns once init has carried it out.
   // Once only; on error (DeadlineExceeded past set_up_timeout_ms) the child
   // is gone.
   Result<Contained> Launch(const LaunchSpec& launch);
@@ -113,6 +101,7 @@ class Shell {
   UniqueFd sync_;
   UniqueFd root_mount_;  // see Contained::root_mount
   int timeout_ms_ = 0;   // ContainSpec::set_up_timeout_ms
+  int seccomp_fd_ = -1;  // seccomp::DefaultProfileFd(), sent with the launch
 };
 
 }  // namespace paddock::kernel

@@ -1,5 +1,6 @@
 #include "kernel/seccomp.h"
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -212,10 +213,23 @@ Result<const Program*> DefaultProfile() {
   return &built->value();
 }
 
-int Apply(const Program& prog) {
-  struct sock_fprog fprog = prog.fprog();
-  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) != 0) return errno;
-  return 0;
+Result<int> DefaultProfileFd() {
+  static std::once_flag once;
+  static Result<int>* made = nullptr;
+  std::call_once(once, [] {
+    made = new Result<int>([]() -> Result<int> {
+      PDK_ASSIGN_OR_RETURN(const Program* prog, DefaultProfile());
+      UniqueFd fd(::memfd_create("paddock-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      if (!fd) return Status::Errno("memfd_create for the seccomp filter");
+      size_t bytes = prog->code.size() * sizeof(sock_filter);
+      if (::write(fd.get(), prog->code.data(), bytes) != static_cast<ssize_t>(bytes))
+        return Status::Errno("write the seccomp filter");
+      if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+        return Status::Errno("seal the seccomp filter");
+      return fd.release();
+    }());
+  });
+  return *made;
 }
 
 }  // namespace paddock::kernel::seccomp

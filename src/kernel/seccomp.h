@@ -28,7 +28,9 @@ struct Program {
 // stream, datagram and seqpacket sockets (no raw, packet or vsock ones).
 Result<const Program*> DefaultProfile();
 
-// Child side, async-signal-safe: installs `prog` (needs no_new_privs). 0 or errno.
-int Apply(const Program& prog);
+// DefaultProfile's code in a sealed memfd (made once, held for the
+// process's life), for paddock-init to read and install when it is launched
+// (init/launch.cc): the program as an array of struct sock_filter.
+Result<int> DefaultProfileFd();
 
 }  // namespace paddock::kernel::seccomp

@@ -18,6 +18,7 @@
 #include "base/ids.h"
 #include "base/json_field.h"
 #include "kernel/contain.h"
+#include "kernel/seccomp.h"
 #include "base/layer_copy.h"
 #include "sandbox/layer_archive.h"
 #include "sandbox/manager_parts.h"
@@ -237,7 +238,6 @@ Status RequireState(const SandboxInfo& info, SandboxState needed, const char* do
 kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network) {
   kernel::LaunchSpec launch;
   launch.hostname = info.name;
-  launch.env = {"PADDOCK_SANDBOX_ID=" + info.id};
   if (first_boot)
     launch.files = {{"/etc/hostname", info.name + "\n"},
                     {"/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
@@ -289,6 +289,9 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
   UniqueFd init(::open(opts.init_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!init) return Status::Errno("open paddock-init at " + opts.init_path);
+  // The seccomp filter every launch carries, compiled (and its fd opened)
+  // now: a host whose libseccomp cannot build it fails here, not at a create.
+  PDK_TRY(kernel::seccomp::DefaultProfileFd().status());
   for (const char* sub : {"", "/sandboxes", "/templates", "/staging", "/trash", "/snapshots", "/archives"})
     PDK_TRY(MakeDirs(opts.state_dir + sub, 0711));
   // A sandbox's set-up runs as its own root, an unprivileged host id, and must
