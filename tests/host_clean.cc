@@ -48,7 +48,9 @@ HostSnapshot TakeHostSnapshot() {
   for (const auto& proc : ListDirs("/proc")) {
     std::ifstream comm(proc + "/comm");
     std::string name;
-    if (std::getline(comm, name) && name == "paddock-init") s.init_processes.push_back(proc);
+    if (!std::getline(comm, name)) continue;
+    if (name == "paddock-init") s.init_processes.push_back(proc);
+    if (name == "paddock-shell") s.shell_processes.push_back(proc);
   }
   for (const auto& link : ListDir("/sys/class/net"))
     if (link.rfind("pdk", 0) == 0) s.links.push_back(link);
@@ -75,6 +77,7 @@ std::string DescribeLeaks(const HostSnapshot& before, const HostSnapshot& after)
   diff("mount", before.mounts, after.mounts);
   diff("cgroup", before.cgroups, after.cgroups);
   diff("process", before.init_processes, after.init_processes);
+  diff("waiting shell", before.shell_processes, after.shell_processes);
   diff("network device", before.links, after.links);
   diff("nftables table", before.nft_tables, after.nft_tables);
   return out.str();

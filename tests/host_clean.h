@@ -10,7 +10,8 @@ namespace paddock::testing {
 struct HostSnapshot {
   std::vector<std::string> mounts;         // mountinfo lines naming paddock or pdk
   std::vector<std::string> cgroups;        // sandbox cgroup folders under any paddock parent
-  std::vector<std::string> init_processes; // live paddock-init processes
+  std::vector<std::string> init_processes; // live paddock-init processes (launched sandboxes)
+  std::vector<std::string> shell_processes; // inits still waiting for a launch (warm shells)
   std::vector<std::string> links;          // network devices named pdk*
   std::vector<std::string> nft_tables;     // nftables tables named paddock*
 };
