@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/fd_passing.h"
 #include "kernel/caps.h"
 #include "kernel/launch.h"
 
@@ -94,23 +95,12 @@ void AwaitLaunch(int fd) {
 
   // A warm shell waits here. EOF: the host discarded it.
   std::vector<char> message(kernel::kLaunchBytes);
-  struct iovec iov = {message.data(), message.size()};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n;
-  do n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  int program = -1;
+  size_t fds = 0;
+  ssize_t n = RecvWithFds(fd, message.data(), message.size(), &program, 1, &fds);
   if (n <= 0) ::_exit(1);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
-    Fail(fd, "receive the seccomp filter with the launch", EPROTO);
-  int program;
-  std::memcpy(&program, CMSG_DATA(c), sizeof program);
-  UniqueFd seccomp_program(program);
+  UniqueFd seccomp_program(fds == 1 ? program : -1);
+  if (!seccomp_program) Fail(fd, "receive the seccomp filter with the launch", EPROTO);
   auto launch = kernel::DecodeLaunch(std::string_view(message.data(), static_cast<size_t>(n)));
   if (!launch.ok()) Fail(fd, "read the launch message", EPROTO);
 

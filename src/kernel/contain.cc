@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/fd_passing.h"
 #include "base/fs.h"
 #include "kernel/caps.h"
 #include "kernel/launch.h"
@@ -49,7 +50,7 @@ struct ShellArgs {
 namespace {
 
 constexpr int kNamespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-constexpr size_t kMaxMountFds = 128;  // SCM_RIGHTS takes up to 253
+constexpr size_t kMaxMountFds = kMaxPassedFds;
 constexpr size_t kStackBytes = 256 * 1024;
 // ThreadSanitizer keeps per-thread state in memory a CLONE_VM child would
 // share (and corrupt, running intercepted calls as our thread): a TSan
@@ -72,28 +73,12 @@ constexpr int kInitListenFd = 3, kInitExeFd = 4, kSyncFd = 5;
   ::_exit(1);
 }
 
-ssize_t RecvRetrying(int fd, struct msghdr* msg, int flags) {
-  ssize_t n;
-  do n = ::recvmsg(fd, msg, flags);
-  while (n < 0 && errno == EINTR);
-  return n;
-}
-
-// Waits for the host's first go: the detached mounts, sent once the id maps exist.
+// Waits for the host's first go: the detached mounts, sent once the id maps
+// exist. Their number, or -1.
 ssize_t ReceiveMountFds(int sync_fd, int* fds) {
   char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxMountFds)];
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (RecvRetrying(sync_fd, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-  size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-  std::memcpy(fds, CMSG_DATA(c), count * sizeof(int));
+  size_t count = 0;
+  if (RecvWithFds(sync_fd, &byte, 1, fds, kMaxMountFds, &count) <= 0) return -1;
   return static_cast<ssize_t>(count);
 }
 
@@ -161,22 +146,11 @@ int ShellMain(void* arg) {
   ChildFail(sync, "exec paddock-init");
 }
 
-Status SendMountFds(int sync_fd, const std::vector<UniqueFd>& fds) {
-  char byte = 'g';
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxMountFds)] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  int* out = reinterpret_cast<int*>(CMSG_DATA(c));
-  for (size_t i = 0; i < fds.size(); ++i) out[i] = fds[i].get();
-  if (::sendmsg(sync_fd, &msg, MSG_NOSIGNAL) < 0) return Status::Errno("send mounts to sandbox");
+Status SendMountFds(int sync_fd, const std::vector<UniqueFd>& mounts) {
+  int fds[kMaxMountFds];
+  for (size_t i = 0; i < mounts.size(); ++i) fds[i] = mounts[i].get();
+  if (int err = SendWithFds(sync_fd, "g", 1, fds, mounts.size()))
+    return Status::Errno("send mounts to sandbox", err);
   return Status::Ok();
 }
 
@@ -237,24 +211,6 @@ Result<char> ReadReport(int sync_fd, int timeout_ms) {
   if (n == 1) return err.step[0];
   if (n == sizeof err) return Status::Errno(std::string("sandbox set-up: ") + err.step, err.err);
   return Internal("sandbox set-up sent a malformed report");
-}
-
-// The launch message, with the seccomp program's fd (init installs it).
-Status SendLaunch(int sync_fd, const std::string& msg, int seccomp_fd) {
-  struct iovec iov = {const_cast<char*>(msg.data()), msg.size()};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &seccomp_fd, sizeof seccomp_fd);
-  if (::sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0) return Status::Errno("send launch message to sandbox");
-  return Status::Ok();
 }
 
 }  // namespace
@@ -351,7 +307,10 @@ Result<Contained> Shell::Launch(const LaunchSpec& launch) {
     LaunchSpec with_caps = launch;
     with_caps.caps = caps::DefaultSet();
     PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(with_caps));
-    Status sent = SendLaunch(sync_.get(), msg, seccomp_fd_);
+    // The seccomp program's fd goes with it: init installs it.
+    Status sent;
+    if (int err = SendWithFds(sync_.get(), msg.data(), msg.size(), &seccomp_fd_, 1))
+      sent = Status::Errno("send launch message to sandbox", err);
     // A child that died reports why before its end closes: read that first.
     PDK_ASSIGN_OR_RETURN(char report, ReadReport(sync_.get(), timeout_ms_));
     PDK_TRY(sent);
