@@ -48,9 +48,12 @@ HostSnapshot TakeHostSnapshot() {
   for (const auto& proc : ListDirs("/proc")) {
     std::ifstream comm(proc + "/comm");
     std::string name;
-    if (!std::getline(comm, name)) continue;
-    if (name == "paddock-init") s.init_processes.push_back(proc);
-    if (name == "paddock-shell") s.shell_processes.push_back(proc);
+    if (!std::getline(comm, name) || (name != "paddock-init" && name != "paddock-shell")) continue;
+    // A warm shell's init is named paddock-shell only once its start-up
+    // has run: until then its cgroup (warm-<hex>) tells it apart.
+    auto cgroup = ReadFile(proc + "/cgroup");
+    bool warm = name == "paddock-shell" || (cgroup.ok() && cgroup->find("/warm-") != std::string::npos);
+    (warm ? s.shell_processes : s.init_processes).push_back(proc);
   }
   for (const auto& link : ListDir("/sys/class/net"))
     if (link.rfind("pdk", 0) == 0) s.links.push_back(link);
