@@ -13,9 +13,6 @@ namespace paddock::kernel::seccomp {
 struct Program {
   std::vector<struct sock_filter> code;
   int newest_syscall = 0;  // above it: ENOSYS
-  struct sock_fprog fprog() const {
-    return {static_cast<unsigned short>(code.size()), const_cast<sock_filter*>(code.data())};
-  }
 };
 
 // The default profile compiled to BPF with libseccomp (once; thread-safe).
