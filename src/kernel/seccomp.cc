@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <mutex>
+#include <vector>
 
 #include "base/fd.h"
 
@@ -112,7 +114,7 @@ constexpr uint64_t kNamespaceFlags = 0x7E020000;
 // variants of them, and the query.
 constexpr uint64_t kPersonalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
 
-Result<Program> Build() {
+Result<std::vector<struct sock_filter>> Build() {
   scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ERRNO(EPERM));
   if (!ctx) return Internal("seccomp_init failed");
   // Syscalls as a binary tree, not a list. The kernel runs the filter on
@@ -190,39 +192,29 @@ Result<Program> Build() {
   // Syscalls newer than anything the lists name get ENOSYS, not EPERM, so
   // that libc falls back to an older call as it would on an older kernel.
   // Jumps are relative: libseccomp's program runs unchanged after this.
-  Program prog;
-  prog.code = {
+  std::vector<struct sock_filter> code = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, 3),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, static_cast<uint32_t>(newest), 0, 1),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
   };
-  prog.code.insert(prog.code.end(), body.begin(), body.end());
-  prog.newest_syscall = newest;
-  return prog;
+  code.insert(code.end(), body.begin(), body.end());
+  return code;
 }
 
 }  // namespace
-
-Result<const Program*> DefaultProfile() {
-  static std::once_flag once;
-  static Result<Program>* built = nullptr;
-  std::call_once(once, [] { built = new Result<Program>(Build()); });
-  if (!built->ok()) return built->status();
-  return &built->value();
-}
 
 Result<int> DefaultProfileFd() {
   static std::once_flag once;
   static Result<int>* made = nullptr;
   std::call_once(once, [] {
     made = new Result<int>([]() -> Result<int> {
-      PDK_ASSIGN_OR_RETURN(const Program* prog, DefaultProfile());
+      PDK_ASSIGN_OR_RETURN(std::vector<struct sock_filter> code, Build());
       UniqueFd fd(::memfd_create("paddock-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING));
       if (!fd) return Status::Errno("memfd_create for the seccomp filter");
-      size_t bytes = prog->code.size() * sizeof(sock_filter);
-      if (::write(fd.get(), prog->code.data(), bytes) != static_cast<ssize_t>(bytes))
+      size_t bytes = code.size() * sizeof(sock_filter);
+      if (::write(fd.get(), code.data(), bytes) != static_cast<ssize_t>(bytes))
         return Status::Errno("write the seccomp filter");
       if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
         return Status::Errno("seal the seccomp filter");
