@@ -5,18 +5,17 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "base/fd.h"
 #include "base/fd_passing.h"
+#include "base/ids.h"
 #include "kernel/caps.h"
 #include "kernel/launch.h"
 
@@ -24,10 +23,7 @@ namespace paddock::init {
 namespace {
 
 [[noreturn]] void Fail(int fd, const char* step, int err = errno) {
-  kernel::LaunchError e = {};
-  e.err = err;
-  std::strncpy(e.step, step, sizeof e.step - 1);
-  (void)!::send(fd, &e, sizeof e, MSG_NOSIGNAL);
+  kernel::ReportLaunchError(fd, step, err);
   ::_exit(1);
 }
 
@@ -47,14 +43,7 @@ const char* WriteFile(const std::string& path, const std::string& text) {
   if (!MakeParents(path)) return "make a launch path's folders";
   // Beside the path, so that the rename replaces it in one step; a random
   // name, so that the sandbox cannot have taken it.
-  unsigned char random[8];
-  if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random))
-    return "create a launch file";
-  std::string tmp = path + ".pdk-";
-  for (unsigned char b : random) {
-    tmp += "0123456789abcdef"[b >> 4];
-    tmp += "0123456789abcdef"[b & 15];
-  }
+  std::string tmp = path + ".pdk-" + RandomHex(8);
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd) return "create a launch file";
   bool written = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
@@ -100,7 +89,8 @@ void AwaitLaunch(int fd) {
   if (n <= 0) ::_exit(1);
   UniqueFd seccomp_program(fds == 1 ? program : -1);
   if (!seccomp_program) Fail(fd, "receive the seccomp filter with the launch", EPROTO);
-  auto launch = kernel::DecodeLaunch(std::string_view(message.data(), static_cast<size_t>(n)));
+  uint64_t caps = 0;
+  auto launch = kernel::DecodeLaunch(std::string_view(message.data(), static_cast<size_t>(n)), &caps);
   if (!launch.ok()) Fail(fd, "read the launch message", EPROTO);
 
   // The host has given the cgroup its final name: this is its root from now on.
@@ -118,7 +108,7 @@ void AwaitLaunch(int fd) {
   for (const auto& [path, mode] : launch->chmods)
     if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != ENOENT)
       Fail(fd, "chmod a device's path");
-  if ((errno = kernel::caps::Restrict(launch->caps)) != 0) Fail(fd, "restrict capabilities");
+  if ((errno = kernel::caps::Restrict(caps)) != 0) Fail(fd, "restrict capabilities");
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(fd, "set no_new_privs");
   if (const char* step = InstallSeccomp(seccomp_program.get())) Fail(fd, step);
   seccomp_program.reset();

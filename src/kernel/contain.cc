@@ -20,7 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 
 #include "base/fd_passing.h"
 #include "base/fs.h"
@@ -64,10 +63,7 @@ constexpr int kShareVm = CLONE_VM;
 constexpr int kInitListenFd = 3, kInitExeFd = 4, kSyncFd = 5;
 
 [[noreturn]] void ChildFail(int sync_fd, const char* step) {
-  LaunchError e = {};
-  e.err = errno;
-  std::strncpy(e.step, step, sizeof e.step - 1);
-  (void)!::send(sync_fd, &e, sizeof e, MSG_NOSIGNAL);
+  ReportLaunchError(sync_fd, step, errno);
   ::_exit(1);
 }
 
@@ -302,9 +298,7 @@ Result<std::unique_ptr<Shell>> Shell::Prepare(const ContainSpec& spec) {
 Result<Contained> Shell::Launch(const LaunchSpec& launch) {
   if (!child_.valid()) return FailedPrecondition("this sandbox shell was launched already");
   auto launched = [&]() -> Result<Contained> {
-    LaunchSpec with_caps = launch;
-    with_caps.caps = caps::DefaultSet();
-    PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(with_caps));
+    PDK_ASSIGN_OR_RETURN(std::string msg, EncodeLaunch(launch, caps::DefaultSet()));
     // The seccomp program's fd goes with it: init installs it.
     Status sent;
     if (int err = SendWithFds(sync_.get(), msg.data(), msg.size(), &seccomp_fd_, 1))

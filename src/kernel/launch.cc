@@ -1,5 +1,7 @@
 #include "kernel/launch.h"
 
+#include <sys/socket.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,8 +21,15 @@ struct LaunchHeader {
 
 }  // namespace
 
-Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
-  LaunchHeader h{launch.caps, static_cast<uint32_t>(launch.files.size()),
+void ReportLaunchError(int fd, const char* step, int err) {
+  LaunchError e = {};
+  e.err = err;
+  std::strncpy(e.step, step, sizeof e.step - 1);
+  (void)!::send(fd, &e, sizeof e, MSG_NOSIGNAL);
+}
+
+Result<std::string> EncodeLaunch(const LaunchSpec& launch, uint64_t caps) {
+  LaunchHeader h{caps, static_cast<uint32_t>(launch.files.size()),
                  static_cast<uint32_t>(launch.symlinks.size()), static_cast<uint32_t>(launch.chmods.size())};
   std::string out(reinterpret_cast<const char*>(&h), sizeof h);
   auto add = [&out](const std::string& s) -> Status {
@@ -48,7 +57,7 @@ Result<std::string> EncodeLaunch(const LaunchSpec& launch) {
   return out;
 }
 
-Result<LaunchSpec> DecodeLaunch(std::string_view message) {
+Result<LaunchSpec> DecodeLaunch(std::string_view message, uint64_t* caps) {
   LaunchHeader h;
   if (message.size() < sizeof h) return InvalidArgument("launch message shorter than its header");
   std::memcpy(&h, message.data(), sizeof h);
@@ -60,8 +69,8 @@ Result<LaunchSpec> DecodeLaunch(std::string_view message) {
     message.remove_prefix(nul + 1);
     return s;
   };
+  *caps = h.caps;
   LaunchSpec l;
-  l.caps = h.caps;
   PDK_ASSIGN_OR_RETURN(l.hostname, next());
   // Each entry takes at least two bytes: counts past that are lies.
   if (uint64_t{h.file_count} + h.symlink_count + h.chmod_count > message.size())

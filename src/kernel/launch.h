@@ -32,9 +32,6 @@ struct LaunchSpec {
   std::vector<std::pair<std::string, std::string>> symlinks;
   // {path inside, mode}: chmod'ed then; a path not there is skipped.
   std::vector<std::pair<std::string, uint32_t>> chmods;
-  // Capabilities init keeps (and so every process it starts): the rest
-  // leave the bounding set. Set by the shell (caps::DefaultSet()).
-  uint64_t caps = 0;
 };
 
 constexpr char kShellReady = 'R', kLaunched = 'L';
@@ -47,7 +44,13 @@ struct LaunchError {
   int err;
 };
 
-Result<std::string> EncodeLaunch(const LaunchSpec& launch);
-Result<LaunchSpec> DecodeLaunch(std::string_view message);
+// Sends a LaunchError for `step` and `err` on `fd`. Async-signal-safe (a
+// shell's child reports with it before exec, init after).
+void ReportLaunchError(int fd, const char* step, int err);
+
+// The message carries `caps`, the capabilities init keeps (and so every
+// process it starts): the rest leave the bounding set.
+Result<std::string> EncodeLaunch(const LaunchSpec& launch, uint64_t caps);
+Result<LaunchSpec> DecodeLaunch(std::string_view message, uint64_t* caps);
 
 }  // namespace paddock::kernel
