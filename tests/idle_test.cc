@@ -6,7 +6,7 @@ namespace paddock::testing {
 namespace {
 
 // Polls (bounded: 10 s) until sandbox `id` is in `state`.
-bool WaitForState(DaemonTest& t, const std::string& id, const std::string& state, json& last,
+bool WaitForState(const std::string& id, const std::string& state, json& last,
                   const std::function<json(const std::string&)>& get) {
   for (int i = 0; i < 200; ++i) {
     last = get(id);
@@ -31,12 +31,12 @@ TEST_F(DaemonTest, IdleSandboxesStopOrPauseAndActivityKeepsThemRunning) {
   }
   EXPECT_EQ(get(busy["id"])["state"], "running");
   json last;
-  EXPECT_TRUE(WaitForState(*this, idle["id"], "stopped", last, get)) << last.dump();
-  EXPECT_TRUE(WaitForState(*this, paused["id"], "paused", last, get)) << last.dump();
+  EXPECT_TRUE(WaitForState(idle["id"], "stopped", last, get)) << last.dump();
+  EXPECT_TRUE(WaitForState(paused["id"], "paused", last, get)) << last.dump();
   // Started again, it runs until it idles again.
   Must("POST", "/v1/sandboxes/" + idle["id"].get<std::string>() + "/start");
   EXPECT_EQ(get(idle["id"])["state"], "running");
-  EXPECT_TRUE(WaitForState(*this, idle["id"], "stopped", last, get)) << last.dump();
+  EXPECT_TRUE(WaitForState(idle["id"], "stopped", last, get)) << last.dump();
   EXPECT_NE(MustFail("POST", "/v1/sandboxes", R"({"template":"busybox","on_idle":"kill"})", 400).find("on_idle"),
             std::string::npos);
 }

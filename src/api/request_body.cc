@@ -65,27 +65,27 @@ std::string MultipartReader::FileNameOf(std::string_view part_head) {
 // The body is read as if it began with CRLF, so that the first delimiter
 // (which may open the body, with no preamble) reads like every later one.
 MultipartReader::MultipartReader(std::string boundary, Source source)
-    : delimiter_("\r\n--" + boundary), source_(std::move(source)), buf_("\r\n") {}
+    : delimiter_("\r\n--" + boundary), source_(std::move(source)), buf_("\r\n"), end_(buf_.size()) {}
 
 Status MultipartReader::Fill(size_t want) {
   if (pos_ >= kPieceBytes) {  // drop what was consumed before growing
     buf_.erase(0, pos_);
+    end_ -= pos_;
     pos_ = 0;
   }
   while (Held() < want && !ended_) {
-    size_t have = buf_.size();
-    buf_.resize(have + std::max(kPieceBytes, want - Held()));
-    Result<size_t> n = source_(buf_.data() + have, buf_.size() - have);
-    buf_.resize(have + (n.ok() ? *n : 0));
-    if (!n.ok()) return n.status();
-    ended_ = *n == 0;
+    // Grown (and so zero-filled) by a piece when short of room, not on
+    // every read: a source that gives a byte at a time costs a byte each.
+    if (buf_.size() - end_ < want - Held()) buf_.resize(end_ + std::max(kPieceBytes, want - Held()));
+    PDK_ASSIGN_OR_RETURN(size_t n, source_(buf_.data() + end_, buf_.size() - end_));
+    end_ += n;
+    ended_ = n == 0;
   }
   return Status::Ok();
 }
 
-size_t MultipartReader::FindDelimiter() const {
-  size_t at = std::string_view(buf_).find(delimiter_, pos_);
-  return at == std::string::npos ? at : at - pos_;
+size_t MultipartReader::FindDelimiter(size_t within) const {
+  return Unread().substr(0, within).find(delimiter_);
 }
 
 Result<std::optional<std::string>> MultipartReader::NextPart() {
@@ -106,24 +106,24 @@ Result<std::optional<std::string>> MultipartReader::NextPart() {
     } else if (ended_) {
       return InvalidArgument("the multipart body holds no delimiter for its boundary");
     } else {
-      pos_ = buf_.size() - (delimiter_.size() - 1);  // keep what may begin one
+      pos_ = end_ - (delimiter_.size() - 1);  // keep what may begin one
     }
   }
   // After a delimiter: "--" closes the body; else the rest of the
   // delimiter's line and the part's header lines end with an empty line.
   PDK_TRY(Fill(2));
-  if (buf_.compare(pos_, 2, "--") == 0) {
+  if (Unread().substr(0, 2) == "--") {
     where_ = Where::kDone;
     return std::optional<std::string>();
   }
   PDK_TRY(Fill(kMaxHeadBytes + 4));
-  size_t end = std::string_view(buf_).substr(pos_, kMaxHeadBytes + 4).find("\r\n\r\n");
+  size_t end = Unread().substr(0, kMaxHeadBytes + 4).find("\r\n\r\n");
   if (end == std::string::npos)
     return InvalidArgument(ended_ && Held() < kMaxHeadBytes
                                ? "a multipart part's header is cut off"
                                : "a multipart part's header is over " + std::to_string(kMaxHeadBytes) +
                                      " bytes");
-  std::string head = buf_.substr(pos_, end);
+  std::string head(Unread().substr(0, end));
   pos_ += end + 4;
   where_ = Where::kInPart;
   return std::optional<std::string>(std::move(head));
@@ -131,20 +131,24 @@ Result<std::optional<std::string>> MultipartReader::NextPart() {
 
 Result<size_t> MultipartReader::Read(char* buf, size_t cap) {
   if (where_ != Where::kInPart || cap == 0) return size_t{0};
-  PDK_TRY(Fill(delimiter_.size() + std::min(cap, kPieceBytes)));
-  size_t at = FindDelimiter();
+  cap = std::min(cap, kPieceBytes);
+  PDK_TRY(Fill(delimiter_.size() + cap));
+  // Only a delimiter that begins among the first `cap` bytes matters, and
+  // one that does ends within `window`: the search costs the read, not
+  // what is held (a reader of small pieces would scan 64 KiB for each).
+  size_t window = cap + delimiter_.size() - 1;
+  size_t at = FindDelimiter(window);
   size_t n;
   if (at == 0) {
     pos_ += delimiter_.size();
     where_ = Where::kAfterDelimiter;
     return size_t{0};
   } else if (at != std::string::npos) {
-    n = std::min(cap, at);
-  } else if (ended_) {
-    return InvalidArgument("the multipart body ends inside a part (no closing delimiter)");
+    n = at;  // below cap
+  } else if (Held() >= window) {
+    n = cap;  // Fill held cap + delimiter bytes unless the body ended
   } else {
-    // Held() > delimiter size here; its last bytes may begin a delimiter.
-    n = std::min(cap, Held() - (delimiter_.size() - 1));
+    return InvalidArgument("the multipart body ends inside a part (no closing delimiter)");
   }
   std::memcpy(buf, buf_.data() + pos_, n);
   pos_ += n;

@@ -65,13 +65,16 @@ class MultipartReader {
   enum class Where { kPreamble, kInPart, kAfterDelimiter, kDone };
   // Reads until `want` unconsumed bytes are held or the source ends.
   Status Fill(size_t want);
-  size_t Held() const { return buf_.size() - pos_; }
-  // Where the next delimiter starts among the held bytes, or npos.
-  size_t FindDelimiter() const;
+  size_t Held() const { return end_ - pos_; }
+  std::string_view Unread() const { return std::string_view(buf_.data() + pos_, Held()); }
+  // Where the next delimiter starts among the first `within` held bytes
+  // (a delimiter must lie whole among them), or npos.
+  size_t FindDelimiter(size_t within = std::string::npos) const;
 
   std::string delimiter_;  // CRLF "--" boundary
   Source source_;
-  std::string buf_;
+  std::string buf_;  // read from the source up to end_, room after it
+  size_t end_;
   size_t pos_ = 0;  // bytes of buf_ already consumed
   bool ended_ = false;
   Where where_ = Where::kPreamble;
