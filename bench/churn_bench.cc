@@ -2,7 +2,8 @@
 // rollout farm drives paddockd, through its HTTP API on the unix socket.
 //
 //   churn_bench [--count N] [--clients C] [--seconds S] [--template T]
-//               [--cmd "WORD..."] [--warm-shells N] [--no-network] [--no-runc]
+//               [--cmd "WORD..."] [--warm-shells N] [--rounds R] [--no-network]
+//               [--no-runc]
 //
 // Starts its own paddockd over a temporary state folder, then with C
 // concurrent clients (50): N creates (1,000), an exec of `true` in each, N
@@ -19,7 +20,10 @@
 // burst, as a farm that knows its batch sizes would run it (default: 4 of
 // each built-in), and again for the pool to refill before the steady churn,
 // whose end shows how many were left. Each holds a network slot, and a
-// bridge holds 1,023. The state folder goes under $TMPDIR (/tmp), which
+// bridge holds 1,023. --rounds R repeats the burst (creates, execs,
+// deletes) R times, each once the warm pool has refilled to its target,
+// which the misses of the round before may have grown (--warm-shells-max):
+// what a farm running batches of the same size sees from its second batch. The state folder goes under $TMPDIR (/tmp), which
 // picks the filesystem measured. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <map>
@@ -179,7 +184,7 @@ int main(int argc, char** argv) {
   std::string tmpl = "busybox";
   std::vector<std::string> cmd = {"/bin/true"};
   bool network = true, with_runc = true;
-  int warm_shells = -1;
+  int warm_shells = -1, rounds = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
@@ -188,12 +193,13 @@ int main(int argc, char** argv) {
     else if (a == "--template" && i + 1 < argc) tmpl = argv[++i];
     else if (a == "--cmd" && i + 1 < argc) cmd = SplitWords(argv[++i]);
     else if (a == "--warm-shells" && i + 1 < argc) warm_shells = std::atoi(argv[++i]);
+    else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--no-network") network = false;
     else if (a == "--no-runc") with_runc = false;
     else {
       std::fprintf(stderr,
                    "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--cmd \"WORD...\"] "
-                   "[--warm-shells N] [--no-network] [--no-runc]\n");
+                   "[--warm-shells N] [--rounds R] [--no-network] [--no-runc]\n");
       return 2;
     }
   }
@@ -217,27 +223,40 @@ int main(int argc, char** argv) {
   json spec = {{"template", tmpl}};
   json tru = {{"cmd", cmd}};
 
-  std::vector<std::string> ids(count);
-  Phase create, exec, del;
-  double create_ms = Parallel(count, clients, [&](int i) {
-    double t0 = Now();
-    json out;
-    bool ok = Call("POST", "/v1/sandboxes", spec, &out);
-    create.Add(t0, ok);
-    if (ok) ids[i] = out["id"];
-  });
-  double exec_ms = Parallel(count, clients, [&](int i) {
-    if (ids[i].empty()) return;
-    double t0 = Now();
-    exec.Add(t0, Call("POST", "/v1/sandboxes/" + ids[i] + "/exec", tru));
-  });
-  double delete_ms = Parallel(count, clients, [&](int i) {
-    if (ids[i].empty()) return;
-    double t0 = Now();
-    del.Add(t0, Call("DELETE", "/v1/sandboxes/" + ids[i], nullptr));
-  });
-  double burst_taken = Gauge("paddock_warm_shell_creates_total{shell=\"taken\"}");
-  double teardown_ms = WaitForTeardowns();
+  // A burst: every create, then an exec in each, then every delete.
+  struct Burst {
+    Phase create, exec, del;
+    double create_ms = 0, exec_ms = 0, delete_ms = 0, taken = 0, teardown_ms = 0;
+  };
+  std::vector<Burst> bursts(rounds);
+  for (Burst& b : bursts) {
+    if (&b != &bursts.front()) {  // the pool refilled to its (perhaps grown) target
+      double t0 = Now();
+      while (Now() - t0 < 60000 && Gauge("paddock_warm_shells") < Gauge("paddock_warm_shells_target"))
+        ::usleep(20000);
+    }
+    double taken_before = Gauge("paddock_warm_shell_creates_total{shell=\"taken\"}");
+    std::vector<std::string> ids(count);
+    b.create_ms = Parallel(count, clients, [&](int i) {
+      double t0 = Now();
+      json out;
+      bool ok = Call("POST", "/v1/sandboxes", spec, &out);
+      b.create.Add(t0, ok);
+      if (ok) ids[i] = out["id"];
+    });
+    b.exec_ms = Parallel(count, clients, [&](int i) {
+      if (ids[i].empty()) return;
+      double t0 = Now();
+      b.exec.Add(t0, Call("POST", "/v1/sandboxes/" + ids[i] + "/exec", tru));
+    });
+    b.delete_ms = Parallel(count, clients, [&](int i) {
+      if (ids[i].empty()) return;
+      double t0 = Now();
+      b.del.Add(t0, Call("DELETE", "/v1/sandboxes/" + ids[i], nullptr));
+    });
+    b.taken = Gauge("paddock_warm_shell_creates_total{shell=\"taken\"}") - taken_before;
+    b.teardown_ms = WaitForTeardowns();
+  }
   double refill_ms = warm_shells > 0 ? WaitForWarmShells(warm_shells) : 0;
 
   Phase c_create, c_exec, c_delete, c_cycle;
@@ -281,12 +300,16 @@ int main(int argc, char** argv) {
   if (warm_shells >= 0)
     std::printf("%d warm shells of %s (no others), ready %.1f s after start-up\n", warm_shells, tmpl.c_str(),
                 warm_wait_ms / 1000);
-  std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
-  PrintRow("create", create, create_ms);
-  std::printf("  %.0f of them from a warm shell\n", burst_taken);
-  PrintRow("exec", exec, exec_ms);
-  PrintRow("delete", del, delete_ms);
-  std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", teardown_ms);
+  for (size_t r = 0; r < bursts.size(); ++r) {
+    Burst& b = bursts[r];
+    if (bursts.size() > 1) std::printf("\nburst %zu of %zu", r + 1, bursts.size());
+    std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
+    PrintRow("create", b.create, b.create_ms);
+    std::printf("  %.0f of them from a warm shell\n", b.taken);
+    PrintRow("exec", b.exec, b.exec_ms);
+    PrintRow("delete", b.del, b.delete_ms);
+    std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", b.teardown_ms);
+  }
   std::printf("\nsteady churn, %.0f s: %.1f create+exec+delete cycles/s\n", churn_ms / 1000,
               cycles.load() / (churn_ms / 1000));
   PrintRow("cycle", c_cycle, churn_ms);

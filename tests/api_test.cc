@@ -214,6 +214,29 @@ TEST_F(DaemonTest, WarmTemplatesPickWhichBuiltInsGetWarmShells) {
   EXPECT_NE(metrics.find("\npaddock_warm_shell_creates_total{shell=\"missed\"} 1\n"), std::string::npos) << metrics;
   Must("DELETE", "/v1/sandboxes/" + host["id"].get<std::string>(), nullptr, 204);
 
+  // A burst larger than the pool: each create that found none ready asks
+  // for one more busybox shell, up to --warm-shells-max (5).
+  StopDaemon(SIGTERM);
+  extra_args_ = {"--warm-shells", "2", "--warm-shells-max", "5", "--warm-templates", "busybox"};
+  StartDaemon();
+  auto gauge = [&](const std::string& name) {
+    std::string text = api().Send("GET", "/metrics")->body;
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + name.size() + 2);
+  };
+  for (int i = 0; i < 1000 && gauge("paddock_warm_shells") < 2; ++i) ::usleep(10000);
+  EXPECT_EQ(gauge("paddock_warm_shells_target"), 2);
+  std::vector<std::thread> burst;
+  for (int i = 0; i < 12; ++i)
+    burst.emplace_back([&] { Must("POST", "/v1/sandboxes", {{"template", "busybox"}}, 201); });
+  for (auto& t : burst) t.join();
+  int missed = gauge("paddock_warm_shell_creates_total{shell=\"missed\"}");
+  EXPECT_GE(missed, 1);
+  int grown = std::min(2 + missed, 5);
+  EXPECT_EQ(gauge("paddock_warm_shells_target"), grown);
+  for (int i = 0; i < 1000 && gauge("paddock_warm_shells") < grown; ++i) ::usleep(10000);
+  EXPECT_EQ(gauge("paddock_warm_shells"), grown);
+
   std::string refused = Shell(std::string(PADDOCKD_PATH) + " --warm-templates busybox,ubuntu 2>&1");
   EXPECT_NE(refused.find("ubuntu not in {host,busybox}"), std::string::npos) << refused;
 }

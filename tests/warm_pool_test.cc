@@ -62,6 +62,10 @@ class WarmPoolTest : public ::testing::Test {
     MutexLock lock(mu_);
     broken_.insert(key);
   }
+  void Mend(const std::string& key) {
+    MutexLock lock(mu_);
+    broken_.erase(key);
+  }
 
   Mutex mu_;
   int made_ GUARDED_BY(mu_) = 0;
@@ -140,6 +144,44 @@ TEST_F(WarmPoolTest, ItemsGivenBackAreKeptUpToTheCapAndGoWhenIdle) {
   pool.Stop();
   EXPECT_EQ(pool.Put("k", std::move(refused), 5)->key, "k");  // stopped: handed back
   EXPECT_EQ(pool.Take("k"), nullptr);
+}
+
+TEST_F(WarmPoolTest, MissesGrowAKeyUpToItsCeilingAndIdleShrinksItBack) {
+  Pool pool(Hooks(), {.retry_after = 50ms, .idle_life = 1s});
+  (void)pool.SetTarget("k", 1, 4);
+  (void)pool.SetTarget("fixed", 1);  // no ceiling: never grows
+  pool.Start();
+  ASSERT_TRUE(Eventually([&] { return pool.ready("k") == 1 && pool.ready("fixed") == 1; }));
+  // While nothing can be made, every take after the first misses: a burst
+  // of six raises the target by five, but only up to 4.
+  Break("k");
+  Break("fixed");
+  std::vector<std::unique_ptr<Thing>> taken;
+  for (int i = 0; i < 6; ++i)
+    if (auto t = pool.Take("k")) taken.push_back(std::move(t));
+  EXPECT_EQ(taken.size(), 1u);
+  EXPECT_EQ(pool.target("k"), 4u);
+  for (int i = 0; i < 3; ++i)
+    if (auto t = pool.Take("fixed")) taken.push_back(std::move(t));
+  EXPECT_EQ(taken.size(), 2u);
+  EXPECT_EQ(pool.target("fixed"), 1u);
+  Mend("k");
+  Mend("fixed");
+  ASSERT_TRUE(Eventually([&] { return pool.ready("k") == 4 && pool.ready("fixed") == 1; }));
+  // SetTarget again with the same bounds keeps what was learnt.
+  EXPECT_TRUE(pool.SetTarget("k", 1, 4).empty());
+  EXPECT_EQ(pool.target("k"), 4u);
+  // Nothing asked for idle_life: back to 1, the three extra discarded.
+  ASSERT_TRUE(Eventually([&] { return pool.target("k") == 1 && pool.ready("k") == 1; }));
+  EXPECT_EQ(discarded(), 3u);
+  // A lower ceiling clamps a grown target at once.
+  Break("k");
+  for (int i = 0; i < 4; ++i)
+    if (auto t = pool.Take("k")) taken.push_back(std::move(t));
+  EXPECT_EQ(pool.target("k"), 4u);
+  pool.Discard(pool.SetTarget("k", 1, 2));
+  EXPECT_EQ(pool.target("k"), 2u);
+  pool.Stop();
 }
 
 TEST_F(WarmPoolTest, ManyThreadsTakeAndGiveBackWhileItRefills) {

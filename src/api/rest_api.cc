@@ -235,6 +235,9 @@ RestApi::RestApi(SandboxManager* manager, api::Metrics* metrics, build::Template
   metrics_->Describe("paddock_sandboxes", "gauge", "Sandboxes on this host by state.");
   metrics_->Describe("paddock_warm_shells", "gauge",
                      "Sandboxes-to-be ready for Create (namespaces, cgroup, root filesystem).");
+  metrics_->Describe("paddock_warm_shells_target", "gauge",
+                     "Warm shells kept ready: --warm-shells per template, grown by creates that found "
+                     "none up to --warm-shells-max.");
   metrics_->Describe("paddock_warm_shell_creates_total", "counter",
                      "Creates that could start from a warm shell, by whether one was ready.");
   metrics_->Describe("paddock_warm_network_slots", "gauge",
@@ -1540,6 +1543,7 @@ Response RestApi::Metrics(Call& c) {
   }
   for (const auto& [state, n] : by_state) metrics_->Set("paddock_sandboxes", {{"state", state}}, n);
   metrics_->Set("paddock_warm_shells", {}, static_cast<double>(manager_->warm_shells_ready()));
+  metrics_->Set("paddock_warm_shells_target", {}, static_cast<double>(manager_->warm_shells_target()));
   metrics_->Set("paddock_warm_shell_creates_total", {{"shell", "taken"}},
                 static_cast<double>(manager_->warm_shells_taken()));
   metrics_->Set("paddock_warm_shell_creates_total", {{"shell", "missed"}},

@@ -5,10 +5,13 @@
 // Each key has a target. The refill thread makes one item at a time for the
 // first key (in the order targets were first set) below its target; a key
 // whose make failed is tried again after `retry_after`, other keys first.
-// Items given back with Put are kept beyond the target, up to a cap, and
-// are discarded once no item has been taken for `idle_life`. Items are
-// discarded through the `discard` hook, never under the pool's lock.
-// Thread-safe.
+// A key may have a ceiling above its target: each Take that finds none
+// raises the target by one, up to the ceiling, so that a pool learns the
+// bursts it is asked for; once nothing was asked for `idle_life`, the
+// target falls back. Items given back with Put are kept beyond the target,
+// up to a cap; surplus items are discarded once idle_life passes with no
+// take. Items are discarded through the `discard` hook, never under the
+// pool's lock. Thread-safe.
 #pragma once
 
 #include <algorithm>
@@ -66,10 +69,13 @@ class WarmPool {
     for (auto& item : left) hooks_.discard(std::move(item));
   }
 
-  // Keeps `count` items of `key` ready (0: the key is dropped). Returns the
-  // ready items beyond the new target, for the caller to discard once it
-  // holds no lock of its own (see Discard).
-  [[nodiscard]] std::vector<Item> SetTarget(const std::string& key, size_t count) EXCLUDES(mu_) {
+  // Keeps `count` items of `key` ready (0: the key is dropped), grown by
+  // misses up to `ceiling` (no growth at or below `count`); a target grown
+  // before stays, within the new bounds. Returns the ready items beyond
+  // the new target, for the caller to discard once it holds no lock of its
+  // own (see Discard).
+  [[nodiscard]] std::vector<Item> SetTarget(const std::string& key, size_t count, size_t ceiling = 0)
+      EXCLUDES(mu_) {
     std::vector<Item> extra;
     {
       MutexLock lock(mu_);
@@ -77,10 +83,12 @@ class WarmPool {
       auto it = FindEntry(key);
       if (it == entries_.end()) {
         if (count == 0) return extra;
-        it = entries_.insert(entries_.end(), Entry{key, 0, {}, {}});
+        it = entries_.insert(entries_.end(), Entry{.key = key});
       }
-      it->target = count;
-      while (it->items.size() > count) {
+      it->base = count;
+      it->ceiling = std::max(count, ceiling);
+      it->target = std::clamp(it->target, it->base, it->ceiling);
+      while (it->items.size() > it->target) {
         extra.push_back(std::move(it->items.back()));
         it->items.pop_back();
       }
@@ -93,20 +101,39 @@ class WarmPool {
     for (auto& item : items) hooks_.discard(std::move(item));
   }
 
-  // The oldest ready item of `key`, or null; the refill thread makes its
-  // successor.
+  // The oldest ready item of `key`, or null (which raises the key's target
+  // if it may grow); the refill thread makes its successor.
   Item Take(const std::string& key) EXCLUDES(mu_) {
     Item item;
     {
       MutexLock lock(mu_);
       auto it = FindEntry(key);
-      if (it == entries_.end() || it->items.empty()) return nullptr;
-      item = std::move(it->items.front());
-      it->items.pop_front();
+      if (it == entries_.end()) return nullptr;
       last_take_ = std::chrono::steady_clock::now();
+      if (it->items.empty()) {
+        if (it->target >= it->ceiling) return nullptr;
+        ++it->target;
+      } else {
+        item = std::move(it->items.front());
+        it->items.pop_front();
+      }
     }
     cv_.NotifyAll();
     return item;
+  }
+  // The targets of all keys, and of `key` (0 for no such key), as they are
+  // now (grown by misses or not).
+  size_t target() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    size_t n = 0;
+    for (const auto& e : entries_) n += e.target;
+    return n;
+  }
+  size_t target(const std::string& key) const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    for (const auto& e : entries_)
+      if (e.key == key) return e.target;
+    return 0;
   }
 
   // Keeps an item given back, to be taken after every other ready one of
@@ -117,7 +144,7 @@ class WarmPool {
       MutexLock lock(mu_);
       if (stopping_) return item;
       auto it = FindEntry(key);
-      if (it == entries_.end()) it = entries_.insert(entries_.end(), Entry{key, 0, {}, {}});
+      if (it == entries_.end()) it = entries_.insert(entries_.end(), Entry{.key = key});
       if (it->items.size() >= cap) return item;
       it->items.push_back(std::move(item));
     }
@@ -141,7 +168,9 @@ class WarmPool {
  private:
   struct Entry {
     std::string key;
-    size_t target = 0;
+    size_t target = 0;   // what the refill keeps ready now
+    size_t base = 0;     // as set; where an idle pool's target falls back
+    size_t ceiling = 0;  // how far misses may raise the target
     std::deque<Item> items;  // taken from the front, made or given back to the back
     std::chrono::steady_clock::time_point retry_at{};  // after a failed make
   };
@@ -151,18 +180,20 @@ class WarmPool {
     return std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == key; });
   }
 
-  // Ready items beyond their key's target, once nothing was taken for
-  // idle_life; and entries left with neither target nor items.
+  // Once nothing was taken for idle_life: grown targets back to what was
+  // set, and the ready items beyond them; and entries left with neither
+  // target nor items.
   std::vector<Item> TakeIdleSurplus(bool& surplus_left) REQUIRES(mu_) {
     std::vector<Item> idle;
     bool expired = std::chrono::steady_clock::now() - last_take_ >= opts_.idle_life;
     surplus_left = false;
     for (auto& e : entries_) {
-      if (e.items.size() <= e.target) continue;
+      if (e.items.size() <= e.target && e.target == e.base) continue;
       if (!expired) {
         surplus_left = true;
         continue;
       }
+      e.target = e.base;
       while (e.items.size() > e.target) {  // the oldest go
         idle.push_back(std::move(e.items.front()));
         e.items.pop_front();

@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   mopts.warm_shells = 4;
   app.add_option("--warm-shells", mopts.warm_shells,
                  "sandboxes kept half-made per warm template for fast creates");
+  mopts.warm_shells_max = 16;
+  app.add_option("--warm-shells-max", mopts.warm_shells_max,
+                 "warm shells a template may have once creates that found none grew its pool "
+                 "(one more per such create; back to --warm-shells after a minute without creates)");
   app.add_option("--warm-templates", mopts.warm_templates,
                  "built-in templates that get warm shells (default host,busybox)")
       ->delimiter(',')

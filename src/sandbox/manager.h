@@ -75,6 +75,10 @@ struct ManagerOptions {
   // Warm shells: sandboxes-to-be with namespaces, cgroup and root filesystem
   // ready, kept per template so that Create only names and launches one.
   size_t warm_shells = 0;              // per template; 0: none
+  // Each create that finds no warm shell of its template asks for one more,
+  // up to this many (below warm_shells: no growth); a minute with no create
+  // brings the pool back to warm_shells.
+  size_t warm_shells_max = 0;
   std::vector<std::string> warm_templates = {"host", "busybox"};
   // Images get warm shells too: the `warm_images` last created from.
   size_t warm_images = 2;
@@ -391,6 +395,8 @@ class SandboxManager {
 
   // Warm shells ready now, over all templates.
   size_t warm_shells_ready() const { return warm_.ready(); }
+  // The warm shells kept ready, over all templates (grown by misses).
+  size_t warm_shells_target() const { return warm_.target(); }
   // Creates that could start from a warm shell, by whether one was ready:
   // misses say the pool is too small for the rate of creates.
   uint64_t warm_shells_taken() const { return warm_taken_.load(); }

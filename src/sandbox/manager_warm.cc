@@ -62,7 +62,7 @@ void SandboxManager::KeepWarm(const std::string& key) {
     if (it != warm_keys_.end() && it == warm_keys_.begin()) return;  // already the most recent
     if (it != warm_keys_.end()) warm_keys_.erase(it);
     warm_keys_.push_front(key);
-    (void)warm_.SetTarget(key, opts_.warm_shells);
+    (void)warm_.SetTarget(key, opts_.warm_shells, opts_.warm_shells_max);
     while (warm_keys_.size() > opts_.warm_images) {
       for (auto& w : warm_.SetTarget(warm_keys_.back(), 0)) evicted.push_back(std::move(w));
       warm_keys_.pop_back();
