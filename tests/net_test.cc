@@ -352,13 +352,15 @@ TEST_F(NetTest, ASandboxCannotHoldMoreConnectionsThanItsCap) {
   OutsideServer outside({8001, kEchoPort});
   SandboxInfo a = CreateNet(), b = CreateNet();
   // Opens `tries` connections to the echo port and keeps them open while it
-  // counts how each went; they close when it exits.
+  // counts how each went; they close when it exits, with a reset (linger 0),
+  // so that none is still counted, half-closed, when the next round opens.
   std::string hoarder =
-      "import socket, sys, collections\n"
+      "import socket, struct, sys, collections\n"
       "held, seen = [], collections.Counter()\n"
       "for _ in range(int(sys.argv[3])):\n"
       "    try:\n"
       "        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+      "        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
       "        s.recv(100); held.append(s); seen['ok'] += 1\n"
       "    except ConnectionRefusedError: seen['refused'] += 1\n"
       "    except Exception as e: seen[type(e).__name__] += 1\n"
