@@ -23,8 +23,9 @@
 // bridge holds 1,023. --rounds R repeats the burst (creates, execs,
 // deletes) R times, each once the warm pool has refilled to its target,
 // which the misses of the round before may have grown (--warm-shells-max):
-// what a farm running batches of the same size sees from its second batch. The state folder goes under $TMPDIR (/tmp), which
-// picks the filesystem measured. Asserts nothing.
+// what a farm running batches of the same size sees from its second batch.
+// The state folder goes under $TMPDIR (/tmp), which picks the filesystem
+// measured. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -232,7 +233,8 @@ int main(int argc, char** argv) {
   for (Burst& b : bursts) {
     if (&b != &bursts.front()) {  // the pool refilled to its (perhaps grown) target
       double t0 = Now();
-      while (Now() - t0 < 60000 && Gauge("paddock_warm_shells") < Gauge("paddock_warm_shells_target"))
+      while (Now() - t0 < 60000 &&
+             Gauge("paddock_warm_shells") < Gauge("paddock_warm_shells_target"))
         ::usleep(20000);
     }
     double taken_before = Gauge("paddock_warm_shell_creates_total{shell=\"taken\"}");
@@ -303,12 +305,14 @@ int main(int argc, char** argv) {
   for (size_t r = 0; r < bursts.size(); ++r) {
     Burst& b = bursts[r];
     if (bursts.size() > 1) std::printf("\nburst %zu of %zu", r + 1, bursts.size());
-    std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms", "failed");
+    std::printf("\n%-24s %8s %9s %10s %10s %7s\n", "phase", "done", "per s", "p50 ms", "p99 ms",
+                "failed");
     PrintRow("create", b.create, b.create_ms);
     std::printf("  %.0f of them from a warm shell\n", b.taken);
     PrintRow("exec", b.exec, b.exec_ms);
     PrintRow("delete", b.del, b.delete_ms);
-    std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n", b.teardown_ms);
+    std::printf("teardowns (in the background) all done %.0f ms after the last delete's answer\n",
+                b.teardown_ms);
   }
   std::printf("\nsteady churn, %.0f s: %.1f create+exec+delete cycles/s\n", churn_ms / 1000,
               cycles.load() / (churn_ms / 1000));

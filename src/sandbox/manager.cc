@@ -356,7 +356,8 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   PDK_TRY(m->Recover());
   m->SweepArchives();
   if (m->opts_.warm_shells > 0) {
-    for (const auto& name : m->opts_.warm_templates) (void)m->warm_.SetTarget(name, m->opts_.warm_shells, m->opts_.warm_shells_max);
+    for (const auto& name : m->opts_.warm_templates)
+      (void)m->warm_.SetTarget(name, m->opts_.warm_shells, m->opts_.warm_shells_max);
     m->warm_.Start();
   }
   return m;
