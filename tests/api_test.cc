@@ -194,16 +194,17 @@ TEST_F(DaemonTest, WarmTemplatesPickWhichBuiltInsGetWarmShells) {
   StopDaemon(SIGTERM);
   extra_args_ = {"--warm-shells", "3", "--warm-templates", "busybox"};
   StartDaemon();
-  auto warm_shells = [&] {
+  // A series of /metrics without labels, or one named with them; -1 if absent.
+  auto gauge = [&](const std::string& name) {
     auto m = api().Send("GET", "/metrics");
     std::string text = m.ok() ? m->body : "";
-    size_t at = text.find("\npaddock_warm_shells ");
-    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + 21);
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + name.size() + 2);
   };
-  for (int i = 0; i < 1000 && warm_shells() < 3; ++i) ::usleep(10000);  // bounded: 10 s
-  EXPECT_EQ(warm_shells(), 3);
+  for (int i = 0; i < 1000 && gauge("paddock_warm_shells") < 3; ++i) ::usleep(10000);  // bounded: 10 s
+  EXPECT_EQ(gauge("paddock_warm_shells"), 3);
   ::usleep(300000);  // none for host meanwhile (the default would make 6)
-  EXPECT_EQ(warm_shells(), 3);
+  EXPECT_EQ(gauge("paddock_warm_shells"), 3);
   json sb = Must("POST", "/v1/sandboxes", {{"template", "busybox"}}, 201);
   std::string metrics = api().Send("GET", "/metrics")->body;
   EXPECT_NE(metrics.find("\npaddock_warm_shell_creates_total{shell=\"taken\"} 1\n"), std::string::npos) << metrics;
@@ -219,11 +220,6 @@ TEST_F(DaemonTest, WarmTemplatesPickWhichBuiltInsGetWarmShells) {
   StopDaemon(SIGTERM);
   extra_args_ = {"--warm-shells", "2", "--warm-shells-max", "5", "--warm-templates", "busybox"};
   StartDaemon();
-  auto gauge = [&](const std::string& name) {
-    std::string text = api().Send("GET", "/metrics")->body;
-    size_t at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + name.size() + 2);
-  };
   for (int i = 0; i < 1000 && gauge("paddock_warm_shells") < 2; ++i) ::usleep(10000);
   EXPECT_EQ(gauge("paddock_warm_shells_target"), 2);
   std::vector<std::thread> burst;
