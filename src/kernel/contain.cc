@@ -20,7 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 #include "base/fd_passing.h"
 #include "base/fs.h"
 #include "kernel/caps.h"
