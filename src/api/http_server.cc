@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -558,7 +559,10 @@ Status HttpServer::Start() {
   } catch (const std::exception& e) {
     return Unavailable(std::string("listen: ") + e.what());
   }
-  for (const auto& ctx : impl_->ios->all()) impl_->threads.emplace_back([&io = *ctx] { io.run(); });
+  for (const auto& ctx : impl_->ios->all()) {
+    impl_->threads.emplace_back([&io = *ctx] { io.run(); });
+    ::pthread_setname_np(impl_->threads.back().native_handle(), "pdk-io");
+  }
   return Status::Ok();
 }
 

@@ -14,6 +14,8 @@
 // pool's lock. Thread-safe.
 #pragma once
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -41,6 +43,7 @@ class WarmPool {
   struct Options {
     std::chrono::milliseconds retry_after{1000};
     std::chrono::milliseconds idle_life{60000};
+    const char* thread_name = "pdk-warm";  // the refill thread's, as ps and top show it (15 bytes at most)
   };
 
   explicit WarmPool(Hooks hooks, Options opts = {}) : hooks_(std::move(hooks)), opts_(opts) {}
@@ -205,6 +208,7 @@ class WarmPool {
 
   void Refill() EXCLUDES(mu_) {
     using Clock = std::chrono::steady_clock;
+    ::pthread_setname_np(::pthread_self(), opts_.thread_name);
     MutexLock lock(mu_);
     while (!stopping_) {
       bool surplus_left = false;

@@ -1,9 +1,14 @@
 #include "base/work_queue.h"
 
+#include <pthread.h>
+
 namespace paddock {
 
-WorkQueue::WorkQueue(size_t threads) {
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+WorkQueue::WorkQueue(size_t threads, const char* name) {
+  for (size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] { Work(); });
+    ::pthread_setname_np(threads_.back().native_handle(), name);
+  }
 }
 
 WorkQueue::~WorkQueue() {

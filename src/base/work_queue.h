@@ -15,7 +15,8 @@ namespace paddock {
 
 class WorkQueue {
  public:
-  explicit WorkQueue(size_t threads);
+  // `name`: the threads', as ps and top show them (15 bytes at most).
+  WorkQueue(size_t threads, const char* name);
   ~WorkQueue();  // runs what is queued, then joins the threads
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;

@@ -170,7 +170,7 @@ class TemplateBuilder {
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Build>> builds_ GUARDED_BY(mu_);
   std::deque<std::string> finished_ GUARDED_BY(mu_);  // oldest first, for eviction
-  WorkQueue queue_{2};  // last: joined first
+  WorkQueue queue_{2, "pdk-build"};  // last: joined first
 };
 
 }  // namespace paddock::build

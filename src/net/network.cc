@@ -145,7 +145,8 @@ Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Ne
       firewall_(std::move(firewall)),
       used_(pool.size(), false),
       ready_({.make = [this](const std::string&) { return MakeSlot(); },
-              .discard = [this](std::unique_ptr<Slot> slot) { DestroySlot(*slot); }}) {
+              .discard = [this](std::unique_ptr<Slot> slot) { DestroySlot(*slot); }},
+             {.thread_name = "pdk-warm-slots"}) {
   used_[0] = used_[1] = used_.back() = true;  // network, gateway, broadcast
   // One key: every slot is alike. Released slots beyond warm_slots go once
   // none has been taken for a minute.

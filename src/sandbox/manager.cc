@@ -266,7 +266,8 @@ SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::Cgro
       archived_dir_(sandboxes_dir_ + "/.archived"),
       id_ranges_(opts_.id_base, opts_.id_slots),
       warm_({.make = [this](const std::string& key) { return MakeWarmShell(key); },
-             .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }}) {}
+             .discard = [this](std::unique_ptr<WarmShell> w) { DiscardWarmShell(std::move(w)); }},
+            {.thread_name = "pdk-warm-shells"}) {}
 
 // Sandboxes outlive the manager (a daemon restart must not kill them); only
 // an empty cgroup parent is tidied away.

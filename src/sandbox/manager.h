@@ -674,8 +674,8 @@ class SandboxManager {
 
   // Last: destroyed first, finishing every action and teardown while the
   // rest is there.
-  WorkQueue teardown_{4};
-  WorkQueue reaper_{8};
+  WorkQueue teardown_{4, "pdk-teardown"};
+  WorkQueue reaper_{8, "pdk-reaper"};
 };
 
 }  // namespace paddock
