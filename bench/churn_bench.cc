@@ -3,7 +3,7 @@
 //
 //   churn_bench [--count N] [--clients C] [--seconds S] [--template T]
 //               [--cmd "WORD..."] [--warm-shells N] [--rounds R] [--no-network]
-//               [--no-runc]
+//               [--no-runc] [--timeline FILE]
 //
 // Starts its own paddockd over a temporary state folder, then with C
 // concurrent clients (50): N creates (1,000), an exec of `true` in each, N
@@ -24,8 +24,10 @@
 // deletes) R times, each once the warm pool has refilled to its target,
 // which the misses of the round before may have grown (--warm-shells-max):
 // what a farm running batches of the same size sees from its second batch.
-// The state folder goes under $TMPDIR (/tmp), which picks the filesystem
-// measured. Asserts nothing.
+// --timeline FILE writes every request's start and latency, one per line
+// (`create.1 812.345 31.2`: the first burst's creates; churn.create for the
+// steady churn's), to see when the slow ones happen. The state folder goes
+// under $TMPDIR (/tmp), which picks the filesystem measured. Asserts nothing.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -117,11 +119,19 @@ struct Phase {
   std::mutex mu;
   Samples ms;
   int failed = 0;
+  std::vector<std::pair<double, double>> timeline;  // (start, ms) of each, for --timeline
   void Add(double t0, bool ok) {
     double t = Now() - t0;
     std::lock_guard<std::mutex> lock(mu);
     if (ok) ms.ms.push_back(t);
     else ++failed;
+    timeline.emplace_back(t0, ok ? t : -1);
+  }
+  // One line per request: `what start_ms latency_ms` (start from `origin`,
+  // in order of start; -1 for a failure).
+  void WriteTimeline(std::FILE* f, const std::string& what, double origin) {
+    std::sort(timeline.begin(), timeline.end());
+    for (auto [t0, t] : timeline) std::fprintf(f, "%s %.3f %.3f\n", what.c_str(), t0 - origin, t);
   }
 };
 
@@ -186,6 +196,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> cmd = {"/bin/true"};
   bool network = true, with_runc = true;
   int warm_shells = -1, rounds = 1;
+  std::string timeline;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--count" && i + 1 < argc) count = std::atoi(argv[++i]);
@@ -197,10 +208,11 @@ int main(int argc, char** argv) {
     else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--no-network") network = false;
     else if (a == "--no-runc") with_runc = false;
+    else if (a == "--timeline" && i + 1 < argc) timeline = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: churn_bench [--count N] [--clients C] [--seconds S] [--template T] [--cmd \"WORD...\"] "
-                   "[--warm-shells N] [--rounds R] [--no-network] [--no-runc]\n");
+                   "[--warm-shells N] [--rounds R] [--no-network] [--no-runc] [--timeline FILE]\n");
       return 2;
     }
   }
@@ -230,6 +242,7 @@ int main(int argc, char** argv) {
     double create_ms = 0, exec_ms = 0, delete_ms = 0, taken = 0, teardown_ms = 0;
   };
   std::vector<Burst> bursts(rounds);
+  double origin = Now();
   for (Burst& b : bursts) {
     if (&b != &bursts.front()) {  // the pool refilled to its (perhaps grown) target
       double t0 = Now();
@@ -333,6 +346,22 @@ int main(int argc, char** argv) {
   } else {
     ::kill(daemon_pid, SIGTERM);
     ::waitpid(daemon_pid, nullptr, 0);
+  }
+  if (!timeline.empty()) {
+    if (std::FILE* f = std::fopen(timeline.c_str(), "w")) {
+      for (size_t r = 0; r < bursts.size(); ++r) {
+        std::string n = std::to_string(r + 1);
+        bursts[r].create.WriteTimeline(f, "create." + n, origin);
+        bursts[r].exec.WriteTimeline(f, "exec." + n, origin);
+        bursts[r].del.WriteTimeline(f, "delete." + n, origin);
+      }
+      c_create.WriteTimeline(f, "churn.create", origin);
+      c_exec.WriteTimeline(f, "churn.exec", origin);
+      c_delete.WriteTimeline(f, "churn.delete", origin);
+      std::fclose(f);
+    } else {
+      std::perror(timeline.c_str());
+    }
   }
   if (with_runc) {
     Phase runc_cycle;
