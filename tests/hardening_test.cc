@@ -142,8 +142,9 @@ TEST_F(DaemonTest, FilesApiRefusesFifosDevicesAndSocketsWithoutStalling) {
 // The files a start writes into the sandbox (/etc/resolv.conf at every
 // start) after its code had its way with them: a FIFO there made the start
 // wait forever on its open, and with it the sandbox's rm and paddockd's
-// SIGTERM. Each is now replaced by a new file, never opened; a folder the
-// sandbox put there is left to it.
+// SIGTERM. Each is now replaced by a new file, never written through (the
+// open neither waits nor follows a link); a folder the sandbox put there is
+// left to it.
 TEST_F(DaemonTest, StartReplacesLaunchFilesTheSandboxTurnedIntoFifosOrLinks) {
   Must("POST", "/v1/sandboxes", {{"name", "traps"}}, 201);
   Must("POST", "/v1/sandboxes/traps/exec",
@@ -163,6 +164,30 @@ TEST_F(DaemonTest, StartReplacesLaunchFilesTheSandboxTurnedIntoFifosOrLinks) {
   EXPECT_NE(out.find("symbolic link\ndirectory\n"), std::string::npos) << out;
   EXPECT_NE(out.find("No such file"), std::string::npos) << out;
   Must("DELETE", "/v1/sandboxes/traps", nullptr, 204);
+}
+
+// A plain file there is rewritten in place (no new inode: see
+// PlaceFirstBootFiles), cut to its new length; one with a second name is
+// replaced instead, so that the other name keeps what the sandbox wrote.
+TEST_F(DaemonTest, StartRewritesLaunchFilesInPlaceOnlyWhenPlainWithOneName) {
+  Must("POST", "/v1/sandboxes", {{"name", "inplace"}}, 201);
+  auto restart = [&] {
+    Must("POST", "/v1/sandboxes/inplace/stop", json::object());
+    Must("POST", "/v1/sandboxes/inplace/start", json::object());
+  };
+  auto sh = [&](const std::string& command) -> std::string {
+    return Must("POST", "/v1/sandboxes/inplace/exec", {{"command", command}, {"user", "root"}})["stdout"];
+  };
+  sh("echo JUNK > /etc/resolv.conf && ln /etc/resolv.conf /root/alias");
+  restart();
+  EXPECT_EQ(sh("cat /root/alias; stat -c %h /root/alias; grep -c nameserver /etc/resolv.conf"), "JUNK\n1\n1\n");
+  sh("yes JUNK | head -c 100000 > /etc/resolv.conf && stat -c %i /etc/resolv.conf > /root/inode");
+  restart();
+  EXPECT_EQ(sh("grep -c JUNK /etc/resolv.conf; grep -c nameserver /etc/resolv.conf; "
+               "[ $(stat -c %s /etc/resolv.conf) -lt 1000 ] && echo short; "
+               "[ $(stat -c %i /etc/resolv.conf) = $(cat /root/inode) ] && echo same inode"),
+            "0\n1\nshort\nsame inode\n");
+  Must("DELETE", "/v1/sandboxes/inplace", nullptr, 204);
 }
 
 // A sandbox created with no limits gets the host's defaults: a fork bomb

@@ -86,6 +86,9 @@ TEST_F(WarmShellTest, CreateTakesAWarmShellAndGivesItTheSandboxIdentity) {
   ASSERT_FALSE(sb.id.empty());
   EXPECT_EQ(Sh(sb.id, "hostname; cat /etc/hostname; grep warmbox /etc/hosts | cut -f2"),
             "warmbox\nwarmbox\nwarmbox\n");
+  // Made ahead and written in place; without a network the template's
+  // resolv.conf (if any) is left as it was, not emptied.
+  EXPECT_EQ(Sh(sb.id, "[ -e /etc/resolv.conf ] && [ ! -s /etc/resolv.conf ] && echo emptied; true"), "");
   EXPECT_EQ(Sh(sb.id, "echo $GREETING; tr '\\0' ' ' < /proc/1/cmdline"),
             "hi\npaddock-init --listen-fd 3 --launch-fd 5 ");
   EXPECT_EQ(InitIdentity(*manager_, sb.id), sb.id);

@@ -235,15 +235,31 @@ Status RequireState(const SandboxInfo& info, SandboxState needed, const char* do
                             SandboxStateName(needed) + " sandbox can be " + done);
 }
 
+constexpr const char* kHostnameFile = "/etc/hostname";
+constexpr const char* kHostsFile = "/etc/hosts";
+constexpr const char* kResolvConfFile = "/etc/resolv.conf";
+
 kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network) {
   kernel::LaunchSpec launch;
   launch.hostname = info.name;
   if (first_boot)
-    launch.files = {{"/etc/hostname", info.name + "\n"},
-                    {"/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
-                                       "\n::1\tlocalhost ip6-localhost ip6-loopback\n"}};
-  if (network && info.network.enabled) launch.files.emplace_back("/etc/resolv.conf", network->ResolvConf());
+    launch.files = {{kHostnameFile, info.name + "\n"},
+                    {kHostsFile, "127.0.0.1\tlocalhost\n127.0.1.1\t" + info.name +
+                                     "\n::1\tlocalhost ip6-localhost ip6-loopback\n"}};
+  if (network && info.network.enabled) launch.files.emplace_back(kResolvConfFile, network->ResolvConf());
   return launch;
+}
+
+Status PlaceFirstBootFiles(const std::string& dir, uid_t root, bool network) {
+  for (const char* file : {kHostnameFile, kHostsFile, kResolvConfFile}) {
+    if (file == kResolvConfFile && !network) continue;  // the image's stays
+    std::string path = dir + "/upper" + file;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd) return Status::Errno("create " + path);
+    if (::fchown(fd.get(), root, root) != 0 || ::fchmod(fd.get(), 0644) != 0)
+      return Status::Errno("hand " + path + " to the sandbox's root");
+  }
+  return Status::Ok();
 }
 
 }  // namespace manager_detail

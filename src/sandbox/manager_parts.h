@@ -44,6 +44,13 @@ Status PrepareSandboxDir(const std::string& dir, uid_t root);
 // Whose sandbox a shell becomes: name and id; at creation also the files
 // that carry its name; with a network, its resolvers at every boot.
 kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net::Network* network);
+// The files a first boot writes (LaunchFor), made empty in the writable
+// layer of a fresh folder made by PrepareSandboxDir and owned by its root:
+// a warm shell's, so that its launch rewrites them in place. A file made at
+// launch is a new inode, and on a filesystem churning through sandboxes
+// (ext4 without a journal scans for inodes not recently freed) that was
+// the slowest part of a create from a warm shell.
+Status PlaceFirstBootFiles(const std::string& dir, uid_t root, bool network);
 
 }  // namespace manager_detail
 }  // namespace paddock

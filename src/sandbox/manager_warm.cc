@@ -36,6 +36,7 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   PDK_ASSIGN_OR_RETURN(warm->ids, id_ranges_.Reserve());
   auto made = [&]() -> Status {
     PDK_TRY(MakeSandboxDir(warm->dir, warm->ids.host_first()));
+    PDK_TRY(PlaceFirstBootFiles(warm->dir, warm->ids.host_first(), network_ != nullptr));
     PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}, {}));
     if (network_) {
       PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
