@@ -6,6 +6,8 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
+#include <sstream>
+
 #include "kernel/cgroup.h"
 #include "sandbox_fixture.h"
 
@@ -91,6 +93,80 @@ void FiltersDevices(CgroupDriver& driver) {
   ASSERT_TRUE((*cg)->Destroy().ok());
   driver.RemoveParentIfEmpty();
   EXPECT_EQ(DescribeLeaks(before, TakeHostSnapshot()), "");
+}
+
+// The limits that hold for process `pid`, read from the files of its
+// cgroups in whichever layout: "memory cpu-quota pids", each a number or
+// "max".
+std::string LimitsOf(pid_t pid) {
+  auto mounts = kernel::ReadCgroupMounts();
+  auto own = ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  if (!mounts.ok() || !own.ok()) return "unreadable";
+  // Its folder in the hierarchy holding `controller` (v2: the one hierarchy).
+  auto dir = [&](const std::string& controller) -> std::string {
+    std::istringstream lines(*own);
+    for (std::string line; std::getline(lines, line);) {
+      size_t a = line.find(':'), b = line.find(':', a + 1);
+      std::string list = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+      for (const auto& m : *mounts) {
+        bool v2 = m.fstype == "cgroup2" && list.empty();
+        bool v1 = m.fstype == "cgroup" && ("," + list + ",").find("," + controller + ",") != std::string::npos &&
+                  ("," + m.super_options + ",").find("," + controller + ",") != std::string::npos;
+        if ((v1 || v2) && PathExists(m.mount_point + path + (v2 ? "/memory.max" : "")))
+          return m.mount_point + path;
+      }
+    }
+    return "";
+  };
+  auto first = [](Result<std::string> text) {
+    std::string word = text.ok() ? text->substr(0, text->find_first_of(" \n")) : "unreadable";
+    return word == "-1" || word == "9223372036854771712" ? "max" : word;  // v1's "unlimited"
+  };
+  std::string memory = dir("memory"), cpu = dir("cpu"), pids = dir("pids");
+  bool v2 = PathExists(memory + "/memory.max");
+  return first(ReadFile(memory + (v2 ? "/memory.max" : "/memory.limit_in_bytes"))) + " " +
+         first(ReadFile(cpu + (v2 ? "/cpu.max" : "/cpu.cfs_quota_us"))) + " " + first(ReadFile(pids + "/pids.max"));
+}
+
+// SetLimits writes the limits that changed and keeps the rest; a rename
+// (v2: a new folder) keeps them all.
+void SetsTheLimitsThatChange(CgroupDriver& driver) {
+  if (!driver.SupportsLimits()) GTEST_SKIP() << "no limit controllers in this " << driver.version() << " tree";
+  HostSnapshot before = TakeHostSnapshot();
+  auto cg = driver.Create("pdk-test-limits", {.memory_bytes = 64 << 20, .cpu_millicores = 500, .pids = 50}, {});
+  ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  pid_t child = ::fork();
+  if (child == 0) {
+    for (;;) ::pause();
+  }
+  ASSERT_TRUE((*cg)->AddProcess(child).ok());
+  EXPECT_EQ(LimitsOf(child), "67108864 50000 50");
+  ASSERT_TRUE((*cg)->SetLimits({.memory_bytes = 32 << 20, .cpu_millicores = 500, .pids = 50}).ok());
+  EXPECT_EQ(LimitsOf(child), "33554432 50000 50");
+  ASSERT_TRUE((*cg)->Rename("pdk-test-limits2").ok());
+  EXPECT_EQ(LimitsOf(child), "33554432 50000 50");
+  ASSERT_TRUE((*cg)->SetLimits({.memory_bytes = 32 << 20, .cpu_millicores = 0, .pids = 60}).ok());
+  EXPECT_EQ(LimitsOf(child), "33554432 max 60");
+  ASSERT_TRUE((*cg)->SetLimits({}).ok());
+  EXPECT_EQ(LimitsOf(child), "max max max");
+  ASSERT_TRUE((*cg)->Destroy().ok());
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  driver.RemoveParentIfEmpty();
+  EXPECT_EQ(DescribeLeaks(before, TakeHostSnapshot()), "");
+}
+
+TEST_F(SandboxTest, DetectedCgroupDriverSetsTheLimitsThatChange) {
+  auto driver = CgroupDriver::Detect("paddock-test");
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  SetsTheLimitsThatChange(**driver);
+}
+
+TEST_F(SandboxTest, CgroupV2DriverSetsTheLimitsThatChange) {
+  std::string v2 = CgroupV2Mount();
+  if (v2.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
+  auto driver = CgroupDriver::V2At(v2, "paddock-test");
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  SetsTheLimitsThatChange(**driver);
 }
 
 TEST_F(SandboxTest, DetectedCgroupDriverFiltersDevices) {

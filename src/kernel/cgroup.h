@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct CgroupLimits {
   int64_t cpu_millicores = 0;  // 0: unlimited; 1000 = one full core
   int64_t pids = 0;            // 0: unlimited
   bool any() const { return memory_bytes || cpu_millicores || pids; }
+  bool operator==(const CgroupLimits&) const = default;
 };
 
 struct CgroupStats {
@@ -36,7 +38,11 @@ class Cgroup {
   virtual ~Cgroup() = default;
   virtual const std::string& name() const = 0;
   virtual Status AddProcess(pid_t pid) = 0;
-  // Sets every limit; a 0 in `limits` means unlimited.
+  // Sets every limit; a 0 in `limits` means unlimited. Writes only those
+  // that differ from what this object set last (or made the cgroup with):
+  // a CPU quota write walks every cpu cgroup on the host, so on a host of
+  // thousands of sandboxes each costs more, and a warm shell's cgroup is
+  // made with the default limits that a create then mostly keeps.
   virtual Status SetLimits(const CgroupLimits& limits) = 0;
   // Gives the cgroup a new name under the same parent, its tasks staying in
   // it (a warm sandbox shell taking its sandbox's id). v2 has no rename: a

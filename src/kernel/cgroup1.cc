@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "base/fs.h"
 #include "kernel/cgroup.h"
@@ -36,8 +37,11 @@ Result<uint64_t> ReadNumber(const std::string& file) {
 
 class CgroupV1 : public Cgroup {
  public:
-  CgroupV1(std::string name, std::map<std::string, std::string> dirs)
-      : name_(std::move(name)), dirs_(std::move(dirs)) {}
+  // `made`: just made here, so without limits; else (opened) unknown.
+  CgroupV1(std::string name, std::map<std::string, std::string> dirs, bool made = false)
+      : name_(std::move(name)), dirs_(std::move(dirs)) {
+    if (made) set_ = CgroupLimits{};
+  }
   ~CgroupV1() override {
     if (!keep_) (void)Destroy();
   }
@@ -50,17 +54,29 @@ class CgroupV1 : public Cgroup {
   }
 
   Status SetLimits(const CgroupLimits& limits) override {
-    std::string memory = limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "-1";
-    PDK_TRY(WriteExisting(Dir("memory") + "/memory.limit_in_bytes", memory));
-    // No swap beyond the limit, where the kernel accounts swap at all.
-    std::string memsw = Dir("memory") + "/memory.memsw.limit_in_bytes";
-    if (PathExists(memsw)) PDK_TRY(WriteExisting(memsw, memory));
-    PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_period_us", "100000"));
-    PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_quota_us",
-                          limits.cpu_millicores > 0 ? std::to_string(limits.cpu_millicores * 100)
-                                                    : "-1"));
-    return WriteExisting(Dir("pids") + "/pids.max",
-                         limits.pids > 0 ? std::to_string(limits.pids) : "max");
+    std::optional<CgroupLimits> was = std::exchange(set_, std::nullopt);  // unknown until written
+    auto changed = [&](int64_t CgroupLimits::*field) { return !was || (*was).*field != limits.*field; };
+    if (changed(&CgroupLimits::memory_bytes)) {
+      // No swap beyond the limit, where the kernel accounts swap at all. The
+      // kernel keeps memsw at or above the memory limit, so a limit raised
+      // (or lifted) above it is refused until memsw goes first.
+      std::string memory = limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "-1";
+      std::string mem = Dir("memory") + "/memory.limit_in_bytes", memsw = Dir("memory") + "/memory.memsw.limit_in_bytes";
+      bool swap = PathExists(memsw);
+      Status s = WriteExisting(mem, memory);
+      if (s.ok() && swap) s = WriteExisting(memsw, memory);
+      else if (!s.ok() && swap && WriteExisting(memsw, memory).ok()) s = WriteExisting(mem, memory);
+      PDK_TRY(s);
+    }
+    if (changed(&CgroupLimits::cpu_millicores)) {
+      PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_period_us", "100000"));
+      PDK_TRY(WriteExisting(Dir("cpu") + "/cpu.cfs_quota_us",
+                            limits.cpu_millicores > 0 ? std::to_string(limits.cpu_millicores * 100) : "-1"));
+    }
+    if (changed(&CgroupLimits::pids))
+      PDK_TRY(WriteExisting(Dir("pids") + "/pids.max", limits.pids > 0 ? std::to_string(limits.pids) : "max"));
+    set_ = limits;
+    return Status::Ok();
   }
 
   // One rename per hierarchy; a failure part-way renames the done ones back.
@@ -155,6 +171,7 @@ class CgroupV1 : public Cgroup {
     return out;
   }
   std::string name_;
+  std::optional<CgroupLimits> set_;  // as last written (rename keeps them); unknown when opened
   std::map<std::string, std::string> dirs_;  // controller -> this cgroup's folder
   bool destroyed_ = false;
 };
@@ -185,7 +202,7 @@ class CgroupV1Driver : public CgroupDriver {
       }
       made.push_back(d);
     }
-    auto cg = std::make_unique<CgroupV1>(name, dirs);  // removes itself if a limit fails
+    auto cg = std::make_unique<CgroupV1>(name, dirs, true);  // removes itself if a limit fails
     if (limits.any()) PDK_TRY(cg->SetLimits(limits));
     if (auto d = dirs.find(kDevices); d != dirs.end()) {  // deny all, then allow the list
       PDK_TRY(WriteExisting(d->second + "/devices.deny", "a"));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <sstream>
+#include <utility>
 
 #include "base/fs.h"
 #include "kernel/cgroup.h"
@@ -30,9 +31,12 @@ class CgroupV2 : public Cgroup {
     bool memory = false, cpu = false, pids = false;
   };
   // `device_program`: the filter attached to it, attached again on a rename (-1: none).
-  CgroupV2(std::string name, std::string dir, Controllers controllers, int device_program = -1)
+  // `made`: just made here, so without limits; else (opened) unknown.
+  CgroupV2(std::string name, std::string dir, Controllers controllers, int device_program = -1, bool made = false)
       : name_(std::move(name)), dir_(std::move(dir)), controllers_(controllers),
-        device_program_(device_program < 0 ? -1 : ::fcntl(device_program, F_DUPFD_CLOEXEC, 0)) {}
+        device_program_(device_program < 0 ? -1 : ::fcntl(device_program, F_DUPFD_CLOEXEC, 0)) {
+    if (made) set_ = CgroupLimits{};
+  }
   ~CgroupV2() override {
     if (!keep_) (void)Destroy();
   }
@@ -43,27 +47,33 @@ class CgroupV2 : public Cgroup {
   }
 
   Status SetLimits(const CgroupLimits& limits) override {
+    std::optional<CgroupLimits> was = std::exchange(set_, std::nullopt);  // unknown until written
+    PDK_TRY(WriteLimits(dir_, limits, was ? &*was : nullptr));
+    set_ = limits;
+    return Status::Ok();
+  }
+
+  // Writes into `dir` the limits that differ from `was` (all without it).
+  Status WriteLimits(const std::string& dir, const CgroupLimits& limits, const CgroupLimits* was) const {
     if (limits.memory_bytes > 0 && !controllers_.memory)
       return Unimplemented("the memory controller is not available (cgroup v2)");
     if (limits.cpu_millicores > 0 && !controllers_.cpu)
       return Unimplemented("the cpu controller is not available (cgroup v2)");
     if (limits.pids > 0 && !controllers_.pids)
       return Unimplemented("the pids controller is not available (cgroup v2)");
-    if (controllers_.memory) {
-      PDK_TRY(WriteExisting(dir_ + "/memory.max", limits.memory_bytes > 0
-                                                      ? std::to_string(limits.memory_bytes)
-                                                      : "max"));
-      if (PathExists(dir_ + "/memory.swap.max"))  // no swap beyond a memory limit
-        PDK_TRY(WriteExisting(dir_ + "/memory.swap.max", limits.memory_bytes > 0 ? "0" : "max"));
+    auto changed = [&](int64_t CgroupLimits::*field) { return !was || was->*field != limits.*field; };
+    if (controllers_.memory && changed(&CgroupLimits::memory_bytes)) {
+      PDK_TRY(WriteExisting(dir + "/memory.max",
+                            limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "max"));
+      if (PathExists(dir + "/memory.swap.max"))  // no swap beyond a memory limit
+        PDK_TRY(WriteExisting(dir + "/memory.swap.max", limits.memory_bytes > 0 ? "0" : "max"));
     }
-    if (controllers_.cpu)
-      PDK_TRY(WriteExisting(dir_ + "/cpu.max", (limits.cpu_millicores > 0
-                                                    ? std::to_string(limits.cpu_millicores * 100)
-                                                    : std::string("max")) +
-                                                   " 100000"));
-    if (controllers_.pids)
-      PDK_TRY(WriteExisting(dir_ + "/pids.max",
-                            limits.pids > 0 ? std::to_string(limits.pids) : "max"));
+    if (controllers_.cpu && changed(&CgroupLimits::cpu_millicores))
+      PDK_TRY(WriteExisting(dir + "/cpu.max",
+                            (limits.cpu_millicores > 0 ? std::to_string(limits.cpu_millicores * 100)
+                                                       : std::string("max")) + " 100000"));
+    if (controllers_.pids && changed(&CgroupLimits::pids))
+      PDK_TRY(WriteExisting(dir + "/pids.max", limits.pids > 0 ? std::to_string(limits.pids) : "max"));
     return Status::Ok();
   }
 
@@ -71,6 +81,13 @@ class CgroupV2 : public Cgroup {
   Status Rename(const std::string& new_name) override {
     std::string to = dir_.substr(0, dir_.rfind('/') + 1) + new_name;
     if (::mkdir(to.c_str(), 0755) != 0) return Status::Errno("mkdir " + to);
+    if (set_ && set_->any()) {  // the limits hold before the tasks move in
+      const CgroupLimits none;  // a new folder's
+      if (Status s = WriteLimits(to, *set_, &none); !s.ok()) {
+        ::rmdir(to.c_str());
+        return s;
+      }
+    }
     if (device_program_) {
       if (Status s = AttachDeviceProgram(to, device_program_.get()); !s.ok()) {
         ::rmdir(to.c_str());
@@ -89,6 +106,7 @@ class CgroupV2 : public Cgroup {
     if (::rmdir(dir_.c_str()) != 0) return Status::Errno("rmdir " + dir_);
     dir_ = to;
     name_ = new_name;
+    if (!set_) set_ = CgroupLimits{};  // a new folder: none
     return Status::Ok();
   }
 
@@ -160,6 +178,7 @@ class CgroupV2 : public Cgroup {
 
  private:
   std::string name_;
+  std::optional<CgroupLimits> set_;  // as last written (a rename copies them); unknown when opened
   std::string dir_;
   Controllers controllers_;
   UniqueFd device_program_;
@@ -218,7 +237,7 @@ class CgroupV2Driver : public CgroupDriver {
     int program = own_program ? own_program.get() : standard_program_.get();
     std::string dir = parent_dir_ + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0) return Status::Errno("mkdir " + dir);
-    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_, program);  // removes itself on failure
+    auto cg = std::make_unique<CgroupV2>(name, dir, controllers_, program, true);  // removes itself on failure
     if (limits.any()) PDK_TRY(cg->SetLimits(limits));
     if (program >= 0) PDK_TRY(AttachDeviceProgram(dir, program));
     return std::unique_ptr<Cgroup>(std::move(cg));

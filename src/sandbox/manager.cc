@@ -880,7 +880,7 @@ Status SandboxManager::BootWarm(Sandbox& sb, WarmShell& warm, const kernel::Laun
     return Status::Errno("rename " + warm.dir + " to " + info.dir);
   warm.dir = info.dir;
   PDK_TRY(warm.cgroup->Rename(info.id));
-  if (info.limits.any()) PDK_TRY(warm.cgroup->SetLimits(info.limits));
+  PDK_TRY(warm.cgroup->SetLimits(info.limits));  // writes only those that differ from the shell's
   PDK_TRY(Launch(sb, std::move(warm.cgroup), *warm.shell, launch));
   sb.slot = std::move(warm.slot);
   return Status::Ok();

@@ -37,7 +37,8 @@ Result<std::unique_ptr<SandboxManager::WarmShell>> SandboxManager::MakeWarmShell
   auto made = [&]() -> Status {
     PDK_TRY(MakeSandboxDir(warm->dir, warm->ids.host_first()));
     PDK_TRY(PlaceFirstBootFiles(warm->dir, warm->ids.host_first(), network_ != nullptr));
-    PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, {}, {}));
+    // The limits of a create that names none: what a take then mostly keeps.
+    PDK_ASSIGN_OR_RETURN(warm->cgroup, cgroups_->Create(warm->key, WithDefaults({}), {}));
     if (network_) {
       PDK_ASSIGN_OR_RETURN(warm->slot, network_->Acquire());
     }
