@@ -230,6 +230,13 @@ TEST_F(NetTest, EachSandboxHasItsOwnAddressRouteAndResolvers) {
   EXPECT_NE(addrs.find(a.address), std::string::npos) << addrs;
   EXPECT_NE(Sh(a.id, "cat /proc/net/route").find("00000000"), std::string::npos);  // a default route
   EXPECT_EQ(Sh(a.id, "cat /etc/resolv.conf"), "nameserver 10.89.0.1\n");
+  // What the slot set in its namespace for the sandbox: low ports and ping
+  // without privileges, no TCP metrics kept for the slot's next holder, no
+  // IPv6. (Ping's group range is every host group, 0 to 2^31-1: seen from
+  // the sandbox's user namespace, both ends are unmapped ids.)
+  EXPECT_EQ(Sh(a.id, "cd /proc/sys/net && cat ipv4/ip_unprivileged_port_start ipv4/ping_group_range "
+                     "ipv4/tcp_no_metrics_save ipv6/conf/all/disable_ipv6 ipv6/conf/default/disable_ipv6"),
+            "0\n65534\t65534\n1\n1\n1\n");
   // The sandbox cannot reconfigure its network: the namespace is not its own.
   auto r = Exec(a.id, {"python3", "-c",
                        "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)"});

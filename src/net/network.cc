@@ -1,5 +1,7 @@
 #include "net/network.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -48,13 +50,25 @@ Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
   PDK_TRY(nl.AddAddress(eth0, address, 32));
   PDK_TRY(nl.AddRoute(Cidr{gateway, 32}, Ipv4{}, eth0));
   PDK_TRY(nl.AddRoute(Cidr{Ipv4{0}, 0}, gateway, eth0));
-  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"));
-  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"));
+  // /proc/sys/net's folders exist once per namespace under one name, and a
+  // lookup compares its way past the entries of other namespaces (a cost
+  // that grows with the sandboxes on the host): each folder is walked once
+  // per slot, not once per file.
+  const std::string ipv4 = "/proc/sys/net/ipv4", ipv6_conf = "/proc/sys/net/ipv6/conf";
+  UniqueFd v4(::open(ipv4.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!v4) return Status::Errno("open " + ipv4);
+  auto write_at = [](int dir, const std::string& folder, const char* name, std::string_view value) -> Status {
+    UniqueFd fd(::openat(dir, name, O_WRONLY | O_CLOEXEC));
+    if (!fd) return Status::Errno("open " + folder + "/" + name);
+    return WriteAll(fd.get(), value, folder + "/" + name);
+  };
+  PDK_TRY(write_at(v4.get(), ipv4, "ip_unprivileged_port_start", "0"));
+  PDK_TRY(write_at(v4.get(), ipv4, "ping_group_range", "0 2147483647"));
   // No per-peer TCP metrics kept: they would show the next holder of a
   // recycled slot whom the last one talked to.
-  PDK_TRY(WriteExisting("/proc/sys/net/ipv4/tcp_no_metrics_save", "1"));
-  for (const char* conf : {"all", "default"})
-    (void)WriteExisting(std::string("/proc/sys/net/ipv6/conf/") + conf + "/disable_ipv6", "1");
+  PDK_TRY(write_at(v4.get(), ipv4, "tcp_no_metrics_save", "1"));
+  if (UniqueFd v6(::open(ipv6_conf.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)); v6)  // none without IPv6
+    for (const char* conf : {"all/disable_ipv6", "default/disable_ipv6"}) (void)write_at(v6.get(), ipv6_conf, conf, "1");
   return Status::Ok();
 }
 
