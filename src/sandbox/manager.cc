@@ -251,8 +251,9 @@ kernel::LaunchSpec LaunchFor(const SandboxInfo& info, bool first_boot, const net
 }
 
 Status PlaceFirstBootFiles(const std::string& dir, uid_t root, bool network) {
-  for (const char* file : {kHostnameFile, kHostsFile, kResolvConfFile}) {
-    if (file == kResolvConfFile && !network) continue;  // the image's stays
+  std::vector<const char*> files = {kHostnameFile, kHostsFile};
+  if (network) files.push_back(kResolvConfFile);  // without one, the image's stays
+  for (const char* file : files) {
     std::string path = dir + "/upper" + file;
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd) return Status::Errno("create " + path);
