@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
+#include "base/fs.h"
 #include "kernel/net.h"
 #include "net/conntrack.h"
 #include "net/network.h"
@@ -50,6 +52,7 @@ class OutsideServer {
     auto host_end = nl->LinkIndex(link_);
     EXPECT_TRUE(host_end.ok());
     EXPECT_TRUE(nl->AddAddress(*host_end, *net::Ipv4::Parse(host_address), 30).ok());
+    EXPECT_TRUE(nl->SetUp(*host_end).ok());
     Status inside = kernel::net::InNetns(netns_.get(), [&]() -> Status {
       PDK_ASSIGN_OR_RETURN(net::Netlink inner, net::Netlink::Open());
       PDK_ASSIGN_OR_RETURN(int eth0, inner.LinkIndex("eth0"));
@@ -237,6 +240,17 @@ TEST_F(NetTest, EachSandboxHasItsOwnAddressRouteAndResolvers) {
   EXPECT_EQ(Sh(a.id, "cd /proc/sys/net && cat ipv4/ip_unprivileged_port_start ipv4/ping_group_range "
                      "ipv4/tcp_no_metrics_save ipv6/conf/all/disable_ipv6 ipv6/conf/default/disable_ipv6"),
             "0\n65534\t65534\n1\n1\n1\n");
+  // IPv6 was off before eth0 was made, and stays off on the host's end of
+  // the link too: no address on either side, no route on the host.
+  EXPECT_EQ(Sh(a.id, "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 /proc/net/if_inet6"), "1\n");
+  char veth[16];
+  std::snprintf(veth, sizeof veth, "pdkv%08x", net::Ipv4::Parse(a.address)->value);
+  auto host_end = ReadFile(std::string("/proc/sys/net/ipv6/conf/") + veth + "/disable_ipv6");
+  ASSERT_TRUE(host_end.ok()) << host_end.status().ToString();
+  EXPECT_EQ(*host_end, "1\n");
+  auto host_routes = ReadFile("/proc/net/ipv6_route");
+  ASSERT_TRUE(host_routes.ok()) << host_routes.status().ToString();
+  EXPECT_EQ(host_routes->find(veth), std::string::npos) << *host_routes;
   // The sandbox cannot reconfigure its network: the namespace is not its own.
   auto r = Exec(a.id, {"python3", "-c",
                        "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)"});

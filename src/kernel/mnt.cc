@@ -106,6 +106,15 @@ Result<UniqueFd> MakeSysfs() {
   return mnt;
 }
 
+Result<UniqueFd> MakeProc() {
+  UniqueFd fs(::fsopen("proc", FSOPEN_CLOEXEC));
+  if (!fs) return Status::Errno("fsopen proc");
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return Status::Errno("create proc");
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (!mnt) return Status::Errno("fsmount proc");
+  return mnt;
+}
+
 RootfsPlan PlanRootfs(const std::string& rootfs, const std::vector<std::string>& bind_targets,
                       const std::vector<std::pair<std::string, std::string>>& devices) {
   RootfsPlan p;

@@ -38,6 +38,13 @@ Result<UniqueFd> MakeBind(const std::string& source, int userns_fd, bool read_on
 // may not mount one.
 Result<UniqueFd> MakeSysfs();
 
+// A detached procfs of its own. /proc/sys shows the calling thread's network
+// namespace, but in the host's /proc each of its folders is cached once per
+// namespace under one name, so that a lookup there compares its way past
+// every other namespace's (thousands on a host full of sandboxes); a new
+// instance holds only the caller's.
+Result<UniqueFd> MakeProc();
+
 // Everything the sandbox side needs, as paths computed up front: after clone
 // the child must not allocate.
 struct RootfsPlan {

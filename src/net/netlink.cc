@@ -89,10 +89,9 @@ Status Netlink::AddVeth(const std::string& host_name, int master_index,
   if (!link) return Internal("netlink: out of memory");
   rtnl_link_set_name(link.get(), host_name.c_str());
   if (master_index > 0) rtnl_link_set_master(link.get(), master_index);
-  rtnl_link_set_flags(link.get(), IFF_UP);
   LinkPtr peer(rtnl_link_veth_get_peer(link.get()));
   rtnl_link_set_name(peer.get(), peer_name.c_str());
-  rtnl_link_set_ns_fd(peer.get(), peer_netns_fd);  // (libnl cannot set the peer's flags here)
+  rtnl_link_set_ns_fd(peer.get(), peer_netns_fd);
   if (int err = rtnl_link_add(sock_, link.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
     return NlError("add veth " + host_name, err);
   return Status::Ok();

@@ -25,8 +25,9 @@ class Netlink {
   Result<int> LinkIndex(const std::string& name);
   // Creates bridge `name` unless it exists; returns its index.
   Result<int> EnsureBridge(const std::string& name);
-  // A veth pair: `host_name` here, up, enslaved to bridge `master_index` (if > 0);
-  // its peer `peer_name`, down, created straight in namespace `peer_netns_fd`.
+  // A veth pair: `host_name` here, enslaved to bridge `master_index` (if > 0);
+  // its peer `peer_name`, created straight in namespace `peer_netns_fd`. Both
+  // down: set what must hold from the first packet, then SetUp.
   Status AddVeth(const std::string& host_name, int master_index, const std::string& peer_name,
                  int peer_netns_fd);
   // Marks bridge port `index` isolated: it exchanges frames with the bridge

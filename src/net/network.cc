@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "kernel/mnt.h"
 #include "kernel/net.h"
 #include "net/conntrack.h"
 
@@ -38,8 +39,36 @@ std::string VethName(Ipv4 a) {
   return buf;
 }
 
-// In the slot's namespace: what the sandbox, without CAP_NET_ADMIN there,
-// cannot do for itself.
+// In the slot's namespace, before it has devices: the settings the sandbox,
+// without CAP_NET_ADMIN there, cannot make for itself. IPv6 goes off first,
+// so that the eth0 made next starts without it (no link-local address to
+// make and check for duplicates, no routes).
+Status SetSysctlsInside() {
+  Result<UniqueFd> proc = kernel::mnt::MakeProc();
+  if (!proc.ok()) {  // no new mount API, or not allowed here: the host's
+    proc = UniqueFd(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!*proc) return Status::Errno("open /proc");
+  }
+  auto open_dir = [&](const char* path) { return UniqueFd(::openat(proc->get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC)); };
+  auto write_at = [](int dir, std::string_view folder, const char* name, std::string_view value) -> Status {
+    std::string path = "/proc/" + std::string(folder) + "/" + name;
+    UniqueFd fd(::openat(dir, name, O_WRONLY | O_CLOEXEC));
+    if (!fd) return Status::Errno("open " + path);
+    return WriteAll(fd.get(), value, path);
+  };
+  if (UniqueFd v6 = open_dir("sys/net/ipv6/conf"); v6)  // none without IPv6
+    for (const char* conf : {"all/disable_ipv6", "default/disable_ipv6"})
+      PDK_TRY(write_at(v6.get(), "sys/net/ipv6/conf", conf, "1"));
+  UniqueFd v4 = open_dir("sys/net/ipv4");
+  if (!v4) return Status::Errno("open /proc/sys/net/ipv4");
+  PDK_TRY(write_at(v4.get(), "sys/net/ipv4", "ip_unprivileged_port_start", "0"));
+  PDK_TRY(write_at(v4.get(), "sys/net/ipv4", "ping_group_range", "0 2147483647"));
+  // No per-peer TCP metrics kept: they would show the next holder of a
+  // recycled slot whom the last one talked to.
+  return write_at(v4.get(), "sys/net/ipv4", "tcp_no_metrics_save", "1");
+}
+
+// In the slot's namespace, once eth0 is there: its address and routes.
 Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
   if (int err = kernel::net::BringUpLoopback(); err != 0) return Status::Errno("bring up lo", err);
   PDK_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
@@ -49,27 +78,7 @@ Status ConfigureInside(Ipv4 address, Ipv4 gateway) {
   // goes through the host, where the firewall decides.
   PDK_TRY(nl.AddAddress(eth0, address, 32));
   PDK_TRY(nl.AddRoute(Cidr{gateway, 32}, Ipv4{}, eth0));
-  PDK_TRY(nl.AddRoute(Cidr{Ipv4{0}, 0}, gateway, eth0));
-  // /proc/sys/net's folders exist once per namespace under one name, and a
-  // lookup compares its way past the entries of other namespaces (a cost
-  // that grows with the sandboxes on the host): each folder is walked once
-  // per slot, not once per file.
-  const std::string ipv4 = "/proc/sys/net/ipv4", ipv6_conf = "/proc/sys/net/ipv6/conf";
-  UniqueFd v4(::open(ipv4.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!v4) return Status::Errno("open " + ipv4);
-  auto write_at = [](int dir, const std::string& folder, const char* name, std::string_view value) -> Status {
-    UniqueFd fd(::openat(dir, name, O_WRONLY | O_CLOEXEC));
-    if (!fd) return Status::Errno("open " + folder + "/" + name);
-    return WriteAll(fd.get(), value, folder + "/" + name);
-  };
-  PDK_TRY(write_at(v4.get(), ipv4, "ip_unprivileged_port_start", "0"));
-  PDK_TRY(write_at(v4.get(), ipv4, "ping_group_range", "0 2147483647"));
-  // No per-peer TCP metrics kept: they would show the next holder of a
-  // recycled slot whom the last one talked to.
-  PDK_TRY(write_at(v4.get(), ipv4, "tcp_no_metrics_save", "1"));
-  if (UniqueFd v6(::open(ipv6_conf.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)); v6)  // none without IPv6
-    for (const char* conf : {"all/disable_ipv6", "default/disable_ipv6"}) (void)write_at(v6.get(), ipv6_conf, conf, "1");
-  return Status::Ok();
+  return nl.AddRoute(Cidr{Ipv4{0}, 0}, gateway, eth0);
 }
 
 // What a slot's last holder left in its namespace, read from inside it.
@@ -144,18 +153,20 @@ Result<std::unique_ptr<Network>> Network::Open(NetworkOptions opts) {
   PDK_TRY(nl.AddAddress(bridge, pool.At(1), pool.prefix));
   PDK_TRY(nl.SetUp(bridge));
   PDK_TRY(WriteExisting("/proc/sys/net/ipv4/ip_forward", "1").Annotate("enable IPv4 forwarding"));
+  UniqueFd ipv6_conf(::open("/proc/sys/net/ipv6/conf", O_PATH | O_DIRECTORY | O_CLOEXEC));
   PDK_ASSIGN_OR_RETURN(auto firewall, Firewall::Open({opts.table, opts.bridge, pool, resolvers, private_allowed, opts.max_connections}));
-  return std::unique_ptr<Network>(
-      new Network(std::move(opts), pool, std::move(resolvers), std::move(nl), bridge, std::move(firewall)));
+  return std::unique_ptr<Network>(new Network(std::move(opts), pool, std::move(resolvers), std::move(nl), bridge,
+                                              std::move(ipv6_conf), std::move(firewall)));
 }
 
 Network::Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
-                 std::unique_ptr<Firewall> firewall)
+                 UniqueFd host_ipv6_conf, std::unique_ptr<Firewall> firewall)
     : opts_(std::move(opts)),
       pool_(pool),
       resolvers_(std::move(resolvers)),
       nl_(std::move(nl)),
       bridge_index_(bridge_index),
+      host_ipv6_conf_(std::move(host_ipv6_conf)),
       firewall_(std::move(firewall)),
       used_(pool.size(), false),
       ready_({.make = [this](const std::string&) { return MakeSlot(); },
@@ -205,11 +216,14 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
   slot->veth = VethName(slot->address);
   Status s = [&]() -> Status {
     PDK_ASSIGN_OR_RETURN(slot->netns, kernel::net::NewNetns());
+    PDK_TRY(kernel::net::InNetns(slot->netns.get(), SetSysctlsInside));
     {
       MutexLock lock(nl_mu_);
       PDK_TRY(nl_.AddVeth(slot->veth, bridge_index_, "eth0", slot->netns.get()));
       PDK_ASSIGN_OR_RETURN(int port, nl_.LinkIndex(slot->veth));
+      PDK_TRY(DisableIpv6(slot->veth));
       PDK_TRY(nl_.IsolatePort(port));
+      PDK_TRY(nl_.SetUp(port));
     }
     return kernel::net::InNetns(slot->netns.get(), [&] { return ConfigureInside(slot->address, gateway()); });
   }();
@@ -218,6 +232,19 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
     return s.Annotate("network slot " + slot->address.ToString());
   }
   return slot;
+}
+
+// The host's end of a slot carries IPv4 to the bridge and nothing else.
+// With IPv6 on, each would get a link-local address (checked for duplicates
+// by a kernel worker under the rtnl lock) and three routes, and the kernel
+// walks the host's whole IPv6 routing table on every link's up and down: a
+// cost that grows with the slots on the host. Off before the link is up.
+Status Network::DisableIpv6(const std::string& veth) const {
+  if (!host_ipv6_conf_) return Status::Ok();
+  std::string name = veth + "/disable_ipv6";
+  UniqueFd fd(::openat(host_ipv6_conf_.get(), name.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Status::Errno("open /proc/sys/net/ipv6/conf/" + name);
+  return WriteAll(fd.get(), "1", "/proc/sys/net/ipv6/conf/" + name);
 }
 
 // Closing the namespace's last fd lets the kernel destroy it, and its eth0

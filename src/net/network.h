@@ -109,9 +109,10 @@ class Network {
 
  private:
   Network(NetworkOptions opts, Cidr pool, std::vector<Ipv4> resolvers, Netlink nl, int bridge_index,
-          std::unique_ptr<Firewall> firewall);
+          UniqueFd host_ipv6_conf, std::unique_ptr<Firewall> firewall);
   Result<Ipv4> ReserveAddress() EXCLUDES(mu_);
   Result<std::unique_ptr<Slot>> MakeSlot() EXCLUDES(mu_, nl_mu_);
+  Status DisableIpv6(const std::string& veth) const;
   void DestroySlot(Slot& slot) EXCLUDES(mu_, nl_mu_);
   Status Reset(Slot& slot) EXCLUDES(mu_);
   // Frees the addresses of destroyed slots whose veth is gone.
@@ -124,6 +125,9 @@ class Network {
   Mutex nl_mu_;
   Netlink nl_ GUARDED_BY(nl_mu_);  // the host namespace's netlink socket
   const int bridge_index_;
+  // The host's /proc/sys/net/ipv6/conf, opened once (none without IPv6):
+  // each lookup of that path compares its way past every slot's namespace.
+  const UniqueFd host_ipv6_conf_;
   std::unique_ptr<Firewall> firewall_;
 
   mutable Mutex mu_;
