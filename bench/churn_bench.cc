@@ -135,10 +135,13 @@ struct Phase {
   }
 };
 
+// A rate only for a phase timed on its own (wall_ms > 0); "-" for the
+// steps of a cycle, whose rate is the cycle's.
 void PrintRow(const char* what, Phase& p, double wall_ms) {
   size_t n = p.ms.ms.size();
-  std::printf("%-24s %8zu %9.1f %10.1f %10.1f %7d\n", what, n, wall_ms > 0 ? n / (wall_ms / 1000) : 0.0,
-              p.ms.P(0.5), p.ms.P(0.99), p.failed);
+  char rate[16] = "-";
+  if (wall_ms > 0) std::snprintf(rate, sizeof rate, "%.1f", n / (wall_ms / 1000));
+  std::printf("%-24s %8zu %9s %10.1f %10.1f %7d\n", what, n, rate, p.ms.P(0.5), p.ms.P(0.99), p.failed);
 }
 
 // runc's create -> exec -> kill -> delete, `seconds` long (at most 1,000

@@ -109,7 +109,8 @@ Result<UniqueFd> MakeSysfs() {
 Result<UniqueFd> MakeProc() {
   UniqueFd fs(::fsopen("proc", FSOPEN_CLOEXEC));
   if (!fs) return Status::Errno("fsopen proc");
-  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return Status::Errno("create proc");
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    return Status::Errno("create proc");
   UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
   if (!mnt) return Status::Errno("fsmount proc");
   return mnt;

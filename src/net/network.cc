@@ -49,7 +49,9 @@ Status SetSysctlsInside() {
     proc = UniqueFd(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!*proc) return Status::Errno("open /proc");
   }
-  auto open_dir = [&](const char* path) { return UniqueFd(::openat(proc->get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC)); };
+  auto open_dir = [&](const char* path) {
+    return UniqueFd(::openat(proc->get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  };
   auto write_at = [](int dir, std::string_view folder, const char* name, std::string_view value) -> Status {
     std::string path = "/proc/" + std::string(folder) + "/" + name;
     UniqueFd fd(::openat(dir, name, O_WRONLY | O_CLOEXEC));
