@@ -47,9 +47,13 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 }
 
 Status WriteExisting(const std::string& path, std::string_view data) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Status::Errno("open " + path);
-  return WriteAll(fd.get(), data, path);
+  return WriteExistingAt(AT_FDCWD, path, data);
+}
+
+Status WriteExistingAt(int dir, const std::string& name, std::string_view data) {
+  UniqueFd fd(::openat(dir, name.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Status::Errno("open " + name);
+  return WriteAll(fd.get(), data, name);
 }
 
 Result<UniqueFd> OpenRegularAt(int dir, const std::string& name, struct stat* st) {

@@ -21,6 +21,8 @@ Result<std::string> ReadFile(const std::string& path);
 Status WriteAll(int fd, std::string_view data, const std::string& path);
 // Writes `data` to an existing file (cgroup knobs, /proc files): no create, no truncate.
 Status WriteExisting(const std::string& path, std::string_view data);
+// The same for `name` in the folder `dir` (AT_FDCWD: the working folder).
+Status WriteExistingAt(int dir, const std::string& name, std::string_view data);
 // Crash-safe replace: writes a temporary sibling, fsyncs it, renames it over `path`.
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 // `name` in the folder `dir` opened for reading, only if it is a regular

@@ -52,22 +52,20 @@ Status SetSysctlsInside() {
   auto open_dir = [&](const char* path) {
     return UniqueFd(::openat(proc->get(), path, O_PATH | O_DIRECTORY | O_CLOEXEC));
   };
-  auto write_at = [](int dir, std::string_view folder, const char* name, std::string_view value) -> Status {
-    std::string path = "/proc/" + std::string(folder) + "/" + name;
-    UniqueFd fd(::openat(dir, name, O_WRONLY | O_CLOEXEC));
-    if (!fd) return Status::Errno("open " + path);
-    return WriteAll(fd.get(), value, path);
-  };
   if (UniqueFd v6 = open_dir("sys/net/ipv6/conf"); v6)  // none without IPv6
     for (const char* conf : {"all/disable_ipv6", "default/disable_ipv6"})
-      PDK_TRY(write_at(v6.get(), "sys/net/ipv6/conf", conf, "1"));
+      PDK_TRY(WriteExistingAt(v6.get(), conf, "1").Annotate("/proc/sys/net/ipv6/conf"));
   UniqueFd v4 = open_dir("sys/net/ipv4");
   if (!v4) return Status::Errno("open /proc/sys/net/ipv4");
-  PDK_TRY(write_at(v4.get(), "sys/net/ipv4", "ip_unprivileged_port_start", "0"));
-  PDK_TRY(write_at(v4.get(), "sys/net/ipv4", "ping_group_range", "0 2147483647"));
-  // No per-peer TCP metrics kept: they would show the next holder of a
-  // recycled slot whom the last one talked to.
-  return write_at(v4.get(), "sys/net/ipv4", "tcp_no_metrics_save", "1");
+  const std::pair<const char*, const char*> settings[] = {
+      {"ip_unprivileged_port_start", "0"},
+      {"ping_group_range", "0 2147483647"},
+      // No per-peer TCP metrics kept: they would show the next holder of a
+      // recycled slot whom the last one talked to.
+      {"tcp_no_metrics_save", "1"}};
+  for (const auto& [name, value] : settings)
+    PDK_TRY(WriteExistingAt(v4.get(), name, value).Annotate("/proc/sys/net/ipv4"));
+  return Status::Ok();
 }
 
 // In the slot's namespace, once eth0 is there: its address and routes.
@@ -243,10 +241,7 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
 // cost that grows with the slots on the host. Off before the link is up.
 Status Network::DisableIpv6(const std::string& veth) const {
   if (!host_ipv6_conf_) return Status::Ok();
-  std::string name = veth + "/disable_ipv6";
-  UniqueFd fd(::openat(host_ipv6_conf_.get(), name.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Status::Errno("open /proc/sys/net/ipv6/conf/" + name);
-  return WriteAll(fd.get(), "1", "/proc/sys/net/ipv6/conf/" + name);
+  return WriteExistingAt(host_ipv6_conf_.get(), veth + "/disable_ipv6", "1").Annotate("/proc/sys/net/ipv6/conf");
 }
 
 // Closing the namespace's last fd lets the kernel destroy it, and its eth0
