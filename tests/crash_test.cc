@@ -115,5 +115,43 @@ TEST_F(DaemonTest, RestartAdoptsTwoHundredRunningAndPausedSandboxes) {
   EXPECT_EQ(Must("POST", "/v1/sandboxes/" + ids[0] + "/resume")["state"], "running");
 }
 
+// One paddockd per host: a second one, over another state folder, would
+// sweep the first's cgroups (killing its sandboxes) and take its bridge and
+// table. It waits for the first to stop (--host-lock-wait), then gives up,
+// naming it, having touched nothing; a restart that overlaps the old
+// daemon's exit waits for it and adopts its sandboxes.
+TEST_F(DaemonTest, ASecondPaddockdWaitsForTheFirstAndLeavesItsSandboxesAlone) {
+  std::string id = Must("POST", "/v1/sandboxes", json::object(), 201)["id"];
+  TempDir other;
+  std::string out = Shell(std::string(PADDOCKD_PATH) + " --state-dir " + other.path() + "/state --socket " +
+                          other.path() + "/api.sock --init " + PADDOCK_INIT_PATH +
+                          " --host-lock-wait 1 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("another sandbox manager runs on this host"), std::string::npos) << out;
+  EXPECT_NE(out.find("pid " + std::to_string(pid_) + ", state folder " + state_->path() + "/state"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("waited 1000 ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
+  EXPECT_FALSE(PathExists(other.path() + "/state"));  // it made nothing
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "echo ok"}})["stdout"], "ok\n");
+
+  // A restart whose new daemon starts before the old one has stopped.
+  pid_t first = pid_;
+  StartDaemon({"--host-lock-wait", "60"});  // the first still answers its health check
+  ASSERT_NE(pid_, first);
+  ::kill(first, SIGTERM);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  bool served = false;
+  for (int i = 0; i < 1500 && !served; ++i) {  // bounded: 15 s for the second to take over
+    auto r = api().Send("GET", "/v1/sandboxes/" + id);
+    served = r.ok() && r->status == 200;
+    if (!served) ::usleep(10000);
+  }
+  ASSERT_TRUE(served) << DaemonLog();
+  EXPECT_EQ(Must("POST", "/v1/sandboxes/" + id + "/exec", {{"command", "echo again"}})["stdout"], "again\n");
+  EXPECT_NE(DaemonLog().find("adopted=1"), std::string::npos) << DaemonLog();
+}
+
 }  // namespace
 }  // namespace paddock::testing

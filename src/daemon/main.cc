@@ -7,11 +7,13 @@
 //            [--warm-templates host,busybox]
 //            [--no-network] [--bridge NAME] [--network-pool CIDR] [--dns IP]...
 //            [--warm-slots N] [--recycled-slots N] [--nft-table NAME] [--insecure-registry HOST:PORT]...
-//            [--max-sandbox-connections N]
+//            [--max-sandbox-connections N] [--host-lock-wait SECONDS]
 //
 // The socket defaults to $PADDOCK_SOCKET, else /run/paddock/paddock.sock;
 // the API key to $PADDOCK_API_KEY. SIGTERM or SIGINT stops the daemon;
-// sandboxes keep running and are adopted by the next one.
+// sandboxes keep running and are adopted by the next one. One paddockd runs
+// per host: a second waits for the first to stop (--host-lock-wait), then
+// gives up.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -135,7 +137,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-upload", max_upload, "largest upload (an image archive) paddockd accepts");
   app.add_option("--init", mopts.init_path, "path of paddock-init");
   app.add_option("--reap-interval-ms", reap_interval_ms, "how often timeouts are checked");
+  int host_lock_wait_s = mopts.host_lock_wait_ms / 1000;
+  app.add_option("--host-lock-wait", host_lock_wait_s,
+                 "seconds to wait at start-up for another paddockd on this host to stop (one runs per "
+                 "host; " + mopts.host_lock + " names it)")
+      ->check(CLI::Range(0, 3600));
   CLI11_PARSE(app, argc, argv);
+  mopts.host_lock_wait_ms = host_lock_wait_s * 1000;
   if (auto bytes = ParseSize(default_memory); bytes.ok() && (*bytes == 0 || *bytes >= (4 << 20))) {
     mopts.default_limits.memory_bytes = *bytes;
   } else {

@@ -267,9 +267,10 @@ Status PlaceFirstBootFiles(const std::string& dir, uid_t root, bool network) {
 
 using namespace manager_detail;
 
-SandboxManager::SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
-                               UniqueFd init_exe)
-    : opts_(std::move(opts)),
+SandboxManager::SandboxManager(HostLock host_lock, ManagerOptions opts,
+                               std::unique_ptr<kernel::CgroupDriver> cgroups, UniqueFd init_exe)
+    : host_lock_(std::move(host_lock)),
+      opts_(std::move(opts)),
       store_(opts_.store),
       cgroups_(std::move(cgroups)),
       init_exe_(std::move(init_exe)),
@@ -304,6 +305,15 @@ SandboxManager::~SandboxManager() {
 }
 
 Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts) {
+  // Before anything is swept or made: another manager's sandboxes would be.
+  auto host_lock = HostLock::Acquire(opts.host_lock, opts.host_lock_wait_ms, "state folder " + opts.state_dir);
+  if (!host_lock.ok())
+    return host_lock.status().code() == StatusCode::kUnavailable
+               ? FailedPrecondition(
+                     "another sandbox manager runs on this host: " + host_lock.status().message() +
+                     ". One runs per host: two would each take the cgroup tree, the bridge, the firewall table "
+                     "and the sandboxes' user ids as their own, and sweep what the other made")
+               : host_lock.status();
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
   UniqueFd init(::open(opts.init_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!init) return Status::Errno("open paddock-init at " + opts.init_path);
@@ -356,7 +366,7 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts
   iopts.registry = opts.registry;
   PDK_ASSIGN_OR_RETURN(auto images, image::ImageStore::Open(std::move(iopts), opts.store));
   std::unique_ptr<SandboxManager> m(
-      new SandboxManager(std::move(opts), std::move(cgroups), std::move(init)));
+      new SandboxManager(std::move(*host_lock), std::move(opts), std::move(cgroups), std::move(init)));
   m->images_ = std::move(images);
   m->disk_ = std::move(disk);
   m->templates_.SetImages(m->images_.get());

@@ -30,6 +30,7 @@
 
 #include "agent/client.h"
 #include "base/fd.h"
+#include "base/host_lock.h"
 #include "base/mutex.h"
 #include "base/status.h"
 #include "base/warm_pool.h"
@@ -62,6 +63,10 @@ struct ManagerOptions {
   std::string init_path;               // paddock-init; empty: the one built beside the library
   std::string busybox_path = "/bin/busybox";
   std::string cgroup_parent = "paddock";
+  // One manager per host (see HostLock): this file's lock is held while it
+  // lives; a start waits this long for another holder to stop.
+  std::string host_lock = "/run/paddock.lock";
+  int host_lock_wait_ms = 10000;
   uint32_t id_base = 1u << 30;         // host uid/gid of the first sandbox's root
   uint32_t id_slots = 16384;           // sandboxes with distinct id ranges
   int default_stop_grace_ms = 10000;
@@ -462,7 +467,7 @@ class SandboxManager {
     SandboxInfo WithHealth(SandboxInfo out) const EXCLUDES(health_mu);
   };
   struct WarmShell;
-  SandboxManager(ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
+  SandboxManager(HostLock host_lock, ManagerOptions opts, std::unique_ptr<kernel::CgroupDriver> cgroups,
                  UniqueFd init_exe);
   Result<std::shared_ptr<Sandbox>> Find(const std::string& id_or_name) const EXCLUDES(mu_);
   // Every listed sandbox.
@@ -629,6 +634,7 @@ class SandboxManager {
   // Copies `source_id`'s writable layer into `info`'s folder.
   Status CopyLayerOf(const std::string& source_id, const SandboxInfo& info);
 
+  HostLock host_lock_;  // first: let go last, once everything else is
   ManagerOptions opts_;
   std::shared_ptr<Store> store_;
   RecoveryReport recovery_;
