@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "base/fs.h"
 
@@ -229,6 +230,48 @@ TEST_F(StoreTest, TemplatesNameSnapshotsThatStayWhileNamed) {
   EXPECT_EQ((*snaps)[1].build_key, "key-2");
   ASSERT_TRUE(store_->RemoveTemplate("web:v1").ok());
   EXPECT_TRUE(store_->RemoveSnapshot("snap-2").ok());
+}
+
+// Every transition writes journal entries; a farm churning sandboxes would
+// grow the database without end. Only the newest are kept, the database
+// file stays the size they need, and records are untouched by the trims.
+TEST_F(StoreTest, TheJournalKeepsItsNewestEntriesAndTheDatabaseStopsGrowing) {
+  store_.reset();
+  store_ = std::move(OpenSqliteStore(dir_ + "/paddock.db", 1000)).value();
+  ASSERT_TRUE(store_->Insert(Record("kept", "kept"), {"create", "intent", ""}).ok());
+  auto churn = [&](int sandboxes) {  // as a create and a delete write them: four entries each
+    for (int i = 0; i < sandboxes; ++i) {
+      std::string id = "c" + std::to_string(i);
+      ASSERT_TRUE(store_->Insert(Record(id, id), {"create", "intent", id}).ok());
+      SandboxRecord r = *store_->Get(id);
+      r.state = "running";
+      ASSERT_TRUE(store_->Update(r, {"create", "done", ""}).ok());
+      r.state = "deleting";
+      ASSERT_TRUE(store_->Update(r, {"delete", "intent", ""}).ok());
+      ASSERT_TRUE(store_->Remove(id, {"delete", "done", ""}).ok());
+    }
+  };
+  churn(2500);
+  auto size_of = [&](const std::string& name) {
+    struct stat st;
+    return ::stat((dir_ + "/" + name).c_str(), &st) == 0 ? st.st_size : 0;
+  };
+  int64_t db_bytes = size_of("paddock.db") + size_of("paddock.db-wal");
+  churn(2500);  // 10,000 more entries, ten times what is kept
+  auto all = store_->ReadJournal("");
+  ASSERT_TRUE(all.ok());
+  EXPECT_GE(all->size(), 1000u);
+  EXPECT_LE(all->size(), 1010u);  // trimmed every hundredth of what is kept
+  int64_t last = *store_->Journal("kept", "probe", "done", "");
+  auto newest = store_->ReadJournal("");
+  EXPECT_EQ(newest->back().seq, last);
+  for (size_t i = 1; i < newest->size(); ++i) EXPECT_EQ((*newest)[i].seq, (*newest)[i - 1].seq + 1);
+  EXPECT_EQ(newest->front().seq, last - static_cast<int64_t>(newest->size()) + 1);
+  EXPECT_TRUE(store_->ReadJournal("c0")->empty());  // the first sandboxes' entries went
+  EXPECT_EQ(store_->Get("kept")->state, "creating");
+  // The second half added nothing to the file: freed pages were reused.
+  EXPECT_LE(size_of("paddock.db") + size_of("paddock.db-wal"), db_bytes + 64 * 1024)
+      << "before " << db_bytes;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <mutex>
@@ -183,29 +184,46 @@ const char* const kColumns =
 const char* const kArchiveColumns =
     "id, sandbox_id, sandbox_name, template, image_id, snapshot_id, path, size, bytes, sha256, created_at_ms";
 
-// A prepared statement, reset for reuse each time it is handed out.
+// A prepared statement, handed out for one use at a time: Use() gives a
+// handle that binds and steps it, and resets it (bindings cleared) when it
+// goes. A statement left stepped would hold its read transaction open, and
+// with it the WAL: no checkpoint could start the log over, and it would grow
+// with every write after.
 class Statement {
  public:
+  class Active {
+   public:
+    explicit Active(sqlite3_stmt* stmt) : stmt_(stmt) {}
+    ~Active() {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+    Active(const Active&) = delete;
+    Active& operator=(const Active&) = delete;
+
+    sqlite3_stmt* get() { return stmt_; }
+    void Bind(int i, const std::string& v) {
+      sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+    void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+    std::string Text(int col) {
+      const unsigned char* t = sqlite3_column_text(stmt_, col);
+      return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col)) : "";
+    }
+    int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+
+   private:
+    sqlite3_stmt* stmt_;
+  };
+
   Statement(sqlite3* db, const std::string& sql) {
     rc_ = sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
-  Statement& Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    return *this;
-  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  std::string Text(int col) {
-    const unsigned char* t = sqlite3_column_text(stmt_, col);
-    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col)) : "";
-  }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  Active Use() { return Active(stmt_); }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
@@ -225,9 +243,10 @@ std::map<std::string, std::string> JsonToMap(const std::string& s) {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, int64_t journal_keep)
+      : db_(db), journal_keep_(std::max<int64_t>(journal_keep, 1)), trim_every_(std::max<int64_t>(journal_keep / 100, 1)) {}
   ~SqliteStore() override {
-    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &put_image_,
+    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &trim_journal_, &put_image_,
                      &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
                      &remove_snapshot_, &put_template_, &list_templates_, &remove_template_, &put_volume_, &list_volumes_,
                      &remove_volume_, &put_archive_, &list_archives_, &remove_archive_})
@@ -242,9 +261,14 @@ class SqliteStore : public Store {
     PDK_TRY(Exec("PRAGMA synchronous=NORMAL"));
     PDK_TRY(Exec("PRAGMA foreign_keys=ON"));
     sqlite3_busy_timeout(db_, 5000);
-    Statement v(db_, std::string("PRAGMA user_version"));
-    if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return Error("read schema version");
-    int64_t version = v.Int(0);
+    int64_t version = 0;
+    {
+      Statement v(db_, std::string("PRAGMA user_version"));
+      if (!v.ok()) return Error("read schema version");
+      auto read = v.Use();
+      if (sqlite3_step(read.get()) != SQLITE_ROW) return Error("read schema version");
+      version = read.Int(0);
+    }
     int64_t latest = static_cast<int64_t>(std::size(kMigrations));
     if (version > latest)
       return FailedPrecondition("the state database has schema version " + std::to_string(version) +
@@ -284,6 +308,7 @@ class SqliteStore : public Store {
     read_journal_ = std::make_unique<Statement>(
         db_, "SELECT seq, sandbox_id, op, phase, detail, at_ms FROM journal "
              "WHERE ?1 = '' OR sandbox_id = ?1 ORDER BY seq");
+    trim_journal_ = std::make_unique<Statement>(db_, "DELETE FROM journal WHERE seq <= ?1");
     put_image_ = std::make_unique<Statement>(
         db_, "INSERT INTO images (id, manifest_digest, config, layers, size, created_at_ms, last_used_ms) "
              "VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET manifest_digest=?2, "
@@ -319,7 +344,7 @@ class SqliteStore : public Store {
         db_, std::string("SELECT ") + kArchiveColumns + " FROM archives ORDER BY created_at_ms, id");
     remove_archive_ = std::make_unique<Statement>(db_, "DELETE FROM archives WHERE id=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
-                          journal_.get(), read_journal_.get(), put_image_.get(), put_ref_.get(),
+                          journal_.get(), read_journal_.get(), trim_journal_.get(), put_image_.get(), put_ref_.get(),
                           list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
                           touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
                           remove_snapshot_.get(), put_template_.get(), list_templates_.get(),
@@ -332,7 +357,7 @@ class SqliteStore : public Store {
   Status Insert(const SandboxRecord& r, const JournalNote& note) override {
     std::lock_guard<std::mutex> lock(mu_);
     return InTransaction(note, r.id, [&]() -> Status {
-      Statement& st = insert_->Reset();
+      auto st = insert_->Use();
       BindRecord(st, r);
       int rc = sqlite3_step(st.get());
       if (rc == SQLITE_CONSTRAINT)
@@ -345,7 +370,7 @@ class SqliteStore : public Store {
   Status Update(const SandboxRecord& r, const JournalNote& note) override {
     std::lock_guard<std::mutex> lock(mu_);
     return InTransaction(note, r.id, [&]() -> Status {
-      Statement& st = update_->Reset();
+      auto st = update_->Use();
       BindRecord(st, r);
       if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("update sandbox " + r.id);
       if (sqlite3_changes(db_) == 0) return NotFound("no sandbox record '" + r.id + "'");
@@ -356,7 +381,7 @@ class SqliteStore : public Store {
   Status Remove(const std::string& id, const JournalNote& note) override {
     std::lock_guard<std::mutex> lock(mu_);
     return InTransaction(note, id, [&]() -> Status {
-      Statement& st = remove_->Reset();
+      auto st = remove_->Use();
       st.Bind(1, id);
       if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("delete sandbox " + id);
       return Status::Ok();
@@ -365,7 +390,7 @@ class SqliteStore : public Store {
 
   Result<SandboxRecord> Get(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = get_->Reset();
+    auto st = get_->Use();
     st.Bind(1, id);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) return NotFound("no sandbox record '" + id + "'");
@@ -375,7 +400,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<SandboxRecord>> List() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = list_->Reset();
+    auto st = list_->Use();
     std::vector<SandboxRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(ReadRecord(st));
@@ -392,7 +417,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<JournalEntry>> ReadJournal(const std::string& sandbox_id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = read_journal_->Reset();
+    auto st = read_journal_->Use();
     st.Bind(1, sandbox_id);
     std::vector<JournalEntry> out;
     int rc;
@@ -406,7 +431,7 @@ class SqliteStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     PDK_TRY(Exec("BEGIN IMMEDIATE"));
     Status s = [&]() -> Status {
-      Statement& st = put_image_->Reset();
+      auto st = put_image_->Use();
       st.Bind(1, r.id);
       st.Bind(2, r.manifest_digest);
       st.Bind(3, r.config);
@@ -416,7 +441,7 @@ class SqliteStore : public Store {
       st.Bind(7, r.last_used_ms);
       if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("store image " + r.id);
       for (const auto& ref : r.refs) {
-        Statement& rs = put_ref_->Reset();
+        auto rs = put_ref_->Use();
         rs.Bind(1, ref);
         rs.Bind(2, r.id);
         if (sqlite3_step(rs.get()) != SQLITE_DONE) return Error("store image ref " + ref);
@@ -434,7 +459,7 @@ class SqliteStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<ImageRecord> out;
     std::map<std::string, size_t> at;
-    Statement& st = list_images_->Reset();
+    auto st = list_images_->Use();
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       ImageRecord r;
@@ -449,7 +474,7 @@ class SqliteStore : public Store {
       out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return Error("list images");
-    Statement& refs = list_refs_->Reset();
+    auto refs = list_refs_->Use();
     while ((rc = sqlite3_step(refs.get())) == SQLITE_ROW)
       if (auto it = at.find(refs.Text(1)); it != at.end()) out[it->second].refs.push_back(refs.Text(0));
     if (rc != SQLITE_DONE) return Error("list image refs");
@@ -458,7 +483,7 @@ class SqliteStore : public Store {
 
   Status RemoveImageRef(const std::string& ref) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_ref_->Reset();
+    auto st = remove_ref_->Use();
     st.Bind(1, ref);
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove image ref " + ref);
     return Status::Ok();
@@ -466,7 +491,7 @@ class SqliteStore : public Store {
 
   Status RemoveImage(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_image_->Reset();
+    auto st = remove_image_->Use();
     st.Bind(1, id);  // refs go with it (ON DELETE CASCADE)
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove image " + id);
     return Status::Ok();
@@ -474,7 +499,7 @@ class SqliteStore : public Store {
 
   Status TouchImage(const std::string& id, int64_t at_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = touch_image_->Reset();
+    auto st = touch_image_->Use();
     st.Bind(1, id);
     st.Bind(2, at_ms);
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("touch image " + id);
@@ -483,7 +508,7 @@ class SqliteStore : public Store {
 
   Status PutSnapshot(const SnapshotRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = put_snapshot_->Reset();
+    auto st = put_snapshot_->Use();
     st.Bind(1, r.id);
     st.Bind(2, r.name);
     st.Bind(3, r.source_id);
@@ -503,7 +528,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<SnapshotRecord>> ListSnapshots() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = list_snapshots_->Reset();
+    auto st = list_snapshots_->Use();
     std::vector<SnapshotRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
@@ -515,7 +540,7 @@ class SqliteStore : public Store {
 
   Status RemoveSnapshot(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_snapshot_->Reset();
+    auto st = remove_snapshot_->Use();
     st.Bind(1, id);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_CONSTRAINT) return FailedPrecondition("snapshot " + id + " is a template's");
@@ -525,7 +550,7 @@ class SqliteStore : public Store {
 
   Status PutTemplate(const TemplateRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = put_template_->Reset();
+    auto st = put_template_->Use();
     st.Bind(1, r.name);
     st.Bind(2, r.snapshot_id);
     st.Bind(3, r.build_id);
@@ -538,7 +563,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<TemplateRecord>> ListTemplates() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = list_templates_->Reset();
+    auto st = list_templates_->Use();
     std::vector<TemplateRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
@@ -549,7 +574,7 @@ class SqliteStore : public Store {
 
   Status PutVolume(const VolumeRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = put_volume_->Reset();
+    auto st = put_volume_->Use();
     st.Bind(1, r.name);
     st.Bind(2, r.disk_bytes);
     st.Bind(3, r.created_at_ms);
@@ -562,7 +587,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<VolumeRecord>> ListVolumes() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = list_volumes_->Reset();
+    auto st = list_volumes_->Use();
     std::vector<VolumeRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back({st.Text(0), st.Int(1), st.Int(2), st.Text(3)});
@@ -572,7 +597,7 @@ class SqliteStore : public Store {
 
   Status RemoveVolume(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_volume_->Reset();
+    auto st = remove_volume_->Use();
     st.Bind(1, name);
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove volume " + name);
     return Status::Ok();
@@ -580,7 +605,7 @@ class SqliteStore : public Store {
 
   Status PutArchive(const ArchiveRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = put_archive_->Reset();
+    auto st = put_archive_->Use();
     int i = 0;
     for (const std::string* v : {&r.id, &r.sandbox_id, &r.sandbox_name, &r.template_name, &r.image_id,
                                  &r.snapshot_id, &r.path})
@@ -597,7 +622,7 @@ class SqliteStore : public Store {
 
   Result<std::vector<ArchiveRecord>> ListArchives() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = list_archives_->Reset();
+    auto st = list_archives_->Use();
     std::vector<ArchiveRecord> out;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
@@ -609,7 +634,7 @@ class SqliteStore : public Store {
 
   Status RemoveArchive(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_archive_->Reset();
+    auto st = remove_archive_->Use();
     st.Bind(1, id);
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove archive " + id);
     return Status::Ok();
@@ -617,7 +642,7 @@ class SqliteStore : public Store {
 
   Status RemoveTemplate(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement& st = remove_template_->Reset();
+    auto st = remove_template_->Use();
     st.Bind(1, name);
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("remove template " + name);
     return Status::Ok();
@@ -625,13 +650,19 @@ class SqliteStore : public Store {
 
  private:
   Status AppendJournal(const std::string& sandbox_id, const JournalNote& note) {
-    Statement& st = journal_->Reset();
+    auto st = journal_->Use();
     st.Bind(1, sandbox_id);
     st.Bind(2, note.op);
     st.Bind(3, note.phase);
     st.Bind(4, note.detail);
     st.Bind(5, WallClockMillis());
     if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("append to journal");
+    // seq only grows: the newest journal_keep_ entries are the last numbers.
+    if (++appends_since_trim_ < trim_every_) return Status::Ok();
+    appends_since_trim_ = 0;
+    auto trim = trim_journal_->Use();
+    trim.Bind(1, static_cast<int64_t>(sqlite3_last_insert_rowid(db_)) - journal_keep_);
+    if (sqlite3_step(trim.get()) != SQLITE_DONE) return Error("trim the journal");
     return Status::Ok();
   }
 
@@ -661,7 +692,7 @@ class SqliteStore : public Store {
   Status Error(const std::string& what) {
     return Internal("sqlite: " + what + ": " + sqlite3_errmsg(db_));
   }
-  static void BindRecord(Statement& st, const SandboxRecord& r) {
+  static void BindRecord(Statement::Active& st, const SandboxRecord& r) {
     st.Bind(1, r.id);
     st.Bind(2, r.name);
     st.Bind(3, r.template_name);
@@ -699,7 +730,7 @@ class SqliteStore : public Store {
     st.Bind(35, r.restore_ms);
     st.Bind(36, r.devices);
   }
-  static SandboxRecord ReadRecord(Statement& st) {
+  static SandboxRecord ReadRecord(Statement::Active& st) {
     SandboxRecord r;
     r.id = st.Text(0);
     r.name = st.Text(1);
@@ -742,7 +773,9 @@ class SqliteStore : public Store {
 
   std::mutex mu_;  // one connection, one statement at a time
   sqlite3* db_;
-  std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_;
+  const int64_t journal_keep_, trim_every_;
+  int64_t appends_since_trim_ = 0;
+  std::unique_ptr<Statement> insert_, update_, remove_, get_, list_, journal_, read_journal_, trim_journal_;
   std::unique_ptr<Statement> put_image_, put_ref_, list_images_, list_refs_, remove_ref_, remove_image_, touch_image_;
   std::unique_ptr<Statement> put_snapshot_, list_snapshots_, remove_snapshot_;
   std::unique_ptr<Statement> put_template_, list_templates_, remove_template_;
@@ -752,7 +785,7 @@ class SqliteStore : public Store {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int64_t journal_keep) {
   // The database holds every sandbox's access token: root's alone. SQLite
   // gives its -wal and -shm files the database's mode; ones left by an older
   // paddockd are narrowed too.
@@ -771,7 +804,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
     sqlite3_close(db);
     return Internal("open state database " + path + ": " + msg);
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, journal_keep);
   PDK_TRY(store->Migrate());
   PDK_TRY(store->Prepare());
   return std::unique_ptr<Store>(std::move(store));

@@ -152,7 +152,8 @@ class Store {
   // Appends to the journal and returns the entry's sequence number.
   virtual Result<int64_t> Journal(const std::string& sandbox_id, const std::string& op,
                                   const std::string& phase, const std::string& detail) = 0;
-  // The journal of one sandbox (or all, if empty), oldest first.
+  // The journal of one sandbox (or all, if empty), oldest first: of the
+  // entries still kept (see OpenSqliteStore).
   virtual Result<std::vector<JournalEntry>> ReadJournal(const std::string& sandbox_id) = 0;
 
   // Adds or replaces the image `r.id` (an empty r.config keeps the stored
@@ -192,8 +193,15 @@ class Store {
   virtual Status RemoveArchive(const std::string& id) = 0;
 };
 
-// Opens (creating and migrating as needed) the SQLite store at `path`.
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// The journal entries kept: every transition writes one or two (four in a
+// sandbox's create and delete), so a farm churning 100 sandboxes a second
+// would add 35 million a day. Older ones go, a hundredth of this at a time.
+constexpr int64_t kJournalKeep = 100000;  // about 18 MB
+
+// Opens (creating and migrating as needed) the SQLite store at `path`,
+// keeping the last `journal_keep` journal entries (and up to a hundredth
+// more between trims).
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, int64_t journal_keep = kJournalKeep);
 
 int64_t WallClockMillis();
 
