@@ -6,7 +6,9 @@
 // Creates a sandbox, runs CMD in it streaming stdout and stderr (stdin is
 // passed through), deletes the sandbox, and exits with CMD's exit code
 // (128+N if killed by signal N). The `paddock run` of the daemon's CLI does
-// the same through paddockd.
+// the same through paddockd. It is a sandbox manager of its own: beside a
+// paddockd, or another paddock-run, it waits up to 10 s for that one to end
+// (one manager per host, see base/host_lock.h), then fails naming it.
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
