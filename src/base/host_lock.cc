@@ -14,7 +14,8 @@ namespace paddock {
 
 Result<HostLock> HostLock::Acquire(const std::string& path, int wait_ms, const std::string& holder) {
   size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return InvalidArgument("host lock '" + path + "' must be in a folder");
+  if (slash == std::string::npos || slash == 0)
+    return InvalidArgument("host lock '" + path + "' must be in a folder");
   std::string dir = path.substr(0, slash);
   PDK_TRY(MakeDirs(dir, 0700));
   // Whoever may write the folder may put a link or a file of their own at
@@ -42,7 +43,7 @@ Result<HostLock> HostLock::Acquire(const std::string& path, int wait_ms, const s
       std::string who(text, n > 0 ? static_cast<size_t>(n) : 0);
       while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
       return Unavailable(path + " is held by " + (who.empty() ? "another process" : who) + " (waited " +
-                                std::to_string(wait_ms) + " ms for it to let go)");
+                         std::to_string(wait_ms) + " ms for it to let go)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

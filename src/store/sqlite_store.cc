@@ -244,12 +244,15 @@ std::map<std::string, std::string> JsonToMap(const std::string& s) {
 class SqliteStore : public Store {
  public:
   SqliteStore(sqlite3* db, int64_t journal_keep)
-      : db_(db), journal_keep_(std::max<int64_t>(journal_keep, 1)), trim_every_(std::max<int64_t>(journal_keep / 100, 1)) {}
+      : db_(db),
+        journal_keep_(std::max<int64_t>(journal_keep, 1)),
+        trim_every_(std::max<int64_t>(journal_keep / 100, 1)) {}
   ~SqliteStore() override {
-    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &trim_journal_, &put_image_,
-                     &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_, &put_snapshot_, &list_snapshots_,
-                     &remove_snapshot_, &put_template_, &list_templates_, &remove_template_, &put_volume_, &list_volumes_,
-                     &remove_volume_, &put_archive_, &list_archives_, &remove_archive_})
+    for (auto* st : {&insert_, &update_, &remove_, &get_, &list_, &journal_, &read_journal_, &trim_journal_,
+                     &put_image_, &put_ref_, &list_images_, &list_refs_, &remove_ref_, &remove_image_, &touch_image_,
+                     &put_snapshot_, &list_snapshots_, &remove_snapshot_, &put_template_, &list_templates_,
+                     &remove_template_, &put_volume_, &list_volumes_, &remove_volume_, &put_archive_, &list_archives_,
+                     &remove_archive_})
       st->reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -344,8 +347,8 @@ class SqliteStore : public Store {
         db_, std::string("SELECT ") + kArchiveColumns + " FROM archives ORDER BY created_at_ms, id");
     remove_archive_ = std::make_unique<Statement>(db_, "DELETE FROM archives WHERE id=?1");
     for (Statement* st : {insert_.get(), update_.get(), remove_.get(), get_.get(), list_.get(),
-                          journal_.get(), read_journal_.get(), trim_journal_.get(), put_image_.get(), put_ref_.get(),
-                          list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
+                          journal_.get(), read_journal_.get(), trim_journal_.get(), put_image_.get(),
+                          put_ref_.get(), list_images_.get(), list_refs_.get(), remove_ref_.get(), remove_image_.get(),
                           touch_image_.get(), put_snapshot_.get(), list_snapshots_.get(),
                           remove_snapshot_.get(), put_template_.get(), list_templates_.get(),
                           remove_template_.get(), put_volume_.get(), list_volumes_.get(), remove_volume_.get(),
