@@ -241,7 +241,8 @@ Result<std::unique_ptr<Slot>> Network::MakeSlot() {
 // cost that grows with the slots on the host. Off before the link is up.
 Status Network::DisableIpv6(const std::string& veth) const {
   if (!host_ipv6_conf_) return Status::Ok();
-  return WriteExistingAt(host_ipv6_conf_.get(), veth + "/disable_ipv6", "1").Annotate("/proc/sys/net/ipv6/conf");
+  return WriteExistingAt(host_ipv6_conf_.get(), veth + "/disable_ipv6", "1")
+      .Annotate("/proc/sys/net/ipv6/conf");
 }
 
 // Closing the namespace's last fd lets the kernel destroy it, and its eth0

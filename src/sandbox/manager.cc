@@ -306,14 +306,14 @@ SandboxManager::~SandboxManager() {
 
 Result<std::unique_ptr<SandboxManager>> SandboxManager::Open(ManagerOptions opts) {
   // Before anything is swept or made: another manager's sandboxes would be.
-  auto host_lock = HostLock::Acquire(opts.host_lock, opts.host_lock_wait_ms, "state folder " + opts.state_dir);
-  if (!host_lock.ok())
-    return host_lock.status().code() == StatusCode::kUnavailable
-               ? FailedPrecondition(
-                     "another sandbox manager runs on this host: " + host_lock.status().message() +
-                     ". One runs per host: two would each take the cgroup tree, the bridge, the firewall table "
-                     "and the sandboxes' user ids as their own, and sweep what the other made")
-               : host_lock.status();
+  auto host_lock =
+      HostLock::Acquire(opts.host_lock, opts.host_lock_wait_ms, "state folder " + opts.state_dir);
+  if (!host_lock.ok() && host_lock.status().code() == StatusCode::kUnavailable)
+    return FailedPrecondition("another sandbox manager runs on this host: " + host_lock.status().message() +
+                              ". One runs per host: two would each take the cgroup tree, the bridge, the "
+                              "firewall table and the sandboxes' user ids as their own, and sweep what the "
+                              "other made");
+  if (!host_lock.ok()) return host_lock.status();
   if (opts.init_path.empty()) opts.init_path = PADDOCK_INIT_DEFAULT_PATH;
   UniqueFd init(::open(opts.init_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!init) return Status::Errno("open paddock-init at " + opts.init_path);
